@@ -1,0 +1,260 @@
+//! Reed-Solomon erasure coding of packs into `k` data + `m` parity
+//! fragments (reed-solomon-simd). A fragment carries a small header so any
+//! `k` of them, from any peers, rebuild the pack without other metadata.
+//!
+//! ```text
+//! "TRVF" | version u8 | k u8 | m u8 | index u8 | pack id [32] | pack_len u64 LE | shard_len u32 LE | shard
+//! ```
+
+use crate::ids::{FragmentId, PackId};
+
+pub const FRAGMENT_MAGIC: &[u8; 4] = b"TRVF";
+pub const FRAGMENT_VERSION: u8 = 1;
+pub const FRAGMENT_HEADER_LEN: usize = 4 + 1 + 1 + 1 + 1 + 32 + 8 + 4;
+
+/// A fragment's parsed header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragmentHeader {
+    pub k: u8,
+    pub m: u8,
+    /// 0..k are data shards, k..k+m parity.
+    pub index: u8,
+    pub pack: PackId,
+    pub pack_len: u64,
+    pub shard_len: u32,
+}
+
+/// One encoded fragment and its id.
+#[derive(Debug, Clone)]
+pub struct Fragment {
+    pub id: FragmentId,
+    pub index: u8,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ErasureError {
+    #[error("redundancy {k}+{m} is not supported (k >= 1, k+m <= 255)")]
+    Unsupported { k: u8, m: u8 },
+    #[error("fragment is malformed: {0}")]
+    Malformed(&'static str),
+    #[error("fragments disagree about their pack ({0})")]
+    Mismatch(&'static str),
+    #[error("{have} distinct fragments, {need} needed to rebuild the pack")]
+    TooFew { have: usize, need: usize },
+    #[error("reed-solomon: {0}")]
+    Codec(String),
+    #[error("rebuilt pack does not match its id")]
+    PackHash,
+}
+
+impl FragmentHeader {
+    pub fn parse(bytes: &[u8]) -> Result<Self, ErasureError> {
+        if bytes.len() < FRAGMENT_HEADER_LEN {
+            return Err(ErasureError::Malformed("shorter than its header"));
+        }
+        if &bytes[..4] != FRAGMENT_MAGIC {
+            return Err(ErasureError::Malformed("bad magic"));
+        }
+        if bytes[4] != FRAGMENT_VERSION {
+            return Err(ErasureError::Malformed("unknown version"));
+        }
+        let h = FragmentHeader {
+            k: bytes[5],
+            m: bytes[6],
+            index: bytes[7],
+            pack: PackId(bytes[8..40].try_into().expect("32 bytes")),
+            pack_len: u64::from_le_bytes(bytes[40..48].try_into().expect("8 bytes")),
+            shard_len: u32::from_le_bytes(bytes[48..52].try_into().expect("4 bytes")),
+        };
+        if h.k == 0 || h.index as usize >= h.k as usize + h.m as usize {
+            return Err(ErasureError::Malformed("index out of range"));
+        }
+        if bytes.len() != FRAGMENT_HEADER_LEN + h.shard_len as usize {
+            return Err(ErasureError::Malformed("length differs from its header"));
+        }
+        if h.pack_len > h.shard_len as u64 * h.k as u64 {
+            return Err(ErasureError::Malformed("pack longer than its shards"));
+        }
+        Ok(h)
+    }
+
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(FRAGMENT_MAGIC);
+        out.extend_from_slice(&[FRAGMENT_VERSION, self.k, self.m, self.index]);
+        out.extend_from_slice(self.pack.as_bytes());
+        out.extend_from_slice(&self.pack_len.to_le_bytes());
+        out.extend_from_slice(&self.shard_len.to_le_bytes());
+    }
+}
+
+/// Shard length for a pack: ceil(len / k), rounded up to even (the codec
+/// works on 16-bit symbols), at least 2.
+pub fn shard_len(pack_len: usize, k: u8) -> usize {
+    let s = pack_len.div_ceil(k as usize).max(2);
+    s + (s & 1)
+}
+
+/// Encode a pack into `k + m` fragments.
+pub fn encode(pack: &PackId, bytes: &[u8], k: u8, m: u8) -> Result<Vec<Fragment>, ErasureError> {
+    if k == 0 || k as usize + m as usize > 255 {
+        return Err(ErasureError::Unsupported { k, m });
+    }
+    let slen = shard_len(bytes.len(), k);
+    let mut data_shards: Vec<Vec<u8>> = (0..k as usize)
+        .map(|i| {
+            let start = (i * slen).min(bytes.len());
+            let end = ((i + 1) * slen).min(bytes.len());
+            let mut s = Vec::with_capacity(slen);
+            s.extend_from_slice(&bytes[start..end]);
+            s.resize(slen, 0);
+            s
+        })
+        .collect();
+    let parity = if m == 0 {
+        Vec::new()
+    } else {
+        reed_solomon_simd::encode(k as usize, m as usize, &data_shards)
+            .map_err(|e| ErasureError::Codec(e.to_string()))?
+    };
+    let mut out = Vec::with_capacity(k as usize + m as usize);
+    for (i, shard) in data_shards.drain(..).chain(parity).enumerate() {
+        let header = FragmentHeader {
+            k,
+            m,
+            index: i as u8,
+            pack: *pack,
+            pack_len: bytes.len() as u64,
+            shard_len: slen as u32,
+        };
+        let mut f = Vec::with_capacity(FRAGMENT_HEADER_LEN + slen);
+        header.write(&mut f);
+        f.extend_from_slice(&shard);
+        out.push(Fragment {
+            id: FragmentId::of(&f),
+            index: i as u8,
+            bytes: f,
+        });
+    }
+    Ok(out)
+}
+
+/// Rebuild a pack from fragments whose ids the caller has already checked.
+/// Any `k` distinct indices suffice; extra ones are ignored. The result is
+/// checked against the pack id.
+pub fn decode<B: AsRef<[u8]>>(fragments: &[B]) -> Result<Vec<u8>, ErasureError> {
+    let mut first: Option<FragmentHeader> = None;
+    let mut by_index: std::collections::BTreeMap<u8, &[u8]> = Default::default();
+    for f in fragments {
+        let f = f.as_ref();
+        let h = FragmentHeader::parse(f)?;
+        match &first {
+            None => first = Some(h),
+            Some(p) => {
+                if (p.k, p.m, p.pack, p.pack_len, p.shard_len)
+                    != (h.k, h.m, h.pack, h.pack_len, h.shard_len)
+                {
+                    return Err(ErasureError::Mismatch("k, m, pack id or length"));
+                }
+            }
+        }
+        by_index.entry(h.index).or_insert(&f[FRAGMENT_HEADER_LEN..]);
+    }
+    let h = first.ok_or(ErasureError::TooFew { have: 0, need: 1 })?;
+    let k = h.k as usize;
+    if by_index.len() < k {
+        return Err(ErasureError::TooFew {
+            have: by_index.len(),
+            need: k,
+        });
+    }
+    let mut data: Vec<Option<Vec<u8>>> = (0..k)
+        .map(|i| by_index.get(&(i as u8)).map(|s| s.to_vec()))
+        .collect();
+    if data.iter().any(Option::is_none) {
+        let originals = by_index
+            .iter()
+            .filter(|(i, _)| (**i as usize) < k)
+            .map(|(i, s)| (*i as usize, *s));
+        let recovery = by_index
+            .iter()
+            .filter(|(i, _)| (**i as usize) >= k)
+            .map(|(i, s)| (*i as usize - k, *s));
+        let restored = reed_solomon_simd::decode(k, h.m as usize, originals, recovery)
+            .map_err(|e| ErasureError::Codec(e.to_string()))?;
+        for (i, s) in restored {
+            data[i] = Some(s);
+        }
+    }
+    let mut pack = Vec::with_capacity(k * h.shard_len as usize);
+    for s in data {
+        pack.extend_from_slice(&s.ok_or(ErasureError::Codec("shard not restored".into()))?);
+    }
+    pack.truncate(h.pack_len as usize);
+    if PackId::of(&pack) != h.pack {
+        return Err(ErasureError::PackHash);
+    }
+    Ok(pack)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_k_of_k_plus_m_rebuild() {
+        let bytes: Vec<u8> = (0..100_003u32).map(|i| (i * 7 % 251) as u8).collect();
+        let id = PackId::of(&bytes);
+        let frags = encode(&id, &bytes, 4, 2).unwrap();
+        assert_eq!(frags.len(), 6);
+        for f in &frags {
+            assert_eq!(f.id, FragmentId::of(&f.bytes));
+        }
+        for skip_a in 0..6 {
+            for skip_b in skip_a + 1..6 {
+                let rest: Vec<&[u8]> = frags
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != skip_a && *i != skip_b)
+                    .map(|(_, f)| &f.bytes[..])
+                    .collect();
+                assert_eq!(decode(&rest).unwrap(), bytes);
+            }
+        }
+        let three: Vec<&[u8]> = frags[..3].iter().map(|f| &f.bytes[..]).collect();
+        assert_eq!(
+            decode(&three),
+            Err(ErasureError::TooFew { have: 3, need: 4 })
+        );
+    }
+
+    #[test]
+    fn no_parity_and_tiny_packs() {
+        for (k, m) in [(1, 0), (1, 1), (2, 1), (3, 0)] {
+            for len in [0usize, 1, 5, 64] {
+                let bytes = vec![0xAB; len];
+                let id = PackId::of(&bytes);
+                let frags = encode(&id, &bytes, k, m).unwrap();
+                let first_k: Vec<&[u8]> = frags
+                    .iter()
+                    .rev()
+                    .take(k as usize)
+                    .map(|f| &f.bytes[..])
+                    .collect();
+                assert_eq!(decode(&first_k).unwrap(), bytes, "{k}+{m} len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn corrupt_shard_is_caught_by_pack_hash() {
+        let bytes = vec![1u8; 5000];
+        let id = PackId::of(&bytes);
+        let mut frags = encode(&id, &bytes, 2, 1).unwrap();
+        let last = frags[0].bytes.len() - 1;
+        frags[0].bytes[last] ^= 0xff;
+        let picked: Vec<&[u8]> = frags[..2].iter().map(|f| &f.bytes[..]).collect();
+        assert_eq!(decode(&picked), Err(ErasureError::PackHash));
+    }
+}

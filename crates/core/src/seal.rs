@@ -1,0 +1,283 @@
+//! Sealing: optional zstd compression, then XChaCha20-Poly1305 with a random
+//! 24-byte nonce. The blob's kind and id are bound as associated data, so a
+//! peer cannot swap one sealed blob for another without the tag failing.
+
+use crate::keys::SealKey;
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+
+/// Version byte of a sealed blob.
+pub const SEAL_VERSION: u8 = 1;
+/// Bytes a sealed blob adds to a stored (uncompressed) payload:
+/// version, nonce, codec byte, tag.
+pub const SEAL_OVERHEAD: usize = 1 + 24 + 1 + 16;
+/// Largest plaintext a sealed blob may expand to; bounds decompression.
+pub const MAX_BLOB_LEN: usize = 64 * 1024 * 1024;
+
+const AAD_PREFIX: &[u8] = b"trove-blob-v1";
+const CODEC_RAW: u8 = 0;
+const CODEC_ZSTD: u8 = 1;
+
+/// What a sealed object is; bound into its associated data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[repr(u8)]
+pub enum BlobKind {
+    /// A chunk of file content.
+    Data = 0,
+    /// A serialized directory tree.
+    Tree = 1,
+    /// A pack's blob table.
+    PackHeader = 2,
+    /// The body of a container manifest.
+    ContainerManifest = 3,
+    /// The body of a snapshot manifest.
+    SnapshotManifest = 4,
+    /// The body of an index segment.
+    IndexSegment = 5,
+}
+
+impl BlobKind {
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            0 => Self::Data,
+            1 => Self::Tree,
+            2 => Self::PackHeader,
+            3 => Self::ContainerManifest,
+            4 => Self::SnapshotManifest,
+            5 => Self::IndexSegment,
+            _ => return None,
+        })
+    }
+}
+
+/// Compression policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Never compress.
+    Off,
+    /// zstd at this level where it pays.
+    Zstd(i32),
+}
+
+impl Default for Compression {
+    fn default() -> Self {
+        Self::Zstd(3)
+    }
+}
+
+/// A sealed blob did not open.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealError {
+    /// Too short or an unknown version byte.
+    #[error("sealed blob is malformed ({0})")]
+    Malformed(&'static str),
+    /// The tag did not verify: wrong key, wrong id or kind, or altered bytes.
+    #[error("sealed blob failed authentication (wrong key, or the bytes were altered)")]
+    Authentication,
+    /// The compressed payload is corrupt or larger than declared.
+    #[error("sealed blob payload does not decompress: {0}")]
+    Decompress(String),
+}
+
+fn aad(kind: BlobKind, id: &[u8; 32]) -> [u8; AAD_PREFIX.len() + 33] {
+    let mut a = [0u8; AAD_PREFIX.len() + 33];
+    a[..AAD_PREFIX.len()].copy_from_slice(AAD_PREFIX);
+    a[AAD_PREFIX.len()] = kind as u8;
+    a[AAD_PREFIX.len() + 1..].copy_from_slice(id);
+    a
+}
+
+/// Whether compressing `data` is likely to pay, judged on a 64 KiB sample so
+/// incompressible media costs almost nothing.
+fn worth_compressing(data: &[u8]) -> bool {
+    const SAMPLE: usize = 64 * 1024;
+    if data.len() < 64 {
+        return false;
+    }
+    if data.len() <= 2 * SAMPLE {
+        return true;
+    }
+    let mid = data.len() / 2;
+    let sample = &data[mid - SAMPLE / 2..mid + SAMPLE / 2];
+    match zstd::bulk::compress(sample, 1) {
+        Ok(c) => c.len() < SAMPLE * 97 / 100,
+        Err(_) => false,
+    }
+}
+
+/// Seal `plaintext` as a blob of `kind` named `id`.
+pub fn seal(
+    key: &SealKey,
+    kind: BlobKind,
+    id: &[u8; 32],
+    plaintext: &[u8],
+    compression: Compression,
+) -> Vec<u8> {
+    let compressed = match compression {
+        Compression::Zstd(level) if worth_compressing(plaintext) => {
+            zstd::bulk::compress(plaintext, level)
+                .ok()
+                .filter(|c| c.len() + 4 < plaintext.len() * 97 / 100)
+        }
+        _ => None,
+    };
+    let nonce: [u8; 24] = rand::random();
+    let body_len = compressed.as_ref().map_or(plaintext.len(), |c| c.len() + 4);
+    let mut out = Vec::with_capacity(1 + 24 + 1 + body_len + 16);
+    out.push(SEAL_VERSION);
+    out.extend_from_slice(&nonce);
+    match &compressed {
+        Some(c) => {
+            out.push(CODEC_ZSTD);
+            out.extend_from_slice(&(plaintext.len() as u32).to_le_bytes());
+            out.extend_from_slice(c);
+        }
+        None => {
+            out.push(CODEC_RAW);
+            out.extend_from_slice(plaintext);
+        }
+    }
+    let cipher = XChaCha20Poly1305::new(&key.0.into());
+    let tag = cipher
+        .encrypt_in_place_detached(XNonce::from_slice(&nonce), &aad(kind, id), &mut out[25..])
+        .expect("XChaCha20-Poly1305 encrypts any length we produce");
+    out.extend_from_slice(&tag);
+    out
+}
+
+/// Open a blob sealed by [`seal`], checking kind and id.
+pub fn open(
+    key: &SealKey,
+    kind: BlobKind,
+    id: &[u8; 32],
+    sealed: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    if sealed.len() < SEAL_OVERHEAD {
+        return Err(SealError::Malformed("shorter than the seal overhead"));
+    }
+    if sealed[0] != SEAL_VERSION {
+        return Err(SealError::Malformed("unknown seal version"));
+    }
+    let (body, tag) = sealed[25..].split_at(sealed.len() - 25 - 16);
+    let mut buf = body.to_vec();
+    let cipher = XChaCha20Poly1305::new(&key.0.into());
+    cipher
+        .decrypt_in_place_detached(
+            XNonce::from_slice(&sealed[1..25]),
+            &aad(kind, id),
+            &mut buf,
+            tag.into(),
+        )
+        .map_err(|_| SealError::Authentication)?;
+    match buf[0] {
+        CODEC_RAW => {
+            buf.remove(0);
+            Ok(buf)
+        }
+        CODEC_ZSTD => {
+            if buf.len() < 5 {
+                return Err(SealError::Malformed("compressed blob without length"));
+            }
+            let raw_len = u32::from_le_bytes(buf[1..5].try_into().expect("4 bytes")) as usize;
+            if raw_len > MAX_BLOB_LEN {
+                return Err(SealError::Decompress(format!(
+                    "declared length {raw_len} too large"
+                )));
+            }
+            let out = zstd::bulk::decompress(&buf[5..], raw_len)
+                .map_err(|e| SealError::Decompress(e.to_string()))?;
+            if out.len() != raw_len {
+                return Err(SealError::Decompress(
+                    "length differs from the declared one".into(),
+                ));
+            }
+            Ok(out)
+        }
+        _ => Err(SealError::Malformed("unknown codec")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(b: u8) -> SealKey {
+        SealKey([b; 32])
+    }
+
+    #[test]
+    fn round_trip_compressible_and_not() {
+        let text = b"hello hello hello hello ".repeat(5000);
+        let s = seal(
+            &key(1),
+            BlobKind::Data,
+            &[2; 32],
+            &text,
+            Compression::default(),
+        );
+        assert!(s.len() < text.len() / 4, "compressible text must shrink");
+        assert_eq!(open(&key(1), BlobKind::Data, &[2; 32], &s).unwrap(), text);
+
+        let noise: Vec<u8> = (0..300_000).map(|_| rand::random()).collect();
+        let s = seal(
+            &key(1),
+            BlobKind::Data,
+            &[2; 32],
+            &noise,
+            Compression::default(),
+        );
+        assert_eq!(s.len(), noise.len() + SEAL_OVERHEAD, "noise is stored raw");
+        assert_eq!(open(&key(1), BlobKind::Data, &[2; 32], &s).unwrap(), noise);
+
+        let s = seal(
+            &key(1),
+            BlobKind::Tree,
+            &[2; 32],
+            b"",
+            Compression::default(),
+        );
+        assert_eq!(open(&key(1), BlobKind::Tree, &[2; 32], &s).unwrap(), b"");
+    }
+
+    #[test]
+    fn binds_key_kind_id_and_bytes() {
+        let s = seal(
+            &key(1),
+            BlobKind::Data,
+            &[2; 32],
+            b"secret data",
+            Compression::Off,
+        );
+        assert_eq!(
+            open(&key(9), BlobKind::Data, &[2; 32], &s),
+            Err(SealError::Authentication)
+        );
+        assert_eq!(
+            open(&key(1), BlobKind::Tree, &[2; 32], &s),
+            Err(SealError::Authentication)
+        );
+        assert_eq!(
+            open(&key(1), BlobKind::Data, &[3; 32], &s),
+            Err(SealError::Authentication)
+        );
+        for i in 0..s.len() {
+            let mut t = s.clone();
+            t[i] ^= 1;
+            assert!(
+                open(&key(1), BlobKind::Data, &[2; 32], &t).is_err(),
+                "flip at {i}"
+            );
+        }
+        assert!(open(&key(1), BlobKind::Data, &[2; 32], &s[..10]).is_err());
+    }
+
+    #[test]
+    fn plaintext_does_not_appear() {
+        let secret = b"the quick brown fox jumps over the lazy dog".repeat(4);
+        for c in [Compression::Off, Compression::default()] {
+            let s = seal(&key(1), BlobKind::Data, &[2; 32], &secret, c);
+            assert!(!s.windows(16).any(|w| secret.windows(16).any(|x| x == w)));
+        }
+    }
+}
