@@ -1,0 +1,736 @@
+//! Folder peers: a directory on a second disk, a USB drive or a NAS mount.
+//!
+//! Layout under the peer folder:
+//!
+//! ```text
+//! trove-peer                          marker: "trove folder peer v1"
+//! fragments/<2 hex>/<64 hex>          fragments, sharded by their first byte
+//! meta/<container>/container          container manifest
+//! meta/<container>/snapshots/<id>     snapshot manifests
+//! meta/<container>/index/<id>         index segments
+//! tmp/                                in-progress writes
+//! trash/<secs>.<nanos>-<64 hex>       deleted fragments awaiting purge
+//! ```
+//!
+//! Every write goes to `tmp/`, is fsynced, renamed into place, and the target
+//! directory is fsynced, so a killed process leaves at most a stray file in
+//! `tmp/`, never a half-written fragment or manifest. Only ids and the
+//! caller's (encrypted) bytes are written; the marker is the only other file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use trove_core::{ContainerId, FragmentId, SegmentId, SnapshotId};
+
+use crate::peer::{MetaKey, Peer, PeerError, PeerStat};
+
+/// Name of the marker file that makes a folder a peer folder.
+pub const MARKER_FILE: &str = "trove-peer";
+/// Prefix of the marker's first line; the format version follows it.
+const MARKER_PREFIX: &str = "trove folder peer v";
+/// The folder format this code writes and reads.
+pub const FOLDER_FORMAT_VERSION: u32 = 1;
+/// Files in `tmp/` older than this are leftovers of a killed process.
+const STALE_TMP_AGE: Duration = Duration::from_secs(3600);
+
+const FRAGMENTS: &str = "fragments";
+const META: &str = "meta";
+const TMP: &str = "tmp";
+const TRASH: &str = "trash";
+
+/// A peer that is a directory on a locally mounted filesystem.
+#[derive(Debug, Clone)]
+pub struct FolderPeer {
+    name: String,
+    root: PathBuf,
+    label: String,
+}
+
+impl FolderPeer {
+    /// Make `path` a peer folder (creating the directory if needed) and open
+    /// it. Creating an existing peer folder just opens it; a non-empty folder
+    /// that is not a peer folder is refused so Trove never scatters its
+    /// directories among someone's files.
+    pub fn create(name: &str, path: &Path) -> Result<FolderPeer, PeerError> {
+        let peer = FolderPeer::new(name, path);
+        fs::create_dir_all(path)
+            .map_err(|e| peer.classify_local("creating the folder", true, e))?;
+        if peer.marker_present() {
+            return FolderPeer::open(name, path);
+        }
+        // Only our own subdirectories may be there (a create interrupted
+        // before the marker was written).
+        let entries =
+            fs::read_dir(path).map_err(|e| peer.classify_local("reading the folder", false, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| peer.classify_local("reading the folder", false, e))?;
+            let file_name = entry.file_name();
+            if ![FRAGMENTS, META, TMP, TRASH]
+                .iter()
+                .any(|d| file_name == *d)
+            {
+                return Err(PeerError::Refused {
+                    peer: peer.label.clone(),
+                    reason: format!(
+                        "folder {} is not empty and is not a Trove peer folder: \
+                         choose an empty folder, e.g. a new subfolder",
+                        path.display()
+                    ),
+                });
+            }
+        }
+        for dir in [FRAGMENTS, META, TMP, TRASH] {
+            match fs::create_dir(path.join(dir)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(peer.classify_local("creating the peer folder", true, e)),
+            }
+        }
+        // The marker goes last and atomically: its presence means the folder
+        // is complete.
+        let marker = format!("{MARKER_PREFIX}{FOLDER_FORMAT_VERSION}\n");
+        peer.write_atomic_raw(&path.join(MARKER_FILE), marker.as_bytes())
+            .map_err(|e| peer.classify_local("writing the peer marker", true, e))?;
+        FolderPeer::open(name, path)
+    }
+
+    /// Open an existing peer folder. A missing folder, or one without the
+    /// marker (typically an unmounted disk's empty mount point), is
+    /// [`PeerError::Unavailable`]. Removes stale files from `tmp/`.
+    pub fn open(name: &str, path: &Path) -> Result<FolderPeer, PeerError> {
+        let peer = FolderPeer::new(name, path);
+        match fs::metadata(path) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(PeerError::Unavailable {
+                    peer: peer.label,
+                    reason: format!("{} is not a folder", path.display()),
+                })
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(PeerError::Unavailable {
+                    peer: peer.label,
+                    reason: format!(
+                        "folder {} does not exist: is the disk mounted?",
+                        path.display()
+                    ),
+                })
+            }
+            Err(e) => return Err(peer.classify_local("opening the folder", false, e)),
+        }
+        let marker = match fs::read(path.join(MARKER_FILE)) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(PeerError::Unavailable {
+                    peer: peer.label,
+                    reason: format!(
+                    "folder {} has no `{MARKER_FILE}` marker, so it is not a Trove peer folder: \
+                         is the disk mounted? (a new peer folder must be created first)",
+                    path.display()
+                ),
+                })
+            }
+            Err(e) => return Err(peer.classify_local("reading the peer marker", false, e)),
+        };
+        peer.check_marker(&marker)?;
+        peer.clean_stale_tmp(SystemTime::now());
+        Ok(peer)
+    }
+
+    fn new(name: &str, path: &Path) -> FolderPeer {
+        FolderPeer {
+            name: name.to_owned(),
+            root: path.to_owned(),
+            label: format!("{name} (dir:{})", path.display()),
+        }
+    }
+
+    /// The peer's name as given to `open`/`create`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The peer folder.
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// Free the space of fragments deleted at least `grace` before `now`.
+    /// The grace period is the folder owner's choice (DESIGN invariant 7).
+    /// Returns how many fragments were purged.
+    pub fn purge_expired(&self, grace: Duration, now: SystemTime) -> Result<u64, PeerError> {
+        const OP: &str = "purging deleted fragments";
+        self.ensure_present()?;
+        let mut purged = 0;
+        for (path, deleted_at, _) in self.trash_entries(OP)? {
+            let expired = now.duration_since(deleted_at).is_ok_and(|age| age >= grace);
+            if expired {
+                match fs::remove_file(&path) {
+                    Ok(()) => purged += 1,
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(self.classify(OP, true, e)),
+                }
+            }
+        }
+        Ok(purged)
+    }
+
+    /// Undo a delete: move the most recently deleted copy of `id` back out of
+    /// the trash. Returns whether a copy was found. The bytes are not
+    /// verified here; readers verify them as always.
+    pub fn restore_deleted(&self, id: &FragmentId) -> Result<bool, PeerError> {
+        const OP: &str = "restoring a deleted fragment";
+        self.ensure_present()?;
+        let newest = self
+            .trash_entries(OP)?
+            .into_iter()
+            .filter(|(_, _, tid)| tid == id)
+            .max_by_key(|(_, at, _)| *at);
+        let Some((src, _, _)) = newest else {
+            return Ok(false);
+        };
+        let dst = self.fragment_path(id);
+        let shard = parent_of(&dst);
+        self.ensure_dir(shard, OP)?;
+        fs::rename(&src, &dst).map_err(|e| self.classify(OP, true, e))?;
+        sync_dir(shard).map_err(|e| self.classify(OP, true, e))?;
+        Ok(true)
+    }
+
+    fn check_marker(&self, marker: &[u8]) -> Result<(), PeerError> {
+        let text = String::from_utf8_lossy(marker);
+        let first = text.lines().next().unwrap_or("").trim();
+        let version = first
+            .strip_prefix(MARKER_PREFIX)
+            .and_then(|v| v.parse::<u32>().ok());
+        match version {
+            Some(FOLDER_FORMAT_VERSION) => Ok(()),
+            Some(v) => Err(PeerError::Corrupt {
+                peer: self.label.clone(),
+                what: format!(
+                    "the folder uses format v{v}, this Trove reads v{FOLDER_FORMAT_VERSION}: \
+                     upgrade Trove"
+                ),
+            }),
+            None => Err(PeerError::Corrupt {
+                peer: self.label.clone(),
+                what: format!(
+                    "the `{MARKER_FILE}` marker does not name a folder format; \
+                     restore it as `{MARKER_PREFIX}{FOLDER_FORMAT_VERSION}` if this is a peer folder"
+                ),
+            }),
+        }
+    }
+
+    /// Best effort: a failure here (e.g. a read-only disk) must not stop
+    /// reads.
+    fn clean_stale_tmp(&self, now: SystemTime) {
+        let Ok(entries) = fs::read_dir(self.root.join(TMP)) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age >= STALE_TMP_AGE));
+            if stale {
+                if let Err(e) = fs::remove_file(entry.path()) {
+                    tracing::debug!(peer = %self.label, error = %e, "could not remove stale tmp file");
+                }
+            }
+        }
+    }
+
+    fn fragment_path(&self, id: &FragmentId) -> PathBuf {
+        let hex = id.to_hex();
+        self.root.join(FRAGMENTS).join(&hex[..2]).join(hex)
+    }
+
+    fn meta_dir(&self, container: &ContainerId) -> PathBuf {
+        self.root.join(META).join(container.to_hex())
+    }
+
+    fn meta_path(&self, key: &MetaKey) -> PathBuf {
+        let dir = self.meta_dir(key.container());
+        match key {
+            MetaKey::Container(_) => dir.join("container"),
+            MetaKey::Snapshot(_, s) => dir.join("snapshots").join(s.to_hex()),
+            MetaKey::IndexSegment(_, g) => dir.join("index").join(g.to_hex()),
+        }
+    }
+
+    fn marker_present(&self) -> bool {
+        self.root.join(MARKER_FILE).is_file()
+    }
+
+    /// Checked before writes, so an unmounted disk's mount point never gets
+    /// written to, and before listings, so it is never listed as empty.
+    fn ensure_present(&self) -> Result<(), PeerError> {
+        if self.marker_present() {
+            Ok(())
+        } else {
+            Err(self.vanished(None))
+        }
+    }
+
+    fn vanished(&self, cause: Option<&io::Error>) -> PeerError {
+        let cause = cause.map(|e| format!(" ({e})")).unwrap_or_default();
+        PeerError::Unavailable {
+            peer: self.label.clone(),
+            reason: format!(
+                "peer folder {} is gone or unreadable{cause}: is the disk mounted?",
+                self.root.display()
+            ),
+        }
+    }
+
+    /// NotFound for an absent item, unless the whole folder is gone.
+    fn missing(&self, what: String) -> PeerError {
+        if self.marker_present() {
+            PeerError::NotFound {
+                peer: self.label.clone(),
+                what,
+            }
+        } else {
+            self.vanished(None)
+        }
+    }
+
+    /// Map an I/O error to what the caller can act on.
+    fn classify(&self, op: &'static str, write: bool, e: io::Error) -> PeerError {
+        match self.classify_local(op, write, e) {
+            PeerError::Io { source, .. } if !self.marker_present() => self.vanished(Some(&source)),
+            other => other,
+        }
+    }
+
+    /// Like [`Self::classify`] but without checking that the folder is still
+    /// there (for `create`/`open`, where it may legitimately not be yet).
+    fn classify_local(&self, op: &'static str, write: bool, e: io::Error) -> PeerError {
+        let peer = self.label.clone();
+        if is_full(&e) {
+            PeerError::Full { peer }
+        } else if e.kind() == ErrorKind::ReadOnlyFilesystem
+            || (write && e.kind() == ErrorKind::PermissionDenied)
+        {
+            PeerError::ReadOnly { peer }
+        } else {
+            PeerError::Io {
+                peer,
+                op,
+                source: e,
+            }
+        }
+    }
+
+    /// Create `dir` (under the root) and missing parents, fsyncing each
+    /// parent whose entries changed. Never creates the root itself: a
+    /// missing root is an unmounted disk, not something to recreate.
+    fn ensure_dir(&self, dir: &Path, op: &'static str) -> Result<(), PeerError> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        let parent = parent_of(dir);
+        if parent != self.root {
+            self.ensure_dir(parent, op)?;
+        }
+        match fs::create_dir(dir) {
+            Ok(()) => sync_dir(parent).map_err(|e| self.classify(op, true, e)),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(self.classify(op, true, e)),
+        }
+    }
+
+    /// Write `bytes` to `target` so that either the old or the new content is
+    /// there after a crash, and the new content is durable on return.
+    fn write_atomic(&self, target: &Path, bytes: &[u8], op: &'static str) -> Result<(), PeerError> {
+        self.ensure_dir(parent_of(target), op)?;
+        self.ensure_dir(&self.root.join(TMP), op)?;
+        self.write_atomic_raw(target, bytes)
+            .map_err(|e| self.classify(op, true, e))
+    }
+
+    /// The tmp-write, fsync, rename, fsync-dir sequence; directories must exist.
+    fn write_atomic_raw(&self, target: &Path, bytes: &[u8]) -> io::Result<()> {
+        let name = format!("{}.tmp", hex::encode(rand::random::<[u8; 16]>()));
+        let tmp = self.root.join(TMP).join(name);
+        let result = write_new_synced(&tmp, bytes).and_then(|()| fs::rename(&tmp, target));
+        if let Err(e) = result {
+            // Leave no litter; a leftover would be cleaned on open anyway.
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        sync_dir(parent_of(target))
+    }
+
+    /// Visit every fragment file: (id, size).
+    fn for_each_fragment(
+        &self,
+        op: &'static str,
+        mut f: impl FnMut(FragmentId, u64),
+    ) -> Result<(), PeerError> {
+        let shards = match fs::read_dir(self.root.join(FRAGMENTS)) {
+            Ok(it) => it,
+            // Created lazily on first write (e.g. a peer created read-only).
+            Err(e) if e.kind() == ErrorKind::NotFound && self.marker_present() => return Ok(()),
+            Err(e) => return Err(self.classify(op, false, e)),
+        };
+        for shard in shards {
+            let shard = shard.map_err(|e| self.classify(op, false, e))?;
+            let shard_name = shard.file_name();
+            let Some(shard_name) = shard_name.to_str().filter(|s| is_shard_name(s)) else {
+                continue;
+            };
+            if !shard.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let files = fs::read_dir(shard.path()).map_err(|e| self.classify(op, false, e))?;
+            for file in files {
+                let file = file.map_err(|e| self.classify(op, false, e))?;
+                let name = file.file_name();
+                let Some(id) = name
+                    .to_str()
+                    .filter(|n| n.len() == 64 && n.starts_with(shard_name))
+                    .and_then(|n| n.parse::<FragmentId>().ok())
+                else {
+                    tracing::debug!(peer = %self.label, file = ?file.path(), "ignoring stray file");
+                    continue;
+                };
+                let meta = file.metadata().map_err(|e| self.classify(op, false, e))?;
+                if meta.is_file() {
+                    f(id, meta.len());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Trash entries: (path, deletion time, fragment id).
+    fn trash_entries(
+        &self,
+        op: &'static str,
+    ) -> Result<Vec<(PathBuf, SystemTime, FragmentId)>, PeerError> {
+        let entries = match fs::read_dir(self.root.join(TRASH)) {
+            Ok(it) => it,
+            Err(e) if e.kind() == ErrorKind::NotFound && self.marker_present() => {
+                return Ok(Vec::new())
+            }
+            Err(e) => return Err(self.classify(op, false, e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| self.classify(op, false, e))?;
+            match entry.file_name().to_str().and_then(parse_trash_name) {
+                Some((at, id)) => out.push((entry.path(), at, id)),
+                None => {
+                    tracing::debug!(peer = %self.label, file = ?entry.path(), "ignoring stray file in trash")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Entries of `dir` whose names parse as ids; a missing dir is empty.
+    fn list_ids<T: std::str::FromStr>(
+        &self,
+        dir: &Path,
+        op: &'static str,
+    ) -> Result<Vec<T>, PeerError> {
+        let entries = match fs::read_dir(dir) {
+            Ok(it) => it,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.classify(op, false, e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| self.classify(op, false, e))?;
+            if let Some(id) = entry
+                .file_name()
+                .to_str()
+                .filter(|n| n.len() == 64)
+                .and_then(|n| n.parse().ok())
+            {
+                out.push(id);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Peer for FolderPeer {
+    fn describe(&self) -> String {
+        self.label.clone()
+    }
+
+    fn put_fragment(&self, id: &FragmentId, bytes: &[u8]) -> Result<(), PeerError> {
+        const OP: &str = "writing a fragment";
+        if FragmentId::of(bytes) != *id {
+            return Err(PeerError::HashMismatch {
+                peer: self.label.clone(),
+                id: *id,
+            });
+        }
+        self.ensure_present()?;
+        let path = self.fragment_path(id);
+        match fs::read(&path) {
+            // Already there and intact: make sure its directory entry is
+            // durable too (a crash may have hit between rename and dir fsync).
+            Ok(existing) if FragmentId::of(&existing) == *id => {
+                return sync_dir(parent_of(&path)).map_err(|e| self.classify(OP, true, e));
+            }
+            Ok(_) => {
+                tracing::warn!(peer = %self.label, fragment = %id.short(), "replacing a damaged copy");
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(self.classify(OP, false, e)),
+        }
+        self.write_atomic(&path, bytes, OP)
+    }
+
+    fn get_fragment(&self, id: &FragmentId) -> Result<Vec<u8>, PeerError> {
+        match fs::read(self.fragment_path(id)) {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                Err(self.missing(format!("fragment {}", id.short())))
+            }
+            Err(e) => Err(self.classify("reading a fragment", false, e)),
+        }
+    }
+
+    fn get_fragment_range(
+        &self,
+        id: &FragmentId,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, PeerError> {
+        const OP: &str = "reading a fragment range";
+        let mut file = match File::open(self.fragment_path(id)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(self.missing(format!("fragment {}", id.short())))
+            }
+            Err(e) => return Err(self.classify(OP, false, e)),
+        };
+        let size = file
+            .metadata()
+            .map_err(|e| self.classify(OP, false, e))?
+            .len();
+        // Size the buffer from the file, not from `len`, which may be huge.
+        let expect = size.saturating_sub(offset).min(len);
+        let mut buf = Vec::with_capacity(usize::try_from(expect).unwrap_or(0));
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| self.classify(OP, false, e))?;
+        file.take(len)
+            .read_to_end(&mut buf)
+            .map_err(|e| self.classify(OP, false, e))?;
+        Ok(buf)
+    }
+
+    fn has_fragment(&self, id: &FragmentId) -> Result<bool, PeerError> {
+        match fs::symlink_metadata(self.fragment_path(id)) {
+            Ok(m) => Ok(m.is_file()),
+            // An unmounted disk must not look like one that lost everything.
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                if self.marker_present() {
+                    Ok(false)
+                } else {
+                    Err(self.vanished(None))
+                }
+            }
+            Err(e) => Err(self.classify("checking a fragment", false, e)),
+        }
+    }
+
+    fn list_fragments(&self) -> Result<Vec<FragmentId>, PeerError> {
+        self.ensure_present()?;
+        let mut ids = Vec::new();
+        self.for_each_fragment("listing fragments", |id, _| ids.push(id))?;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    fn delete_fragment(&self, id: &FragmentId) -> Result<(), PeerError> {
+        const OP: &str = "deleting a fragment";
+        self.ensure_present()?;
+        let src = self.fragment_path(id);
+        let trash = self.root.join(TRASH);
+        self.ensure_dir(&trash, OP)?;
+        let at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let dst = trash.join(format!(
+            "{}.{:09}-{}",
+            at.as_secs(),
+            at.subsec_nanos(),
+            id.to_hex()
+        ));
+        match fs::rename(&src, &dst) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound && self.marker_present() => return Ok(()),
+            Err(e) => return Err(self.classify(OP, true, e)),
+        }
+        sync_dir(parent_of(&src)).map_err(|e| self.classify(OP, true, e))?;
+        sync_dir(&trash).map_err(|e| self.classify(OP, true, e))
+    }
+
+    fn put_meta(&self, key: &MetaKey, bytes: &[u8]) -> Result<(), PeerError> {
+        self.ensure_present()?;
+        self.write_atomic(&self.meta_path(key), bytes, "writing metadata")
+    }
+
+    fn get_meta(&self, key: &MetaKey) -> Result<Vec<u8>, PeerError> {
+        match fs::read(self.meta_path(key)) {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(self.missing(key.to_string())),
+            Err(e) => Err(self.classify("reading metadata", false, e)),
+        }
+    }
+
+    fn list_meta(&self, container: Option<&ContainerId>) -> Result<Vec<MetaKey>, PeerError> {
+        const OP: &str = "listing metadata";
+        self.ensure_present()?;
+        let containers: Vec<ContainerId> = match container {
+            Some(c) => vec![*c],
+            None => self.list_ids(&self.root.join(META), OP)?,
+        };
+        let mut keys = Vec::new();
+        for c in containers {
+            let dir = self.meta_dir(&c);
+            if dir.join("container").is_file() {
+                keys.push(MetaKey::Container(c));
+            }
+            let snapshots: Vec<SnapshotId> = self.list_ids(&dir.join("snapshots"), OP)?;
+            keys.extend(snapshots.into_iter().map(|s| MetaKey::Snapshot(c, s)));
+            let segments: Vec<SegmentId> = self.list_ids(&dir.join("index"), OP)?;
+            keys.extend(segments.into_iter().map(|g| MetaKey::IndexSegment(c, g)));
+        }
+        keys.sort_unstable();
+        Ok(keys)
+    }
+
+    fn stat(&self) -> Result<PeerStat, PeerError> {
+        self.ensure_present()?;
+        let mut stat = PeerStat::default();
+        // A full walk: fine for a local disk, and always exact.
+        self.for_each_fragment("counting fragments", |_, len| {
+            stat.fragments += 1;
+            stat.fragment_bytes += len;
+        })?;
+        stat.free_bytes = match rustix::fs::statvfs(&self.root) {
+            Ok(vfs) => Some(vfs.f_bavail.saturating_mul(vfs.f_frsize)),
+            Err(e) => {
+                tracing::debug!(peer = %self.label, error = %e, "statvfs failed");
+                None
+            }
+        };
+        Ok(stat)
+    }
+}
+
+fn parent_of(path: &Path) -> &Path {
+    // Every path here is built as root.join(..), so it has a parent.
+    path.parent().unwrap_or(path)
+}
+
+fn is_shard_name(s: &str) -> bool {
+    s.len() == 2
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `<secs>.<nanos>-<64 hex>` → (deletion time, id).
+fn parse_trash_name(name: &str) -> Option<(SystemTime, FragmentId)> {
+    let (time, hex) = name.split_once('-')?;
+    let (secs, nanos) = time.split_once('.')?;
+    let at = Duration::new(
+        secs.parse().ok()?,
+        nanos.parse().ok().filter(|n| *n < 1_000_000_000)?,
+    );
+    Some((UNIX_EPOCH + at, hex.parse().ok()?))
+}
+
+fn write_new_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Make a directory's entries (creations, renames) durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+fn is_full(e: &io::Error) -> bool {
+    if e.kind() == ErrorKind::StorageFull {
+        return true;
+    }
+    #[cfg(unix)]
+    if let Some(code) = e.raw_os_error() {
+        return code == libc::ENOSPC || code == libc::EDQUOT;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_map_to_actionable_variants() {
+        let dir = tempfile::tempdir().unwrap();
+        let peer = FolderPeer::create("t", dir.path()).unwrap();
+        let err = |code| io::Error::from_raw_os_error(code);
+        assert!(matches!(
+            peer.classify("x", true, err(libc::ENOSPC)),
+            PeerError::Full { .. }
+        ));
+        assert!(matches!(
+            peer.classify("x", true, err(libc::EDQUOT)),
+            PeerError::Full { .. }
+        ));
+        assert!(matches!(
+            peer.classify("x", true, err(libc::EROFS)),
+            PeerError::ReadOnly { .. }
+        ));
+        assert!(matches!(
+            peer.classify("x", false, err(libc::EROFS)),
+            PeerError::ReadOnly { .. }
+        ));
+        assert!(matches!(
+            peer.classify("x", true, err(libc::EACCES)),
+            PeerError::ReadOnly { .. }
+        ));
+        assert!(matches!(
+            peer.classify("x", true, err(libc::EPERM)),
+            PeerError::ReadOnly { .. }
+        ));
+        // Permission denied on a read is not a read-only peer.
+        assert!(matches!(
+            peer.classify("x", false, err(libc::EACCES)),
+            PeerError::Io { .. }
+        ));
+        assert!(matches!(
+            peer.classify("x", false, err(libc::EIO)),
+            PeerError::Io { .. }
+        ));
+        // Once the folder is gone, I/O errors mean the peer is unavailable.
+        fs::remove_file(dir.path().join(MARKER_FILE)).unwrap();
+        assert!(matches!(
+            peer.classify("x", false, err(libc::EIO)),
+            PeerError::Unavailable { .. }
+        ));
+    }
+
+    #[test]
+    fn trash_names_round_trip() {
+        let id = FragmentId::of(b"x");
+        let (at, parsed) = parse_trash_name(&format!("12.000000005-{}", id.to_hex())).unwrap();
+        assert_eq!(parsed, id);
+        assert_eq!(at, UNIX_EPOCH + Duration::new(12, 5));
+        assert!(parse_trash_name("12-abc").is_none());
+        assert!(parse_trash_name(&format!("12.x-{}", id.to_hex())).is_none());
+        assert!(is_shard_name("0f") && !is_shard_name("0F") && !is_shard_name("0"));
+    }
+}

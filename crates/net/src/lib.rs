@@ -1,0 +1,26 @@
+//! Trove peers: where a container's fragments and replicated metadata live.
+//!
+//! - [`Peer`] is the small, blocking, object-safe trait every kind of peer
+//!   implements (`Arc<dyn Peer>`): put/get/has/list/delete fragments, put/get/
+//!   list the sealed metadata objects ([`MetaKey`]), and stat. Peers only
+//!   ever see ids and bytes the caller has already encrypted.
+//! - [`FolderPeer`] is a directory on a local or mounted disk: crash-safe
+//!   writes (tmp, fsync, rename, fsync dir) and delayed deletion via a trash
+//!   folder.
+//! - [`place`] decides which peer gets which fragment of a pack: distinct
+//!   peers when there are enough, spread over failure domains, rotated so
+//!   load evens out; [`replace_one`] picks a substitute when one fails.
+//!
+//! Node peers (iroh) will be another implementation of [`Peer`] that wraps
+//! its own async runtime.
+
+pub mod folder;
+pub mod peer;
+pub mod placement;
+
+pub use folder::FolderPeer;
+pub use peer::{MetaKey, Peer, PeerError, PeerStat};
+pub use placement::{
+    place, place_with, replace_one, replace_one_with, Candidate, Placement, PlacementError,
+    DEFAULT_DOMAIN_LABEL,
+};
