@@ -28,6 +28,8 @@ pub struct PackEntry {
     pub offset: u32,
     /// Length of the sealed blob.
     pub length: u32,
+    /// Length of the plaintext, so a restore knows each chunk's offset in its file.
+    pub raw_length: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -72,12 +74,13 @@ impl PackBuilder {
     }
 
     /// Append a sealed blob.
-    pub fn add(&mut self, kind: BlobKind, id: BlobId, sealed: &[u8]) {
+    pub fn add(&mut self, kind: BlobKind, id: BlobId, sealed: &[u8], raw_length: u32) {
         self.entries.push(PackEntry {
             kind,
             id,
             offset: self.buf.len() as u32,
             length: sealed.len() as u32,
+            raw_length,
         });
         self.buf.extend_from_slice(sealed);
     }
@@ -172,7 +175,7 @@ mod tests {
             let plain = vec![i; 1000 + i as usize * 37];
             let id = BlobId([i; 32]);
             let sealed = seal::seal(&key, BlobKind::Data, &id.0, &plain, Compression::Off);
-            b.add(BlobKind::Data, id, &sealed);
+            b.add(BlobKind::Data, id, &sealed, plain.len() as u32);
             blobs.push((id, plain));
         }
         let p = b.finish(&key);

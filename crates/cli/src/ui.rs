@@ -1,0 +1,120 @@
+//! Terminal output: progress bars on a terminal, warnings on stderr, and
+//! small formatting helpers. Nothing here decides anything.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use trove_repo::{Event, Progress};
+
+/// Draws library progress events.
+pub struct Bar {
+    bar: ProgressBar,
+    warnings: Mutex<Vec<String>>,
+}
+
+impl Bar {
+    /// A bar that draws only when stderr is a terminal and output is for humans.
+    pub fn new(json: bool) -> Self {
+        let bar = ProgressBar::with_draw_target(
+            None,
+            if !json && std::io::stderr().is_terminal() {
+                ProgressDrawTarget::stderr()
+            } else {
+                ProgressDrawTarget::hidden()
+            },
+        );
+        Self {
+            bar,
+            warnings: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.lock().expect("not poisoned").clone()
+    }
+}
+
+impl Progress for Bar {
+    fn event(&self, e: Event) {
+        match e {
+            Event::Scanned {
+                to_read_bytes,
+                files,
+                to_read,
+                ..
+            } => {
+                self.bar.set_style(
+                    ProgressStyle::with_template(
+                        "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                self.bar.set_length(to_read_bytes);
+                self.bar
+                    .set_message(format!("{files} files, {to_read} to read"));
+            }
+            Event::Read(n) => self.bar.inc(n),
+            Event::PackStored { .. } => {}
+            Event::Step { done, total } => {
+                if self.bar.length() != Some(total) {
+                    self.bar.set_style(
+                        ProgressStyle::with_template(
+                            "{spinner} packs [{bar:30}] {pos}/{len} eta {eta}",
+                        )
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                    );
+                    self.bar.set_length(total);
+                }
+                self.bar.set_position(done);
+            }
+            Event::Warning(w) => {
+                self.bar.suspend(|| eprintln!("warning: {w}"));
+                self.warnings.lock().expect("not poisoned").push(w);
+            }
+        }
+    }
+}
+
+/// `2026-11-21 10:04:05` (UTC) from nanoseconds since the epoch.
+pub fn utc(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Human byte count.
+pub fn bytes(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00");
+        assert_eq!(super::utc(1_763_719_445_000_000_000), "2025-11-21 10:04:05");
+        assert_eq!(super::utc(951_782_400_000_000_000), "2000-02-29 00:00:00");
+    }
+}

@@ -1,0 +1,201 @@
+//! Verified reads (DESIGN invariant 5): fetch `k` fragments of a pack,
+//! preferring data shards (no decoding needed), check each against its
+//! fragment id, ask for more when one is missing or wrong, decode, and check
+//! the pack against its id. Every problem met on the way is recorded so the
+//! user learns which peer lost or corrupted what.
+
+use crate::error::{RepoError, Result};
+use crate::home::PeerSlot;
+use crate::index::BlobLocation;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use trove_core::erasure;
+use trove_core::keys::ContainerKeys;
+use trove_core::manifest::{FragmentLocation, PackRecord};
+use trove_core::pack;
+use trove_core::seal;
+use trove_core::{BlobId, FragmentId, PackId, PeerId};
+use trove_net::Peer;
+
+/// A problem with one fragment, met and routed around.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FragmentProblem {
+    pub pack: String,
+    pub index: u8,
+    pub fragment: String,
+    pub peer: String,
+    pub problem: String,
+}
+
+impl std::fmt::Display for FragmentProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pack {} fragment {} on peer `{}`: {}",
+            &self.pack[..8],
+            self.index,
+            self.peer,
+            self.problem
+        )
+    }
+}
+
+/// Fetches and decodes packs from a set of peers.
+#[derive(Debug)]
+pub struct Fetcher {
+    peers: HashMap<PeerId, (String, Option<Arc<dyn Peer>>)>,
+    problems: Mutex<Vec<FragmentProblem>>,
+    cache: Mutex<Vec<(PackId, Arc<Vec<u8>>)>>,
+}
+
+const CACHE_PACKS: usize = 3;
+
+impl Fetcher {
+    pub fn new(slots: &[PeerSlot]) -> Self {
+        let peers = slots
+            .iter()
+            .map(|s| (s.record.id, (s.record.name.clone(), s.available().cloned())))
+            .collect();
+        Self {
+            peers,
+            problems: Mutex::new(Vec::new()),
+            cache: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn problems(&self) -> Vec<FragmentProblem> {
+        self.problems.lock().expect("not poisoned").clone()
+    }
+
+    fn note(&self, rec: &PackRecord, loc: &FragmentLocation, peer: &str, problem: String) {
+        self.problems
+            .lock()
+            .expect("not poisoned")
+            .push(FragmentProblem {
+                pack: rec.id.to_hex(),
+                index: loc.index,
+                fragment: loc.id.to_hex(),
+                peer: peer.to_owned(),
+                problem,
+            });
+    }
+
+    /// Read and verify one fragment.
+    fn fetch_fragment(&self, rec: &PackRecord, loc: &FragmentLocation) -> Option<Vec<u8>> {
+        let (name, peer) = match self.peers.get(&loc.peer) {
+            Some((name, Some(p))) => (name.as_str(), p),
+            Some((name, None)) => {
+                self.note(rec, loc, name, "peer unavailable".into());
+                return None;
+            }
+            None => {
+                self.note(
+                    rec,
+                    loc,
+                    &loc.peer.short(),
+                    "peer no longer configured".into(),
+                );
+                return None;
+            }
+        };
+        match peer.get_fragment(&loc.id) {
+            Ok(bytes) if FragmentId::of(&bytes) == loc.id => Some(bytes),
+            Ok(bytes) => {
+                self.note(
+                    rec,
+                    loc,
+                    name,
+                    format!("corrupt ({} bytes, hash mismatch)", bytes.len()),
+                );
+                None
+            }
+            Err(e) if e.is_not_found() => {
+                self.note(rec, loc, name, "missing".into());
+                None
+            }
+            Err(e) => {
+                self.note(rec, loc, name, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Fetch, verify and decode a pack, keeping the last few in a small
+    /// cache (tree blobs cluster in few packs and are read one by one).
+    pub fn pack(&self, rec: &PackRecord) -> Result<Arc<Vec<u8>>> {
+        if let Some((_, p)) = self
+            .cache
+            .lock()
+            .expect("not poisoned")
+            .iter()
+            .find(|(id, _)| *id == rec.id)
+        {
+            return Ok(p.clone());
+        }
+        let bytes = Arc::new(self.pack_uncached(rec)?);
+        let mut cache = self.cache.lock().expect("not poisoned");
+        if cache.len() >= CACHE_PACKS {
+            cache.remove(0);
+        }
+        cache.push((rec.id, bytes.clone()));
+        Ok(bytes)
+    }
+
+    /// Fetch, verify and decode a pack that will be read once.
+    pub fn pack_uncached(&self, rec: &PackRecord) -> Result<Vec<u8>> {
+        let k = rec.k as usize;
+        // Data shards first: with all of them, decoding is a concatenation.
+        let mut order: Vec<&FragmentLocation> = rec.fragments.iter().collect();
+        order.sort_by_key(|l| (l.index >= rec.k, l.index));
+        let mut got: Vec<Vec<u8>> = Vec::with_capacity(k);
+        let mut next = 0;
+        while got.len() < k && next < order.len() {
+            let want = (k - got.len()).min(order.len() - next);
+            let batch = &order[next..next + want];
+            next += want;
+            // Fetch a batch in parallel: one thread per fragment, each on its own peer.
+            let fetched: Vec<Option<Vec<u8>>> = std::thread::scope(|s| {
+                let handles: Vec<_> = batch
+                    .iter()
+                    .map(|loc| s.spawn(move || self.fetch_fragment(rec, loc)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or(None))
+                    .collect()
+            });
+            got.extend(fetched.into_iter().flatten());
+        }
+        if got.len() < k {
+            return Err(RepoError::Lost(format!(
+                "pack {} cannot be rebuilt: {} of the {} fragments it needs are readable",
+                rec.id.short(),
+                got.len(),
+                k
+            )));
+        }
+        erasure::decode(&got)
+            .map_err(|e| RepoError::Lost(format!("pack {} does not decode: {e}", rec.id.short())))
+    }
+
+    /// Open one blob of a fetched pack and check it against its id.
+    pub fn open_blob(
+        keys: &ContainerKeys,
+        pack_bytes: &[u8],
+        loc: &BlobLocation,
+    ) -> Result<Vec<u8>> {
+        let sealed = pack::blob_bytes(pack_bytes, &loc.entry)
+            .map_err(|e| RepoError::Lost(format!("blob {}: {e}", loc.entry.id.short())))?;
+        let plain = seal::open(&keys.seal, loc.entry.kind, &loc.entry.id.0, sealed)
+            .map_err(|e| RepoError::Lost(format!("blob {}: {e}", loc.entry.id.short())))?;
+        if plain.len() != loc.entry.raw_length as usize
+            || BlobId(keys.chunk_id(&plain).0) != loc.entry.id
+        {
+            return Err(RepoError::Lost(format!(
+                "blob {} does not match its id after opening",
+                loc.entry.id.short()
+            )));
+        }
+        Ok(plain)
+    }
+}

@@ -1,0 +1,302 @@
+//! `TROVE_HOME`: the keyfile, the index database, and the operations on
+//! peers and containers that need nothing but local state.
+
+use crate::error::{RepoError, Result};
+use crate::index::Index;
+use crate::keyfile::{self, KdfParams};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use trove_core::chunk::ChunkerParams;
+use trove_core::envelope;
+use trove_core::keys::{ContainerKey, ContainerKeys, Identity, MasterSecret, PublicIdentity};
+use trove_core::manifest::{ContainerManifest, PeerRecord, Redundancy};
+use trove_core::pack::DEFAULT_PACK_TARGET;
+use trove_core::seal::BlobKind;
+use trove_core::{ContainerId, PeerId};
+use trove_net::{FolderPeer, MetaKey, Peer, PeerError};
+
+const KEYFILE: &str = "keyfile";
+const INDEX: &str = "index.redb";
+
+/// An opened `TROVE_HOME`.
+#[derive(Debug)]
+pub struct Home {
+    dir: PathBuf,
+    pub index: Index,
+}
+
+/// The unlocked owner: the master secret and the identity derived from it.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub master: MasterSecret,
+    pub identity: Identity,
+}
+
+impl Owner {
+    pub fn new(master: MasterSecret) -> Self {
+        let identity = master.identity();
+        Self { master, identity }
+    }
+    pub fn public(&self) -> PublicIdentity {
+        self.identity.public()
+    }
+}
+
+/// A container with its keys unwrapped.
+#[derive(Debug, Clone)]
+pub struct Container {
+    pub manifest: ContainerManifest,
+    pub keys: ContainerKeys,
+}
+
+/// A configured peer and, if it could be opened, the peer itself.
+#[derive(Debug)]
+pub struct PeerSlot {
+    pub record: PeerRecord,
+    pub peer: Result<Arc<dyn Peer>, PeerError>,
+}
+
+impl PeerSlot {
+    pub fn available(&self) -> Option<&Arc<dyn Peer>> {
+        self.peer.as_ref().ok()
+    }
+}
+
+/// Open a peer from its location string.
+pub fn open_peer(rec: &PeerRecord) -> Result<Arc<dyn Peer>, PeerError> {
+    match rec.location.strip_prefix("dir:") {
+        Some(path) => Ok(Arc::new(FolderPeer::open(&rec.name, Path::new(path))?)),
+        None => Err(PeerError::Unavailable {
+            peer: rec.name.clone(),
+            reason: format!("unknown location `{}`", rec.location),
+        }),
+    }
+}
+
+fn check_name(kind: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(RepoError::Usage(format!(
+            "{kind} name `{name}`: use 1-64 letters, digits, `-`, `_` or `.`"
+        )))
+    }
+}
+
+impl Home {
+    /// Open an existing home (the directory must hold a keyfile).
+    pub fn open(dir: &Path) -> Result<Self> {
+        if !dir.join(KEYFILE).exists() {
+            return Err(RepoError::NoIdentity(dir.to_owned()));
+        }
+        Ok(Self {
+            dir: dir.to_owned(),
+            index: Index::open(&dir.join(INDEX))?,
+        })
+    }
+
+    /// Create a home with a fresh master secret (or the given one, for
+    /// recovery). Refuses a home that already holds an identity.
+    pub fn init(
+        dir: &Path,
+        master: MasterSecret,
+        passphrase: &[u8],
+        kdf: KdfParams,
+    ) -> Result<(Self, Owner)> {
+        std::fs::create_dir_all(dir).map_err(|e| RepoError::io("create", dir, e))?;
+        keyfile::create(&dir.join(KEYFILE), &master, passphrase, kdf)?;
+        let home = Self::open(dir)?;
+        Ok((home, Owner::new(master)))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn public_identity(&self) -> Result<PublicIdentity> {
+        keyfile::public_identity(&self.dir.join(KEYFILE))
+    }
+
+    pub fn unlock(&self, passphrase: &[u8]) -> Result<Owner> {
+        Ok(Owner::new(keyfile::unlock(
+            &self.dir.join(KEYFILE),
+            passphrase,
+        )?))
+    }
+
+    // ---- peers -------------------------------------------------------------
+
+    /// Add a peer. `location` is `dir:PATH`; the folder is created and
+    /// marked as a Trove peer if it is not one yet.
+    pub fn add_peer(
+        &self,
+        name: &str,
+        location: &str,
+        labels: BTreeMap<String, String>,
+    ) -> Result<PeerRecord> {
+        check_name("peer", name)?;
+        let Some(path) = location.strip_prefix("dir:") else {
+            return Err(RepoError::BadLocation(format!(
+                "peer location `{location}` is not understood; use dir:PATH for a folder peer"
+            )));
+        };
+        if path.is_empty() {
+            return Err(RepoError::BadLocation(
+                "dir: needs a path, e.g. dir:/mnt/usb/trove".into(),
+            ));
+        }
+        let abs = std::path::absolute(path).map_err(|e| RepoError::io("resolve", path, e))?;
+        if self
+            .index
+            .peers()?
+            .iter()
+            .any(|p| p.location == format!("dir:{}", abs.display()))
+        {
+            return Err(RepoError::BadLocation(format!(
+                "{} is already a peer",
+                abs.display()
+            )));
+        }
+        match FolderPeer::open(name, &abs) {
+            Ok(_) => {}
+            Err(_) => {
+                FolderPeer::create(name, &abs)?;
+            }
+        }
+        let rec = PeerRecord {
+            id: PeerId::random(),
+            name: name.to_owned(),
+            location: format!("dir:{}", abs.display()),
+            labels,
+        };
+        self.index.add_peer(&rec)?;
+        Ok(rec)
+    }
+
+    /// Every configured peer, opened where possible.
+    pub fn open_peers(&self) -> Result<Vec<PeerSlot>> {
+        Ok(self
+            .index
+            .peers()?
+            .into_iter()
+            .map(|record| {
+                let peer = open_peer(&record);
+                PeerSlot { record, peer }
+            })
+            .collect())
+    }
+
+    // ---- containers --------------------------------------------------------
+
+    /// Create a container over `sources` (made absolute). Its manifest is
+    /// replicated to peers by the first backup.
+    pub fn create_container(
+        &self,
+        owner: &Owner,
+        name: &str,
+        sources: &[PathBuf],
+        redundancy: Option<Redundancy>,
+    ) -> Result<Container> {
+        check_name("container", name)?;
+        if sources.is_empty() {
+            return Err(RepoError::Usage(
+                "a container needs at least one source folder".into(),
+            ));
+        }
+        let mut abs = Vec::new();
+        let mut names = std::collections::HashSet::new();
+        for s in sources {
+            let a = std::path::absolute(s).map_err(|e| RepoError::io("resolve", s, e))?;
+            std::fs::symlink_metadata(&a).map_err(|e| RepoError::io("read source", &a, e))?;
+            let base = a
+                .file_name()
+                .ok_or_else(|| {
+                    RepoError::Usage(format!("source {} has no name (is it `/`?)", a.display()))
+                })?
+                .to_owned();
+            if !names.insert(base.clone()) {
+                return Err(RepoError::Usage(format!(
+                    "two sources are named {:?}; snapshots store each source under its own name",
+                    base
+                )));
+            }
+            abs.push(a.to_string_lossy().into_owned());
+        }
+        let peers = self.index.peers()?;
+        let redundancy = redundancy.unwrap_or_else(|| Redundancy::for_peers(peers.len()));
+        let id = ContainerId::random();
+        let key = ContainerKey::generate();
+        let manifest = ContainerManifest {
+            id,
+            name: name.to_owned(),
+            created_unix: crate::now_ns() / 1_000_000_000,
+            redundancy,
+            chunker: ChunkerParams::default(),
+            pack_target: DEFAULT_PACK_TARGET as u32,
+            sources: abs,
+            roster: peers,
+            wrapped_key: owner.master.wrap(&id, &key),
+        };
+        self.index.put_container(&manifest, true)?;
+        self.refresh_container_envelope(owner, &manifest)?;
+        Ok(Container {
+            keys: key.derive(),
+            manifest,
+        })
+    }
+
+    /// Sign the container manifest into the envelope that peers hold.
+    pub fn refresh_container_envelope(&self, owner: &Owner, m: &ContainerManifest) -> Result<()> {
+        let env = envelope::seal_signed(
+            &owner.identity,
+            &owner.master.manifest_key(),
+            BlobKind::ContainerManifest,
+            &m.id.0,
+            &m.encode(),
+        );
+        self.index.put_meta(&MetaKey::Container(m.id), &env)
+    }
+
+    /// Load a container and unwrap its key.
+    pub fn container(&self, owner: &Owner, name: &str) -> Result<Container> {
+        let manifest = self.index.container(name)?;
+        let key = owner
+            .master
+            .unwrap(&manifest.id, &manifest.wrapped_key)
+            .map_err(|e| RepoError::Format(format!("container `{name}`: {e}")))?;
+        Ok(Container {
+            keys: key.derive(),
+            manifest,
+        })
+    }
+
+    /// The one container, when `name` is not given and there is exactly one.
+    pub fn container_or_only(&self, owner: &Owner, name: Option<&str>) -> Result<Container> {
+        match name {
+            Some(n) => self.container(owner, n),
+            None => {
+                let all = self.index.containers()?;
+                match all.as_slice() {
+                    [one] => self.container(owner, &one.name),
+                    [] => Err(RepoError::Usage(
+                        "no containers yet: create one with `trove container create NAME PATH...`"
+                            .into(),
+                    )),
+                    _ => Err(RepoError::Usage(format!(
+                        "several containers ({}): name one",
+                        all.iter()
+                            .map(|c| c.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! The local index: an embedded redb database under `TROVE_HOME`. It is a
+//! cache of what the peers hold (DESIGN invariant 6), plus the local
+//! configuration (peers, containers) and the file cache that makes unchanged
+//! files free. Tables and their key/value layouts are listed in
+//! `docs/design.md`.
+
+use crate::error::{RepoError, Result};
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::ops::Bound;
+use std::path::Path;
+use trove_core::manifest::{ContainerManifest, PackRecord, PeerRecord, SnapshotManifest};
+use trove_core::pack::PackEntry;
+use trove_core::seal::BlobKind;
+use trove_core::{BlobId, ChunkId, ContainerId, PackId, SnapshotId};
+use trove_net::MetaKey;
+
+type Bytes = &'static [u8];
+const PEERS: TableDefinition<&str, Bytes> = TableDefinition::new("peers");
+const CONTAINERS: TableDefinition<&str, Bytes> = TableDefinition::new("containers");
+/// container id ‖ blob id → pack id ‖ kind u8 ‖ offset u32 LE ‖ length u32 LE ‖ raw length u32 LE
+const BLOBS: TableDefinition<Bytes, Bytes> = TableDefinition::new("blobs");
+/// container id ‖ pack id → PackRecord
+const PACKS: TableDefinition<Bytes, Bytes> = TableDefinition::new("packs");
+/// container id ‖ pack id → (): packs stored but not yet in a published index segment
+const UNPUBLISHED: TableDefinition<Bytes, Bytes> = TableDefinition::new("unpublished");
+/// container id ‖ snapshot id → SnapshotManifest
+const SNAPSHOTS: TableDefinition<Bytes, Bytes> = TableDefinition::new("snapshots");
+/// container id ‖ kind u8 ‖ object id → signed envelope, as replicated to peers
+const META: TableDefinition<Bytes, Bytes> = TableDefinition::new("meta");
+/// container id ‖ absolute path bytes → FileEntry
+const FILES: TableDefinition<Bytes, Bytes> = TableDefinition::new("files");
+
+/// What the file cache remembers of a file, so that an unchanged file is not read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub inode: u64,
+    pub chunks: Vec<ChunkId>,
+}
+
+/// Where a blob is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobLocation {
+    pub pack: PackId,
+    pub entry: PackEntry,
+}
+
+fn ser<T: Serialize>(v: &T) -> Vec<u8> {
+    postcard::to_stdvec(v).expect("index values serialize")
+}
+
+fn de<T: DeserializeOwned>(b: &[u8]) -> Result<T> {
+    postcard::from_bytes(b).map_err(|e| RepoError::Db(format!("corrupt index value: {e}")))
+}
+
+fn key2(a: &[u8; 32], b: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(32 + b.len());
+    k.extend_from_slice(a);
+    k.extend_from_slice(b);
+    k
+}
+
+/// All keys that start with one container id.
+struct Prefix {
+    start: Vec<u8>,
+    /// The id plus one, or none when the id is all 0xff.
+    end: Option<Vec<u8>>,
+}
+
+impl Prefix {
+    fn new(cid: &ContainerId) -> Self {
+        let mut end = cid.0.to_vec();
+        let bumped = loop {
+            match end.pop() {
+                None => break false,
+                Some(0xff) => continue,
+                Some(b) => {
+                    end.push(b + 1);
+                    break true;
+                }
+            }
+        };
+        Self {
+            start: cid.0.to_vec(),
+            end: bumped.then_some(end),
+        }
+    }
+
+    fn bounds(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
+        (
+            Bound::Included(self.start.as_slice()),
+            self.end
+                .as_deref()
+                .map_or(Bound::Unbounded, Bound::Excluded),
+        )
+    }
+}
+
+fn meta_key(key: &MetaKey) -> Vec<u8> {
+    let (cid, kind, oid) = match key {
+        MetaKey::Container(c) => (c, 0u8, [0u8; 32]),
+        MetaKey::Snapshot(c, s) => (c, 1, s.0),
+        MetaKey::IndexSegment(c, s) => (c, 2, s.0),
+    };
+    let mut k = cid.0.to_vec();
+    k.push(kind);
+    k.extend_from_slice(&oid);
+    k
+}
+
+fn parse_meta_key(k: &[u8]) -> Option<MetaKey> {
+    if k.len() != 65 {
+        return None;
+    }
+    let cid = ContainerId(k[..32].try_into().ok()?);
+    let oid: [u8; 32] = k[33..].try_into().ok()?;
+    Some(match k[32] {
+        0 => MetaKey::Container(cid),
+        1 => MetaKey::Snapshot(cid, SnapshotId(oid)),
+        2 => MetaKey::IndexSegment(cid, trove_core::SegmentId(oid)),
+        _ => return None,
+    })
+}
+
+/// The local index database.
+#[derive(Debug)]
+pub struct Index {
+    db: Database,
+}
+
+impl Index {
+    /// Open (or create) the database; a second process gets [`RepoError::Busy`].
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                RepoError::Busy(path.parent().unwrap_or(path).to_owned())
+            }
+            other => RepoError::Db(format!("{}: {other}", path.display())),
+        })?;
+        let tx = db.begin_write()?;
+        {
+            tx.open_table(PEERS)?;
+            tx.open_table(CONTAINERS)?;
+            for t in [BLOBS, PACKS, UNPUBLISHED, SNAPSHOTS, META, FILES] {
+                tx.open_table(t)?;
+            }
+        }
+        tx.commit()?;
+        Ok(Self { db })
+    }
+
+    // ---- peers -------------------------------------------------------------
+
+    pub fn add_peer(&self, rec: &PeerRecord) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(PEERS)?;
+            if t.get(rec.name.as_str())?.is_some() {
+                return Err(RepoError::PeerExists(rec.name.clone()));
+            }
+            t.insert(rec.name.as_str(), ser(rec).as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn remove_peer(&self, name: &str) -> Result<PeerRecord> {
+        let tx = self.db.begin_write()?;
+        let rec = {
+            let mut t = tx.open_table(PEERS)?;
+            let v = t
+                .remove(name)?
+                .ok_or_else(|| RepoError::NoPeer(name.into()))?;
+            de(v.value())?
+        };
+        tx.commit()?;
+        Ok(rec)
+    }
+
+    pub fn peers(&self) -> Result<Vec<PeerRecord>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(PEERS)?;
+        t.iter()?.map(|r| de(r?.1.value())).collect()
+    }
+
+    // ---- containers --------------------------------------------------------
+
+    pub fn put_container(&self, m: &ContainerManifest, must_be_new: bool) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(CONTAINERS)?;
+            if must_be_new && t.get(m.name.as_str())?.is_some() {
+                return Err(RepoError::ContainerExists(m.name.clone()));
+            }
+            t.insert(m.name.as_str(), ser(m).as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn containers(&self) -> Result<Vec<ContainerManifest>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(CONTAINERS)?;
+        t.iter()?.map(|r| de(r?.1.value())).collect()
+    }
+
+    pub fn container(&self, name: &str) -> Result<ContainerManifest> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(CONTAINERS)?;
+        let v = t
+            .get(name)?
+            .ok_or_else(|| RepoError::NoContainer(name.into()))?;
+        de(v.value())
+    }
+
+    // ---- blobs and packs ---------------------------------------------------
+
+    /// Every blob id stored for a container: the dedup set.
+    pub fn blob_ids(&self, cid: &ContainerId) -> Result<HashSet<BlobId>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(BLOBS)?;
+        let p = Prefix::new(cid);
+        let mut out = HashSet::new();
+        for r in t.range::<&[u8]>(p.bounds())? {
+            let (k, _) = r?;
+            out.insert(BlobId(k.value()[32..64].try_into().expect("32 bytes")));
+        }
+        Ok(out)
+    }
+
+    pub fn blob(&self, cid: &ContainerId, id: &BlobId) -> Result<Option<BlobLocation>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(BLOBS)?;
+        let Some(v) = t.get(key2(&cid.0, &id.0).as_slice())? else {
+            return Ok(None);
+        };
+        let v = v.value();
+        if v.len() != 45 {
+            return Err(RepoError::Db("corrupt blob entry".into()));
+        }
+        Ok(Some(BlobLocation {
+            pack: PackId(v[..32].try_into().expect("32 bytes")),
+            entry: PackEntry {
+                kind: BlobKind::from_u8(v[32])
+                    .ok_or_else(|| RepoError::Db("bad blob kind".into()))?,
+                id: *id,
+                offset: u32::from_le_bytes(v[33..37].try_into().expect("4 bytes")),
+                length: u32::from_le_bytes(v[37..41].try_into().expect("4 bytes")),
+                raw_length: u32::from_le_bytes(v[41..45].try_into().expect("4 bytes")),
+            },
+        }))
+    }
+
+    pub fn pack(&self, cid: &ContainerId, id: &PackId) -> Result<Option<PackRecord>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(PACKS)?;
+        t.get(key2(&cid.0, &id.0).as_slice())?
+            .map(|v| de(v.value()))
+            .transpose()
+    }
+
+    pub fn packs(&self, cid: &ContainerId) -> Result<Vec<PackRecord>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(PACKS)?;
+        let p = Prefix::new(cid);
+        t.range::<&[u8]>(p.bounds())?
+            .map(|r| de(r?.1.value()))
+            .collect()
+    }
+
+    /// Record packs whose fragments are all acknowledged. They stay
+    /// "unpublished" until an index segment naming them reaches the peers.
+    pub fn record_packs(
+        &self,
+        cid: &ContainerId,
+        packs: &[PackRecord],
+        published: bool,
+    ) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut pt = tx.open_table(PACKS)?;
+            let mut bt = tx.open_table(BLOBS)?;
+            let mut ut = tx.open_table(UNPUBLISHED)?;
+            for rec in packs {
+                let pk = key2(&cid.0, &rec.id.0);
+                pt.insert(pk.as_slice(), ser(rec).as_slice())?;
+                if !published {
+                    ut.insert(pk.as_slice(), [].as_slice())?;
+                }
+                for e in &rec.blobs {
+                    let mut v = Vec::with_capacity(45);
+                    v.extend_from_slice(&rec.id.0);
+                    v.push(e.kind as u8);
+                    v.extend_from_slice(&e.offset.to_le_bytes());
+                    v.extend_from_slice(&e.length.to_le_bytes());
+                    v.extend_from_slice(&e.raw_length.to_le_bytes());
+                    bt.insert(key2(&cid.0, &e.id.0).as_slice(), v.as_slice())?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Packs stored by this or an interrupted earlier backup but not yet
+    /// named by any published index segment.
+    pub fn unpublished_packs(&self, cid: &ContainerId) -> Result<Vec<PackRecord>> {
+        let tx = self.db.begin_read()?;
+        let ut = tx.open_table(UNPUBLISHED)?;
+        let pt = tx.open_table(PACKS)?;
+        let p = Prefix::new(cid);
+        let mut out = Vec::new();
+        for r in ut.range::<&[u8]>(p.bounds())? {
+            let (k, _) = r?;
+            if let Some(v) = pt.get(k.value())? {
+                out.push(de(v.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- snapshots, meta objects, file cache --------------------------------
+
+    /// Commit a snapshot locally in one transaction: its manifest, the signed
+    /// envelopes to replicate, the published packs and the new file cache.
+    pub fn commit_snapshot(
+        &self,
+        snap: &SnapshotManifest,
+        envelopes: &[(MetaKey, Vec<u8>)],
+        published: &[PackId],
+        files: &HashMap<Vec<u8>, FileEntry>,
+    ) -> Result<()> {
+        let cid = snap.container;
+        let tx = self.db.begin_write()?;
+        {
+            let mut st = tx.open_table(SNAPSHOTS)?;
+            st.insert(key2(&cid.0, &snap.id.0).as_slice(), ser(snap).as_slice())?;
+            let mut mt = tx.open_table(META)?;
+            for (k, v) in envelopes {
+                mt.insert(meta_key(k).as_slice(), v.as_slice())?;
+            }
+            let mut ut = tx.open_table(UNPUBLISHED)?;
+            for p in published {
+                ut.remove(key2(&cid.0, &p.0).as_slice())?;
+            }
+            let mut ft = tx.open_table(FILES)?;
+            let p = Prefix::new(&cid);
+            ft.retain_in::<&[u8], _>(p.bounds(), |_, _| false)?;
+            for (path, entry) in files {
+                ft.insert(key2(&cid.0, path).as_slice(), ser(entry).as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn put_meta(&self, key: &MetaKey, envelope: &[u8]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(META)?
+            .insert(meta_key(key).as_slice(), envelope)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every signed envelope of a container that its peers should hold.
+    pub fn meta(&self, cid: &ContainerId) -> Result<Vec<(MetaKey, Vec<u8>)>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(META)?;
+        let p = Prefix::new(cid);
+        let mut out = Vec::new();
+        for r in t.range::<&[u8]>(p.bounds())? {
+            let (k, v) = r?;
+            if let Some(key) = parse_meta_key(k.value()) {
+                out.push((key, v.value().to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn snapshots(&self, cid: &ContainerId) -> Result<Vec<SnapshotManifest>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(SNAPSHOTS)?;
+        let p = Prefix::new(cid);
+        let mut v: Vec<SnapshotManifest> = t
+            .range::<&[u8]>(p.bounds())?
+            .map(|r| de(r?.1.value()))
+            .collect::<Result<_>>()?;
+        v.sort_by_key(|s| s.time_unix_ns);
+        Ok(v)
+    }
+
+    pub fn file_cache(&self, cid: &ContainerId) -> Result<HashMap<Vec<u8>, FileEntry>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(FILES)?;
+        let p = Prefix::new(cid);
+        let mut out = HashMap::new();
+        for r in t.range::<&[u8]>(p.bounds())? {
+            let (k, v) = r?;
+            out.insert(k.value()[32..].to_vec(), de(v.value())?);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,175 @@
+//! The local keyfile: the master secret wrapped by a passphrase
+//! (Argon2id, then XChaCha20-Poly1305). Format in `docs/design.md`.
+//!
+//! ```text
+//! "TRVK" | version u8 | m_kib u32 | t u32 | p u32 | salt [16] | public identity [32] | nonce [24] | ct [32] | tag [16]
+//! ```
+//! Everything before the nonce is associated data, so the KDF parameters and
+//! the public identity cannot be altered unnoticed.
+
+use crate::error::{RepoError, Result};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use std::io::Write;
+use std::path::Path;
+use trove_core::keys::{MasterSecret, PublicIdentity};
+use zeroize::Zeroizing;
+
+const MAGIC: &[u8; 4] = b"TRVK";
+const VERSION: u8 = 1;
+const HEADER_LEN: usize = 4 + 1 + 12 + 16 + 32;
+const FILE_LEN: usize = HEADER_LEN + 24 + 32 + 16;
+
+/// Argon2id cost. The default follows OWASP's first recommendation (64 MiB, 3 passes).
+#[derive(Debug, Clone, Copy)]
+pub struct KdfParams {
+    pub m_kib: u32,
+    pub t: u32,
+    pub p: u32,
+}
+
+impl Default for KdfParams {
+    fn default() -> Self {
+        Self {
+            m_kib: 64 * 1024,
+            t: 3,
+            p: 1,
+        }
+    }
+}
+
+fn derive(passphrase: &[u8], salt: &[u8], p: KdfParams) -> Result<Zeroizing<[u8; 32]>> {
+    let params = argon2::Params::new(p.m_kib, p.t, p.p, Some(32))
+        .map_err(|e| RepoError::Format(format!("argon2 parameters: {e}")))?;
+    let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut out = Zeroizing::new([0u8; 32]);
+    a.hash_password_into(passphrase, salt, out.as_mut())
+        .map_err(|e| RepoError::Format(format!("argon2: {e}")))?;
+    Ok(out)
+}
+
+/// Write a new keyfile (fsynced); refuses to replace an existing one.
+pub fn create(path: &Path, master: &MasterSecret, passphrase: &[u8], kdf: KdfParams) -> Result<()> {
+    let salt: [u8; 16] = rand::random();
+    let nonce: [u8; 24] = rand::random();
+    let mut out = Vec::with_capacity(FILE_LEN);
+    out.extend_from_slice(MAGIC);
+    out.push(VERSION);
+    for v in [kdf.m_kib, kdf.t, kdf.p] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out.extend_from_slice(&salt);
+    out.extend_from_slice(&master.identity().public().0);
+    let key = derive(passphrase, &salt, kdf)?;
+    let ct = XChaCha20Poly1305::new(key.as_ref().into())
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: master.as_bytes(),
+                aad: &out,
+            },
+        )
+        .expect("encrypting 32 bytes cannot fail");
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => RepoError::IdentityExists(path.to_owned()),
+            _ => RepoError::io("create", path, e),
+        })?;
+    f.write_all(&out)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| RepoError::io("write", path, e))?;
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            RepoError::NoIdentity(path.parent().unwrap_or(path).to_owned())
+        }
+        _ => RepoError::io("read", path, e),
+    })?;
+    if bytes.len() != FILE_LEN || &bytes[..4] != MAGIC || bytes[4] != VERSION {
+        return Err(RepoError::Keyfile {
+            path: path.to_owned(),
+            reason: "not a version-1 Trove keyfile".into(),
+        });
+    }
+    Ok(bytes)
+}
+
+/// The public identity, readable without the passphrase.
+pub fn public_identity(path: &Path) -> Result<PublicIdentity> {
+    let b = read(path)?;
+    Ok(PublicIdentity(b[33..65].try_into().expect("32 bytes")))
+}
+
+/// Unlock the master secret.
+pub fn unlock(path: &Path, passphrase: &[u8]) -> Result<MasterSecret> {
+    let b = read(path)?;
+    let word = |i: usize| u32::from_le_bytes(b[5 + 4 * i..9 + 4 * i].try_into().expect("4 bytes"));
+    let kdf = KdfParams {
+        m_kib: word(0),
+        t: word(1),
+        p: word(2),
+    };
+    let key = derive(passphrase, &b[17..33], kdf)?;
+    let pt = XChaCha20Poly1305::new(key.as_ref().into())
+        .decrypt(
+            XNonce::from_slice(&b[HEADER_LEN..HEADER_LEN + 24]),
+            Payload {
+                msg: &b[HEADER_LEN + 24..],
+                aad: &b[..HEADER_LEN],
+            },
+        )
+        .map_err(|_| RepoError::WrongPassphrase(path.to_owned()))?;
+    let master = MasterSecret::from_bytes(pt.as_slice().try_into().expect("32 bytes"));
+    if master.identity().public().0 != b[33..65] {
+        return Err(RepoError::Keyfile {
+            path: path.to_owned(),
+            reason: "stored identity does not match the secret".into(),
+        });
+    }
+    Ok(master)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAST: KdfParams = KdfParams {
+        m_kib: 64,
+        t: 1,
+        p: 1,
+    };
+
+    #[test]
+    fn create_unlock_wrong_passphrase_and_no_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyfile");
+        let m = MasterSecret::generate();
+        create(&path, &m, b"correct horse", FAST).unwrap();
+        assert_eq!(
+            unlock(&path, b"correct horse").unwrap().as_bytes(),
+            m.as_bytes()
+        );
+        assert!(matches!(
+            unlock(&path, b"wrong"),
+            Err(RepoError::WrongPassphrase(_))
+        ));
+        assert!(matches!(
+            create(&path, &m, b"x", FAST),
+            Err(RepoError::IdentityExists(_))
+        ));
+        assert_eq!(public_identity(&path).unwrap(), m.identity().public());
+        // Tampering with the KDF parameters or identity breaks the tag.
+        let mut b = std::fs::read(&path).unwrap();
+        b[40] ^= 1;
+        std::fs::write(&path, &b).unwrap();
+        assert!(unlock(&path, b"correct horse").is_err());
+    }
+}
