@@ -102,6 +102,9 @@ pub struct PeerRecord {
 pub struct ContainerManifest {
     pub id: ContainerId,
     pub name: String,
+    /// Incremented on every change, so the newest signed copy wins when a
+    /// new machine reads manifests from several peers.
+    pub revision: u64,
     pub created_unix: i64,
     pub redundancy: Redundancy,
     pub chunker: ChunkerParams,

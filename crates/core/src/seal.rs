@@ -11,8 +11,10 @@ pub const SEAL_VERSION: u8 = 1;
 /// Bytes a sealed blob adds to a stored (uncompressed) payload:
 /// version, nonce, codec byte, tag.
 pub const SEAL_OVERHEAD: usize = 1 + 24 + 1 + 16;
-/// Largest plaintext a sealed blob may expand to; bounds decompression.
-pub const MAX_BLOB_LEN: usize = 64 * 1024 * 1024;
+/// Largest plaintext a compressed blob may declare; bounds the allocation
+/// made before decompressing (a tree of a directory with millions of entries
+/// stays well below it).
+pub const MAX_BLOB_LEN: usize = 1024 * 1024 * 1024;
 
 const AAD_PREFIX: &[u8] = b"trove-blob-v1";
 const CODEC_RAW: u8 = 0;

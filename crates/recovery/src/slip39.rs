@@ -82,7 +82,7 @@ pub fn split_with_rng<R: RngCore + CryptoRng>(
     iteration_exponent: u8,
     rng: &mut R,
 ) -> Result<Vec<Vec<Share>>, Slip39Error> {
-    if master_secret.len() < MIN_SECRET_BYTES || master_secret.len() % 2 != 0 {
+    if master_secret.len() < MIN_SECRET_BYTES || !master_secret.len().is_multiple_of(2) {
         return Err(Slip39Error::InvalidSecretLength(master_secret.len()));
     }
     if !passphrase.iter().all(|b| (b' '..=b'~').contains(b)) {

@@ -264,6 +264,7 @@ pub fn backup(
     let roster: Vec<_> = slots.iter().map(|s| s.record.clone()).collect();
     if container.manifest.roster != roster {
         container.manifest.roster = roster;
+        container.manifest.revision += 1;
         home.index.put_container(&container.manifest, false)?;
         home.refresh_container_envelope(owner, &container.manifest)?;
     }

@@ -235,6 +235,7 @@ impl Home {
         let manifest = ContainerManifest {
             id,
             name: name.to_owned(),
+            revision: 1,
             created_unix: crate::now_ns() / 1_000_000_000,
             redundancy,
             chunker: ChunkerParams::default(),

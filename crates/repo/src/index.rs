@@ -273,7 +273,8 @@ impl Index {
     }
 
     /// Record packs whose fragments are all acknowledged. They stay
-    /// "unpublished" until an index segment naming them reaches the peers.
+    /// "unpublished" until a committed snapshot's index segment names them
+    /// (the segment then reaches the peers through `sync_meta`).
     pub fn record_packs(
         &self,
         cid: &ContainerId,

@@ -72,17 +72,30 @@ pub fn create(path: &Path, master: &MasterSecret, passphrase: &[u8], kdf: KdfPar
         .expect("encrypting 32 bytes cannot fail");
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&ct);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => RepoError::IdentityExists(path.to_owned()),
-            _ => RepoError::io("create", path, e),
-        })?;
-    f.write_all(&out)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| RepoError::io("write", path, e))?;
+    // Write aside, fsync, then link into place: a crash leaves either no
+    // keyfile or a whole one, and `hard_link` refuses to replace one.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".keyfile.{}.tmp",
+        hex::encode(rand::random::<[u8; 8]>())
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(&out)?;
+        f.sync_all()
+    };
+    let linked = write().and_then(|_| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    linked.map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => RepoError::IdentityExists(path.to_owned()),
+        _ => RepoError::io("create", path, e),
+    })?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| RepoError::io("sync", dir, e))?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use crate::progress::{Event, Progress};
 use std::sync::Arc;
 use trove_core::manifest::PeerRecord;
 use trove_core::ContainerId;
-use trove_net::Peer;
+use trove_net::{MetaKey, Peer};
 
 /// Push every envelope the index holds for `cid` to each peer that lacks it.
 /// With `verify`, also read back the copies a peer has and replace any that
@@ -20,7 +20,14 @@ pub fn sync_meta(
     verify: bool,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let objects = home.index.meta(cid)?;
+    let mut objects = home.index.meta(cid)?;
+    // Segments before the snapshots that rely on them, so a peer never holds
+    // a snapshot whose packs it cannot find, even if replication stops midway.
+    objects.sort_by_key(|(k, _)| match k {
+        MetaKey::IndexSegment(..) => 0,
+        MetaKey::Container(_) => 1,
+        MetaKey::Snapshot(..) => 2,
+    });
     for (rec, peer) in peers {
         let present = match peer.list_meta(Some(cid)) {
             Ok(v) => v,

@@ -45,7 +45,8 @@ impl<'a> Uploader<'a> {
             candidates,
             broken,
             redundancy,
-            seq: 0,
+            // A random start, so small backups do not all favour the same peers.
+            seq: rand::random::<u32>() as u64,
             warned_not_distinct: false,
             fragment_bytes: 0,
             progress,
@@ -98,6 +99,12 @@ impl<'a> Uploader<'a> {
             for (i, res) in results {
                 match res {
                     Ok(()) => done[i] = true,
+                    // An error that another peer would not have (say, a hash
+                    // mismatch: a bug here) fails the pack instead of knocking
+                    // out every peer in turn.
+                    Err(e) if !e.is_retryable_elsewhere() => {
+                        return Err(RepoError::Peer(e));
+                    }
                     Err(e) => {
                         let slot = assign[i];
                         if !self.broken[slot] {
