@@ -159,3 +159,164 @@ impl<'a> Uploader<'a> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Real folder peers, some wrapped to fail, under the uploader.
+    use super::*;
+    use crate::progress::Quiet;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use trove_core::keys::SealKey;
+    use trove_core::pack::PackBuilder;
+    use trove_core::seal::BlobKind;
+    use trove_core::{BlobId, ContainerId, FragmentId, PeerId};
+    use trove_net::{FolderPeer, MetaKey, PeerError, PeerStat};
+
+    /// A folder peer whose puts fail with a chosen error.
+    #[derive(Debug)]
+    struct Failing {
+        inner: FolderPeer,
+        fail: fn(&str) -> PeerError,
+        attempts: AtomicUsize,
+    }
+
+    impl Peer for Failing {
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+        fn put_fragment(&self, _: &FragmentId, _: &[u8]) -> Result<(), PeerError> {
+            self.attempts.fetch_add(1, Ordering::SeqCst);
+            Err((self.fail)(self.inner.name()))
+        }
+        fn get_fragment(&self, id: &FragmentId) -> Result<Vec<u8>, PeerError> {
+            self.inner.get_fragment(id)
+        }
+        fn get_fragment_range(
+            &self,
+            id: &FragmentId,
+            o: u64,
+            l: u64,
+        ) -> Result<Vec<u8>, PeerError> {
+            self.inner.get_fragment_range(id, o, l)
+        }
+        fn has_fragment(&self, id: &FragmentId) -> Result<bool, PeerError> {
+            self.inner.has_fragment(id)
+        }
+        fn list_fragments(&self) -> Result<Vec<FragmentId>, PeerError> {
+            self.inner.list_fragments()
+        }
+        fn delete_fragment(&self, id: &FragmentId) -> Result<(), PeerError> {
+            self.inner.delete_fragment(id)
+        }
+        fn put_meta(&self, k: &MetaKey, b: &[u8]) -> Result<(), PeerError> {
+            self.inner.put_meta(k, b)
+        }
+        fn get_meta(&self, k: &MetaKey) -> Result<Vec<u8>, PeerError> {
+            self.inner.get_meta(k)
+        }
+        fn list_meta(&self, c: Option<&ContainerId>) -> Result<Vec<MetaKey>, PeerError> {
+            self.inner.list_meta(c)
+        }
+        fn stat(&self) -> Result<PeerStat, PeerError> {
+            self.inner.stat()
+        }
+    }
+
+    fn full(peer: &str) -> PeerError {
+        PeerError::Full { peer: peer.into() }
+    }
+
+    fn mismatch(peer: &str) -> PeerError {
+        PeerError::HashMismatch {
+            peer: peer.into(),
+            id: FragmentId([0; 32]),
+        }
+    }
+
+    fn peers(
+        dir: &std::path::Path,
+        n: usize,
+        failing: &[(usize, fn(&str) -> PeerError)],
+    ) -> Vec<(PeerRecord, Arc<dyn Peer>)> {
+        (0..n)
+            .map(|i| {
+                let name = format!("p{i}");
+                let folder = FolderPeer::create(&name, &dir.join(&name)).unwrap();
+                let rec = PeerRecord {
+                    id: PeerId::random(),
+                    name,
+                    location: String::new(),
+                    labels: Default::default(),
+                };
+                let peer: Arc<dyn Peer> = match failing.iter().find(|(j, _)| *j == i) {
+                    Some((_, f)) => Arc::new(Failing {
+                        inner: folder,
+                        fail: *f,
+                        attempts: AtomicUsize::new(0),
+                    }),
+                    None => Arc::new(folder),
+                };
+                (rec, peer)
+            })
+            .collect()
+    }
+
+    fn a_pack() -> trove_core::pack::FinishedPack {
+        let mut b = PackBuilder::default();
+        b.add(BlobKind::Data, BlobId([1; 32]), &[7u8; 10_000], 10_000);
+        b.finish(&SealKey::from_bytes([3; 32]))
+    }
+
+    #[test]
+    fn a_full_peer_is_routed_around_and_every_fragment_lands() {
+        let dir = tempfile::tempdir().unwrap();
+        let ps = peers(dir.path(), 7, &[(2, full)]);
+        let mut up = Uploader::new(ps.clone(), Redundancy { k: 4, m: 2 }, &Quiet);
+        for _ in 0..5 {
+            let rec = up.store(&a_pack()).unwrap();
+            assert_eq!(rec.fragments.len(), 6);
+            let mut holders: Vec<_> = rec.fragments.iter().map(|f| f.peer).collect();
+            holders.sort();
+            holders.dedup();
+            assert_eq!(
+                holders.len(),
+                6,
+                "six distinct peers still hold the six fragments"
+            );
+            assert!(
+                !holders.contains(&ps[2].0.id),
+                "the full peer holds nothing"
+            );
+            for f in &rec.fragments {
+                let (_, p) = ps.iter().find(|(r, _)| r.id == f.peer).unwrap();
+                assert_eq!(FragmentId::of(&p.get_fragment(&f.id).unwrap()), f.id);
+            }
+        }
+    }
+
+    #[test]
+    fn every_peer_failing_refuses_the_pack() {
+        let dir = tempfile::tempdir().unwrap();
+        let ps = peers(dir.path(), 3, &[(0, full), (1, full), (2, full)]);
+        let mut up = Uploader::new(ps, Redundancy { k: 2, m: 1 }, &Quiet);
+        assert!(matches!(
+            up.store(&a_pack()),
+            Err(RepoError::Placement { .. })
+        ));
+    }
+
+    #[test]
+    fn a_local_bug_fails_at_once_instead_of_excluding_peers() {
+        let dir = tempfile::tempdir().unwrap();
+        let ps = peers(
+            dir.path(),
+            3,
+            &[(0, mismatch), (1, mismatch), (2, mismatch)],
+        );
+        let mut up = Uploader::new(ps, Redundancy { k: 2, m: 1 }, &Quiet);
+        assert!(matches!(
+            up.store(&a_pack()),
+            Err(RepoError::Peer(PeerError::HashMismatch { .. }))
+        ));
+    }
+}
