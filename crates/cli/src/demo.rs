@@ -312,8 +312,8 @@ pub fn run(source: Option<&Path>, dir: Option<&Path>, json: bool) -> Result<Exit
             ui::bytes(r.bytes),
             r.seconds
         );
-        for p in &r.problems {
-            println!("      routed around: {p}");
+        for line in ui::summarize(&r.problems) {
+            println!("      routed around: {line}");
         }
     }
 

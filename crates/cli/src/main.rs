@@ -571,12 +571,9 @@ fn restore(spec: &str, target: PathBuf, include: Vec<PathBuf>, json: bool) -> Re
             r.seconds
         );
         if !r.problems.is_empty() {
-            println!(
-                "{} fragment problem(s) routed around (run `trove check`):",
-                r.problems.len()
-            );
-            for p in &r.problems {
-                println!("  {p}");
+            println!("fragment problems routed around (run `trove check`):");
+            for line in ui::summarize(&r.problems) {
+                println!("  {line}");
             }
         }
         for (p, e) in &r.lost {

@@ -104,6 +104,36 @@ pub fn utc(ns: i64) -> String {
     )
 }
 
+/// Fragment problems grouped by peer and kind, one line each: a dead peer
+/// costs one line, not one per pack.
+pub fn summarize(problems: &[trove_repo::FragmentProblem]) -> Vec<String> {
+    let mut groups: std::collections::BTreeMap<(String, String), Vec<String>> = Default::default();
+    for p in problems {
+        let kind = p
+            .problem
+            .split(" (")
+            .next()
+            .unwrap_or(&p.problem)
+            .to_owned();
+        let packs = groups.entry((p.peer.clone(), kind)).or_default();
+        let short = p.pack[..8].to_owned();
+        if !packs.contains(&short) {
+            packs.push(short);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((peer, kind), packs)| {
+            let list = if packs.len() <= 3 {
+                packs.join(", ")
+            } else {
+                format!("{}, … ({} packs)", packs[..3].join(", "), packs.len())
+            };
+            format!("peer `{peer}`: {kind} — pack {list}")
+        })
+        .collect()
+}
+
 /// Human byte count.
 pub fn bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
