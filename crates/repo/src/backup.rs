@@ -244,10 +244,7 @@ pub fn backup(
     }
     for s in &slots {
         if let Err(e) = &s.peer {
-            progress.event(Event::Warning(format!(
-                "peer `{}` is unavailable: {e}",
-                s.record.name
-            )));
+            progress.event(Event::Warning(e.to_string()));
         }
     }
     let available: Vec<_> = slots

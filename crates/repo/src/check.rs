@@ -51,9 +51,7 @@ pub fn check(
     let mut report = CheckReport::default();
     for s in &slots {
         if let Err(e) = &s.peer {
-            report
-                .problems
-                .push(format!("peer `{}` is unavailable: {e}", s.record.name));
+            report.problems.push(e.to_string());
         }
     }
     let fetcher = Fetcher::new(&slots);

@@ -148,10 +148,7 @@ pub fn restore(
     let slots = home.open_peers()?;
     for s in &slots {
         if let Err(e) = &s.peer {
-            progress.event(Event::Warning(format!(
-                "peer `{}` is unavailable: {e}",
-                s.record.name
-            )));
+            progress.event(Event::Warning(e.to_string()));
         }
     }
     let fetcher = Fetcher::new(&slots);
