@@ -5,6 +5,7 @@
 //! unreadable (backup) or lost (restore), listed.
 
 mod demo;
+mod recover;
 mod ui;
 
 use anyhow::{Context, Result};
@@ -69,6 +70,23 @@ enum Cmd {
         #[arg(long)]
         read_data: bool,
     },
+    /// Recreate an identity in an empty TROVE_HOME from the 24-word phrase
+    /// (prompt, --phrase-file, or stdin) or from SLIP-39 shares.
+    Recover {
+        #[arg(long, conflicts_with_all = ["shares_file", "shares"])]
+        phrase_file: Option<PathBuf>,
+        /// One share per line.
+        #[arg(long)]
+        shares_file: Option<PathBuf>,
+        /// Read shares from stdin (or the terminal, one by one, until enough).
+        #[arg(long)]
+        shares: bool,
+    },
+    /// Rebuild the local index from the peers: containers, snapshots, peer rosters.
+    Sync,
+    /// Social recovery: SLIP-39 shares of the master secret, and the recovery kit.
+    #[command(subcommand)]
+    Recovery(RecoveryCmd),
     /// Show the whole path on sample data: back up to six folder peers, lose
     /// two, corrupt a fragment on a third, restore and verify every byte.
     Demo {
@@ -78,6 +96,40 @@ enum Cmd {
         /// Keep the demo's folders here instead of a temporary directory.
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RecoveryCmd {
+    /// Split the master secret into SLIP-39 shares (SLIP-39 passphrase: TROVE_SLIP39_PASSPHRASE).
+    Split {
+        #[arg(long, requires = "shares")]
+        threshold: Option<u8>,
+        #[arg(long, requires = "threshold")]
+        shares: Option<u8>,
+        /// e.g. "2 of: family 2-of-3, friends 3-of-5, my safe 1-of-1"
+        #[arg(long, conflicts_with_all = ["threshold", "shares"])]
+        groups: Option<String>,
+        /// Write one file per share holder into this folder instead of printing.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Combine shares and print the 24-word phrase (on the owner's own device).
+    Combine {
+        #[arg(long)]
+        shares_file: Option<PathBuf>,
+    },
+    /// Drill: check that shares reach the threshold and rebuild this identity; prints no secret.
+    Verify {
+        #[arg(long)]
+        shares_file: Option<PathBuf>,
+    },
+    /// Show the 24-word phrase again (asks the passphrase).
+    Phrase,
+    /// Write the recovery kit: fingerprint and how to reach each peer; no secrets.
+    Kit {
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -191,6 +243,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
             include,
         } => restore(&snapshot, target, include, json),
         Cmd::Check { name, read_data } => check(name, read_data, json),
+        Cmd::Recover {
+            phrase_file,
+            shares_file,
+            shares,
+        } => recover::recover(phrase_file.as_deref(), shares_file.as_deref(), shares, json),
+        Cmd::Sync => recover::sync(json),
+        Cmd::Recovery(r) => match r {
+            RecoveryCmd::Split {
+                threshold,
+                shares,
+                groups,
+                out,
+            } => recover::split(threshold, shares, groups.as_deref(), out.as_deref(), json),
+            RecoveryCmd::Combine { shares_file } => {
+                recover::combine_cmd(shares_file.as_deref(), json)
+            }
+            RecoveryCmd::Verify { shares_file } => recover::verify(shares_file.as_deref(), json),
+            RecoveryCmd::Phrase => recover::phrase(json),
+            RecoveryCmd::Kit { out } => recover::kit(&out, json),
+        },
     }
 }
 

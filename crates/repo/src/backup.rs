@@ -265,7 +265,7 @@ pub fn backup(
         home.index.put_container(&container.manifest, false)?;
         home.refresh_container_envelope(owner, &container.manifest)?;
     }
-    sync_meta(home, &cid, &available, true, progress)?;
+    sync_meta(home, owner, &container, &available, true, progress)?;
 
     let known = home.index.blob_ids(&cid)?;
     let cache = home.index.file_cache(&cid)?;
@@ -496,7 +496,7 @@ pub fn backup(
         .commit_snapshot(&snapshot, &envelopes, &published, &files_cache)?;
     // Replicate the new manifests; a peer that misses them now gets them at
     // the next backup (sync_meta), and `trove check` reports it meanwhile.
-    sync_meta(home, &cid, &available, false, progress)?;
+    sync_meta(home, owner, &container, &available, false, progress)?;
     Ok(BackupReport {
         snapshot,
         unreadable,

@@ -9,11 +9,8 @@ use crate::home::{Container, Home, Owner};
 use crate::progress::{Event, Progress};
 use crate::snapshot::TreeReader;
 use std::collections::HashSet;
-use trove_core::envelope;
-use trove_core::seal::BlobKind;
 use trove_core::tree::NodeKind;
 use trove_core::{BlobId, FragmentId, TreeId};
-use trove_net::MetaKey;
 
 /// What `check` found.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -88,18 +85,9 @@ fn check_meta(
     for s in slots {
         let Some(peer) = s.available() else { continue };
         for (key, local) in &objects {
-            let (kind, object, key_for) = match key {
-                MetaKey::Container(c) => (
-                    BlobKind::ContainerManifest,
-                    c.0,
-                    owner.master.manifest_key(),
-                ),
-                MetaKey::Snapshot(_, id) => (BlobKind::SnapshotManifest, id.0, c.keys.seal.clone()),
-                MetaKey::IndexSegment(_, id) => (BlobKind::IndexSegment, id.0, c.keys.seal.clone()),
-            };
             match peer.get_meta(key) {
                 Ok(b) if &b == local => {}
-                Ok(b) => match envelope::open_signed(&owner.public(), &key_for, kind, &object, &b) {
+                Ok(b) => match crate::meta::verify_envelope(owner, c, key, &b) {
                     Err(e) => report.problems.push(format!(
                         "peer `{}`: {key} is invalid and was refused ({e}); the next backup replaces it",
                         s.record.name

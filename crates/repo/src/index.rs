@@ -181,6 +181,21 @@ impl Index {
         Ok(rec)
     }
 
+    /// Replace the record stored under `old_name` (rename and/or re-id).
+    pub fn replace_peer(&self, old_name: &str, rec: &PeerRecord) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(PEERS)?;
+            t.remove(old_name)?;
+            if t.get(rec.name.as_str())?.is_some() {
+                return Err(RepoError::PeerExists(rec.name.clone()));
+            }
+            t.insert(rec.name.as_str(), ser(rec).as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn peers(&self) -> Result<Vec<PeerRecord>> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(PEERS)?;
@@ -354,6 +369,23 @@ impl Index {
             for (path, entry) in files {
                 ft.insert(key2(&cid.0, path).as_slice(), ser(entry).as_slice())?;
             }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Record a snapshot read from a peer (its envelope verified by the caller).
+    pub fn insert_snapshot(&self, snap: &SnapshotManifest, envelope: &[u8]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            tx.open_table(SNAPSHOTS)?.insert(
+                key2(&snap.container.0, &snap.id.0).as_slice(),
+                ser(snap).as_slice(),
+            )?;
+            tx.open_table(META)?.insert(
+                meta_key(&MetaKey::Snapshot(snap.container, snap.id)).as_slice(),
+                envelope,
+            )?;
         }
         tx.commit()?;
         Ok(())

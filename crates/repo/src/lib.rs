@@ -16,6 +16,7 @@ mod progress;
 mod restore;
 mod scan;
 mod snapshot;
+mod sync;
 mod upload;
 
 pub(crate) use backup::now_ns;
@@ -29,3 +30,4 @@ pub use keyfile::KdfParams;
 pub use progress::{Event, Progress, Quiet};
 pub use restore::{restore, RestoreOptions, RestoreReport};
 pub use snapshot::{list_tree, resolve_snapshot, LsEntry, TreeReader};
+pub use sync::{sync, SyncReport};

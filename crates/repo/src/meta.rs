@@ -3,23 +3,27 @@
 //! rebuild everything from one peer (DESIGN invariant 6).
 
 use crate::error::Result;
-use crate::home::Home;
+use crate::home::{Container, Home, Owner};
 use crate::progress::{Event, Progress};
 use std::sync::Arc;
+use trove_core::envelope::{self, EnvelopeError};
 use trove_core::manifest::PeerRecord;
-use trove_core::ContainerId;
+use trove_core::seal::BlobKind;
 use trove_net::{MetaKey, Peer};
 
-/// Push every envelope the index holds for `cid` to each peer that lacks it.
-/// With `verify`, also read back the copies a peer has and replace any that
-/// differ (a damaged or tampered copy), with a warning naming the peer.
+/// Push every envelope the index holds for the container to each peer that
+/// lacks it. With `verify`, also read back the copies a peer has and replace
+/// any that differ: silently when the peer's copy is a valid older version,
+/// with a warning naming the peer when it fails verification.
 pub fn sync_meta(
     home: &Home,
-    cid: &ContainerId,
+    owner: &Owner,
+    container: &Container,
     peers: &[(PeerRecord, Arc<dyn Peer>)],
     verify: bool,
     progress: &dyn Progress,
 ) -> Result<()> {
+    let cid = &container.manifest.id;
     let mut objects = home.index.meta(cid)?;
     // Segments before the snapshots that rely on them, so a peer never holds
     // a snapshot whose packs it cannot find, even if replication stops midway.
@@ -45,11 +49,13 @@ pub fn sync_meta(
             } else if verify {
                 match peer.get_meta(key) {
                     Ok(b) if &b == bytes => false,
-                    Ok(_) => {
-                        progress.event(Event::Warning(format!(
-                            "peer `{}` held an altered copy of {key}; replaced it",
-                            rec.name
-                        )));
+                    Ok(theirs) => {
+                        if let Err(e) = verify_envelope(owner, container, key, &theirs) {
+                            progress.event(Event::Warning(format!(
+                                "peer `{}` held an invalid copy of {key} ({e}); replaced it",
+                                rec.name
+                            )));
+                        }
                         true
                     }
                     Err(_) => true,
@@ -69,4 +75,27 @@ pub fn sync_meta(
         }
     }
     Ok(())
+}
+
+/// Verify a signed envelope of `container` as found on a peer.
+pub fn verify_envelope(
+    owner: &Owner,
+    container: &Container,
+    key: &MetaKey,
+    bytes: &[u8],
+) -> Result<(), EnvelopeError> {
+    let (kind, object, seal) = match key {
+        MetaKey::Container(c) => (
+            BlobKind::ContainerManifest,
+            c.0,
+            owner.master.manifest_key(),
+        ),
+        MetaKey::Snapshot(_, id) => (
+            BlobKind::SnapshotManifest,
+            id.0,
+            container.keys.seal.clone(),
+        ),
+        MetaKey::IndexSegment(_, id) => (BlobKind::IndexSegment, id.0, container.keys.seal.clone()),
+    };
+    envelope::open_signed(&owner.public(), &seal, kind, &object, bytes).map(|_| ())
 }

@@ -176,7 +176,7 @@ mod tests {
     #[derive(Debug)]
     struct Failing {
         inner: FolderPeer,
-        fail: fn(&str) -> PeerError,
+        fail: FailWith,
         attempts: AtomicUsize,
     }
 
@@ -226,6 +226,8 @@ mod tests {
         PeerError::Full { peer: peer.into() }
     }
 
+    type FailWith = fn(&str) -> PeerError;
+
     fn mismatch(peer: &str) -> PeerError {
         PeerError::HashMismatch {
             peer: peer.into(),
@@ -236,7 +238,7 @@ mod tests {
     fn peers(
         dir: &std::path::Path,
         n: usize,
-        failing: &[(usize, fn(&str) -> PeerError)],
+        failing: &[(usize, FailWith)],
     ) -> Vec<(PeerRecord, Arc<dyn Peer>)> {
         (0..n)
             .map(|i| {
