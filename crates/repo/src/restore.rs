@@ -87,13 +87,11 @@ fn plan_tree(
     let tree = match reader.load(id) {
         Ok(t) => t,
         Err(e) => {
-            let p = rel
-                .iter()
-                .map(|c| String::from_utf8_lossy(c))
-                .collect::<Vec<_>>()
-                .join("/");
+            let p = rel.iter().fold(target.to_path_buf(), |p, c| {
+                p.join(std::ffi::OsStr::from_bytes(c))
+            });
             plan.lost
-                .push((format!("{p}/ (whole folder)"), e.to_string()));
+                .push((format!("{}/ (whole folder)", p.display()), e.to_string()));
             return;
         }
     };
@@ -172,15 +170,21 @@ pub fn restore(
         &include,
         &mut plan,
     );
-    if !include.is_empty()
-        && plan.files.is_empty()
-        && plan.dirs.is_empty()
-        && plan.symlinks.is_empty()
-        && plan.lost.is_empty()
-    {
-        return Err(RepoError::Usage(
-            "nothing in the snapshot matches --include".into(),
-        ));
+    // Every --include must name something in the snapshot.
+    for (inc, path) in include.iter().zip(&opts.include) {
+        let at = inc.iter().fold(opts.target.clone(), |p, c| {
+            p.join(std::ffi::OsStr::from_bytes(c))
+        });
+        let found = plan.files.iter().any(|f| f.path.starts_with(&at))
+            || plan.dirs.iter().any(|(d, _, _)| d.starts_with(&at))
+            || plan.symlinks.iter().any(|(l, _)| l.starts_with(&at))
+            || plan.lost.iter().any(|(l, _)| Path::new(l).starts_with(&at));
+        if !found {
+            return Err(RepoError::Usage(format!(
+                "--include {}: nothing in the snapshot matches (see `trove ls SNAPSHOT`)",
+                path.display()
+            )));
+        }
     }
 
     // Layout first: folders, empty files of the right length, symlinks.
