@@ -90,6 +90,35 @@ fn aad(kind: BlobKind, id: &[u8; 32]) -> [u8; AAD_PREFIX.len() + 33] {
     a
 }
 
+thread_local! {
+    // Creating a zstd context costs more than compressing a small file, and a
+    // backup seals one blob per small file: keep one per thread.
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
+    COMPRESSOR.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.as_ref().is_none_or(|(l, _)| *l != level) {
+            *c = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+        }
+        c.as_mut()?.1.compress(data).ok()
+    })
+}
+
+fn decompress(data: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        d.as_mut().expect("just set").decompress(data, capacity)
+    })
+}
+
 /// Whether compressing `data` is likely to pay, judged on a 64 KiB sample so
 /// incompressible media costs almost nothing.
 fn worth_compressing(data: &[u8]) -> bool {
@@ -102,9 +131,9 @@ fn worth_compressing(data: &[u8]) -> bool {
     }
     let mid = data.len() / 2;
     let sample = &data[mid - SAMPLE / 2..mid + SAMPLE / 2];
-    match zstd::bulk::compress(sample, 1) {
-        Ok(c) => c.len() < SAMPLE * 97 / 100,
-        Err(_) => false,
+    match compress(sample, 1) {
+        Some(c) => c.len() < SAMPLE * 97 / 100,
+        None => false,
     }
 }
 
@@ -118,9 +147,7 @@ pub fn seal(
 ) -> Vec<u8> {
     let compressed = match compression {
         Compression::Zstd(level) if worth_compressing(plaintext) => {
-            zstd::bulk::compress(plaintext, level)
-                .ok()
-                .filter(|c| c.len() + 4 < plaintext.len() * 97 / 100)
+            compress(plaintext, level).filter(|c| c.len() + 4 < plaintext.len() * 97 / 100)
         }
         _ => None,
     };
@@ -187,8 +214,8 @@ pub fn open(
                     "declared length {raw_len} too large"
                 )));
             }
-            let out = zstd::bulk::decompress(&buf[5..], raw_len)
-                .map_err(|e| SealError::Decompress(e.to_string()))?;
+            let out =
+                decompress(&buf[5..], raw_len).map_err(|e| SealError::Decompress(e.to_string()))?;
             if out.len() != raw_len {
                 return Err(SealError::Decompress(
                     "length differs from the declared one".into(),

@@ -493,7 +493,7 @@ pub fn backup(
     );
     envelopes.push((MetaKey::Snapshot(cid, snapshot.id), env));
     home.index
-        .commit_snapshot(&snapshot, &envelopes, &published, &files_cache)?;
+        .commit_snapshot(&snapshot, &envelopes, &published, &files_cache, &cache)?;
     // Replicate the new manifests; a peer that misses them now gets them at
     // the next backup (sync_meta), and `trove check` reports it meanwhile.
     sync_meta(home, owner, &container, &available, false, progress)?;

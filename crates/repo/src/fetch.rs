@@ -46,6 +46,9 @@ pub struct Fetcher {
     peers: HashMap<PeerId, (String, Option<Arc<dyn Peer>>)>,
     problems: Mutex<Vec<FragmentProblem>>,
     cache: Mutex<Vec<(PackId, Arc<Vec<u8>>)>>,
+    /// Pack records already read from the index: a tree walk asks for the
+    /// same few packs once per folder.
+    pub(crate) records: Mutex<HashMap<PackId, Arc<PackRecord>>>,
 }
 
 const CACHE_PACKS: usize = 3;
@@ -60,6 +63,7 @@ impl Fetcher {
             peers,
             problems: Mutex::new(Vec::new()),
             cache: Mutex::new(Vec::new()),
+            records: Mutex::new(HashMap::new()),
         }
     }
 

@@ -135,12 +135,17 @@ pub struct Index {
 impl Index {
     /// Open (or create) the database; a second process gets [`RepoError::Busy`].
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => {
-                RepoError::Busy(path.parent().unwrap_or(path).to_owned())
-            }
-            other => RepoError::Db(format!("{}: {other}", path.display())),
-        })?;
+        // redb's default cache (1 GiB) would make the index, not the data,
+        // the largest user of memory; 64 MiB keeps hot pages of any index.
+        let db = Database::builder()
+            .set_cache_size(64 * 1024 * 1024)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    RepoError::Busy(path.parent().unwrap_or(path).to_owned())
+                }
+                other => RepoError::Db(format!("{}: {other}", path.display())),
+            })?;
         let tx = db.begin_write()?;
         {
             tx.open_table(PEERS)?;
@@ -343,12 +348,15 @@ impl Index {
 
     /// Commit a snapshot locally in one transaction: its manifest, the signed
     /// envelopes to replicate, the published packs and the new file cache.
+    /// Only the file-cache entries that differ from `old_files` are written,
+    /// so an unchanged re-run writes almost nothing.
     pub fn commit_snapshot(
         &self,
         snap: &SnapshotManifest,
         envelopes: &[(MetaKey, Vec<u8>)],
         published: &[PackId],
         files: &HashMap<Vec<u8>, FileEntry>,
+        old_files: &HashMap<Vec<u8>, FileEntry>,
     ) -> Result<()> {
         let cid = snap.container;
         let tx = self.db.begin_write()?;
@@ -364,10 +372,13 @@ impl Index {
                 ut.remove(key2(&cid.0, &p.0).as_slice())?;
             }
             let mut ft = tx.open_table(FILES)?;
-            let p = Prefix::new(&cid);
-            ft.retain_in::<&[u8], _>(p.bounds(), |_, _| false)?;
+            for path in old_files.keys().filter(|p| !files.contains_key(*p)) {
+                ft.remove(key2(&cid.0, path).as_slice())?;
+            }
             for (path, entry) in files {
-                ft.insert(key2(&cid.0, path).as_slice(), ser(entry).as_slice())?;
+                if old_files.get(path) != Some(entry) {
+                    ft.insert(key2(&cid.0, path).as_slice(), ser(entry).as_slice())?;
+                }
             }
         }
         tx.commit()?;

@@ -68,9 +68,27 @@ impl TreeReader<'_> {
             self.home.index.blob(&cid, &BlobId(id.0))?.ok_or_else(|| {
                 RepoError::Lost(format!("tree {} is not in the index", id.short()))
             })?;
-        let rec = self.home.index.pack(&cid, &loc.pack)?.ok_or_else(|| {
-            RepoError::Lost(format!("pack {} is not in the index", loc.pack.short()))
-        })?;
+        let cached = self
+            .fetcher
+            .records
+            .lock()
+            .expect("not poisoned")
+            .get(&loc.pack)
+            .cloned();
+        let rec = match cached {
+            Some(r) => r,
+            None => {
+                let r = std::sync::Arc::new(self.home.index.pack(&cid, &loc.pack)?.ok_or_else(
+                    || RepoError::Lost(format!("pack {} is not in the index", loc.pack.short())),
+                )?);
+                self.fetcher
+                    .records
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(loc.pack, r.clone());
+                r
+            }
+        };
         let pack = self.fetcher.pack(&rec)?;
         let plain = Fetcher::open_blob(&self.container.keys, &pack, &loc)?;
         Tree::decode(&plain).map_err(|e| RepoError::Lost(format!("tree {}: {e}", id.short())))
