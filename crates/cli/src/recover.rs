@@ -246,8 +246,10 @@ pub fn split(
                 .collect();
             let path = dir.join(format!("{safe}-{i}.txt"));
             let text = format!(
-                "Trove recovery share — keep it private.\nidentity {fp}\ngroup `{name}`: share {i} of {} (any {} of the group are needed; {group_threshold} group(s) in all)\n\n{words}\n",
-                spec.member_count, spec.member_threshold
+                "Trove recovery share — keep it private.\nidentity {fp}\ngroup `{name}`: share {i} of {} (any {} of this group are needed; {group_threshold} of the {} groups are needed)\n\n{words}\n",
+                spec.member_count,
+                spec.member_threshold,
+                layout.len()
             );
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
