@@ -10,7 +10,7 @@ use crate::progress::{Event, Progress};
 use crate::snapshot::TreeReader;
 use std::collections::HashSet;
 use trove_core::tree::NodeKind;
-use trove_core::{BlobId, FragmentId, TreeId};
+use trove_core::{BlobId, TreeId};
 
 /// What `check` found.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -125,12 +125,7 @@ fn check_fragments(
             let verdict = match slot.map(|s| (s, s.available())) {
                 None => Err("its peer is no longer configured".to_owned()),
                 Some((_, None)) => Err("its peer is unavailable".to_owned()),
-                Some((_, Some(p))) => match p.get_fragment(&loc.id) {
-                    Ok(b) if FragmentId::of(&b) == loc.id => Ok(()),
-                    Ok(_) => Err("corrupt (hash mismatch)".to_owned()),
-                    Err(e) if e.is_not_found() => Err("missing".to_owned()),
-                    Err(e) => Err(e.to_string()),
-                },
+                Some((_, Some(p))) => crate::fetch::read_verified(p.as_ref(), &loc.id).map(|_| ()),
             };
             match verdict {
                 Ok(()) => {

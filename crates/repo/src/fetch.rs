@@ -40,6 +40,20 @@ impl std::fmt::Display for FragmentProblem {
     }
 }
 
+/// Read one fragment and check it against its id; the error says what was
+/// wrong in the words restore and check both report.
+pub(crate) fn read_verified(
+    peer: &dyn Peer,
+    id: &FragmentId,
+) -> std::result::Result<Vec<u8>, String> {
+    match peer.get_fragment(id) {
+        Ok(bytes) if FragmentId::of(&bytes) == *id => Ok(bytes),
+        Ok(bytes) => Err(format!("corrupt ({} bytes, hash mismatch)", bytes.len())),
+        Err(e) if e.is_not_found() => Err("missing".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Fetches and decodes packs from a set of peers.
 #[derive(Debug)]
 pub struct Fetcher {
@@ -102,23 +116,10 @@ impl Fetcher {
                 return None;
             }
         };
-        match peer.get_fragment(&loc.id) {
-            Ok(bytes) if FragmentId::of(&bytes) == loc.id => Some(bytes),
-            Ok(bytes) => {
-                self.note(
-                    rec,
-                    loc,
-                    name,
-                    format!("corrupt ({} bytes, hash mismatch)", bytes.len()),
-                );
-                None
-            }
-            Err(e) if e.is_not_found() => {
-                self.note(rec, loc, name, "missing".into());
-                None
-            }
-            Err(e) => {
-                self.note(rec, loc, name, e.to_string());
+        match read_verified(peer.as_ref(), &loc.id) {
+            Ok(bytes) => Some(bytes),
+            Err(problem) => {
+                self.note(rec, loc, name, problem);
                 None
             }
         }

@@ -163,12 +163,9 @@ impl Home {
                 abs.display()
             )));
         }
-        match FolderPeer::open(name, &abs) {
-            Ok(_) => {}
-            Err(_) => {
-                FolderPeer::create(name, &abs)?;
-            }
-        }
+        // Opens an existing peer folder, creates a new one, refuses a folder
+        // that holds anything else.
+        FolderPeer::create(name, &abs)?;
         let rec = PeerRecord {
             id: PeerId::random(),
             name: name.to_owned(),

@@ -215,15 +215,12 @@ pub fn restore(
     // from the plaintext lengths the index records.
     type Targets = Vec<(usize, u64)>;
     let mut by_pack: HashMap<PackId, HashMap<BlobId, (BlobLocation, Targets)>> = HashMap::new();
-    let lost_files: Mutex<HashMap<usize, String>> = Mutex::new(HashMap::new());
+    let mut unplanned: HashMap<usize, String> = HashMap::new();
     for (i, f) in plan.files.iter().enumerate() {
         let mut off = 0u64;
         for c in &f.chunks {
             let Some(loc) = home.index.blob(&cid, &BlobId(c.0))? else {
-                lost_files
-                    .lock()
-                    .expect("not poisoned")
-                    .insert(i, format!("chunk {} is not in the index", c.short()));
+                unplanned.insert(i, format!("chunk {} is not in the index", c.short()));
                 break;
             };
             let slot = by_pack
@@ -234,13 +231,14 @@ pub fn restore(
             slot.1.push((i, off));
             off += loc.entry.raw_length as u64;
         }
-        if off != f.size && !lost_files.lock().expect("not poisoned").contains_key(&i) {
-            lost_files.lock().expect("not poisoned").insert(
-                i,
-                format!("chunks add up to {off} bytes, the file had {}", f.size),
-            );
+        if off != f.size {
+            unplanned.entry(i).or_insert_with(|| {
+                format!("chunks add up to {off} bytes, the file had {}", f.size)
+            });
         }
     }
+    // From here on, pack workers add to the lost files concurrently.
+    let lost_files = Mutex::new(unplanned);
 
     let total = by_pack.len() as u64;
     let done = std::sync::atomic::AtomicU64::new(0);
