@@ -6,6 +6,8 @@
 //! master secret ──derive_key──▶ identity key (Ed25519 seed)
 //!               ──derive_key──▶ wrap key   (wraps container keys)
 //!               ──derive_key──▶ manifest key (seals container manifests)
+//!               ──derive_key──▶ transport key (Ed25519 seed: the owner's id
+//!                               to nodes, authenticated by QUIC's handshake)
 //! container key (random) ──derive_key──▶ chunk-id key, seal key, chunker seed
 //! ```
 //! Derivation uses BLAKE3 `derive_key` with distinct, versioned context
@@ -23,6 +25,7 @@ const CTX_MANIFEST: &str = "trove 2026-11 container manifest seal v1";
 const CTX_CHUNK_ID: &str = "trove 2026-11 chunk id v1";
 const CTX_SEAL: &str = "trove 2026-11 blob seal v1";
 const CTX_CHUNKER: &str = "trove 2026-11 chunker seed v1";
+const CTX_TRANSPORT: &str = "trove 2026-11 owner transport key v1";
 
 /// Version byte of a wrapped container key.
 pub const WRAPPED_KEY_VERSION: u8 = 1;
@@ -68,6 +71,13 @@ impl MasterSecret {
             CTX_IDENTITY,
             &self.0,
         )))
+    }
+    /// Seed of the owner's network key. Nodes know the owner by its public
+    /// half (the owner id), which the QUIC handshake authenticates; it is
+    /// separate from the identity key so that no key signs in two protocols,
+    /// and derived so that recovery from the phrase keeps every grant valid.
+    pub fn transport_seed(&self) -> [u8; 32] {
+        blake3::derive_key(CTX_TRANSPORT, &self.0)
     }
     fn wrap_key(&self) -> [u8; 32] {
         blake3::derive_key(CTX_WRAP, &self.0)
@@ -274,6 +284,12 @@ mod tests {
         assert_eq!(m.identity().public(), m.clone().identity().public());
         let k = ContainerKey::from_bytes([9; 32]).derive();
         assert_ne!(k.chunk_id(b"a"), k.chunk_id(b"b"));
+        assert_eq!(m.transport_seed(), m.clone().transport_seed());
+        assert_ne!(&m.transport_seed(), m.identity().signing_key().as_bytes());
+        assert_ne!(
+            m.transport_seed(),
+            MasterSecret::from_bytes([8; 32]).transport_seed()
+        );
         let other = ContainerKey::from_bytes([10; 32]).derive();
         assert_ne!(k.chunk_id(b"a"), other.chunk_id(b"a"));
         assert_ne!(k.chunker_seed, other.chunker_seed);

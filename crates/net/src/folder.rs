@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use trove_core::{ContainerId, FragmentId, SegmentId, SnapshotId};
 
+use crate::audit::{self, AuditRange};
 use crate::peer::{MetaKey, Peer, PeerError, PeerStat};
 
 /// Name of the marker file that makes a folder a peer folder.
@@ -155,6 +156,39 @@ impl FolderPeer {
     /// The peer folder.
     pub fn path(&self) -> &Path {
         &self.root
+    }
+
+    /// Where the fragment `id` lives (for servers that stream it out).
+    pub fn fragment_file(&self, id: &FragmentId) -> PathBuf {
+        self.fragment_path(id)
+    }
+
+    /// A fresh path in the peer's tmp folder, for a server that receives a
+    /// fragment in pieces before [`FolderPeer::adopt_fragment`].
+    pub fn new_tmp_path(&self) -> PathBuf {
+        let _ = fs::create_dir_all(self.root.join(TMP));
+        let name = format!("{}.part", hex::encode(rand::random::<[u8; 16]>()));
+        self.root.join(TMP).join(name)
+    }
+
+    /// Move a fully received file, whose hash the caller has checked, into
+    /// place as fragment `id`: fsync it, rename, fsync the directory. Returns
+    /// whether it is new (`false`: an intact copy was already there).
+    pub fn adopt_fragment(&self, id: &FragmentId, tmp: &Path) -> Result<bool, PeerError> {
+        const OP: &str = "storing a received fragment";
+        self.ensure_present()?;
+        let target = self.fragment_path(id);
+        if target.is_file() {
+            let _ = fs::remove_file(tmp);
+            return Ok(false);
+        }
+        self.ensure_dir(parent_of(&target), OP)?;
+        File::open(tmp)
+            .and_then(|f| f.sync_all())
+            .and_then(|()| fs::rename(tmp, &target))
+            .and_then(|()| sync_dir(parent_of(&target)))
+            .map_err(|e| self.classify(OP, true, e))?;
+        Ok(true)
     }
 
     /// Free the space of fragments deleted at least `grace` before `now`.
@@ -528,6 +562,25 @@ impl Peer for FolderPeer {
         Ok(buf)
     }
 
+    /// Streams the file instead of reading it whole: only the bao tree
+    /// (64 bytes per KiB) and the proven chunks are held in memory.
+    fn audit_fragment(
+        &self,
+        id: &FragmentId,
+        ranges: &[AuditRange],
+    ) -> Result<Vec<Vec<u8>>, PeerError> {
+        const OP: &str = "proving fragment ranges";
+        let file = match File::open(self.fragment_path(id)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(self.missing(format!("fragment {}", id.short())))
+            }
+            Err(e) => return Err(self.classify(OP, false, e)),
+        };
+        audit::prove(io::BufReader::with_capacity(1 << 16, file), ranges)
+            .map_err(|e| self.classify(OP, false, e))
+    }
+
     fn has_fragment(&self, id: &FragmentId) -> Result<bool, PeerError> {
         match fs::symlink_metadata(self.fragment_path(id)) {
             Ok(m) => Ok(m.is_file()),
@@ -732,5 +785,70 @@ mod tests {
         assert!(parse_trash_name("12-abc").is_none());
         assert!(parse_trash_name(&format!("12.x-{}", id.to_hex())).is_none());
         assert!(is_shard_name("0f") && !is_shard_name("0F") && !is_shard_name("0"));
+    }
+
+    #[test]
+    fn audit_streams_proofs_that_verify_and_catch_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let peer = FolderPeer::create("t", dir.path()).unwrap();
+        let bytes: Vec<u8> = (0..100_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+        let id = FragmentId::of(&bytes);
+        peer.put_fragment(&id, &bytes).unwrap();
+        let ranges = [
+            AuditRange {
+                offset: 0,
+                len: 1_024,
+            },
+            AuditRange {
+                offset: 50_000,
+                len: 3_000,
+            },
+            AuditRange {
+                offset: 99_990,
+                len: 1_024,
+            },
+        ];
+        let proofs = peer.audit_fragment(&id, &ranges).unwrap();
+        // Streaming from the file gives the same proofs as proving from memory.
+        assert_eq!(
+            proofs,
+            audit::prove(io::Cursor::new(&bytes), &ranges).unwrap()
+        );
+        for (r, proof) in ranges.iter().zip(&proofs) {
+            let end = (r.offset + r.len).min(bytes.len() as u64) as usize;
+            assert_eq!(
+                audit::verify(&id, *r, proof).unwrap(),
+                &bytes[r.offset as usize..end]
+            );
+        }
+
+        // One damaged byte far from every range fails every proof.
+        let mut damaged = bytes.clone();
+        damaged[20_000] ^= 1;
+        fs::write(peer.fragment_path(&id), &damaged).unwrap();
+        let proofs = peer.audit_fragment(&id, &ranges).unwrap();
+        for (r, proof) in ranges.iter().zip(&proofs) {
+            assert_eq!(
+                audit::verify(&id, *r, proof),
+                Err(audit::AuditError::Mismatch)
+            );
+        }
+
+        let too_many = [ranges[0]; audit::MAX_AUDIT_RANGES + 1];
+        assert!(matches!(
+            peer.audit_fragment(&id, &too_many),
+            Err(PeerError::Io { source, .. }) if source.kind() == ErrorKind::InvalidInput
+        ));
+        let absent = FragmentId::of(b"absent");
+        assert!(peer
+            .audit_fragment(&absent, &ranges)
+            .unwrap_err()
+            .is_not_found());
+        // An unmounted disk is not a lost fragment.
+        fs::remove_file(dir.path().join(MARKER_FILE)).unwrap();
+        assert!(matches!(
+            peer.audit_fragment(&absent, &ranges),
+            Err(PeerError::Unavailable { .. })
+        ));
     }
 }

@@ -7,6 +7,9 @@
 //! - [`FolderPeer`] is a directory on a local or mounted disk: crash-safe
 //!   writes (tmp, fsync, rename, fsync dir) and delayed deletion via a trash
 //!   folder.
+//! - [`audit`] lets an owner check that a peer still holds a fragment from a
+//!   few random byte ranges, proven with BLAKE3 (bao) slices against the
+//!   fragment id alone.
 //! - [`place`] decides which peer gets which fragment of a pack: distinct
 //!   peers when there are enough, spread over failure domains, rotated so
 //!   load evens out; [`replace_one`] picks a substitute when one fails.
@@ -14,10 +17,12 @@
 //! Node peers (iroh) will be another implementation of [`Peer`] that wraps
 //! its own async runtime.
 
+pub mod audit;
 pub mod folder;
 pub mod peer;
 pub mod placement;
 
+pub use audit::AuditRange;
 pub use folder::FolderPeer;
 pub use peer::{MetaKey, Peer, PeerError, PeerStat};
 pub use placement::{

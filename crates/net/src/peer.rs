@@ -6,6 +6,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use trove_core::{ContainerId, FragmentId, SegmentId, SnapshotId};
 
+use crate::audit::{self, AuditRange};
+
 /// A place that stores a container's fragments and its replicated metadata.
 ///
 /// Blocking and object-safe so callers can hold `Arc<dyn Peer>`; peers that
@@ -35,6 +37,22 @@ pub trait Peer: Send + Sync + fmt::Debug {
         offset: u64,
         len: u64,
     ) -> Result<Vec<u8>, PeerError>;
+
+    /// Bao proofs for byte ranges of a fragment (see [`crate::audit`]): the
+    /// owner checks them against the fragment id alone. Default: read the
+    /// fragment and prove from memory.
+    fn audit_fragment(
+        &self,
+        id: &FragmentId,
+        ranges: &[AuditRange],
+    ) -> Result<Vec<Vec<u8>>, PeerError> {
+        let bytes = self.get_fragment(id)?;
+        audit::prove(std::io::Cursor::new(bytes), ranges).map_err(|source| PeerError::Io {
+            peer: self.describe(),
+            op: "proving fragment ranges",
+            source,
+        })
+    }
 
     /// Whether the peer holds a fragment (without reading it).
     fn has_fragment(&self, id: &FragmentId) -> Result<bool, PeerError>;
@@ -262,6 +280,80 @@ mod tests {
             id: FragmentId([0; 32])
         }
         .is_retryable_elsewhere());
+    }
+
+    /// Holds one fragment; only what the default `audit_fragment` uses.
+    #[derive(Debug)]
+    struct OneFragment(Vec<u8>);
+
+    impl Peer for OneFragment {
+        fn describe(&self) -> String {
+            "one".into()
+        }
+        fn get_fragment(&self, id: &FragmentId) -> Result<Vec<u8>, PeerError> {
+            if *id == FragmentId::of(&self.0) {
+                Ok(self.0.clone())
+            } else {
+                Err(PeerError::NotFound {
+                    peer: self.describe(),
+                    what: format!("fragment {}", id.short()),
+                })
+            }
+        }
+        fn put_fragment(&self, _: &FragmentId, _: &[u8]) -> Result<(), PeerError> {
+            unimplemented!()
+        }
+        fn get_fragment_range(&self, _: &FragmentId, _: u64, _: u64) -> Result<Vec<u8>, PeerError> {
+            unimplemented!()
+        }
+        fn has_fragment(&self, _: &FragmentId) -> Result<bool, PeerError> {
+            unimplemented!()
+        }
+        fn list_fragments(&self) -> Result<Vec<FragmentId>, PeerError> {
+            unimplemented!()
+        }
+        fn delete_fragment(&self, _: &FragmentId) -> Result<(), PeerError> {
+            unimplemented!()
+        }
+        fn put_meta(&self, _: &MetaKey, _: &[u8]) -> Result<(), PeerError> {
+            unimplemented!()
+        }
+        fn get_meta(&self, _: &MetaKey) -> Result<Vec<u8>, PeerError> {
+            unimplemented!()
+        }
+        fn list_meta(&self, _: Option<&ContainerId>) -> Result<Vec<MetaKey>, PeerError> {
+            unimplemented!()
+        }
+        fn stat(&self) -> Result<PeerStat, PeerError> {
+            unimplemented!()
+        }
+    }
+
+    #[test]
+    fn default_audit_proves_from_the_fragment_bytes() {
+        let bytes = vec![5u8; 3_000];
+        let id = FragmentId::of(&bytes);
+        let peer = OneFragment(bytes);
+        let range = AuditRange {
+            offset: 1_000,
+            len: 100,
+        };
+        let proofs = peer.audit_fragment(&id, &[range, range]).unwrap();
+        assert_eq!(proofs.len(), 2);
+        assert_eq!(
+            audit::verify(&id, range, &proofs[0]).unwrap(),
+            vec![5u8; 100]
+        );
+        assert!(peer
+            .audit_fragment(&FragmentId([0; 32]), &[range])
+            .unwrap_err()
+            .is_not_found());
+        let empty = AuditRange { offset: 0, len: 0 };
+        assert!(matches!(
+            peer.audit_fragment(&id, &[empty]),
+            Err(PeerError::Io { op: "proving fragment ranges", ref source, .. })
+                if source.kind() == std::io::ErrorKind::InvalidInput
+        ));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! `trove check`: every fragment present on its peer with the right hash,
 //! every manifest replicated and correctly signed; with `read_data`, every
 //! pack decoded and every blob opened and verified, every snapshot's trees
-//! walked and every referenced blob found.
+//! walked and every referenced blob found; with `audit`, each fragment is
+//! checked by its peer proving a few random ranges of it (see
+//! [`trove_net::audit`]) instead of being downloaded whole.
 
 use crate::error::Result;
 use crate::fetch::Fetcher;
@@ -9,8 +11,32 @@ use crate::home::{Container, Home, Owner};
 use crate::progress::{Event, Progress};
 use crate::snapshot::TreeReader;
 use std::collections::HashSet;
+use trove_core::erasure;
+use trove_core::manifest::PackRecord;
 use trove_core::tree::NodeKind;
-use trove_core::{BlobId, TreeId};
+use trove_core::{BlobId, FragmentId, TreeId};
+use trove_net::audit;
+use trove_net::Peer;
+
+/// Ranges asked of each fragment in an audit. A peer that kept the hash tree
+/// but dropped a fraction `f` of a fragment's chunks passes one audit of it
+/// with probability at most about `(1 - f)^4`; a peer whose copy is damaged
+/// anywhere fails every range, as its tree no longer leads to the id.
+const AUDIT_RANGES_PER_FRAGMENT: usize = 4;
+/// One BLAKE3 chunk: the unit a proof verifies anyway.
+const AUDIT_RANGE_LEN: u64 = 1024;
+
+/// What `check` verifies beyond the manifests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// Also decode every pack and verify every blob and tree.
+    pub read_data: bool,
+    /// Verify fragments with audit proofs of a few random ranges instead of
+    /// downloading each whole: far less traffic from remote peers, yet any
+    /// damage to the copy a peer proves from fails its audit (see
+    /// [`trove_net::audit`]).
+    pub audit: bool,
+}
 
 /// What `check` found.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -23,16 +49,36 @@ pub struct CheckReport {
     /// Packs with fewer than `k` good fragments: data is lost.
     pub packs_unrecoverable: u64,
     pub blobs_verified: u64,
+    /// Fragments whose peer was asked for audit proofs (0 unless auditing).
+    pub audited_fragments: u64,
+    /// Ranges asked for in those audits.
+    pub audited_ranges: u64,
     /// Human-readable problems; empty means healthy.
     pub problems: Vec<String>,
 }
 
-/// Check one container, or all when `name` is `None`.
+/// Check one container, or all when `name` is `None`, without auditing:
+/// [`check_with`] with only `read_data` set.
 pub fn check(
     home: &Home,
     owner: &Owner,
     name: Option<&str>,
     read_data: bool,
+    progress: &dyn Progress,
+) -> Result<CheckReport> {
+    let opts = CheckOptions {
+        read_data,
+        audit: false,
+    };
+    check_with(home, owner, name, &opts, progress)
+}
+
+/// Check one container, or all when `name` is `None`.
+pub fn check_with(
+    home: &Home,
+    owner: &Owner,
+    name: Option<&str>,
+    opts: &CheckOptions,
     progress: &dyn Progress,
 ) -> Result<CheckReport> {
     let names: Vec<String> = match name {
@@ -56,8 +102,8 @@ pub fn check(
         let c = home.container(owner, &n)?;
         report.containers += 1;
         check_meta(home, owner, &c, &slots, &mut report);
-        check_fragments(home, &c, &slots, &mut report, progress)?;
-        if read_data {
+        check_fragments(home, &c, &slots, opts.audit, &mut report, progress)?;
+        if opts.read_data {
             check_data(home, &c, &fetcher, &mut report, progress)?;
         }
     }
@@ -111,9 +157,11 @@ fn check_fragments(
     home: &Home,
     c: &Container,
     slots: &[crate::home::PeerSlot],
+    audit: bool,
     report: &mut CheckReport,
     progress: &dyn Progress,
 ) -> Result<()> {
+    let mut rng = rand::thread_rng();
     let packs = home.index.packs(&c.manifest.id)?;
     let total = packs.len() as u64;
     for (n, rec) in packs.iter().enumerate() {
@@ -125,6 +173,9 @@ fn check_fragments(
             let verdict = match slot.map(|s| (s, s.available())) {
                 None => Err("its peer is no longer configured".to_owned()),
                 Some((_, None)) => Err("its peer is unavailable".to_owned()),
+                Some((_, Some(p))) if audit => {
+                    audit_fragment(p.as_ref(), &loc.id, fragment_len(rec), &mut rng, report)
+                }
                 Some((_, Some(p))) => crate::fetch::read_verified(p.as_ref(), &loc.id).map(|_| ()),
             };
             match verdict {
@@ -152,6 +203,46 @@ fn check_fragments(
             done: n as u64 + 1,
             total,
         });
+    }
+    Ok(())
+}
+
+/// The length of each fragment of a pack, known from the index alone.
+fn fragment_len(rec: &PackRecord) -> u64 {
+    (erasure::FRAGMENT_HEADER_LEN + erasure::shard_len(rec.pack_len as usize, rec.k)) as u64
+}
+
+/// Ask `peer` to prove random ranges of fragment `id` and check every proof
+/// against the id; the error is the problem to report.
+fn audit_fragment(
+    peer: &dyn Peer,
+    id: &FragmentId,
+    fragment_len: u64,
+    rng: &mut impl rand::Rng,
+    report: &mut CheckReport,
+) -> std::result::Result<(), String> {
+    let ranges = audit::pick_ranges(
+        fragment_len,
+        AUDIT_RANGES_PER_FRAGMENT,
+        AUDIT_RANGE_LEN,
+        rng,
+    );
+    report.audited_fragments += 1;
+    report.audited_ranges += ranges.len() as u64;
+    let proofs = match peer.audit_fragment(id, &ranges) {
+        Ok(p) => p,
+        Err(e) if e.is_not_found() => return Err("missing".into()),
+        Err(e) => return Err(e.to_string()),
+    };
+    if proofs.len() != ranges.len() {
+        return Err(format!(
+            "audit failed: the peer answered {} of {} ranges",
+            proofs.len(),
+            ranges.len()
+        ));
+    }
+    for (range, proof) in ranges.iter().zip(&proofs) {
+        audit::verify(id, *range, proof).map_err(|e| format!("audit failed: {e}"))?;
     }
     Ok(())
 }

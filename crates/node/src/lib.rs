@@ -1,0 +1,23 @@
+//! Trove nodes: machines of friends, family and the owner's other devices
+//! that store encrypted fragments for the owners they grant, reached over
+//! QUIC with iroh (dial by public key, hole punching, relays, LAN discovery).
+//!
+//! - [`proto`]: the versioned node protocol (ALPN `trove/node/1`).
+//! - [`server`]: `trove node run`: per-owner namespaces, quotas, verified
+//!   and fsynced puts, delayed deletion, audits.
+//! - [`client`]: [`NodePeer`], the owner's [`trove_net::Peer`] for a node.
+//! - [`store`]: the node's data folder, grants and quotas.
+//! - [`network`]: network modes, tickets and LAN discovery.
+
+pub mod client;
+pub mod error;
+pub mod network;
+pub mod proto;
+pub mod server;
+pub mod store;
+
+pub use client::{NodeClient, NodePeer};
+pub use error::NodeError;
+pub use network::{discover, NetworkConfig, NetworkMode, NodeTicket};
+pub use server::{start, NodeOptions, RunningNode};
+pub use store::{parse_size, Grant, NodeDir, OwnerId};

@@ -1,0 +1,263 @@
+//! The node protocol, version 1 (ALPN `trove/node/1`).
+//!
+//! Every request travels on its own bidirectional QUIC stream, so a slow
+//! transfer never blocks a `has` or a `stat` behind it:
+//!
+//! ```text
+//! frame    := u32 LE body length | body
+//! body     := u8 version (= 1) | postcard(Request or Response)
+//! request  := frame [raw bytes: `len` of them, for Put and PutMeta] FIN
+//! response := frame [raw bytes: for Data and Ids] FIN
+//! ```
+//!
+//! Bulk bytes follow the frame raw, so both sides stream them to and from
+//! disk without holding them in a message. The owner is not named in any
+//! message: the node learns it from the QUIC handshake, which authenticates
+//! the owner's key (see `docs/design.md`, "Node protocol").
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use trove_core::{ContainerId, FragmentId};
+use trove_net::{AuditRange, MetaKey};
+
+/// The ALPN that selects this protocol on a QUIC connection.
+pub const ALPN: &[u8] = b"trove/node/1";
+/// Version byte at the start of every message body.
+pub const PROTOCOL_VERSION: u8 = 1;
+/// Largest request frame a node reads; anything longer drops the stream.
+pub const MAX_REQUEST_FRAME: u32 = 64 * 1024;
+/// Largest response frame an owner reads (audit proofs, metadata key lists).
+pub const MAX_RESPONSE_FRAME: u32 = 8 * 1024 * 1024;
+/// Largest fragment a node accepts (a whole 16 MiB pack with k = 1, with
+/// ample headroom for larger pack targets).
+pub const MAX_FRAGMENT_LEN: u64 = 1 << 30;
+/// Largest metadata object (manifests, index segments) a node accepts.
+pub const MAX_META_LEN: u64 = 256 * 1024 * 1024;
+
+/// What an owner asks of a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Check the grant and learn the node's limits.
+    Hello {
+        /// The owner's software, for the node's log.
+        client: String,
+    },
+    /// Store a fragment: `len` raw bytes follow the frame.
+    Put {
+        id: FragmentId,
+        len: u64,
+    },
+    /// Read a fragment, whole (`len: None`) or a byte range.
+    Get {
+        id: FragmentId,
+        offset: u64,
+        len: Option<u64>,
+    },
+    Has {
+        id: FragmentId,
+    },
+    List,
+    /// Delayed deletion: the node keeps the bytes for its grace period.
+    Delete {
+        id: FragmentId,
+    },
+    /// Store a metadata object: `len` raw bytes follow the frame.
+    PutMeta {
+        key: MetaKey,
+        len: u64,
+    },
+    GetMeta {
+        key: MetaKey,
+    },
+    ListMeta {
+        container: Option<ContainerId>,
+    },
+    Stat,
+    /// Bao proofs of byte ranges of a fragment.
+    Audit {
+        id: FragmentId,
+        ranges: Vec<AuditRange>,
+    },
+}
+
+/// Why a node declined a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    NotFound,
+    /// The node's operator has not granted this owner (or revoked it).
+    NotGranted,
+    /// The owner's quota on this node is used up.
+    QuotaExceeded,
+    /// The node's capacity or disk is used up.
+    NodeFull,
+    /// The bytes of a put do not hash to its id.
+    HashMismatch,
+    /// A malformed or oversized request.
+    BadRequest,
+    /// The node failed (disk error); details are in its log.
+    Internal,
+}
+
+/// A node's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Hello {
+        /// The node's software version.
+        node: String,
+        /// Bytes this owner may store here.
+        quota: u64,
+        /// Bytes this owner stores here now.
+        used: u64,
+    },
+    Ok,
+    /// `len` raw bytes follow.
+    Data {
+        len: u64,
+    },
+    Has(bool),
+    /// `count` fragment ids (32 bytes each) follow, sorted.
+    Ids {
+        count: u64,
+    },
+    MetaKeys(Vec<MetaKey>),
+    Stat {
+        fragments: u64,
+        fragment_bytes: u64,
+        /// The smaller of the owner's remaining quota and the node's room.
+        free_bytes: Option<u64>,
+    },
+    /// One bao slice per requested range, in order.
+    Proofs(Vec<Vec<u8>>),
+    Error {
+        kind: ErrorKind,
+        message: String,
+    },
+}
+
+/// Reading or writing a message failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("connection error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("message of {len} bytes is larger than the limit of {max}")]
+    TooLarge { len: u32, max: u32 },
+    #[error("message has protocol version {0}; this build speaks version {PROTOCOL_VERSION}")]
+    Version(u8),
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+/// Encode a message as one frame.
+pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+    let mut body = vec![PROTOCOL_VERSION];
+    // Serializing our own enums into a Vec cannot fail.
+    body.extend(postcard::to_stdvec(msg).unwrap_or_default());
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&body);
+    frame
+}
+
+/// Decode a frame body (version byte and postcard).
+pub fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, WireError> {
+    match body.split_first() {
+        None => Err(WireError::Malformed("empty message".into())),
+        Some((&PROTOCOL_VERSION, rest)) => {
+            postcard::from_bytes(rest).map_err(|e| WireError::Malformed(e.to_string()))
+        }
+        Some((&v, _)) => Err(WireError::Version(v)),
+    }
+}
+
+/// Write one message.
+pub async fn write_msg<W: AsyncWrite + Unpin, T: Serialize>(
+    w: &mut W,
+    msg: &T,
+) -> Result<(), WireError> {
+    w.write_all(&encode(msg)).await?;
+    Ok(())
+}
+
+/// Read one message, refusing frames longer than `max` before reading them.
+pub async fn read_msg<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
+    r: &mut R,
+    max: u32,
+) -> Result<T, WireError> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len).await?;
+    let len = u32::from_le_bytes(len);
+    if len > max {
+        return Err(WireError::TooLarge { len, max });
+    }
+    let mut body = vec![0u8; len as usize];
+    r.read_exact(&mut body).await?;
+    decode(&body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn messages_round_trip() {
+        let c = ContainerId([3; 32]);
+        let msgs = vec![
+            Request::Hello { client: "t".into() },
+            Request::Put {
+                id: FragmentId([1; 32]),
+                len: 9,
+            },
+            Request::Get {
+                id: FragmentId([1; 32]),
+                offset: 5,
+                len: Some(7),
+            },
+            Request::ListMeta { container: Some(c) },
+            Request::PutMeta {
+                key: MetaKey::Container(c),
+                len: 3,
+            },
+            Request::Audit {
+                id: FragmentId([2; 32]),
+                ranges: vec![AuditRange { offset: 1, len: 2 }],
+            },
+        ];
+        for m in msgs {
+            let frame = encode(&m);
+            let mut r = &frame[..];
+            let back: Request = read_msg(&mut r, MAX_REQUEST_FRAME).await.unwrap();
+            assert_eq!(back, m);
+            assert!(r.is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn oversized_wrong_version_and_garbage_are_refused() {
+        let mut big = (MAX_REQUEST_FRAME + 1).to_le_bytes().to_vec();
+        big.extend(vec![0; 16]);
+        let err = read_msg::<_, Request>(&mut &big[..], MAX_REQUEST_FRAME)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WireError::TooLarge { .. }), "{err}");
+
+        let mut frame = encode(&Request::Stat);
+        frame[4] = 2;
+        let err = read_msg::<_, Request>(&mut &frame[..], MAX_REQUEST_FRAME)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WireError::Version(2)), "{err}");
+
+        let garbage = [5u8, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff];
+        let err = read_msg::<_, Request>(&mut &garbage[..], MAX_REQUEST_FRAME)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WireError::Malformed(_)), "{err}");
+
+        // A frame cut short is an I/O error, not a hang or a panic.
+        let frame = encode(&Request::List);
+        let err = read_msg::<_, Request>(&mut &frame[..frame.len() - 1], MAX_REQUEST_FRAME)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, WireError::Io(_)), "{err}");
+    }
+}
