@@ -5,6 +5,7 @@
 //! unreadable (backup) or lost (restore), listed.
 
 mod demo;
+mod node;
 mod recover;
 mod ui;
 
@@ -39,6 +40,11 @@ enum Cmd {
     /// Manage peers (where fragments are stored).
     #[command(subcommand)]
     Peer(PeerCmd),
+    /// Run a node for others (friends, family, your other devices) and manage who may use it.
+    #[command(subcommand)]
+    Node(node::NodeCmd),
+    /// Print your owner id (for node operators) and identity fingerprint.
+    Whoami,
     /// Manage data containers (named backups of folders).
     #[command(subcommand)]
     Container(ContainerCmd),
@@ -69,6 +75,10 @@ enum Cmd {
         /// Also decode every pack and verify every blob and tree.
         #[arg(long)]
         read_data: bool,
+        /// Have each peer prove random byte ranges of its fragments (BLAKE3
+        /// verified streaming) instead of downloading them.
+        #[arg(long)]
+        audit: bool,
     },
     /// Recreate an identity in an empty TROVE_HOME from the 24-word phrase
     /// (prompt, --phrase-file, or stdin) or from SLIP-39 shares.
@@ -135,7 +145,8 @@ enum RecoveryCmd {
 
 #[derive(Subcommand)]
 enum PeerCmd {
-    /// Add a peer: `dir:PATH` for a folder (second disk, USB drive, NAS mount).
+    /// Add a peer: `dir:PATH` for a folder (second disk, USB drive, NAS
+    /// mount), or a node's ticket (`trove node ticket` on the node).
     Add {
         name: String,
         location: String,
@@ -146,6 +157,12 @@ enum PeerCmd {
     List,
     Remove {
         name: String,
+    },
+    /// List Trove nodes announcing themselves on the local network (mDNS).
+    Discover {
+        /// Seconds to listen.
+        #[arg(long, default_value_t = 3.0)]
+        wait: f64,
     },
 }
 
@@ -210,11 +227,21 @@ fn print_json(v: &serde_json::Value) {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A node logs what it does by default; other commands only errors.
+    let default = if matches!(cli.cmd, Cmd::Node(node::NodeCmd::Run { .. })) {
+        "info,iroh=warn,noq=warn,noq_proto=warn,iroh_mdns_address_lookup=warn,swarm_discovery=warn"
+    } else {
+        // iroh reports a peer that vanished mid-connection as an error;
+        // Trove reports it in its own words.
+        "error,iroh=off"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TROVE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("TROVE_LOG"))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -233,6 +260,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Init => init(json),
         Cmd::Demo { source, dir } => demo::run(source.as_deref(), dir.as_deref(), json),
         Cmd::Peer(p) => peer(p, json),
+        Cmd::Node(n) => node::run(n, json),
+        Cmd::Whoami => node::whoami(json),
         Cmd::Container(c) => container(c, json),
         Cmd::Backup { name } => backup(name, json),
         Cmd::Snapshots { name } => snapshots(name, json),
@@ -242,7 +271,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             target,
             include,
         } => restore(&snapshot, target, include, json),
-        Cmd::Check { name, read_data } => check(name, read_data, json),
+        Cmd::Check {
+            name,
+            read_data,
+            audit,
+        } => check(name, read_data, audit, json),
         Cmd::Recover {
             phrase_file,
             shares_file,
@@ -286,7 +319,8 @@ fn init(json: bool) -> Result<ExitCode> {
     if json {
         print_json(&json!({
             "home": dir,
-            "owner_id": owner.public().to_hex(),
+            "owner_id": Home::owner_id(&owner),
+            "identity": owner.public().to_hex(),
             "fingerprint": owner.public().fingerprint(),
             "phrase": phrase,
         }));
@@ -318,12 +352,28 @@ fn peer(cmd: PeerCmd, json: bool) -> Result<ExitCode> {
         } => {
             let labels: BTreeMap<_, _> = labels.into_iter().collect();
             let rec = home.add_peer(&name, &location, labels)?;
+            // A node: say at once whether it lets us in.
+            let node = home.open_node(&rec)?.map(|n| n.hello());
+            let node_json = match &node {
+                Some(Ok((quota, used))) => json!({"granted": true, "quota": quota, "used": used}),
+                Some(Err(e)) => json!({"granted": false, "error": e.to_string()}),
+                None => serde_json::Value::Null,
+            };
             if json {
                 print_json(
-                    &json!({"name": rec.name, "id": rec.id.to_hex(), "location": rec.location, "labels": rec.labels}),
+                    &json!({"name": rec.name, "id": rec.id.to_hex(), "location": rec.location, "labels": rec.labels, "node": node_json}),
                 );
             } else {
                 println!("added peer `{}` ({})", rec.name, rec.location);
+                match node {
+                    Some(Ok((quota, used))) => println!(
+                        "the node lets you in: quota {}, {} used",
+                        ui::bytes(quota),
+                        ui::bytes(used)
+                    ),
+                    Some(Err(e)) => eprintln!("warning: {e}"),
+                    None => {}
+                }
             }
         }
         PeerCmd::Remove { name } => {
@@ -337,19 +387,24 @@ fn peer(cmd: PeerCmd, json: bool) -> Result<ExitCode> {
                 );
             }
         }
+        PeerCmd::Discover { wait } => return node::discover(wait, json),
         PeerCmd::List => {
             let slots = home.open_peers()?;
             let rows: Vec<_> = slots
                 .iter()
                 .map(|s| {
                     let stat = s.available().map(|p| p.stat());
+                    let error = match (&s.peer, &stat) {
+                        (Err(e), _) | (_, Some(Err(e))) => Some(e.to_string()),
+                        _ => None,
+                    };
                     json!({
                         "name": s.record.name,
                         "id": s.record.id.to_hex(),
                         "location": s.record.location,
                         "labels": s.record.labels,
-                        "available": s.peer.is_ok(),
-                        "error": s.peer.as_ref().err().map(|e| e.to_string()),
+                        "available": error.is_none(),
+                        "error": error,
                         "fragments": stat.as_ref().and_then(|r| r.as_ref().ok()).map(|st| st.fragments),
                         "fragment_bytes": stat.as_ref().and_then(|r| r.as_ref().ok()).map(|st| st.fragment_bytes),
                         "free_bytes": stat.as_ref().and_then(|r| r.as_ref().ok()).and_then(|st| st.free_bytes),
@@ -368,14 +423,14 @@ fn peer(cmd: PeerCmd, json: bool) -> Result<ExitCode> {
                         .iter()
                         .map(|(k, v)| format!("{k}={v}"))
                         .collect();
-                    let state = match &s.peer {
-                        Ok(_) => format!(
+                    let state = match r["error"].as_str() {
+                        None => format!(
                             "ok, {} fragments, {} used, {} free",
                             r["fragments"].as_u64().unwrap_or(0),
                             ui::bytes(r["fragment_bytes"].as_u64().unwrap_or(0)),
                             r["free_bytes"].as_u64().map_or("?".into(), ui::bytes)
                         ),
-                        Err(e) => format!("UNAVAILABLE: {e}"),
+                        Some(e) => format!("UNAVAILABLE: {e}"),
                     };
                     println!(
                         "{:<12} {:<40} {:<16} {state}",
@@ -662,11 +717,12 @@ fn restore(spec: &str, target: PathBuf, include: Vec<PathBuf>, json: bool) -> Re
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(name: Option<String>, read_data: bool, json: bool) -> Result<ExitCode> {
+fn check(name: Option<String>, read_data: bool, audit: bool, json: bool) -> Result<ExitCode> {
     let home = Home::open(&home_dir()?)?;
     let owner = unlock(&home)?;
     let bar = ui::Bar::new(json);
-    let r = trove_repo::check(&home, &owner, name.as_deref(), read_data, &bar);
+    let opts = trove_repo::CheckOptions { read_data, audit };
+    let r = trove_repo::check_with(&home, &owner, name.as_deref(), &opts, &bar);
     bar.finish();
     let r = r?;
     if json {
@@ -682,6 +738,13 @@ fn check(name: Option<String>, read_data: bool, json: bool) -> Result<ExitCode> 
                 format!(
                     ", {} blobs verified, {} snapshots walked",
                     r.blobs_verified, r.snapshots
+                )
+            } else {
+                String::new()
+            } + &if audit {
+                format!(
+                    ", {} fragments audited ({} ranges proved)",
+                    r.audited_fragments, r.audited_ranges
                 )
             } else {
                 String::new()

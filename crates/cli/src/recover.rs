@@ -128,7 +128,7 @@ pub fn recover(
     let (_, owner) = Home::init(&dir, master, pass.as_bytes(), KdfParams::default())?;
     if json {
         print_json(
-            &json!({"home": dir, "owner_id": owner.public().to_hex(), "fingerprint": owner.public().fingerprint()}),
+            &json!({"home": dir, "owner_id": Home::owner_id(&owner), "identity": owner.public().to_hex(), "fingerprint": owner.public().fingerprint()}),
         );
     } else {
         println!(

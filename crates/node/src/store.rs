@@ -35,6 +35,10 @@ const GRANTS_VERSION: u32 = 1;
 pub struct OwnerId(pub [u8; 32]);
 
 impl OwnerId {
+    /// The owner id of a transport key seed.
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        Self(*iroh::SecretKey::from_bytes(seed).public().as_bytes())
+    }
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }

@@ -8,7 +8,9 @@ use crate::error::{RepoError, Result};
 use crate::home::PeerSlot;
 use crate::index::BlobLocation;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use trove_core::erasure;
 use trove_core::keys::ContainerKeys;
 use trove_core::manifest::{FragmentLocation, PackRecord};
@@ -63,9 +65,14 @@ pub struct Fetcher {
     /// Pack records already read from the index: a tree walk asks for the
     /// same few packs once per folder.
     pub(crate) records: Mutex<HashMap<PackId, Arc<PackRecord>>>,
+    /// Moving average of how long a fragment fetch takes, in ms.
+    usual_fetch_ms: AtomicU64,
 }
 
 const CACHE_PACKS: usize = 3;
+/// Bounds of the hedge delay (see [`Fetcher::hedge_delay`]).
+const HEDGE_MIN_MS: u64 = 750;
+const HEDGE_MAX_MS: u64 = 10_000;
 
 impl Fetcher {
     pub fn new(slots: &[PeerSlot]) -> Self {
@@ -78,6 +85,7 @@ impl Fetcher {
             problems: Mutex::new(Vec::new()),
             cache: Mutex::new(Vec::new()),
             records: Mutex::new(HashMap::new()),
+            usual_fetch_ms: AtomicU64::new(500),
         }
     }
 
@@ -98,31 +106,32 @@ impl Fetcher {
             });
     }
 
-    /// Read and verify one fragment.
-    fn fetch_fragment(&self, rec: &PackRecord, loc: &FragmentLocation) -> Option<Vec<u8>> {
-        let (name, peer) = match self.peers.get(&loc.peer) {
-            Some((name, Some(p))) => (name.as_str(), p),
-            Some((name, None)) => {
-                self.note(rec, loc, name, "peer unavailable".into());
-                return None;
-            }
-            None => {
-                self.note(
-                    rec,
-                    loc,
-                    &loc.peer.short(),
-                    "peer no longer configured".into(),
-                );
-                return None;
-            }
-        };
-        match read_verified(peer.as_ref(), &loc.id) {
-            Ok(bytes) => Some(bytes),
-            Err(problem) => {
-                self.note(rec, loc, name, problem);
-                None
-            }
+    /// The peer holding a fragment, or the reason it cannot be asked.
+    fn peer_of(
+        &self,
+        loc: &FragmentLocation,
+    ) -> std::result::Result<(String, Arc<dyn Peer>), (String, String)> {
+        match self.peers.get(&loc.peer) {
+            Some((name, Some(p))) => Ok((name.clone(), p.clone())),
+            Some((name, None)) => Err((name.clone(), "peer unavailable".into())),
+            None => Err((loc.peer.short(), "peer no longer configured".into())),
         }
+    }
+
+    /// How long to wait for a fragment before also asking another peer:
+    /// a few times the usual fetch time, so a slow or vanished peer costs
+    /// little more than one fetch.
+    fn hedge_delay(&self) -> Duration {
+        let usual = self.usual_fetch_ms.load(Ordering::Relaxed);
+        Duration::from_millis((usual * 4).clamp(HEDGE_MIN_MS, HEDGE_MAX_MS))
+    }
+
+    fn record_fetch_time(&self, took: Duration) {
+        let ms = took.as_millis() as u64;
+        let old = self.usual_fetch_ms.load(Ordering::Relaxed);
+        // A moving average: recent fetches count most.
+        self.usual_fetch_ms
+            .store((old * 7 + ms) / 8, Ordering::Relaxed);
     }
 
     /// Fetch, verify and decode a pack, keeping the last few in a small
@@ -153,23 +162,68 @@ impl Fetcher {
         let mut order: Vec<&FragmentLocation> = rec.fragments.iter().collect();
         order.sort_by_key(|l| (l.index >= rec.k, l.index));
         let mut got: Vec<Vec<u8>> = Vec::with_capacity(k);
+        // Ask k peers at once; when one fails, ask the next; when one is
+        // slow, also ask the next (hedging). A straggler's thread is left to
+        // finish on its own: its answer is no longer needed.
+        let (tx, rx) = crossbeam_channel::unbounded();
         let mut next = 0;
-        while got.len() < k && next < order.len() {
-            let want = (k - got.len()).min(order.len() - next);
-            let batch = &order[next..next + want];
-            next += want;
-            // Fetch a batch in parallel: one thread per fragment, each on its own peer.
-            let fetched: Vec<Option<Vec<u8>>> = std::thread::scope(|s| {
-                let handles: Vec<_> = batch
-                    .iter()
-                    .map(|loc| s.spawn(move || self.fetch_fragment(rec, loc)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or(None))
-                    .collect()
-            });
-            got.extend(fetched.into_iter().flatten());
+        let mut in_flight: HashMap<usize, (String, Instant)> = HashMap::new();
+        let launch = |i: usize, in_flight: &mut HashMap<usize, (String, Instant)>| {
+            let loc = order[i];
+            match self.peer_of(loc) {
+                Ok((name, peer)) => {
+                    let tx = tx.clone();
+                    let id = loc.id;
+                    in_flight.insert(i, (name, Instant::now()));
+                    std::thread::spawn(move || {
+                        let _ = tx.send((i, read_verified(peer.as_ref(), &id)));
+                    });
+                }
+                Err((name, problem)) => self.note(rec, loc, &name, problem),
+            }
+        };
+        while next < order.len() && in_flight.len() < k {
+            launch(next, &mut in_flight);
+            next += 1;
+        }
+        while got.len() < k && !in_flight.is_empty() {
+            if let Ok((i, result)) = rx.recv_timeout(self.hedge_delay()) {
+                let Some((name, started)) = in_flight.remove(&i) else {
+                    continue;
+                };
+                match result {
+                    Ok(bytes) => {
+                        self.record_fetch_time(started.elapsed());
+                        got.push(bytes);
+                    }
+                    Err(problem) => self.note(rec, order[i], &name, problem),
+                }
+            }
+            // Keep k requests going (replacing failures), plus one more
+            // for every peer slower than the hedge delay.
+            let slow = in_flight
+                .values()
+                .filter(|(_, t)| t.elapsed() >= self.hedge_delay())
+                .count();
+            while next < order.len() && in_flight.len() < (k - got.len()) + slow {
+                launch(next, &mut in_flight);
+                next += 1;
+            }
+            if in_flight.is_empty() && next < order.len() && got.len() < k {
+                launch(next, &mut in_flight);
+                next += 1;
+            }
+        }
+        for (i, (name, started)) in in_flight {
+            self.note(
+                rec,
+                order[i],
+                &name,
+                format!(
+                    "slow (no answer after {:.1}s); read another fragment instead",
+                    started.elapsed().as_secs_f64()
+                ),
+            );
         }
         if got.len() < k {
             return Err(RepoError::Lost(format!(

@@ -15,15 +15,25 @@ use trove_core::pack::DEFAULT_PACK_TARGET;
 use trove_core::seal::BlobKind;
 use trove_core::{ContainerId, PeerId};
 use trove_net::{FolderPeer, MetaKey, Peer, PeerError};
+use trove_node::{NetworkConfig, NodeClient, NodeTicket};
 
 const KEYFILE: &str = "keyfile";
 const INDEX: &str = "index.redb";
+/// The owner's transport key (derived from the master secret), kept so that
+/// commands that do not unlock (peer list, peer add) can still reach nodes.
+/// It lets its holder read ciphertext and delete (with the node's grace
+/// period) on nodes, never decrypt: the same trust as the index beside it.
+const TRANSPORT_KEY: &str = "transport.key";
+/// Location prefix of node peers; the rest is the node's ticket.
+const NODE_PREFIX: &str = "node:";
 
 /// An opened `TROVE_HOME`.
 #[derive(Debug)]
 pub struct Home {
     dir: PathBuf,
     pub index: Index,
+    /// The network endpoint for node peers, started on first use.
+    nodes: std::sync::OnceLock<std::result::Result<Arc<NodeClient>, String>>,
 }
 
 /// The unlocked owner: the master secret and the identity derived from it.
@@ -63,7 +73,8 @@ impl PeerSlot {
     }
 }
 
-/// Open a peer from its location string.
+/// Open a folder peer from its location string (node peers need the
+/// home's network endpoint: [`Home::open_peer`]).
 pub fn open_peer(rec: &PeerRecord) -> Result<Arc<dyn Peer>, PeerError> {
     match rec.location.strip_prefix("dir:") {
         Some(path) => Ok(Arc::new(FolderPeer::open(&rec.name, Path::new(path))?)),
@@ -98,6 +109,7 @@ impl Home {
         Ok(Self {
             dir: dir.to_owned(),
             index: Index::open(&dir.join(INDEX))?,
+            nodes: std::sync::OnceLock::new(),
         })
     }
 
@@ -112,7 +124,9 @@ impl Home {
         std::fs::create_dir_all(dir).map_err(|e| RepoError::io("create", dir, e))?;
         keyfile::create(&dir.join(KEYFILE), &master, passphrase, kdf)?;
         let home = Self::open(dir)?;
-        Ok((home, Owner::new(master)))
+        let owner = Owner::new(master);
+        home.save_transport_key(&owner)?;
+        Ok((home, owner))
     }
 
     pub fn dir(&self) -> &Path {
@@ -124,10 +138,90 @@ impl Home {
     }
 
     pub fn unlock(&self, passphrase: &[u8]) -> Result<Owner> {
-        Ok(Owner::new(keyfile::unlock(
-            &self.dir.join(KEYFILE),
-            passphrase,
-        )?))
+        let owner = Owner::new(keyfile::unlock(&self.dir.join(KEYFILE), passphrase)?);
+        if !self.dir.join(TRANSPORT_KEY).exists() {
+            self.save_transport_key(&owner)?;
+        }
+        Ok(owner)
+    }
+
+    fn save_transport_key(&self, owner: &Owner) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.dir.join(TRANSPORT_KEY);
+        let tmp = self.dir.join("transport.key.tmp");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| RepoError::io("write", &tmp, e))?;
+        f.write_all(&owner.master.transport_seed())
+            .and_then(|()| f.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| RepoError::io("write", &path, e))
+    }
+
+    /// The owner's network endpoint (started once per process).
+    pub fn node_client(&self) -> std::result::Result<Arc<NodeClient>, String> {
+        self.nodes
+            .get_or_init(|| {
+                let path = self.dir.join(TRANSPORT_KEY);
+                let seed: [u8; 32] = std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| {
+                        format!(
+                            "{} is missing: run a command that unlocks (e.g. `trove snapshots`) once to recreate it",
+                            path.display()
+                        )
+                    })?;
+                let net = NetworkConfig::from_env().map_err(|e| e.to_string())?;
+                NodeClient::start(seed, &net).map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+
+    /// The owner id nodes know this owner by (hex), as `trove whoami` shows.
+    pub fn owner_id(owner: &Owner) -> String {
+        let key = trove_node::OwnerId::from_seed(&owner.master.transport_seed());
+        key.to_hex()
+    }
+
+    /// Open one configured peer: a folder, or a node over the network.
+    pub fn open_peer(&self, rec: &PeerRecord) -> std::result::Result<Arc<dyn Peer>, PeerError> {
+        let Some(ticket) = rec.location.strip_prefix(NODE_PREFIX) else {
+            return open_peer(rec);
+        };
+        let unavailable = |reason: String| PeerError::Unavailable {
+            peer: rec.name.clone(),
+            reason,
+        };
+        let ticket: NodeTicket = ticket
+            .parse()
+            .map_err(|e: trove_node::NodeError| unavailable(e.to_string()))?;
+        let client = self.node_client().map_err(unavailable)?;
+        let peer = client
+            .peer(&rec.name, &ticket)
+            .map_err(|e| unavailable(e.to_string()))?;
+        Ok(Arc::new(peer))
+    }
+
+    /// A node peer by its record, with its node-only calls (hello).
+    pub fn open_node(&self, rec: &PeerRecord) -> Result<Option<trove_node::NodePeer>> {
+        let Some(ticket) = rec.location.strip_prefix(NODE_PREFIX) else {
+            return Ok(None);
+        };
+        let ticket: NodeTicket = ticket
+            .parse()
+            .map_err(|e: trove_node::NodeError| RepoError::BadLocation(e.to_string()))?;
+        let client = self.node_client().map_err(RepoError::BadLocation)?;
+        Ok(Some(
+            client
+                .peer(&rec.name, &ticket)
+                .map_err(|e| RepoError::BadLocation(e.to_string()))?,
+        ))
     }
 
     // ---- peers -------------------------------------------------------------
@@ -141,9 +235,35 @@ impl Home {
         labels: BTreeMap<String, String>,
     ) -> Result<PeerRecord> {
         check_name("peer", name)?;
+        let ticket = location.strip_prefix(NODE_PREFIX).unwrap_or(location);
+        if ticket.starts_with("trovenode") {
+            let ticket: NodeTicket = ticket
+                .parse()
+                .map_err(|e: trove_node::NodeError| RepoError::BadLocation(e.to_string()))?;
+            if let Some(p) = self.index.peers()?.iter().find(|p| {
+                p.location
+                    .strip_prefix(NODE_PREFIX)
+                    .and_then(|t| t.parse::<NodeTicket>().ok())
+                    .is_some_and(|t| t.node == ticket.node)
+            }) {
+                return Err(RepoError::BadLocation(format!(
+                    "node {} is already peer `{}`",
+                    &ticket.node_hex()[..12],
+                    p.name
+                )));
+            }
+            let rec = PeerRecord {
+                id: PeerId::random(),
+                name: name.to_owned(),
+                location: format!("{NODE_PREFIX}{ticket}"),
+                labels,
+            };
+            self.index.add_peer(&rec)?;
+            return Ok(rec);
+        }
         let Some(path) = location.strip_prefix("dir:") else {
             return Err(RepoError::BadLocation(format!(
-                "peer location `{location}` is not understood; use dir:PATH for a folder peer"
+                "peer location `{location}` is not understood; use dir:PATH for a folder peer or a node's ticket (trovenode1...)"
             )));
         };
         if path.is_empty() {
@@ -183,7 +303,7 @@ impl Home {
             .peers()?
             .into_iter()
             .map(|record| {
-                let peer = open_peer(&record);
+                let peer = self.open_peer(&record);
                 PeerSlot { record, peer }
             })
             .collect())
