@@ -252,13 +252,14 @@ fn status(data: &Path, json: bool) -> Result<ExitCode> {
 
 /// `trove whoami`: the ids to give to node operators and share holders.
 pub fn whoami(json: bool) -> Result<ExitCode> {
-    let home = Home::open(&home_dir()?)?;
-    let identity = home.public_identity()?;
-    let owner_id = match home.node_client() {
-        Ok(c) => hex::encode(c.owner_id()),
-        Err(_) => {
-            let owner = crate::unlock(&home)?;
-            Home::owner_id(&owner)
+    let dir = home_dir()?;
+    let (identity, owner_id) = Home::peek_ids(&dir)?;
+    let owner_id = match owner_id {
+        Some(id) => id,
+        None => {
+            // Homes made before nodes existed: unlocking writes the key.
+            let home = Home::open(&dir)?;
+            Home::owner_id(&crate::unlock(&home)?)
         }
     };
     if json {

@@ -135,7 +135,19 @@ impl NodePeer {
             .await
             .map_err(|e| lost(&e))?;
         if let Some(b) = body {
-            send.write_all(b).await.map_err(|e| lost(&e))?;
+            if let Err(e) = send.write_all(b).await {
+                // The node may have refused before reading it all (an owner
+                // it does not know): its answer says why.
+                return match tokio::time::timeout(
+                    Duration::from_secs(2),
+                    proto::read_msg::<_, Response>(&mut recv, MAX_RESPONSE_FRAME),
+                )
+                .await
+                {
+                    Ok(Ok(Response::Error { kind, message })) => Err(self.refused(kind, message)),
+                    _ => Err(lost(&e)),
+                };
+            }
         }
         send.finish().map_err(|e| lost(&e))?;
         let resp: Response = proto::read_msg(&mut recv, MAX_RESPONSE_FRAME)

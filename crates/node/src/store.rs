@@ -356,7 +356,6 @@ pub struct NodeStore {
     pub dir: NodeDir,
     pub capacity: Option<u64>,
     pub grace: Duration,
-    grants: Mutex<(Option<SystemTime>, BTreeMap<OwnerId, Grant>)>,
     spaces: Mutex<BTreeMap<OwnerId, Arc<OwnerSpace>>>,
     /// Bytes on disk for all owners, live and in the trash.
     pub total: AtomicU64,
@@ -381,7 +380,6 @@ impl NodeStore {
             dir,
             capacity,
             grace,
-            grants: Mutex::new((None, BTreeMap::new())),
             spaces: Mutex::new(BTreeMap::new()),
             total: AtomicU64::new(total),
         };
@@ -389,16 +387,11 @@ impl NodeStore {
         Ok(store)
     }
 
-    /// The owner's grant, re-reading `grants.json` if it changed.
+    /// The owner's grant, from `grants.json` as it is now: the file is
+    /// small and re-read at every request, so a grant or revoke applies at
+    /// once (a modification time may not change between two quick edits).
     pub fn grant_of(&self, owner: &OwnerId) -> Result<Option<Grant>, NodeError> {
-        let path = self.dir.grants_path();
-        let mtime = fs::metadata(&path).and_then(|m| m.modified()).ok();
-        let mut g = self.grants.lock().unwrap_or_else(|p| p.into_inner());
-        if g.0 != mtime || mtime.is_none() {
-            g.1 = self.dir.grants()?;
-            g.0 = mtime;
-        }
-        Ok(g.1.get(owner).cloned())
+        Ok(self.dir.grants()?.remove(owner))
     }
 
     /// The owner's space, created on first use.

@@ -183,6 +183,20 @@ impl Home {
             .clone()
     }
 
+    /// The identity and owner id (if the transport key is there) of the
+    /// home in `dir`, without opening the index, which a running backup holds.
+    pub fn peek_ids(dir: &Path) -> Result<(PublicIdentity, Option<String>)> {
+        if !dir.join(KEYFILE).exists() {
+            return Err(RepoError::NoIdentity(dir.to_owned()));
+        }
+        let identity = keyfile::public_identity(&dir.join(KEYFILE))?;
+        let owner = std::fs::read(dir.join(TRANSPORT_KEY))
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(|seed| trove_node::OwnerId::from_seed(&seed).to_hex());
+        Ok((identity, owner))
+    }
+
     /// The owner id nodes know this owner by (hex), as `trove whoami` shows.
     pub fn owner_id(owner: &Owner) -> String {
         let key = trove_node::OwnerId::from_seed(&owner.master.transport_seed());

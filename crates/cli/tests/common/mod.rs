@@ -151,6 +151,10 @@ impl Trove {
             .current_dir(self.tmp.path())
             .env("TROVE_HOME", &self.home)
             .env("TROVE_PASSPHRASE", pass)
+            // Node peers: loopback only, no relays, no lookups, no multicast.
+            .env("TROVE_NETWORK", "direct")
+            .env("TROVE_BIND", "127.0.0.1:0")
+            .env_remove("TROVE_RELAY")
             .env_remove("TROVE_LOG")
             .env_remove("XDG_DATA_HOME")
             .stdin(Stdio::null());
