@@ -85,11 +85,6 @@ impl Node {
         }
     }
 
-    fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
