@@ -1,6 +1,8 @@
 //! `trove demo`: the whole promise in one command, on a throwaway home:
-//! six folder peers, a backup, two peers destroyed and a fragment corrupted
-//! on a third, then a restore verified byte for byte against the source.
+//! six peers on three sites (four folders and two Trove nodes running as
+//! separate processes on 127.0.0.1), a backup, a disk destroyed, a node's
+//! machine gone and a fragment corrupted on a third peer, then a restore
+//! verified byte for byte against the source.
 
 use crate::ui;
 use anyhow::{bail, Context, Result};
@@ -13,6 +15,74 @@ use std::process::ExitCode;
 use trove_core::keys::MasterSecret;
 use trove_core::manifest::Redundancy;
 use trove_repo::{BackupOptions, Home, KdfParams, RestoreOptions};
+
+/// A `trove node run` child process on loopback, killed on drop.
+struct DemoNode {
+    data: PathBuf,
+    ticket: String,
+    child: Option<std::process::Child>,
+}
+
+impl DemoNode {
+    fn start(data: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data.parent().context("node folder has a parent")?)?;
+        let log = std::fs::File::create(data.with_extension("log"))?;
+        let child = std::process::Command::new(std::env::current_exe()?)
+            .args([
+                "node",
+                "run",
+                "--network",
+                "direct",
+                "--listen",
+                "127.0.0.1:0",
+                "--data",
+            ])
+            .arg(data)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context("starting a demo node")?;
+        let mut node = DemoNode {
+            data: data.to_owned(),
+            ticket: String::new(),
+            child: Some(child),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Ok(t) = trove_node::NodeDir::open(data).and_then(|d| d.ticket()) {
+                node.ticket = t;
+                return Ok(node);
+            }
+            if let Some(c) = node.child.as_mut() {
+                if let Some(st) = c.try_wait()? {
+                    bail!(
+                        "the demo node exited ({st}); see {}",
+                        data.with_extension("log").display()
+                    );
+                }
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "the demo node did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for DemoNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
 
 /// Deterministic sample data: text, binary noise, a large file, duplicates,
 /// nested and empty folders, a symlink and unusual modes.
@@ -209,7 +279,7 @@ pub fn run(source: Option<&Path>, dir: Option<&Path>, json: bool) -> Result<Exit
     step(
         json,
         2,
-        "creating an identity and six folder peers on three sites",
+        "creating an identity and six peers on three sites: four folders, and two Trove nodes at a friend's (separate processes on 127.0.0.1)",
     );
     let (home, owner) = Home::init(
         &base.join("home"),
@@ -217,17 +287,32 @@ pub fn run(source: Option<&Path>, dir: Option<&Path>, json: bool) -> Result<Exit
         b"demo passphrase",
         KdfParams::default(),
     )?;
-    let sites = ["home", "home", "office", "office", "friend", "friend"];
+    // Loopback only: the demo never touches the internet.
+    home.set_network(trove_node::NetworkConfig {
+        mode: trove_node::NetworkMode::Direct,
+        relay: None,
+        bind: Some("127.0.0.1:0".parse()?),
+    });
+    let owner_id = Home::owner_id(&owner);
+    let mut nodes = Vec::new();
     let mut peer_dirs = Vec::new();
-    for (i, site) in sites.iter().enumerate() {
-        let dir = base.join(format!("peers/disk-{}", i + 1));
-        let labels = BTreeMap::from([("site".to_owned(), site.to_string())]);
-        home.add_peer(
-            &format!("disk-{}", i + 1),
-            &format!("dir:{}", dir.display()),
-            labels,
-        )?;
-        peer_dirs.push(dir);
+    for i in 1..=6 {
+        let labels = |site: &str| BTreeMap::from([("site".to_owned(), site.to_owned())]);
+        if i <= 4 {
+            let dir = base.join(format!("peers/disk-{i}"));
+            let site = if i <= 2 { "home" } else { "office" };
+            home.add_peer(
+                &format!("disk-{i}"),
+                &format!("dir:{}", dir.display()),
+                labels(site),
+            )?;
+            peer_dirs.push(dir);
+        } else {
+            let node = DemoNode::start(&base.join(format!("nodes/friend-{}", i - 4)))?;
+            trove_node::NodeDir::open(&node.data)?.grant(owner_id.parse()?, 1 << 30)?;
+            home.add_peer(&format!("friend-{}", i - 4), &node.ticket, labels("friend"))?;
+            nodes.push(node);
+        }
     }
     // Two destroyed peers plus a corrupt fragment is three losses for that
     // fragment's pack: 3+3 survives any three, 4+2 only two.
@@ -259,10 +344,14 @@ pub fn run(source: Option<&Path>, dir: Option<&Path>, json: bool) -> Result<Exit
         );
     }
 
-    step(json, 4, "disaster: disk-1 and disk-2 are destroyed");
-    for d in &peer_dirs[..2] {
-        std::fs::remove_dir_all(d).with_context(|| format!("deleting {}", d.display()))?;
-    }
+    step(
+        json,
+        4,
+        "disaster: disk-1 is destroyed, and the friend's machine with node friend-2 is gone (killed)",
+    );
+    std::fs::remove_dir_all(&peer_dirs[0])
+        .with_context(|| format!("deleting {}", peer_dirs[0].display()))?;
+    nodes[1].kill();
     step(
         json,
         5,
@@ -334,7 +423,7 @@ pub fn run(source: Option<&Path>, dir: Option<&Path>, json: bool) -> Result<Exit
             "bytes_stored": s.bytes_stored,
             "backup_seconds": b.seconds,
             "restore_seconds": r.seconds,
-            "peers_destroyed": 2,
+            "peers_destroyed": ["disk-1", "friend-2"],
             "fragment_problems": r.problems,
             "differences": diffs,
             "lost": r.lost,
@@ -345,7 +434,7 @@ pub fn run(source: Option<&Path>, dir: Option<&Path>, json: bool) -> Result<Exit
         }
         if ok {
             println!(
-                "\nOK: {files} files ({}) restored identical to the source after losing 2 of 6 peers and a corrupted fragment ({:.1}s in all).",
+                "\nOK: {files} files ({}) restored identical to the source after losing a disk and a node (2 of 6 peers) and a corrupted fragment ({:.1}s in all).",
                 ui::bytes(bytes_cmp),
                 started.elapsed().as_secs_f64()
             );

@@ -34,6 +34,8 @@ pub struct Home {
     pub index: Index,
     /// The network endpoint for node peers, started on first use.
     nodes: std::sync::OnceLock<std::result::Result<Arc<NodeClient>, String>>,
+    /// Network settings for it; from the environment unless set.
+    network: std::sync::OnceLock<NetworkConfig>,
 }
 
 /// The unlocked owner: the master secret and the identity derived from it.
@@ -110,6 +112,7 @@ impl Home {
             dir: dir.to_owned(),
             index: Index::open(&dir.join(INDEX))?,
             nodes: std::sync::OnceLock::new(),
+            network: std::sync::OnceLock::new(),
         })
     }
 
@@ -177,7 +180,10 @@ impl Home {
                             path.display()
                         )
                     })?;
-                let net = NetworkConfig::from_env().map_err(|e| e.to_string())?;
+                let net = match self.network.get() {
+                    Some(n) => n.clone(),
+                    None => NetworkConfig::from_env().map_err(|e| e.to_string())?,
+                };
                 NodeClient::start(seed, &net).map_err(|e| e.to_string())
             })
             .clone()
@@ -195,6 +201,12 @@ impl Home {
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
             .map(|seed| trove_node::OwnerId::from_seed(&seed).to_hex());
         Ok((identity, owner))
+    }
+
+    /// Use these network settings for node peers instead of the environment's
+    /// (before the first node peer is opened).
+    pub fn set_network(&self, net: NetworkConfig) {
+        let _ = self.network.set(net);
     }
 
     /// The owner id nodes know this owner by (hex), as `trove whoami` shows.
