@@ -1,0 +1,38 @@
+//! README command 1: `trove demo` must keep working, end to end.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn demo_survives_a_lost_disk_a_lost_node_and_a_corrupt_fragment() {
+    let t = Trove::new();
+    let dir = t.fresh_dir("demo");
+    let d = dir.display().to_string();
+    let v = t.ok_json(&["demo", "--dir", &d]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(v["files"].as_u64().unwrap() > 100, "{v}");
+    assert_eq!(v["lost"].as_array().unwrap().len(), 0, "{v}");
+    let problems = v["fragment_problems"].to_string();
+    assert!(
+        problems.contains("disk-3") && problems.contains("corrupt"),
+        "{v}"
+    );
+    assert!(problems.contains("disk-1"), "{v}");
+    // The demo's node processes are gone when it returns: their data
+    // folders exist, and a node's ticket names a loopback address.
+    for n in ["friend-1", "friend-2"] {
+        let ticket = std::fs::read_to_string(dir.join("nodes").join(n).join("ticket")).unwrap();
+        assert!(ticket.starts_with("trovenode1"), "{ticket}");
+    }
+    let ps = std::process::Command::new("pgrep")
+        .args(["-f", &format!("node run .*{d}")])
+        .output();
+    if let Ok(ps) = ps {
+        assert!(
+            ps.stdout.is_empty(),
+            "node processes left running: {}",
+            String::from_utf8_lossy(&ps.stdout)
+        );
+    }
+}
