@@ -7,14 +7,25 @@
 # (parts of /usr/share, the Rust toolchain's docs and libraries).
 # Phases, each measured with GNU time (/usr/bin/time -v):
 #   (a) first backup  (b) unchanged re-run  (c) restore
-# Trove backs up to six folder peers with 4+2 redundancy; two peer folders
-# are deleted before its restore. restic backs up to a local repository.
-# Both restores are compared with the source (diff -r).
+# Three runs per phase, one after the other:
+#   trove folders: six folder peers with 4+2 redundancy; two peer folders are
+#     deleted before its restore;
+#   trove nodes: a separate trove home backing up to six node peers, each a
+#     `trove node run` process on 127.0.0.1 (QUIC, --network direct, no
+#     relays) with its own data folder, 4+2; two node processes are killed
+#     (SIGKILL) before its restore;
+#   restic: a local repository.
+# All three restores are compared with the source (diff -r). Time, MB/s, CPU
+# and peak RSS are the owner process's (trove / restic); for the node run the
+# node processes' CPU and peak RSS (VmHWM from /proc, reset before each node
+# phase where the kernel allows) are reported beside it, and the node/folder
+# time ratio (the aim: node peers within 1.30x of folder peers).
 # Prints a table and writes bench-results.json into the current directory.
 #
 # Environment: CARGO_TARGET_DIR (where trove is built), TROVE_BIN (use this
 # binary instead of building), BENCH_TMP (parent of the work dir, default /tmp),
-# BENCH_KEEP=1 (keep the work dir: source, trove home, peers, restic repo).
+# BENCH_KEEP=1 (keep the work dir: source, trove homes, peers, node data
+# folders and logs, restic repo). Node processes are stopped on any exit.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -58,7 +69,25 @@ case "$TROVE" in /*) ;; *) TROVE="$PWD/$TROVE" ;; esac
 
 # ------------------------------------------------------------- work dir ----
 WORK="$(mktemp -d "${BENCH_TMP:-/tmp}/trove-bench.XXXXXX")"
+NODE_PIDS=() # running node processes, indexed by node number (1..6)
+stop_nodes() { # SIGTERM every node still running, SIGKILL after 10 s
+    local pid n
+    for pid in ${NODE_PIDS[@]+"${NODE_PIDS[@]}"}; do
+        [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in ${NODE_PIDS[@]+"${NODE_PIDS[@]}"}; do
+        [ -n "$pid" ] || continue
+        for ((n = 0; n < 100; n++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    NODE_PIDS=()
+}
 cleanup() {
+    stop_nodes
     if [ "${BENCH_KEEP:-0}" = 1 ]; then
         say "kept the work folder $WORK (BENCH_KEEP=1)"
         return
@@ -180,6 +209,78 @@ json_field() { # FILE KEY: first string or number value of "KEY" in FILE
     sed -n "s/.*\"$2\": *\"\{0,1\}\([^\",}]*\)\"\{0,1\}.*/\1/p" "$1" | head -n 1
 }
 
+# ------------------------------------------------------------ node peers ----
+# Node processes are plain background children of this shell: $! is the trove
+# process itself, so /proc/$pid is the node's own CPU and memory.
+NODES=(1 2 3 4 5 6)
+NODE_KILLED=(1 2) # killed with SIGKILL before the node restore
+declare -A NODE_PEAK # node number -> highest VmHWM sample (KiB)
+NENV=(env TROVE_HOME="$WORK/trove-home-nodes" TROVE_NETWORK=direct TROVE_BIND=127.0.0.1:0)
+unset TROVE_RELAY
+free_udp_port() {
+    python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+start_node() { # I: start node I on a free loopback port and wait for its ticket
+    local i="$1" dir="$WORK/nodes/n$1" n port
+    mkdir -p "$dir"
+    port=$(free_udp_port)
+    "$TROVE" node run --data "$dir" --listen "127.0.0.1:$port" --network direct --grace 30 \
+        </dev/null >"$WORK/nodes/n$i.out" 2>"$WORK/nodes/n$i.log" &
+    NODE_PIDS[$i]=$!
+    for ((n = 0; n < 300; n++)); do
+        [ -s "$dir/ticket" ] && return 0
+        kill -0 "${NODE_PIDS[$i]}" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -n 5 "$WORK/nodes/n$i.log" | sed 's/^/    /' >&2
+    die "node n$i did not start (log: $WORK/nodes/n$i.log)"
+}
+node_hwm() { # I: the node's peak RSS (KiB) since start or the last reset
+    awk '/^VmHWM:/ {print $2}' "/proc/${NODE_PIDS[$1]}/status" 2>/dev/null || true
+}
+node_sample() { # fold the live nodes' VmHWM into NODE_PEAK; sets S_MAX S_SUM (KiB)
+    local i v
+    S_MAX=0 S_SUM=0
+    for i in "${!NODE_PIDS[@]}"; do
+        v=$(node_hwm "$i")
+        [ -n "$v" ] || continue
+        [ "$v" -le "${NODE_PEAK[$i]:-0}" ] || NODE_PEAK[$i]=$v
+        [ "$v" -le "$S_MAX" ] || S_MAX=$v
+        S_SUM=$((S_SUM + v))
+    done
+}
+HWM_RESET=yes
+node_reset_hwm() { # start a new peak-RSS window on every live node (Linux >= 4.0)
+    local i
+    for i in "${!NODE_PIDS[@]}"; do
+        echo 5 2>/dev/null >"/proc/${NODE_PIDS[$i]}/clear_refs" || HWM_RESET=no
+    done
+}
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+node_cpu_ticks() { # user+system ticks of the live nodes
+    local i t=0 v
+    for i in "${!NODE_PIDS[@]}"; do
+        v=$(awk '{print $14 + $15}' "/proc/${NODE_PIDS[$i]}/stat" 2>/dev/null || true)
+        t=$((t + ${v:-0}))
+    done
+    echo "$t"
+}
+# measure_nodes PHASE CMD...: measure the owner command (as trove-nodes-PHASE)
+# and the nodes' CPU and peak RSS over it; records R[nodes.PHASE.*].
+measure_nodes() {
+    local p="$1" t0
+    shift
+    node_reset_hwm
+    t0=$(node_cpu_ticks)
+    measure "trove-nodes-$p" "${NENV[@]}" "$TROVE" "$@"
+    record nodes "$p"
+    R[nodes.$p.ncpu]=$(awk -v t="$(($(node_cpu_ticks) - t0))" -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", t / hz}')
+    node_sample
+    R[nodes.$p.nrss_max]=$(awk -v k="$S_MAX" 'BEGIN {printf "%.1f", k / 1024}')
+    R[nodes.$p.nrss_sum]=$(awk -v k="$S_SUM" 'BEGIN {printf "%.1f", k / 1024}')
+    say "  nodes over trove-nodes-$p: CPU ${R[nodes.$p.ncpu]}s, peak RSS max ${R[nodes.$p.nrss_max]} MiB, sum ${R[nodes.$p.nrss_sum]} MiB"
+}
+
 # ---------------------------------------------------------------- setup ----
 export TROVE_HOME="$WORK/trove-home" TROVE_PASSPHRASE="bench-passphrase"
 export RESTIC_REPOSITORY="$WORK/restic-repo" RESTIC_PASSWORD="bench-passphrase"
@@ -193,6 +294,20 @@ for i in 1 2 3 4 5 6; do
     "$TROVE" --json peer add "p$i" "dir:$WORK/peers/p$i" >/dev/null
 done
 "$TROVE" --json container create bench "$SRC" --redundancy 4+2 >/dev/null
+
+say "setting up the trove node run (separate home, six node processes on 127.0.0.1, 4+2)..."
+"${NENV[@]}" "$TROVE" --json init >/dev/null
+OWNER=$("${NENV[@]}" "$TROVE" --json whoami >"$WORK/whoami.json" && json_field "$WORK/whoami.json" owner_id)
+[ -n "$OWNER" ] || die "no owner_id from trove whoami"
+for i in "${NODES[@]}"; do
+    start_node "$i"
+    "$TROVE" --json node grant "$OWNER" --quota 100G --data "$WORK/nodes/n$i" >/dev/null
+    "${NENV[@]}" "$TROVE" --json peer add "node$i" "$("$TROVE" node ticket --data "$WORK/nodes/n$i")" \
+        --label "site=site-$i" >"$WORK/nodes/n$i.peer.json"
+    grep -q '"granted": *true' "$WORK/nodes/n$i.peer.json" ||
+        die "node n$i does not let the owner in: $(cat "$WORK/nodes/n$i.peer.json")"
+done
+"${NENV[@]}" "$TROVE" --json container create bench "$SRC" --redundancy 4+2 >/dev/null
 restic init >/dev/null 2>"$WORK/restic-init.err" || { cat "$WORK/restic-init.err" >&2; die "restic init failed"; }
 TROVE_VERSION=$("$TROVE" --version | awk '{print $NF}')
 RESTIC_VERSION=$(restic version | awk '{print $2}')
@@ -205,12 +320,16 @@ measure trove-a "$TROVE" --json backup bench
 record trove a
 SNAP_A=$(json_field "$WORK/trove-a.out" snapshot)
 prepare_phase backup
+measure_nodes a --json backup bench
+NSNAP_A=$(json_field "$WORK/trove-nodes-a.out" snapshot)
+prepare_phase backup
 measure restic-a restic backup --json "$SRC"
 record restic a
 RSNAP_A=$(grep '"message_type":"summary"' "$WORK/restic-a.out" | sed -n 's/.*"snapshot_id":"\([0-9a-f]*\)".*/\1/p' | tail -n 1)
 
 TROVE_STORED=$(du -sb "$WORK/peers" | cut -f1)
 RESTIC_STORED=$(du -sb "$RESTIC_REPOSITORY" | cut -f1)
+NODES_STORED=$(du -sbc "$WORK"/nodes/n*/owners | tail -n 1 | cut -f1)
 
 say "(b) unchanged re-run"
 prepare_phase backup
@@ -219,18 +338,33 @@ record trove b
 SNAP_B=$(json_field "$WORK/trove-b.out" snapshot)
 TROVE_B_READ=$(json_field "$WORK/trove-b.out" bytes_read)
 prepare_phase backup
+measure_nodes b --json backup bench
+NSNAP_B=$(json_field "$WORK/trove-nodes-b.out" snapshot)
+prepare_phase backup
 measure restic-b restic backup --json "$SRC"
 record restic b
 RSNAP_B=$(grep '"message_type":"summary"' "$WORK/restic-b.out" | sed -n 's/.*"snapshot_id":"\([0-9a-f]*\)".*/\1/p' | tail -n 1)
-say "  trove snapshots: ${SNAP_A:-?} then ${SNAP_B:-?} (re-run read ${TROVE_B_READ:-?} bytes); restic: ${RSNAP_A:-?} then ${RSNAP_B:-?}"
+say "  trove snapshots: ${SNAP_A:-?} then ${SNAP_B:-?} (re-run read ${TROVE_B_READ:-?} bytes); nodes: ${NSNAP_A:-?} then ${NSNAP_B:-?}; restic: ${RSNAP_A:-?} then ${RSNAP_B:-?}"
 
-say "(c) restore (trove: after deleting peer folders p1 and p2)"
+say "(c) restore (trove: after deleting peer folders p1 and p2; nodes: after killing n1 and n2)"
 rm -rf "$WORK/peers/p1" "$WORK/peers/p2"
 prepare_phase restore
 measure trove-c "$TROVE" --json restore bench:latest --target "$WORK/restore-trove"
 record trove c
 SNAP_C=$(json_field "$WORK/trove-c.out" snapshot)
 [ -z "$SNAP_B" ] || [ "$SNAP_C" = "$SNAP_B" ] || say "  warning: trove restored snapshot $SNAP_C, expected $SNAP_B"
+node_sample # the killed nodes' peaks up to now
+for i in "${NODE_KILLED[@]}"; do
+    kill -KILL "${NODE_PIDS[$i]}"
+    wait "${NODE_PIDS[$i]}" 2>/dev/null || true
+    unset "NODE_PIDS[$i]"
+done
+prepare_phase restore
+measure_nodes c --json restore bench:latest --target "$WORK/restore-nodes"
+NSNAP_C=$(json_field "$WORK/trove-nodes-c.out" snapshot)
+[ -z "$NSNAP_B" ] || [ "$NSNAP_C" = "$NSNAP_B" ] || say "  warning: trove (nodes) restored snapshot $NSNAP_C, expected $NSNAP_B"
+node_sample
+stop_nodes
 prepare_phase restore
 measure restic-c restic restore latest --target "$WORK/restore-restic"
 record restic c
@@ -246,33 +380,58 @@ verify() { # RESTORED_ROOT
     fi
 }
 TROVE_VERIFY=$(verify "$WORK/restore-trove/$(basename "$SRC")")
+NODES_VERIFY=$(verify "$WORK/restore-nodes/$(basename "$SRC")")
 RESTIC_VERIFY=$(verify "$WORK/restore-restic$SRC")
 [ "${R[trove.c.rc]}" = 0 ] || TROVE_VERIFY=FAIL
+[ "${R[nodes.c.rc]}" = 0 ] || NODES_VERIFY=FAIL
 [ "${R[restic.c.rc]}" = 0 ] || RESTIC_VERIFY=FAIL
 
 # ---------------------------------------------------------------- report ----
 mbps() { awk -v b="$SRC_BYTES" -v s="$1" 'BEGIN { if (s > 0) printf "%.1f", b / 1e6 / s; else printf "null" }'; }
 ratio() { awk -v t="$1" -v r="$2" 'BEGIN { if (r > 0) printf "%.2f", t / r; else printf "null" }'; }
+mb() { awk -v b="$1" 'BEGIN {printf "%.1f MB", b/1e6}'; }
 PHASES=(a b c)
 declare -A LABEL=([a]="first backup" [b]="unchanged re-run" [c]="restore")
 declare -A KEY=([a]="first_backup" [b]="unchanged_rerun" [c]="restore")
-LABEL[c]="restore (trove: 2 peers lost)"
+LABEL[c]="restore (2 of 6 peers lost)"
+declare -A NLIVE=([a]=${#NODES[@]} [b]=${#NODES[@]} [c]=$((${#NODES[@]} - ${#NODE_KILLED[@]})))
+NODE_RSS_MAX=0 NODE_RSS_SUM=0 NODE_RSS_LIST=""
+for i in "${NODES[@]}"; do
+    v=${NODE_PEAK[$i]:-0}
+    [ "$v" -le "$NODE_RSS_MAX" ] || NODE_RSS_MAX=$v
+    NODE_RSS_SUM=$((NODE_RSS_SUM + v))
+    NODE_RSS_LIST="$NODE_RSS_LIST${NODE_RSS_LIST:+, }$v"
+done
+AIM=1.30
 
+row() { # PHASE-LABEL RUN SEC MBPS RSS CPU VS-RESTIC NODES/FOLDERS [NOTE]
+    printf '%-28s | %-14s | %8s %8s %8s %8s | %9s | %13s%s\n' "$@"
+}
 echo
-echo "Trove $TROVE_VERSION vs restic $RESTIC_VERSION | source: $SRC_FILES files, $(awk -v b="$SRC_BYTES" 'BEGIN {printf "%.1f MB", b/1e6}') | $CACHE cache | $(nproc) cores, load $LOAD_START -> $LOAD_END"
-printf '%-30s | %8s %8s %8s | %8s %8s %8s | %s\n' "phase" "trove s" "MB/s" "RSS MiB" "restic s" "MB/s" "RSS MiB" "time ratio trove/restic"
-printf -- '%.0s-' {1..112}
+echo "Trove $TROVE_VERSION (folder peers, node peers) vs restic $RESTIC_VERSION | source: $SRC_FILES files, $(mb "$SRC_BYTES") | $CACHE cache | $(nproc) cores, load $LOAD_START -> $LOAD_END"
+row "phase" "run" "time s" "MB/s" "RSS MiB" "CPU s" "vs restic" "nodes/folders" ""
+printf -- '%.0s-' {1..114}
 echo
 for p in "${PHASES[@]}"; do
-    printf '%-30s | %8s %8s %8s | %8s %8s %8s | %s\n' "${LABEL[$p]}" \
-        "${R[trove.$p.sec]}" "$(mbps "${R[trove.$p.sec]}")" "${R[trove.$p.rss]}" \
-        "${R[restic.$p.sec]}" "$(mbps "${R[restic.$p.sec]}")" "${R[restic.$p.rss]}" \
-        "$(ratio "${R[trove.$p.sec]}" "${R[restic.$p.sec]}")x"
+    row "${LABEL[$p]}" "trove folders" "${R[trove.$p.sec]}" "$(mbps "${R[trove.$p.sec]}")" "${R[trove.$p.rss]}" "${R[trove.$p.cpu]}" \
+        "$(ratio "${R[trove.$p.sec]}" "${R[restic.$p.sec]}")x" "" ""
+    row "" "trove nodes" "${R[nodes.$p.sec]}" "$(mbps "${R[nodes.$p.sec]}")" "${R[nodes.$p.rss]}" "${R[nodes.$p.cpu]}" \
+        "$(ratio "${R[nodes.$p.sec]}" "${R[restic.$p.sec]}")x" "$(ratio "${R[nodes.$p.sec]}" "${R[trove.$p.sec]}")x" ""
+    row "" "  ${NLIVE[$p]} node procs" "" "" "${R[nodes.$p.nrss_max]}" "${R[nodes.$p.ncpu]}" "" "" \
+        "  (RSS: largest node; all ${NLIVE[$p]} together ${R[nodes.$p.nrss_sum]} MiB)"
+    row "" "restic" "${R[restic.$p.sec]}" "$(mbps "${R[restic.$p.sec]}")" "${R[restic.$p.rss]}" "${R[restic.$p.cpu]}" "" "" ""
 done
-echo "CPU seconds (user+sys): trove ${R[trove.a.cpu]} / ${R[trove.b.cpu]} / ${R[trove.c.cpu]}, restic ${R[restic.a.cpu]} / ${R[restic.b.cpu]} / ${R[restic.c.cpu]} (a / b / c)"
-echo "stored after first backup: trove $(awk -v b="$TROVE_STORED" 'BEGIN {printf "%.1f MB", b/1e6}') over 6 peers (4+2), restic $(awk -v b="$RESTIC_STORED" 'BEGIN {printf "%.1f MB", b/1e6}')"
-echo "restore verified against source: trove $TROVE_VERIFY, restic $RESTIC_VERIFY"
-for t in trove restic; do
+echo "RSS and CPU are the owner process's (trove, restic); node procs rows: the node processes' CPU over the phase and peak RSS$([ "$HWM_RESET" = yes ] && echo " over the phase" || echo " since start (could not reset VmHWM)")."
+VERDICT=""
+for p in "${PHASES[@]}"; do
+    r=$(ratio "${R[nodes.$p.sec]}" "${R[trove.$p.sec]}")
+    VERDICT="$VERDICT${VERDICT:+, }${KEY[$p]} ${r}x$(awk -v r="$r" -v a="$AIM" 'BEGIN { if (r != "null" && r <= a) print " ok"; else print " OVER" }')"
+done
+echo "node peers vs folder peers, time (aim: within ${AIM}x): $VERDICT"
+echo "node processes, peak RSS over the whole run: largest $(awk -v k="$NODE_RSS_MAX" 'BEGIN {printf "%.1f", k/1024}') MiB, all ${#NODES[@]} together $(awk -v k="$NODE_RSS_SUM" 'BEGIN {printf "%.1f", k/1024}') MiB"
+echo "stored after first backup: trove $(mb "$TROVE_STORED") over 6 folder peers, $(mb "$NODES_STORED") over 6 nodes (4+2), restic $(mb "$RESTIC_STORED")"
+echo "restore verified against source: trove folders $TROVE_VERIFY, trove nodes $NODES_VERIFY, restic $RESTIC_VERIFY"
+for t in trove nodes restic; do
     for p in "${PHASES[@]}"; do
         [ "${R[$t.$p.rc]}" = 0 ] || echo "NOTE: $t phase ${KEY[$p]} exited with status ${R[$t.$p.rc]}"
     done
@@ -303,8 +462,22 @@ done
         sep=$',\n'
     done
     echo
-    echo "  ]"
+    echo "  ],"
+    echo "  \"trove_nodes\": {\"nodes\": ${#NODES[@]}, \"redundancy\": \"4+2\", \"network\": \"direct, 127.0.0.1\", \"killed_before_restore\": ${#NODE_KILLED[@]},"
+    echo "    \"stored_bytes\": $NODES_STORED,"
+    echo "    \"snapshots\": [\"$NSNAP_A\", \"$NSNAP_B\"],"
+    echo "    \"verify\": \"$NODES_VERIFY\","
+    for p in "${PHASES[@]}"; do
+        printf '    "%s": {"seconds": %s, "mb_per_s": %s, "peak_rss_mib": %s, "cpu_seconds": %s, "exit_code": %s, "time_ratio_nodes_over_folders": %s, "time_ratio_nodes_over_restic": %s, "nodes_running": %s, "node_cpu_seconds": %s, "node_peak_rss_max_mib": %s, "node_peak_rss_sum_mib": %s},\n' \
+            "${KEY[$p]}" "${R[nodes.$p.sec]}" "$(mbps "${R[nodes.$p.sec]}")" "${R[nodes.$p.rss]}" "${R[nodes.$p.cpu]}" "${R[nodes.$p.rc]}" \
+            "$(ratio "${R[nodes.$p.sec]}" "${R[trove.$p.sec]}")" "$(ratio "${R[nodes.$p.sec]}" "${R[restic.$p.sec]}")" \
+            "${NLIVE[$p]}" "${R[nodes.$p.ncpu]}" "${R[nodes.$p.nrss_max]}" "${R[nodes.$p.nrss_sum]}"
+    done
+    echo "    \"node_peak_rss_per_phase\": $([ "$HWM_RESET" = yes ] && echo true || echo false),"
+    echo "    \"node_peak_rss_kib\": [$NODE_RSS_LIST],"
+    echo "    \"node_peak_rss_max_kib\": $NODE_RSS_MAX,"
+    echo "    \"node_peak_rss_sum_kib\": $NODE_RSS_SUM}"
     echo "}"
 } >"$OUT_JSON"
 say "wrote $OUT_JSON"
-[ "$TROVE_VERIFY" = OK ] && [ "$RESTIC_VERIFY" = OK ]
+[ "$TROVE_VERIFY" = OK ] && [ "$NODES_VERIFY" = OK ] && [ "$RESTIC_VERIFY" = OK ]

@@ -218,6 +218,18 @@ async fn reply(send: &mut SendStream, r: &Response) -> Result<(), StreamError> {
     Ok(())
 }
 
+/// A response frame followed by raw bytes.
+async fn reply_with_bytes(
+    send: &mut SendStream,
+    r: &Response,
+    bytes: &[u8],
+) -> Result<(), StreamError> {
+    proto::write_msg(send, r).await?;
+    send.write_all(bytes).await.map_err(transfer)?;
+    send.finish().map_err(transfer)?;
+    Ok(())
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, StreamError> {
@@ -288,20 +300,9 @@ async fn serve_stream(
             let s = space.clone();
             match blocking(move || s.folder.list_fragments()).await? {
                 Ok(ids) => {
-                    proto::write_msg(
-                        &mut send,
-                        &Response::Ids {
-                            count: ids.len() as u64,
-                        },
-                    )
-                    .await?;
-                    let mut buf = Vec::with_capacity(ids.len() * 32);
-                    for id in ids {
-                        buf.extend_from_slice(&id.0);
-                    }
-                    send.write_all(&buf).await.map_err(transfer)?;
-                    send.finish().map_err(transfer)?;
-                    return Ok(());
+                    let count = ids.len() as u64;
+                    let buf: Vec<u8> = ids.iter().flat_map(|id| id.0).collect();
+                    return reply_with_bytes(&mut send, &Response::Ids { count }, &buf).await;
                 }
                 Err(e) => peer_err(&e),
             }
@@ -367,16 +368,8 @@ async fn serve_stream(
             let s = space.clone();
             match blocking(move || s.folder.get_meta(&key)).await? {
                 Ok(bytes) => {
-                    proto::write_msg(
-                        &mut send,
-                        &Response::Data {
-                            len: bytes.len() as u64,
-                        },
-                    )
-                    .await?;
-                    send.write_all(&bytes).await.map_err(transfer)?;
-                    send.finish().map_err(transfer)?;
-                    return Ok(());
+                    let len = bytes.len() as u64;
+                    return reply_with_bytes(&mut send, &Response::Data { len }, &bytes).await;
                 }
                 Err(e) => peer_err(&e),
             }
