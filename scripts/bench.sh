@@ -405,7 +405,7 @@ done
 AIM=1.30
 
 row() { # PHASE-LABEL RUN SEC MBPS RSS CPU VS-RESTIC NODES/FOLDERS [NOTE]
-    printf '%-28s | %-14s | %8s %8s %8s %8s | %9s | %13s%s\n' "$@"
+    printf '%-28s | %-14s | %8s %8s %8s %8s | %9s | %13s%s\n' "$@" | sed 's/ *$//'
 }
 echo
 echo "Trove $TROVE_VERSION (folder peers, node peers) vs restic $RESTIC_VERSION | source: $SRC_FILES files, $(mb "$SRC_BYTES") | $CACHE cache | $(nproc) cores, load $LOAD_START -> $LOAD_END"

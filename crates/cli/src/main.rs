@@ -343,6 +343,10 @@ fn init(json: bool) -> Result<ExitCode> {
 }
 
 fn peer(cmd: PeerCmd, json: bool) -> Result<ExitCode> {
+    if let PeerCmd::Discover { wait } = cmd {
+        // Needs no identity: it only listens.
+        return node::discover(wait, json);
+    }
     let home = Home::open(&home_dir()?)?;
     match cmd {
         PeerCmd::Add {
@@ -387,7 +391,7 @@ fn peer(cmd: PeerCmd, json: bool) -> Result<ExitCode> {
                 );
             }
         }
-        PeerCmd::Discover { wait } => return node::discover(wait, json),
+        PeerCmd::Discover { .. } => unreachable!("handled above"),
         PeerCmd::List => {
             let slots = home.open_peers()?;
             let rows: Vec<_> = slots
