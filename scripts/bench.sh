@@ -217,14 +217,12 @@ NODE_KILLED=(1 2) # killed with SIGKILL before the node restore
 declare -A NODE_PEAK # node number -> highest VmHWM sample (KiB)
 NENV=(env TROVE_HOME="$WORK/trove-home-nodes" TROVE_NETWORK=direct TROVE_BIND=127.0.0.1:0)
 unset TROVE_RELAY
-free_udp_port() {
-    python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# Port 0: the node binds a free loopback port and puts the bound address in
+# its ticket (no probe-then-bind race).
 start_node() { # I: start node I on a free loopback port and wait for its ticket
-    local i="$1" dir="$WORK/nodes/n$1" n port
+    local i="$1" dir="$WORK/nodes/n$1" n
     mkdir -p "$dir"
-    port=$(free_udp_port)
-    "$TROVE" node run --data "$dir" --listen "127.0.0.1:$port" --network direct --grace 30 \
+    "$TROVE" node run --data "$dir" --listen 127.0.0.1:0 --network direct --grace 30 \
         </dev/null >"$WORK/nodes/n$i.out" 2>"$WORK/nodes/n$i.log" &
     NODE_PIDS[$i]=$!
     for ((n = 0; n < 300; n++)); do
