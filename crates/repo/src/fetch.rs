@@ -67,6 +67,9 @@ pub struct Fetcher {
     pub(crate) records: Mutex<HashMap<PackId, Arc<PackRecord>>>,
     /// Moving average of how long a fragment fetch takes, in ms.
     usual_fetch_ms: AtomicU64,
+    /// Peers that were slow or unreachable: asked last until they answer
+    /// well again, so one dead peer costs one hedge delay, not one per pack.
+    suspects: Mutex<std::collections::HashSet<PeerId>>,
 }
 
 const CACHE_PACKS: usize = 3;
@@ -86,6 +89,7 @@ impl Fetcher {
             cache: Mutex::new(Vec::new()),
             records: Mutex::new(HashMap::new()),
             usual_fetch_ms: AtomicU64::new(500),
+            suspects: Mutex::new(Default::default()),
         }
     }
 
@@ -160,7 +164,16 @@ impl Fetcher {
         let k = rec.k as usize;
         // Data shards first: with all of them, decoding is a concatenation.
         let mut order: Vec<&FragmentLocation> = rec.fragments.iter().collect();
-        order.sort_by_key(|l| (l.index >= rec.k, l.index));
+        let suspects = self.suspects.lock().expect("not poisoned").clone();
+        order.sort_by_key(|l| (suspects.contains(&l.peer), l.index >= rec.k, l.index));
+        let suspect = |peer: PeerId, yes: bool| {
+            let mut s = self.suspects.lock().expect("not poisoned");
+            if yes {
+                s.insert(peer);
+            } else {
+                s.remove(&peer);
+            }
+        };
         let mut got: Vec<Vec<u8>> = Vec::with_capacity(k);
         // Ask k peers at once; when one fails, ask the next; when one is
         // slow, also ask the next (hedging). A straggler's thread is left to
@@ -194,9 +207,17 @@ impl Fetcher {
                 match result {
                     Ok(bytes) => {
                         self.record_fetch_time(started.elapsed());
+                        suspect(order[i].peer, false);
                         got.push(bytes);
                     }
-                    Err(problem) => self.note(rec, order[i], &name, problem),
+                    Err(problem) => {
+                        // Missing or corrupt says nothing about the peer's
+                        // other fragments; unreachable does.
+                        if problem.contains("unavailable") {
+                            suspect(order[i].peer, true);
+                        }
+                        self.note(rec, order[i], &name, problem)
+                    }
                 }
             }
             // Keep k requests going (replacing failures), plus one more
@@ -215,6 +236,7 @@ impl Fetcher {
             }
         }
         for (i, (name, started)) in in_flight {
+            suspect(order[i].peer, true);
             self.note(
                 rec,
                 order[i],
