@@ -88,7 +88,8 @@ impl Fetcher {
             problems: Mutex::new(Vec::new()),
             cache: Mutex::new(Vec::new()),
             records: Mutex::new(HashMap::new()),
-            usual_fetch_ms: AtomicU64::new(500),
+            // Start low: the first dead peer then costs the minimum hedge delay.
+            usual_fetch_ms: AtomicU64::new(150),
             suspects: Mutex::new(Default::default()),
         }
     }
