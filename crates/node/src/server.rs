@@ -160,7 +160,7 @@ async fn serve_connection(store: Arc<NodeStore>, conn: Connection) {
                     warn!(owner = %owner.short(), error = %e, "bad request; dropping the connection");
                     conn2.close(2u32.into(), b"malformed request");
                 }
-                Ok(Err(StreamError::Transfer(e))) => {
+                Ok(Err(e)) => {
                     debug!(owner = %owner.short(), error = %e, "transfer broke off");
                 }
                 Err(_) => warn!(owner = %owner.short(), "request took too long; dropped"),
@@ -175,6 +175,8 @@ enum StreamError {
     Protocol(WireError),
     #[error("{0}")]
     Transfer(String),
+    #[error("the node's disk is full")]
+    DiskFull,
 }
 
 impl From<WireError> for StreamError {
@@ -308,7 +310,7 @@ async fn serve_stream(
             }
         }
         Request::Delete { id } => {
-            let (s, st) = (space.clone(), store.clone());
+            let s = space.clone();
             let path = space.folder.fragment_file(&id);
             blocking(move || {
                 let len = std::fs::metadata(&path).map(|m| m.len()).ok();
@@ -319,7 +321,6 @@ async fn serve_stream(
                             s.used.fetch_sub(len.min(s.used.load(Ordering::SeqCst)), Ordering::SeqCst);
                             info!(owner = %s.owner.short(), fragment = %id.short(), "deleted (kept for the grace period)");
                         }
-                        let _ = st;
                         Response::Ok
                     }
                     Err(e) => peer_err(&e),
@@ -428,10 +429,6 @@ fn request_name(r: &Request) -> &'static str {
 
 fn refusal(owner: &OwnerId, r: Refusal) -> Response {
     match r {
-        Refusal::NotGranted => err(
-            ErrorKind::NotGranted,
-            format!("owner {owner} is not granted"),
-        ),
         Refusal::Quota { used, quota } => {
             info!(owner = %owner.short(), used, quota, "refused a put: quota used up");
             err(
@@ -472,20 +469,7 @@ async fn put(
     }
     if space.folder.fragment_file(&id).exists() {
         // Already held: the owner retried. Hash what comes, keep nothing.
-        let mut hasher = blake3::Hasher::new();
-        let mut buf = vec![0u8; STREAM_BUF];
-        let mut left = len;
-        while left > 0 {
-            let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            match recv.read(&mut buf[..want]).await.map_err(transfer)? {
-                Some(n) if n > 0 => {
-                    hasher.update(&buf[..n]);
-                    left -= n as u64;
-                }
-                _ => return Err(transfer("stream ended early")),
-            }
-        }
-        let r = if FragmentId(*hasher.finalize().as_bytes()) == id {
+        let r = if receive_hashed(&mut recv, len, None).await? == id {
             Response::Ok
         } else {
             err(ErrorKind::HashMismatch, "bytes do not match the id")
@@ -497,7 +481,10 @@ async fn put(
         return reply(&mut send, &refusal(&space.owner, r)).await;
     }
     let tmp = space.folder.new_tmp_path();
-    let result = receive_to(&tmp, &mut recv, len).await;
+    let result = match tokio::fs::File::create(&tmp).await {
+        Ok(file) => receive_hashed(&mut recv, len, Some(file)).await,
+        Err(e) => Err(write_error(e)),
+    };
     let outcome = match result {
         Ok(hash) if hash == id => {
             let (s, t) = (space.clone(), tmp.clone());
@@ -532,27 +519,24 @@ async fn put(
     let _ = tokio::fs::remove_file(&tmp).await;
     match outcome {
         Ok(r) => reply(&mut send, &r).await,
-        Err(e) => {
-            if let StreamError::Transfer(ref why) = e {
-                if why.contains("No space") {
-                    return reply(
-                        &mut send,
-                        &err(ErrorKind::NodeFull, "the node's disk is full"),
-                    )
-                    .await;
-                }
-            }
-            Err(e)
+        Err(StreamError::DiskFull) => {
+            reply(
+                &mut send,
+                &err(ErrorKind::NodeFull, "the node's disk is full"),
+            )
+            .await
         }
+        Err(e) => Err(e),
     }
 }
 
-async fn receive_to(
-    tmp: &std::path::Path,
+/// Read exactly `len` bytes of a put, hashing them and writing them to
+/// `file` if given; the BLAKE3 of what arrived.
+async fn receive_hashed(
     recv: &mut RecvStream,
     len: u64,
+    mut file: Option<tokio::fs::File>,
 ) -> Result<FragmentId, StreamError> {
-    let mut file = tokio::fs::File::create(tmp).await.map_err(transfer)?;
     let mut hasher = blake3::Hasher::new();
     let mut left = len;
     let mut buf = vec![0u8; STREAM_BUF];
@@ -563,11 +547,26 @@ async fn receive_to(
             return Err(transfer(format!("stream ended {left} bytes early")));
         };
         hasher.update(&buf[..n]);
-        file.write_all(&buf[..n]).await.map_err(transfer)?;
+        if let Some(f) = file.as_mut() {
+            f.write_all(&buf[..n]).await.map_err(write_error)?;
+        }
         left -= n as u64;
     }
-    file.flush().await.map_err(transfer)?;
+    if let Some(f) = file.as_mut() {
+        f.flush().await.map_err(write_error)?;
+    }
     Ok(FragmentId(*hasher.finalize().as_bytes()))
+}
+
+/// A failed local write: a full disk is the owner's business (it places
+/// elsewhere), anything else only ends this transfer.
+fn write_error(e: std::io::Error) -> StreamError {
+    match e.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            StreamError::DiskFull
+        }
+        _ => transfer(e),
+    }
 }
 
 async fn get(

@@ -364,27 +364,26 @@ pub struct NodeStore {
 /// A request the node declines, with the reason for the owner.
 #[derive(Debug)]
 pub enum Refusal {
-    NotGranted,
     Quota { used: u64, quota: u64 },
     Full { detail: String },
 }
 
 impl NodeStore {
     pub fn open(dir: NodeDir, capacity: Option<u64>, grace: Duration) -> Result<Self, NodeError> {
+        // A damaged grants file stops the start, not the first request.
+        dir.grants()?;
         let mut total = 0;
         for o in dir.owners_with_data() {
             let (live, trash) = dir.usage(&o);
             total += live + trash;
         }
-        let store = Self {
+        Ok(Self {
             dir,
             capacity,
             grace,
             spaces: Mutex::new(BTreeMap::new()),
             total: AtomicU64::new(total),
-        };
-        store.grant_of(&OwnerId([0; 32]))?;
-        Ok(store)
+        })
     }
 
     /// The owner's grant, from `grants.json` as it is now: the file is
