@@ -726,7 +726,7 @@ fn check(name: Option<String>, read_data: bool, audit: bool, json: bool) -> Resu
     let owner = unlock(&home)?;
     let bar = ui::Bar::new(json);
     let opts = trove_repo::CheckOptions { read_data, audit };
-    let r = trove_repo::check_with(&home, &owner, name.as_deref(), &opts, &bar);
+    let r = trove_repo::check(&home, &owner, name.as_deref(), &opts, &bar);
     bar.finish();
     let r = r?;
     if json {

@@ -57,24 +57,8 @@ pub struct CheckReport {
     pub problems: Vec<String>,
 }
 
-/// Check one container, or all when `name` is `None`, without auditing:
-/// [`check_with`] with only `read_data` set.
-pub fn check(
-    home: &Home,
-    owner: &Owner,
-    name: Option<&str>,
-    read_data: bool,
-    progress: &dyn Progress,
-) -> Result<CheckReport> {
-    let opts = CheckOptions {
-        read_data,
-        audit: false,
-    };
-    check_with(home, owner, name, &opts, progress)
-}
-
 /// Check one container, or all when `name` is `None`.
-pub fn check_with(
+pub fn check(
     home: &Home,
     owner: &Owner,
     name: Option<&str>,

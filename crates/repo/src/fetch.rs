@@ -231,10 +231,6 @@ impl Fetcher {
                 launch(next, &mut in_flight);
                 next += 1;
             }
-            if in_flight.is_empty() && next < order.len() && got.len() < k {
-                launch(next, &mut in_flight);
-                next += 1;
-            }
         }
         for (i, (name, started)) in in_flight {
             suspect(order[i].peer, true);

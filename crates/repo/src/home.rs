@@ -217,37 +217,38 @@ impl Home {
 
     /// Open one configured peer: a folder, or a node over the network.
     pub fn open_peer(&self, rec: &PeerRecord) -> std::result::Result<Arc<dyn Peer>, PeerError> {
-        let Some(ticket) = rec.location.strip_prefix(NODE_PREFIX) else {
-            return open_peer(rec);
-        };
-        let unavailable = |reason: String| PeerError::Unavailable {
-            peer: rec.name.clone(),
-            reason,
-        };
-        let ticket: NodeTicket = ticket
-            .parse()
-            .map_err(|e: trove_node::NodeError| unavailable(e.to_string()))?;
-        let client = self.node_client().map_err(unavailable)?;
-        let peer = client
-            .peer(&rec.name, &ticket)
-            .map_err(|e| unavailable(e.to_string()))?;
-        Ok(Arc::new(peer))
+        match self.node_peer(rec) {
+            None => open_peer(rec),
+            Some(Ok(peer)) => Ok(Arc::new(peer)),
+            Some(Err(reason)) => Err(PeerError::Unavailable {
+                peer: rec.name.clone(),
+                reason,
+            }),
+        }
     }
 
-    /// A node peer by its record, with its node-only calls (hello).
+    /// A node peer by its record, with its node-only calls (hello); `None`
+    /// for a folder peer.
     pub fn open_node(&self, rec: &PeerRecord) -> Result<Option<trove_node::NodePeer>> {
-        let Some(ticket) = rec.location.strip_prefix(NODE_PREFIX) else {
-            return Ok(None);
-        };
-        let ticket: NodeTicket = ticket
-            .parse()
-            .map_err(|e: trove_node::NodeError| RepoError::BadLocation(e.to_string()))?;
-        let client = self.node_client().map_err(RepoError::BadLocation)?;
-        Ok(Some(
-            client
-                .peer(&rec.name, &ticket)
-                .map_err(|e| RepoError::BadLocation(e.to_string()))?,
-        ))
+        self.node_peer(rec)
+            .transpose()
+            .map_err(RepoError::BadLocation)
+    }
+
+    /// `None` unless `rec` is a node peer; then the peer, or why it cannot
+    /// be opened.
+    fn node_peer(
+        &self,
+        rec: &PeerRecord,
+    ) -> Option<std::result::Result<trove_node::NodePeer, String>> {
+        let ticket = rec.location.strip_prefix(NODE_PREFIX)?;
+        Some((|| {
+            let ticket: NodeTicket = ticket
+                .parse()
+                .map_err(|e: trove_node::NodeError| e.to_string())?;
+            let client = self.node_client()?;
+            client.peer(&rec.name, &ticket).map_err(|e| e.to_string())
+        })())
     }
 
     // ---- peers -------------------------------------------------------------

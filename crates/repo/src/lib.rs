@@ -21,7 +21,7 @@ mod upload;
 
 pub(crate) use backup::now_ns;
 pub use backup::{backup, BackupOptions, BackupReport};
-pub use check::{check, check_with, CheckOptions, CheckReport};
+pub use check::{check, CheckOptions, CheckReport};
 pub use error::{RepoError, Result};
 pub use fetch::{Fetcher, FragmentProblem};
 pub use home::{Container, Home, Owner, PeerSlot};

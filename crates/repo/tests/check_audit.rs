@@ -7,7 +7,7 @@ use rand::RngCore;
 use trove_core::keys::MasterSecret;
 use trove_core::manifest::PackRecord;
 use trove_core::FragmentId;
-use trove_repo::{backup, check_with, BackupOptions, CheckOptions, CheckReport, Home, KdfParams};
+use trove_repo::{backup, check, BackupOptions, CheckOptions, CheckReport, Home, KdfParams};
 use trove_repo::{Owner, Quiet};
 
 const FAST_KDF: KdfParams = KdfParams {
@@ -72,15 +72,15 @@ fn held_by(home: &Home, owner: &Owner, peer: &str) -> (PackRecord, FragmentId) {
     (rec, loc)
 }
 
-fn check(home: &Home, owner: &Owner, opts: &CheckOptions) -> CheckReport {
-    check_with(home, owner, Some("c"), opts, &Quiet).unwrap()
+fn check_c(home: &Home, owner: &Owner, opts: &CheckOptions) -> CheckReport {
+    check(home, owner, Some("c"), opts, &Quiet).unwrap()
 }
 
 #[test]
 fn audit_passes_a_healthy_backup_and_counts_what_it_asked() {
     let tmp = tempfile::tempdir().unwrap();
     let (home, owner) = backed_up(tmp.path());
-    let r = check(&home, &owner, &AUDIT);
+    let r = check_c(&home, &owner, &AUDIT);
     assert_eq!(r.problems, Vec::<String>::new());
     assert!(r.packs >= 1);
     assert_eq!(r.fragments, r.packs * 3);
@@ -89,7 +89,7 @@ fn audit_passes_a_healthy_backup_and_counts_what_it_asked() {
     assert_eq!(r.audited_ranges, 4 * r.fragments);
 
     // Without `audit` nothing is audited.
-    let r = check(&home, &owner, &CheckOptions::default());
+    let r = check_c(&home, &owner, &CheckOptions::default());
     assert_eq!((r.audited_fragments, r.audited_ranges), (0, 0));
     assert!(r.problems.is_empty());
 }
@@ -108,7 +108,7 @@ fn audit_names_the_peer_of_a_damaged_or_missing_fragment() {
     bytes[mid] ^= 0x40;
     std::fs::write(&path, &bytes).unwrap();
 
-    let r = check(&home, &owner, &AUDIT);
+    let r = check_c(&home, &owner, &AUDIT);
     assert_eq!(r.fragments_ok, r.fragments - 1);
     assert_eq!(r.packs_unrecoverable, 0);
     assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
@@ -120,13 +120,13 @@ fn audit_names_the_peer_of_a_damaged_or_missing_fragment() {
         "{p}"
     );
     // A full read finds the same fragment bad.
-    let full = check(&home, &owner, &CheckOptions::default());
+    let full = check_c(&home, &owner, &CheckOptions::default());
     assert_eq!(full.fragments_ok, r.fragments_ok);
 
     // p2 loses its fragment of the same pack: 1 of the 2 needed is left.
     let (_, lost) = held_by(&home, &owner, "p2");
     std::fs::remove_file(fragment_file(tmp.path(), "p2", &lost)).unwrap();
-    let r = check(&home, &owner, &AUDIT);
+    let r = check_c(&home, &owner, &AUDIT);
     assert_eq!(r.fragments_ok, r.fragments - 2);
     assert_eq!(r.packs_unrecoverable, 1);
     assert!(
