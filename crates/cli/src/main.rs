@@ -201,6 +201,16 @@ fn home_dir() -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".local/share/trove"))
 }
 
+/// Open `TROVE_HOME`, telling the user about permissions that had to be
+/// restricted (a home readable by other users).
+fn open_home() -> Result<Home> {
+    let home = Home::open(&home_dir()?)?;
+    for line in &home.made_private {
+        eprintln!("warning: {line}");
+    }
+    Ok(home)
+}
+
 /// The passphrase from `TROVE_PASSPHRASE`, or asked on the terminal.
 fn passphrase(confirm: bool) -> Result<String> {
     if let Ok(p) = std::env::var("TROVE_PASSPHRASE") {
@@ -347,7 +357,7 @@ fn peer(cmd: PeerCmd, json: bool) -> Result<ExitCode> {
         // Needs no identity: it only listens.
         return node::discover(wait, json);
     }
-    let home = Home::open(&home_dir()?)?;
+    let home = open_home()?;
     match cmd {
         PeerCmd::Add {
             name,
@@ -450,7 +460,7 @@ fn peer(cmd: PeerCmd, json: bool) -> Result<ExitCode> {
 }
 
 fn container(cmd: ContainerCmd, json: bool) -> Result<ExitCode> {
-    let home = Home::open(&home_dir()?)?;
+    let home = open_home()?;
     match cmd {
         ContainerCmd::Create {
             name,
@@ -519,7 +529,7 @@ fn container(cmd: ContainerCmd, json: bool) -> Result<ExitCode> {
 }
 
 fn backup(name: Option<String>, json: bool) -> Result<ExitCode> {
-    let home = Home::open(&home_dir()?)?;
+    let home = open_home()?;
     let owner = unlock(&home)?;
     let c = home.container_or_only(&owner, name.as_deref())?;
     let bar = ui::Bar::new(json);
@@ -588,7 +598,7 @@ fn backup(name: Option<String>, json: bool) -> Result<ExitCode> {
 }
 
 fn snapshots(name: Option<String>, json: bool) -> Result<ExitCode> {
-    let home = Home::open(&home_dir()?)?;
+    let home = open_home()?;
     let containers = match &name {
         Some(n) => vec![home.index.container(n)?],
         None => home.index.containers()?,
@@ -634,7 +644,7 @@ fn snapshots(name: Option<String>, json: bool) -> Result<ExitCode> {
 }
 
 fn ls(spec: &str, path: Option<&Path>, json: bool) -> Result<ExitCode> {
-    let home = Home::open(&home_dir()?)?;
+    let home = open_home()?;
     let owner = unlock(&home)?;
     let (c, snap) = trove_repo::resolve_snapshot(&home, &owner, spec)?;
     let slots = home.open_peers()?;
@@ -668,7 +678,7 @@ fn ls(spec: &str, path: Option<&Path>, json: bool) -> Result<ExitCode> {
 }
 
 fn restore(spec: &str, target: PathBuf, include: Vec<PathBuf>, json: bool) -> Result<ExitCode> {
-    let home = Home::open(&home_dir()?)?;
+    let home = open_home()?;
     let owner = unlock(&home)?;
     let bar = ui::Bar::new(json);
     let opts = RestoreOptions {
@@ -722,7 +732,7 @@ fn restore(spec: &str, target: PathBuf, include: Vec<PathBuf>, json: bool) -> Re
 }
 
 fn check(name: Option<String>, read_data: bool, audit: bool, json: bool) -> Result<ExitCode> {
-    let home = Home::open(&home_dir()?)?;
+    let home = open_home()?;
     let owner = unlock(&home)?;
     let bar = ui::Bar::new(json);
     let opts = trove_repo::CheckOptions { read_data, audit };

@@ -98,6 +98,7 @@ pub fn run(cmd: NodeCmd, json: bool) -> Result<ExitCode> {
                     relay,
                     bind: None,
                 },
+                request_limit: trove_node::DEFAULT_REQUEST_LIMIT,
             };
             serve(&opts, json)
         }
@@ -258,7 +259,7 @@ pub fn whoami(json: bool) -> Result<ExitCode> {
         Some(id) => id,
         None => {
             // Homes made before nodes existed: unlocking writes the key.
-            let home = Home::open(&dir)?;
+            let home = crate::open_home()?;
             Home::owner_id(&crate::unlock(&home)?)
         }
     };

@@ -2,7 +2,7 @@
 //! SLIP-39 shares), `trove sync`, and `trove recovery split | combine |
 //! verify | phrase | kit`.
 
-use crate::{home_dir, passphrase, print_json, ui, unlock};
+use crate::{home_dir, open_home, passphrase, print_json, ui, unlock};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::io::{BufRead, IsTerminal, Read, Write};
@@ -145,7 +145,7 @@ pub fn recover(
 
 /// `trove sync`.
 pub fn sync(json: bool) -> Result<ExitCode> {
-    let home = Home::open(&home_dir()?)?;
+    let home = open_home()?;
     let owner = unlock(&home)?;
     let bar = ui::Bar::new(json);
     let r = trove_repo::sync(&home, &owner, &bar)?;
@@ -219,7 +219,7 @@ pub fn split(
         (None, Some(t), Some(n)) => (1, vec![("shares".to_owned(), GroupSpec { member_threshold: t, member_count: n })]),
         _ => bail!("give either --threshold T --shares N, or --groups \"2 of: family 2-of-3, friends 3-of-5\""),
     };
-    let home = Home::open(&home_dir()?)?;
+    let home = open_home()?;
     let owner = unlock(&home)?;
     let specs: Vec<GroupSpec> = layout.iter().map(|(_, s)| *s).collect();
     let sets = trove_recovery::split(
@@ -238,7 +238,10 @@ pub fn split(
         }
     }
     if let Some(dir) = out {
-        std::fs::create_dir_all(dir)?;
+        // A full threshold of shares is the master secret: private folder
+        // and files, whatever the umask.
+        trove_net::durable::create_dir_all(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
         for (name, i, spec, words) in &rows {
             let safe: String = name
                 .chars()
@@ -251,13 +254,8 @@ pub fn split(
                 spec.member_threshold,
                 layout.len()
             );
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
+            trove_net::durable::create_new(&path, text.as_bytes(), None)
                 .with_context(|| format!("writing {}", path.display()))?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
         }
     }
     if json {
@@ -304,7 +302,7 @@ pub fn combine_cmd(file: Option<&Path>, json: bool) -> Result<ExitCode> {
 
 /// `trove recovery verify`: a drill that never prints the secret.
 pub fn verify(file: Option<&Path>, json: bool) -> Result<ExitCode> {
-    let home = Home::open(&home_dir()?)?;
+    let home = open_home()?;
     let mine = home.public_identity()?;
     let shares = read_shares(file)?;
     let master = combine(&shares)?;
@@ -336,7 +334,7 @@ pub fn verify(file: Option<&Path>, json: bool) -> Result<ExitCode> {
 
 /// `trove recovery phrase`.
 pub fn phrase(json: bool) -> Result<ExitCode> {
-    let home = Home::open(&home_dir()?)?;
+    let home = open_home()?;
     let owner = unlock(&home)?;
     let phrase = trove_recovery::master_to_phrase(owner.master.as_bytes());
     if json {
@@ -349,16 +347,17 @@ pub fn phrase(json: bool) -> Result<ExitCode> {
 
 /// `trove recovery kit`: what to print and keep with the phrase; no secrets.
 pub fn kit(out: &PathBuf, json: bool) -> Result<ExitCode> {
-    let home = Home::open(&home_dir()?)?;
-    let id = home.public_identity()?;
+    let home = open_home()?;
+    let (id, owner_id) = Home::peek_ids(home.dir())?;
     let peers = home.index.peers()?;
     let containers = home.index.containers()?;
     let mut t = String::new();
     t.push_str("TROVE RECOVERY KIT — keep with your 24-word phrase (or your share holders' names).\nThis sheet holds no secret.\n\n");
     t.push_str(&format!(
-        "Identity fingerprint: {}\nOwner id: {}\n\n",
+        "Identity fingerprint: {}\nIdentity key (signs your manifests): {}\nOwner id (what node operators grant; `trove whoami`): {}\n\n",
         id.fingerprint(),
-        id.to_hex()
+        id.to_hex(),
+        owner_id.as_deref().unwrap_or("unknown until a command unlocks this home once")
     ));
     t.push_str("Peers (any one that survives is enough to start):\n");
     for p in &peers {
@@ -382,7 +381,8 @@ pub fn kit(out: &PathBuf, json: bool) -> Result<ExitCode> {
     t.push_str(
         "\nTo recover on a new machine:\n  1. trove recover            (type the 24 words, or --shares-file with enough shares)\n  2. trove peer add NAME dir:PATH   (any surviving peer above)\n  3. trove sync               (finds the containers, snapshots and the other peers)\n  4. trove restore CONTAINER:latest --target DIR\n",
     );
-    std::fs::write(out, &t).with_context(|| format!("writing {}", out.display()))?;
+    trove_net::durable::replace(out, t.as_bytes(), None)
+        .with_context(|| format!("writing {}", out.display()))?;
     if json {
         print_json(
             &json!({"out": out, "fingerprint": id.fingerprint(), "peers": peers.len(), "containers": containers.len()}),

@@ -380,3 +380,98 @@ fn mixed_folder_and_node_peers_back_up_restore_and_recover() {
     let (_, restored) = t.restore("data:latest");
     assert_same_tree(&t.src, &restored);
 }
+
+/// Finding 1 of the security review: ransomware that stole the owner's
+/// `transport.key` talks to the owner's nodes directly (a real client over
+/// real sockets, not the `trove` binary). It tries to overwrite every
+/// metadata object with one byte, to roll the container manifest back to
+/// an older signed revision, then deletes everything. The nodes refuse the
+/// writes and keep the deleted objects in their trash, so recovery from the
+/// phrase with one node still restores every snapshot.
+#[test]
+fn stolen_transport_key_overwriting_and_deleting_meta_then_recovery_from_the_phrase_succeeds() {
+    use trove_net::{MetaRejection, Peer, PeerError};
+    let t = Trove::new();
+    let init = t.init();
+    let nodes = nodes_for(&t, 3, "1G");
+    t.create_container("2+1");
+    make_data(&t, 23, 1 << 20);
+    t.backup();
+    write(&t.src.join("later.txt"), b"a second snapshot");
+    t.backup();
+    // A roster change: the container manifest gets a newer revision.
+    t.add_folder_peers(1);
+    t.backup();
+    assert_eq!(t.snapshots().len(), 3);
+
+    // The thief's client, with the stolen key, on its own endpoint.
+    let seed: [u8; 32] = std::fs::read(t.home.join("transport.key"))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let net = trove_node::NetworkConfig {
+        mode: trove_node::NetworkMode::Direct,
+        relay: None,
+        bind: Some("127.0.0.1:0".parse().unwrap()),
+    };
+    let thief = trove_node::NodeClient::start(seed, &net).unwrap();
+    let mut refused = 0;
+    for node in &nodes {
+        let ticket: trove_node::NodeTicket = node.ticket(&t).parse().unwrap();
+        let peer = thief.peer(&node.name, &ticket).unwrap();
+        let keys = peer.list_meta(None).unwrap();
+        assert!(keys.len() >= 5, "{}: {keys:?}", node.name);
+        for key in &keys {
+            match peer.put_meta(key, b"x") {
+                Err(PeerError::MetaRejected { reason, .. }) => {
+                    assert!(matches!(*reason, MetaRejection::Invalid(_)), "{reason}");
+                    refused += 1;
+                }
+                other => panic!(
+                    "{}: overwriting {key} was not refused: {other:?}",
+                    node.name
+                ),
+            }
+        }
+        // Replay the older revision the node kept when the roster changed.
+        let manifest = keys
+            .iter()
+            .find(|k| matches!(k, trove_net::MetaKey::Container(_)))
+            .unwrap();
+        let older = peer.get_deleted_meta(manifest).unwrap();
+        match peer.put_meta(manifest, &older) {
+            Err(PeerError::MetaRejected { reason, .. }) => {
+                assert!(
+                    matches!(*reason, MetaRejection::NotNewer { .. }),
+                    "{reason}"
+                )
+            }
+            other => panic!("rolling {manifest} back was not refused: {other:?}"),
+        }
+        for key in &keys {
+            peer.delete_meta(key).unwrap();
+        }
+        assert!(peer.list_meta(None).unwrap().is_empty());
+    }
+    assert!(refused >= 15, "{refused}");
+    drop(thief);
+
+    // The owner's machine is gone too: recover from the phrase and one node.
+    std::fs::remove_dir_all(&t.home).unwrap();
+    let pf = t.tmp.path().join("phrase.txt");
+    std::fs::write(&pf, init["phrase"].as_str().unwrap()).unwrap();
+    t.ok_json(&["recover", "--phrase-file", &pf.display().to_string()]);
+    t.ok_json(&["peer", "add", "found", &nodes[0].ticket(&t)]);
+    let s = t.ok_json(&["sync"]);
+    assert_eq!(s["snapshots"], 3, "{s}");
+    assert!(
+        !s["from_trash"].as_array().unwrap().is_empty(),
+        "the objects came back from the trash: {s}"
+    );
+    let (_, restored) = t.restore("data:latest");
+    assert_same_tree(&t.src, &restored);
+    // The next backup puts the metadata back in place; check is clean.
+    t.backup();
+    let c = t.ok_json(&["check", "--read-data"]);
+    assert!(strings(&c["problems"]).is_empty(), "{c}");
+}

@@ -10,22 +10,30 @@
 //! meta/<container>/index/<id>         index segments
 //! tmp/                                in-progress writes
 //! trash/<secs>.<nanos>-<64 hex>       deleted fragments awaiting purge
+//! trash/meta/<secs>.<nanos>-<key>     replaced or deleted metadata objects
 //! ```
 //!
 //! Every write goes to `tmp/`, is fsynced, renamed into place, and the target
-//! directory is fsynced, so a killed process leaves at most a stray file in
-//! `tmp/`, never a half-written fragment or manifest. Only ids and the
-//! caller's (encrypted) bytes are written; the marker is the only other file.
+//! directory is fsynced ([`crate::durable`]), so a killed process leaves at
+//! most a stray file in `tmp/`, never a half-written fragment or manifest.
+//! Only ids and the caller's (encrypted) bytes are written; the marker is the
+//! only other file. Metadata objects are admitted by [`crate::admit`]: a
+//! folder peer pins each container to the signer of the objects it already
+//! holds for it.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use trove_core::keys::PublicIdentity;
 use trove_core::{ContainerId, FragmentId, SegmentId, SnapshotId};
 
+use crate::admit::{self, Admission};
 use crate::audit::{self, AuditRange};
-use crate::peer::{MetaKey, Peer, PeerError, PeerStat};
+use crate::durable::{self, sync_dir};
+use crate::peer::{DeletedMeta, MetaKey, Peer, PeerError, PeerStat};
 
 /// Name of the marker file that makes a folder a peer folder.
 pub const MARKER_FILE: &str = "trove-peer";
@@ -40,6 +48,19 @@ const FRAGMENTS: &str = "fragments";
 const META: &str = "meta";
 const TMP: &str = "tmp";
 const TRASH: &str = "trash";
+/// Under `trash/`: replaced and deleted metadata objects.
+const TRASH_META: &str = "meta";
+
+/// What [`FolderPeer::put_meta_as`] did with an admitted object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaStored {
+    /// The same bytes were already there.
+    Unchanged,
+    /// Stored; nothing was held before.
+    New,
+    /// Stored; the copy held before is in the trash.
+    Replaced,
+}
 
 /// A peer that is a directory on a locally mounted filesystem.
 #[derive(Debug, Clone)]
@@ -47,6 +68,10 @@ pub struct FolderPeer {
     name: String,
     root: PathBuf,
     label: String,
+    /// Serialises metadata writes of this process: admission reads the held
+    /// copy, then replaces it, and two concurrent puts must not interleave
+    /// (an older revision would win).
+    meta_lock: Arc<Mutex<()>>,
 }
 
 impl FolderPeer {
@@ -56,7 +81,7 @@ impl FolderPeer {
     /// directories among someone's files.
     pub fn create(name: &str, path: &Path) -> Result<FolderPeer, PeerError> {
         let peer = FolderPeer::new(name, path);
-        fs::create_dir_all(path)
+        durable::create_dir_all(path)
             .map_err(|e| peer.classify_local("creating the folder", true, e))?;
         if peer.marker_present() {
             return FolderPeer::open(name, path);
@@ -83,17 +108,18 @@ impl FolderPeer {
             }
         }
         for dir in [FRAGMENTS, META, TMP, TRASH] {
-            match fs::create_dir(path.join(dir)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(peer.classify_local("creating the peer folder", true, e)),
-            }
+            durable::create_dir(&path.join(dir))
+                .map_err(|e| peer.classify_local("creating the peer folder", true, e))?;
         }
         // The marker goes last and atomically: its presence means the folder
         // is complete.
         let marker = format!("{MARKER_PREFIX}{FOLDER_FORMAT_VERSION}\n");
-        peer.write_atomic_raw(&path.join(MARKER_FILE), marker.as_bytes())
-            .map_err(|e| peer.classify_local("writing the peer marker", true, e))?;
+        durable::replace(
+            &path.join(MARKER_FILE),
+            marker.as_bytes(),
+            Some(&path.join(TMP)),
+        )
+        .map_err(|e| peer.classify_local("writing the peer marker", true, e))?;
         FolderPeer::open(name, path)
     }
 
@@ -145,6 +171,7 @@ impl FolderPeer {
             name: name.to_owned(),
             root: path.to_owned(),
             label: format!("{name} (dir:{})", path.display()),
+            meta_lock: Arc::new(Mutex::new(())),
         }
     }
 
@@ -166,7 +193,7 @@ impl FolderPeer {
     /// A fresh path in the peer's tmp folder, for a server that receives a
     /// fragment in pieces before [`FolderPeer::adopt_fragment`].
     pub fn new_tmp_path(&self) -> PathBuf {
-        let _ = fs::create_dir_all(self.root.join(TMP));
+        let _ = durable::create_dir(&self.root.join(TMP));
         let name = format!("{}.part", hex::encode(rand::random::<[u8; 16]>()));
         self.root.join(TMP).join(name)
     }
@@ -191,14 +218,22 @@ impl FolderPeer {
         Ok(true)
     }
 
-    /// Free the space of fragments deleted at least `grace` before `now`.
-    /// The grace period is the folder owner's choice (DESIGN invariant 7).
-    /// Returns how many fragments were purged.
+    /// Free the space of fragments and metadata objects deleted or replaced
+    /// at least `grace` before `now`. The grace period is the folder owner's
+    /// choice (invariant 7). Returns how many files were purged.
     pub fn purge_expired(&self, grace: Duration, now: SystemTime) -> Result<u64, PeerError> {
         const OP: &str = "purging deleted fragments";
         self.ensure_present()?;
         let mut purged = 0;
-        for (path, deleted_at, _) in self.trash_entries(OP)? {
+        let fragments = self
+            .trash_entries(OP)?
+            .into_iter()
+            .map(|(p, at, _)| (p, at));
+        let meta = self
+            .meta_trash_entries(OP)?
+            .into_iter()
+            .map(|(p, at, _)| (p, at));
+        for (path, deleted_at) in fragments.chain(meta) {
             let expired = now.duration_since(deleted_at).is_ok_and(|age| age >= grace);
             if expired {
                 match fs::remove_file(&path) {
@@ -258,9 +293,11 @@ impl FolderPeer {
         }
     }
 
-    /// Best effort: a failure here (e.g. a read-only disk) must not stop
-    /// reads.
-    fn clean_stale_tmp(&self, now: SystemTime) {
+    /// Remove files of `tmp/` older than an hour: leftovers of a killed
+    /// process or a dropped transfer. Best effort: a failure here (e.g. a
+    /// read-only disk) must not stop reads. Run at open, and on a schedule
+    /// by long-running servers.
+    pub fn clean_stale_tmp(&self, now: SystemTime) {
         let Ok(entries) = fs::read_dir(self.root.join(TMP)) else {
             return;
         };
@@ -370,11 +407,9 @@ impl FolderPeer {
         if parent != self.root {
             self.ensure_dir(parent, op)?;
         }
-        match fs::create_dir(dir) {
-            Ok(()) => sync_dir(parent).map_err(|e| self.classify(op, true, e)),
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(self.classify(op, true, e)),
-        }
+        durable::create_dir(dir)
+            .map(|_| ())
+            .map_err(|e| self.classify(op, true, e))
     }
 
     /// Write `bytes` to `target` so that either the old or the new content is
@@ -382,21 +417,156 @@ impl FolderPeer {
     fn write_atomic(&self, target: &Path, bytes: &[u8], op: &'static str) -> Result<(), PeerError> {
         self.ensure_dir(parent_of(target), op)?;
         self.ensure_dir(&self.root.join(TMP), op)?;
-        self.write_atomic_raw(target, bytes)
+        durable::replace(target, bytes, Some(&self.root.join(TMP)))
             .map_err(|e| self.classify(op, true, e))
     }
 
-    /// The tmp-write, fsync, rename, fsync-dir sequence; directories must exist.
-    fn write_atomic_raw(&self, target: &Path, bytes: &[u8]) -> io::Result<()> {
-        let name = format!("{}.tmp", hex::encode(rand::random::<[u8; 16]>()));
-        let tmp = self.root.join(TMP).join(name);
-        let result = write_new_synced(&tmp, bytes).and_then(|()| fs::rename(&tmp, target));
-        if let Err(e) = result {
-            // Leave no litter; a leftover would be cleaned on open anyway.
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
+    /// Store a metadata object if [`admit::admit`] admits it, with `owner`
+    /// as the pinned signer when the caller knows it (a node knows its
+    /// owner's identity); otherwise the signer of the container's objects
+    /// already held is pinned. A replaced copy goes to the trash first.
+    pub fn put_meta_as(
+        &self,
+        key: &MetaKey,
+        bytes: &[u8],
+        owner: Option<&PublicIdentity>,
+    ) -> Result<MetaStored, PeerError> {
+        const OP: &str = "writing metadata";
+        self.ensure_present()?;
+        let _serial = self.meta_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let path = self.meta_path(key);
+        let held = match fs::read(&path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => return Err(self.classify(OP, false, e)),
+        };
+        let pinned = match owner {
+            Some(o) => Some(*o),
+            None => self.container_signer(key.container(), OP)?,
+        };
+        match admit::admit(key, bytes, held.as_deref(), pinned.as_ref()) {
+            Err(reason) => Err(PeerError::MetaRejected {
+                peer: self.label.clone(),
+                key: *key,
+                reason: Box::new(reason),
+            }),
+            Ok(Admission::Unchanged) => {
+                // A crash may have hit between rename and directory fsync.
+                sync_dir(parent_of(&path)).map_err(|e| self.classify(OP, true, e))?;
+                Ok(MetaStored::Unchanged)
+            }
+            Ok(Admission::Store { replaces }) => {
+                if let Some(old) = held.as_deref().filter(|_| replaces) {
+                    self.keep_in_trash(key, &path, old, OP)?;
+                }
+                self.write_atomic(&path, bytes, OP)?;
+                Ok(if replaces {
+                    MetaStored::Replaced
+                } else {
+                    MetaStored::New
+                })
+            }
         }
-        sync_dir(parent_of(target))
+    }
+
+    /// The identity the objects of `container` held here are signed by:
+    /// the container manifest's signer, else that of any snapshot or
+    /// segment, if one verifies.
+    fn container_signer(
+        &self,
+        container: &ContainerId,
+        op: &'static str,
+    ) -> Result<Option<PublicIdentity>, PeerError> {
+        let dir = self.meta_dir(container);
+        let manifest = MetaKey::Container(*container);
+        if let Ok(bytes) = fs::read(self.meta_path(&manifest)) {
+            if let Some(signer) = admit::valid_signer(&manifest, &bytes) {
+                return Ok(Some(signer));
+            }
+        }
+        let snapshots: Vec<SnapshotId> = self.list_ids(&dir.join("snapshots"), op)?;
+        let segments: Vec<SegmentId> = self.list_ids(&dir.join("index"), op)?;
+        let others = snapshots
+            .into_iter()
+            .map(|s| MetaKey::Snapshot(*container, s))
+            .chain(
+                segments
+                    .into_iter()
+                    .map(|g| MetaKey::IndexSegment(*container, g)),
+            );
+        for key in others {
+            if let Ok(bytes) = fs::read(self.meta_path(&key)) {
+                if let Some(signer) = admit::valid_signer(&key, &bytes) {
+                    return Ok(Some(signer));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// A new path in `trash/meta/` for a copy of `key` trashed now.
+    fn meta_trash_path(&self, key: &MetaKey, op: &'static str) -> Result<PathBuf, PeerError> {
+        let dir = self.root.join(TRASH).join(TRASH_META);
+        self.ensure_dir(&dir, op)?;
+        Ok(dir.join(trash_stamp(&meta_file_name(key))))
+    }
+
+    /// Delayed deletion: rename `src` to `dst` in the trash and make both
+    /// folders durable. An absent `src` is `Ok` (deleting twice is fine).
+    fn move_to_trash(&self, src: &Path, dst: &Path, op: &'static str) -> Result<(), PeerError> {
+        match fs::rename(src, dst) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound && self.marker_present() => return Ok(()),
+            Err(e) => return Err(self.classify(op, true, e)),
+        }
+        sync_dir(parent_of(src)).map_err(|e| self.classify(op, true, e))?;
+        sync_dir(parent_of(dst)).map_err(|e| self.classify(op, true, e))
+    }
+
+    /// Keep the held copy of `key` (whose bytes are `held`) in the trash
+    /// before it is replaced: a hard link where the file system allows it,
+    /// else a durable copy.
+    fn keep_in_trash(
+        &self,
+        key: &MetaKey,
+        path: &Path,
+        held: &[u8],
+        op: &'static str,
+    ) -> Result<(), PeerError> {
+        let dst = self.meta_trash_path(key, op)?;
+        let kept = fs::hard_link(path, &dst)
+            .and_then(|()| sync_dir(parent_of(&dst)))
+            .or_else(|_| durable::replace(&dst, held, Some(&self.root.join(TMP))));
+        kept.map_err(|e| self.classify(op, true, e))
+    }
+
+    /// Metadata trash entries: (path, time trashed, key).
+    fn meta_trash_entries(
+        &self,
+        op: &'static str,
+    ) -> Result<Vec<(PathBuf, SystemTime, MetaKey)>, PeerError> {
+        let entries = match fs::read_dir(self.root.join(TRASH).join(TRASH_META)) {
+            Ok(it) => it,
+            Err(e) if e.kind() == ErrorKind::NotFound && self.marker_present() => {
+                return Ok(Vec::new())
+            }
+            Err(e) => return Err(self.classify(op, false, e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| self.classify(op, false, e))?;
+            let parsed = entry.file_name().to_str().and_then(|name| {
+                let (at, key) = name.split_once('-')?;
+                Some((parse_trash_time(at)?, parse_meta_file_name(key)?))
+            });
+            match parsed {
+                Some((at, key)) => out.push((entry.path(), at, key)),
+                None => {
+                    tracing::debug!(peer = %self.label, file = ?entry.path(), "ignoring stray file in the metadata trash")
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Visit every fragment file: (id, size).
@@ -456,6 +626,9 @@ impl FolderPeer {
         let mut out = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| self.classify(op, false, e))?;
+            if entry.file_name() == TRASH_META {
+                continue;
+            }
             match entry.file_name().to_str().and_then(parse_trash_name) {
                 Some((at, id)) => out.push((entry.path(), at, id)),
                 None => {
@@ -607,30 +780,60 @@ impl Peer for FolderPeer {
     fn delete_fragment(&self, id: &FragmentId) -> Result<(), PeerError> {
         const OP: &str = "deleting a fragment";
         self.ensure_present()?;
-        let src = self.fragment_path(id);
         let trash = self.root.join(TRASH);
         self.ensure_dir(&trash, OP)?;
-        let at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let dst = trash.join(format!(
-            "{}.{:09}-{}",
-            at.as_secs(),
-            at.subsec_nanos(),
-            id.to_hex()
-        ));
-        match fs::rename(&src, &dst) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound && self.marker_present() => return Ok(()),
-            Err(e) => return Err(self.classify(OP, true, e)),
-        }
-        sync_dir(parent_of(&src)).map_err(|e| self.classify(OP, true, e))?;
-        sync_dir(&trash).map_err(|e| self.classify(OP, true, e))
+        let dst = trash.join(trash_stamp(&id.to_hex()));
+        self.move_to_trash(&self.fragment_path(id), &dst, OP)
     }
 
     fn put_meta(&self, key: &MetaKey, bytes: &[u8]) -> Result<(), PeerError> {
+        self.put_meta_as(key, bytes, None).map(|_| ())
+    }
+
+    fn delete_meta(&self, key: &MetaKey) -> Result<(), PeerError> {
+        const OP: &str = "deleting metadata";
         self.ensure_present()?;
-        self.write_atomic(&self.meta_path(key), bytes, "writing metadata")
+        let _serial = self.meta_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let src = self.meta_path(key);
+        if !src.is_file() {
+            return Ok(());
+        }
+        let dst = self.meta_trash_path(key, OP)?;
+        self.move_to_trash(&src, &dst, OP)
+    }
+
+    fn list_deleted_meta(
+        &self,
+        container: Option<&ContainerId>,
+    ) -> Result<Vec<DeletedMeta>, PeerError> {
+        self.ensure_present()?;
+        let mut out: Vec<DeletedMeta> = self
+            .meta_trash_entries("listing deleted metadata")?
+            .into_iter()
+            .filter(|(_, _, key)| container.is_none_or(|c| key.container() == c))
+            .map(|(_, at, key)| DeletedMeta {
+                key,
+                deleted_unix_ns: at
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64),
+            })
+            .collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    fn get_deleted_meta(&self, key: &MetaKey) -> Result<Vec<u8>, PeerError> {
+        const OP: &str = "reading deleted metadata";
+        self.ensure_present()?;
+        let newest = self
+            .meta_trash_entries(OP)?
+            .into_iter()
+            .filter(|(_, _, k)| k == key)
+            .max_by_key(|(_, at, _)| *at);
+        let Some((path, _, _)) = newest else {
+            return Err(self.missing(format!("a deleted copy of {key}")));
+        };
+        fs::read(path).map_err(|e| self.classify(OP, false, e))
     }
 
     fn get_meta(&self, key: &MetaKey) -> Result<Vec<u8>, PeerError> {
@@ -693,26 +896,50 @@ fn is_shard_name(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// `<secs>.<nanos, 9 digits>-<name>`: a trash entry's name, stamped now.
+fn trash_stamp(name: &str) -> String {
+    let at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}.{:09}-{name}", at.as_secs(), at.subsec_nanos())
+}
+
 /// `<secs>.<nanos>-<64 hex>` → (deletion time, id).
 fn parse_trash_name(name: &str) -> Option<(SystemTime, FragmentId)> {
     let (time, hex) = name.split_once('-')?;
+    Some((parse_trash_time(time)?, hex.parse().ok()?))
+}
+
+/// `<secs>.<nanos, 9 digits>` → time.
+fn parse_trash_time(time: &str) -> Option<SystemTime> {
     let (secs, nanos) = time.split_once('.')?;
     let at = Duration::new(
         secs.parse().ok()?,
         nanos.parse().ok().filter(|n| *n < 1_000_000_000)?,
     );
-    Some((UNIX_EPOCH + at, hex.parse().ok()?))
+    Some(UNIX_EPOCH + at)
 }
 
-fn write_new_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
+/// A metadata key as one file name, for the trash:
+/// `<container>.container`, `<container>.snapshot.<id>`, `<container>.index.<id>`.
+fn meta_file_name(key: &MetaKey) -> String {
+    match key {
+        MetaKey::Container(c) => format!("{}.container", c.to_hex()),
+        MetaKey::Snapshot(c, s) => format!("{}.snapshot.{}", c.to_hex(), s.to_hex()),
+        MetaKey::IndexSegment(c, g) => format!("{}.index.{}", c.to_hex(), g.to_hex()),
+    }
 }
 
-/// Make a directory's entries (creations, renames) durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+fn parse_meta_file_name(name: &str) -> Option<MetaKey> {
+    let mut parts = name.split('.');
+    let c: ContainerId = parts.next()?.parse().ok()?;
+    let key = match (parts.next()?, parts.next()) {
+        ("container", None) => MetaKey::Container(c),
+        ("snapshot", Some(id)) => MetaKey::Snapshot(c, id.parse().ok()?),
+        ("index", Some(id)) => MetaKey::IndexSegment(c, id.parse().ok()?),
+        _ => return None,
+    };
+    parts.next().is_none().then_some(key)
 }
 
 fn is_full(e: &io::Error) -> bool {
@@ -784,6 +1011,19 @@ mod tests {
         assert_eq!(at, UNIX_EPOCH + Duration::new(12, 5));
         assert!(parse_trash_name("12-abc").is_none());
         assert!(parse_trash_name(&format!("12.x-{}", id.to_hex())).is_none());
+        let c = ContainerId([7; 32]);
+        for key in [
+            MetaKey::Container(c),
+            MetaKey::Snapshot(c, SnapshotId([8; 32])),
+            MetaKey::IndexSegment(c, SegmentId([9; 32])),
+        ] {
+            assert_eq!(parse_meta_file_name(&meta_file_name(&key)), Some(key));
+        }
+        assert_eq!(
+            parse_meta_file_name(&format!("{}.container.x", c.to_hex())),
+            None
+        );
+        assert_eq!(parse_meta_file_name("container"), None);
         assert!(is_shard_name("0f") && !is_shard_name("0F") && !is_shard_name("0"));
     }
 

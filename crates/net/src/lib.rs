@@ -14,17 +14,25 @@
 //!   peers when there are enough, spread over failure domains, rotated so
 //!   load evens out; [`replace_one`] picks a substitute when one fails.
 //!
-//! Node peers (iroh) will be another implementation of [`Peer`] that wraps
-//! its own async runtime.
+//! - [`admit`] decides which metadata objects a peer stores (signed,
+//!   pinned signer, never rolled back); [`durable`] is the one durable-write
+//!   recipe every writer uses.
+//!
+//! Node peers (`trove-node`) are another implementation of [`Peer`] that
+//! wraps its own async runtime.
 
+pub mod admit;
 pub mod audit;
+pub mod durable;
 pub mod folder;
 pub mod peer;
 pub mod placement;
 
+pub use admit::{admit, Admission, MetaRejection};
 pub use audit::AuditRange;
 pub use folder::FolderPeer;
-pub use peer::{MetaKey, Peer, PeerError, PeerStat};
+pub use folder::MetaStored;
+pub use peer::{DeletedMeta, MetaKey, Peer, PeerError, PeerStat};
 pub use placement::{
     place, place_with, replace_one, replace_one_with, Candidate, Placement, PlacementError,
     DEFAULT_DOMAIN_LABEL,

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use trove_core::{ContainerId, FragmentId, SegmentId, SnapshotId};
 
+use crate::admit::MetaRejection;
 use crate::audit::{self, AuditRange};
 
 /// A place that stores a container's fragments and its replicated metadata.
@@ -66,9 +67,30 @@ pub trait Peer: Send + Sync + fmt::Debug {
     /// is `Ok`, so an interrupted garbage collection can simply run again.
     fn delete_fragment(&self, id: &FragmentId) -> Result<(), PeerError>;
 
-    /// Store a small metadata object durably, atomically replacing any older
-    /// version: a reader sees the old bytes or the new ones, never a mix.
+    /// Store a small metadata object durably, atomically replacing the copy
+    /// held: a reader sees the old bytes or the new ones, never a mix. The
+    /// peer accepts only what [`crate::admit::admit`] admits (a validly
+    /// signed envelope of that object, by the pinned signer, never rolling a
+    /// container manifest back) and refuses anything else with
+    /// [`PeerError::MetaRejected`]; a replaced copy goes to the trash.
     fn put_meta(&self, key: &MetaKey, bytes: &[u8]) -> Result<(), PeerError>;
+
+    /// Delayed deletion of a metadata object: it stops being listed or
+    /// served at once, and the peer keeps it in its trash for the grace
+    /// period, readable with [`Peer::get_deleted_meta`]. Deleting an absent
+    /// object is `Ok`.
+    fn delete_meta(&self, key: &MetaKey) -> Result<(), PeerError>;
+
+    /// Metadata objects in the trash (replaced or deleted, within the grace
+    /// period), of one container or of all; sorted by key, then time.
+    fn list_deleted_meta(
+        &self,
+        container: Option<&ContainerId>,
+    ) -> Result<Vec<DeletedMeta>, PeerError>;
+
+    /// The most recently trashed copy of a metadata object, or
+    /// [`PeerError::NotFound`].
+    fn get_deleted_meta(&self, key: &MetaKey) -> Result<Vec<u8>, PeerError>;
 
     /// The stored bytes of a metadata object, or [`PeerError::NotFound`].
     fn get_meta(&self, key: &MetaKey) -> Result<Vec<u8>, PeerError>;
@@ -114,6 +136,14 @@ impl fmt::Display for MetaKey {
             }
         }
     }
+}
+
+/// A metadata object in a peer's trash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct DeletedMeta {
+    pub key: MetaKey,
+    /// When it was replaced or deleted, in nanoseconds since the Unix epoch.
+    pub deleted_unix_ns: u64,
 }
 
 /// What a peer holds and how much room it has left.
@@ -195,6 +225,18 @@ pub enum PeerError {
         /// What is wrong and what to do about it.
         what: String,
     },
+    /// The peer refused a metadata object (see [`crate::admit`]): it is not
+    /// a valid signed envelope of that object, is signed by another
+    /// identity, or would roll a container manifest back.
+    #[error("peer {peer} refused to store {key}: {reason}")]
+    MetaRejected {
+        /// The peer.
+        peer: String,
+        /// The object.
+        key: MetaKey,
+        /// Why (boxed: keeps every `Result<_, PeerError>` small).
+        reason: Box<MetaRejection>,
+    },
     /// The peer declined the request (e.g. a folder that is not empty and not
     /// a peer, a node that has not granted this owner).
     #[error("peer {peer} refused: {reason}")]
@@ -219,7 +261,9 @@ impl PeerError {
             | PeerError::Io { .. }
             | PeerError::Corrupt { .. }
             | PeerError::Refused { .. } => true,
-            PeerError::NotFound { .. } | PeerError::HashMismatch { .. } => false,
+            PeerError::NotFound { .. }
+            | PeerError::HashMismatch { .. }
+            | PeerError::MetaRejected { .. } => false,
         }
     }
 
@@ -238,6 +282,7 @@ impl PeerError {
             | PeerError::HashMismatch { peer, .. }
             | PeerError::Io { peer, .. }
             | PeerError::Corrupt { peer, .. }
+            | PeerError::MetaRejected { peer, .. }
             | PeerError::Refused { peer, .. } => peer,
         }
     }
@@ -322,6 +367,18 @@ mod tests {
             unimplemented!()
         }
         fn list_meta(&self, _: Option<&ContainerId>) -> Result<Vec<MetaKey>, PeerError> {
+            unimplemented!()
+        }
+        fn delete_meta(&self, _: &MetaKey) -> Result<(), PeerError> {
+            unimplemented!()
+        }
+        fn list_deleted_meta(
+            &self,
+            _: Option<&ContainerId>,
+        ) -> Result<Vec<DeletedMeta>, PeerError> {
+            unimplemented!()
+        }
+        fn get_deleted_meta(&self, _: &MetaKey) -> Result<Vec<u8>, PeerError> {
             unimplemented!()
         }
         fn stat(&self) -> Result<PeerStat, PeerError> {

@@ -5,9 +5,40 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use trove_core::envelope;
+use trove_core::keys::MasterSecret;
+use trove_core::seal::BlobKind;
 use trove_core::{ContainerId, FragmentId, SegmentId, SnapshotId};
 use trove_net::folder::MARKER_FILE;
-use trove_net::{FolderPeer, MetaKey, Peer, PeerError};
+use trove_net::{FolderPeer, MetaKey, MetaRejection, Peer, PeerError};
+
+/// The owner whose signed objects these tests store.
+fn owner() -> &'static MasterSecret {
+    static OWNER: std::sync::OnceLock<MasterSecret> = std::sync::OnceLock::new();
+    OWNER.get_or_init(MasterSecret::generate)
+}
+
+/// A signed envelope of `key` by `by`, as a backup would write it (the
+/// body's content is irrelevant to a peer).
+fn signed_by(by: &MasterSecret, key: &MetaKey, revision: u64, body: &[u8]) -> Vec<u8> {
+    let (kind, object) = match key {
+        MetaKey::Container(c) => (BlobKind::ContainerManifest, c.0),
+        MetaKey::Snapshot(_, s) => (BlobKind::SnapshotManifest, s.0),
+        MetaKey::IndexSegment(_, g) => (BlobKind::IndexSegment, g.0),
+    };
+    envelope::seal_signed(
+        &by.identity(),
+        &by.manifest_key(),
+        kind,
+        &object,
+        revision,
+        body,
+    )
+}
+
+fn signed(key: &MetaKey, revision: u64, body: &[u8]) -> Vec<u8> {
+    signed_by(owner(), key, revision, body)
+}
 
 fn fragment(seed: u8, len: usize) -> (FragmentId, Vec<u8>) {
     let bytes: Vec<u8> = (0..len)
@@ -101,7 +132,9 @@ fn layout_is_sharded_and_holds_no_plaintext() {
     peer.put_fragment(&a, &a_bytes).unwrap();
     let c = ContainerId::random();
     let s = SnapshotId::random();
-    peer.put_meta(&MetaKey::Snapshot(c, s), b"sealed").unwrap();
+    let snapshot = MetaKey::Snapshot(c, s);
+    peer.put_meta(&snapshot, &signed(&snapshot, 0, b"sealed"))
+        .unwrap();
     let hex = a.to_hex();
     let files = files_under(&dir.path().join("peer"));
     assert_eq!(
@@ -221,17 +254,24 @@ fn meta_put_get_list_per_container() {
         MetaKey::Snapshot(c1, s2),
         MetaKey::IndexSegment(c1, g1),
     ];
-    for (i, k) in keys1.iter().enumerate() {
-        peer.put_meta(k, &[i as u8; 10]).unwrap();
+    let objects: Vec<Vec<u8>> = keys1
+        .iter()
+        .enumerate()
+        .map(|(i, k)| signed(k, 1, &[i as u8; 10]))
+        .collect();
+    for (k, v) in keys1.iter().zip(&objects) {
+        peer.put_meta(k, v).unwrap();
     }
-    peer.put_meta(&MetaKey::Snapshot(c2, s1), b"c2").unwrap();
+    let other = MetaKey::Snapshot(c2, s1);
+    peer.put_meta(&other, &signed(&other, 0, b"c2")).unwrap();
 
-    for (i, k) in keys1.iter().enumerate() {
-        assert_eq!(peer.get_meta(k).unwrap(), vec![i as u8; 10]);
+    for (k, v) in keys1.iter().zip(&objects) {
+        assert_eq!(&peer.get_meta(k).unwrap(), v);
     }
-    // Atomic replace.
-    peer.put_meta(&MetaKey::Container(c1), b"v2").unwrap();
-    assert_eq!(peer.get_meta(&MetaKey::Container(c1)).unwrap(), b"v2");
+    // Atomic replace by a newer revision.
+    let v2 = signed(&MetaKey::Container(c1), 2, b"v2");
+    peer.put_meta(&MetaKey::Container(c1), &v2).unwrap();
+    assert_eq!(peer.get_meta(&MetaKey::Container(c1)).unwrap(), v2);
 
     let mut want1 = keys1.to_vec();
     want1.sort();
@@ -261,14 +301,15 @@ fn reopen_persists() {
     let path = dir.path().join("peer");
     let (a, bytes) = fragment(7, 500);
     let c = ContainerId::random();
+    let manifest = signed(&MetaKey::Container(c), 1, b"manifest");
     {
         let peer = FolderPeer::create("p", &path).unwrap();
         peer.put_fragment(&a, &bytes).unwrap();
-        peer.put_meta(&MetaKey::Container(c), b"manifest").unwrap();
+        peer.put_meta(&MetaKey::Container(c), &manifest).unwrap();
     }
     let peer = FolderPeer::open("p", &path).unwrap();
     assert_eq!(peer.get_fragment(&a).unwrap(), bytes);
-    assert_eq!(peer.get_meta(&MetaKey::Container(c)).unwrap(), b"manifest");
+    assert_eq!(peer.get_meta(&MetaKey::Container(c)).unwrap(), manifest);
     // Creating an existing peer folder just opens it.
     let again = FolderPeer::create("p", &path).unwrap();
     assert_eq!(again.list_fragments().unwrap(), vec![a]);
@@ -372,8 +413,8 @@ fn stale_tmp_files_are_never_fragments_and_are_cleaned_on_open() {
     // Writes leave nothing behind in tmp/.
     fs::remove_file(&fresh).unwrap();
     peer.put_fragment(&a, &bytes).unwrap();
-    peer.put_meta(&MetaKey::Container(ContainerId::random()), b"m")
-        .unwrap();
+    let key = MetaKey::Container(ContainerId::random());
+    peer.put_meta(&key, &signed(&key, 1, b"m")).unwrap();
     assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);
 }
 
@@ -476,4 +517,193 @@ fn read_only_fragments_dir_is_read_only() {
     drop(_guard);
     fs::set_permissions(&frags, fs::Permissions::from_mode(0o755)).unwrap();
     peer.put_fragment(&b, &b_bytes).unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Metadata a stolen key cannot wipe (issue 8, finding 1)
+// ---------------------------------------------------------------------------
+
+fn rejected(r: Result<(), PeerError>) -> MetaRejection {
+    match r {
+        Err(PeerError::MetaRejected { reason, .. }) => *reason,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// What ransomware holding the peer's credentials tried against a node:
+/// overwrite every metadata object with one byte, roll the container
+/// manifest back, sign its own copies, file objects under other keys. Every
+/// attempt is refused and the owner's objects stay as they were.
+#[test]
+fn stolen_key_cannot_overwrite_or_roll_back_metadata() {
+    let (_dir, peer) = new_peer();
+    let c = ContainerId::random();
+    let manifest = MetaKey::Container(c);
+    let snapshot = MetaKey::Snapshot(c, SnapshotId::random());
+    let segment = MetaKey::IndexSegment(c, SegmentId::random());
+    let r1 = signed(&manifest, 1, b"roster v1");
+    let r2 = signed(&manifest, 2, b"roster v2");
+    let snap = signed(&snapshot, 0, b"snapshot");
+    let seg = signed(&segment, 0, b"segment");
+    for (k, v) in [(&manifest, &r1), (&snapshot, &snap), (&segment, &seg)] {
+        peer.put_meta(k, v).unwrap();
+    }
+    peer.put_meta(&manifest, &r2).unwrap();
+    // Idempotent.
+    peer.put_meta(&manifest, &r2).unwrap();
+
+    for k in [&manifest, &snapshot, &segment] {
+        assert!(matches!(
+            rejected(peer.put_meta(k, b"x")),
+            MetaRejection::Invalid(_)
+        ));
+    }
+    assert_eq!(
+        rejected(peer.put_meta(&manifest, &r1)),
+        MetaRejection::NotNewer {
+            held: 2,
+            offered: 1
+        }
+    );
+    let thief = MasterSecret::generate();
+    assert!(matches!(
+        rejected(peer.put_meta(&manifest, &signed_by(&thief, &manifest, 99, b"mine"))),
+        MetaRejection::WrongSigner { .. }
+    ));
+    // The pin holds for objects new to the container too.
+    let new_snapshot = MetaKey::Snapshot(c, SnapshotId::random());
+    assert!(matches!(
+        rejected(peer.put_meta(&new_snapshot, &signed_by(&thief, &new_snapshot, 0, b"x"))),
+        MetaRejection::WrongSigner { .. }
+    ));
+    assert_eq!(
+        rejected(peer.put_meta(&snapshot, &signed(&snapshot, 0, b"another"))),
+        MetaRejection::Immutable
+    );
+    assert_eq!(
+        rejected(peer.put_meta(&new_snapshot, &snap)),
+        MetaRejection::WrongKey
+    );
+    assert_eq!(peer.get_meta(&manifest).unwrap(), r2);
+    assert_eq!(peer.get_meta(&snapshot).unwrap(), snap);
+    assert_eq!(peer.get_meta(&segment).unwrap(), seg);
+    // The replaced revision waits in the trash.
+    let deleted = peer.list_deleted_meta(Some(&c)).unwrap();
+    assert_eq!(deleted.len(), 1, "{deleted:?}");
+    assert_eq!(deleted[0].key, manifest);
+    assert_eq!(peer.get_deleted_meta(&manifest).unwrap(), r1);
+}
+
+#[test]
+fn deleted_and_replaced_metadata_stays_in_the_trash_for_the_grace_period() {
+    let (dir, peer) = new_peer();
+    let c = ContainerId::random();
+    let manifest = MetaKey::Container(c);
+    let snapshot = MetaKey::Snapshot(c, SnapshotId::random());
+    let snap = signed(&snapshot, 0, b"snapshot");
+    peer.put_meta(&snapshot, &snap).unwrap();
+    peer.put_meta(&manifest, &signed(&manifest, 1, b"m1"))
+        .unwrap();
+    peer.put_meta(&manifest, &signed(&manifest, 2, b"m2"))
+        .unwrap();
+
+    peer.delete_meta(&snapshot).unwrap();
+    peer.delete_meta(&snapshot).unwrap();
+    assert!(matches!(
+        peer.get_meta(&snapshot).unwrap_err(),
+        PeerError::NotFound { .. }
+    ));
+    assert_eq!(peer.list_meta(Some(&c)).unwrap(), vec![manifest]);
+    assert_eq!(peer.get_deleted_meta(&snapshot).unwrap(), snap);
+    let keys: Vec<MetaKey> = peer
+        .list_deleted_meta(None)
+        .unwrap()
+        .into_iter()
+        .map(|d| d.key)
+        .collect();
+    let mut want = vec![manifest, snapshot];
+    want.sort();
+    assert_eq!(keys, want);
+    // A deleted snapshot can be put back (by its owner's next backup).
+    peer.put_meta(&snapshot, &snap).unwrap();
+    assert_eq!(peer.get_meta(&snapshot).unwrap(), snap);
+
+    let root = dir.path().join("peer");
+    let now = SystemTime::now();
+    assert_eq!(
+        peer.purge_expired(Duration::from_secs(3600), now).unwrap(),
+        0
+    );
+    assert_eq!(files_under(&root.join("trash")).len(), 2);
+    assert_eq!(
+        peer.purge_expired(Duration::from_secs(3600), now + Duration::from_secs(7200))
+            .unwrap(),
+        2
+    );
+    assert!(files_under(&root.join("trash")).is_empty());
+    assert!(peer.list_deleted_meta(None).unwrap().is_empty());
+}
+
+#[test]
+fn a_damaged_copy_on_disk_is_replaced() {
+    let (dir, peer) = new_peer();
+    let c = ContainerId::random();
+    let segment = MetaKey::IndexSegment(c, SegmentId::random());
+    let seg = signed(&segment, 0, b"segment");
+    peer.put_meta(&segment, &seg).unwrap();
+    let path = dir
+        .path()
+        .join("peer/meta")
+        .join(c.to_hex())
+        .join("index")
+        .join(match segment {
+            MetaKey::IndexSegment(_, g) => g.to_hex(),
+            _ => unreachable!(),
+        });
+    fs::write(&path, b"bit rot").unwrap();
+    peer.put_meta(&segment, &seg).unwrap();
+    assert_eq!(peer.get_meta(&segment).unwrap(), seg);
+    assert_eq!(peer.get_deleted_meta(&segment).unwrap(), b"bit rot");
+}
+
+/// The process umask, from /proc.
+fn umask() -> u32 {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+    u32::from_str_radix(line["Umask:".len()..].trim(), 8).unwrap()
+}
+
+#[test]
+fn peer_folders_are_private_whatever_the_umask() {
+    use std::os::unix::fs::MetadataExt;
+    // Under a umask that lets group and others read, default modes would be
+    // 0644/0755: the test can only fail if the code forgets to restrict.
+    assert_eq!(
+        umask() & 0o044,
+        0,
+        "run the tests under umask 022 or looser"
+    );
+    let (dir, peer) = new_peer();
+    let (a, bytes) = fragment(3, 100);
+    peer.put_fragment(&a, &bytes).unwrap();
+    let key = MetaKey::Container(ContainerId::random());
+    peer.put_meta(&key, &signed(&key, 1, b"m")).unwrap();
+    peer.delete_fragment(&a).unwrap();
+    let root = dir.path().join("peer");
+    let mut stack = vec![root.clone()];
+    let mut seen = 0;
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            let want = if m.is_dir() { 0o700 } else { 0o600 };
+            assert_eq!(m.mode() & 0o777, want, "{}", e.path().display());
+            if m.is_dir() {
+                stack.push(e.path());
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 8, "only {seen} entries");
+    assert_eq!(fs::metadata(&root).unwrap().mode() & 0o777, 0o700);
 }

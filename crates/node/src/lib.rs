@@ -19,5 +19,5 @@ pub mod store;
 pub use client::{NodeClient, NodePeer};
 pub use error::NodeError;
 pub use network::{discover, NetworkConfig, NetworkMode, NodeTicket};
-pub use server::{start, NodeOptions, RunningNode};
+pub use server::{start, NodeOptions, RunningNode, DEFAULT_REQUEST_LIMIT};
 pub use store::{parse_size, Grant, NodeDir, OwnerId};

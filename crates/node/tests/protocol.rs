@@ -22,13 +22,17 @@ use iroh::endpoint::{Connection, ConnectionError};
 use rand::RngCore;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
+use trove_core::envelope;
+use trove_core::keys::MasterSecret;
+use trove_core::seal::BlobKind;
 use trove_core::{ContainerId, FragmentId, SegmentId, SnapshotId};
 use trove_net::audit::{self, AuditRange};
-use trove_net::{MetaKey, Peer, PeerError};
+use trove_net::{MetaKey, MetaRejection, Peer, PeerError};
 use trove_node::proto::{self, Request, Response, ALPN, MAX_RESPONSE_FRAME};
 use trove_node::store::NodeStore;
 use trove_node::{
     NetworkConfig, NetworkMode, NodeClient, NodeDir, NodeOptions, NodePeer, NodeTicket, OwnerId,
+    DEFAULT_REQUEST_LIMIT,
 };
 
 // ---------------------------------------------------------------------------
@@ -91,6 +95,24 @@ fn owner_of(client: &NodeClient) -> OwnerId {
     OwnerId(client.owner_id())
 }
 
+/// A signed envelope of `key` by `by`, as an owner's backup writes it (a
+/// node never sees inside; the body's content does not matter here).
+fn signed_by(by: &MasterSecret, key: &MetaKey, revision: u64, body: &[u8]) -> Vec<u8> {
+    let (kind, object) = match key {
+        MetaKey::Container(c) => (BlobKind::ContainerManifest, c.0),
+        MetaKey::Snapshot(_, s) => (BlobKind::SnapshotManifest, s.0),
+        MetaKey::IndexSegment(_, g) => (BlobKind::IndexSegment, g.0),
+    };
+    envelope::seal_signed(
+        &by.identity(),
+        &by.manifest_key(),
+        kind,
+        &object,
+        revision,
+        body,
+    )
+}
+
 /// How a [`TestNode`] is stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
@@ -118,6 +140,11 @@ impl TestNode {
 
     /// A node on `dir`, new or the data folder of an earlier node.
     fn start_in(dir: TempDir, grace: Duration) -> Self {
+        Self::start_with(dir, grace, DEFAULT_REQUEST_LIMIT)
+    }
+
+    /// A node whose requests may take at most `request_limit`.
+    fn start_with(dir: TempDir, grace: Duration, request_limit: Duration) -> Self {
         let opts = NodeOptions {
             data: dir.path().to_owned(),
             listen: Some(localhost()),
@@ -128,6 +155,7 @@ impl TestNode {
                 relay: None,
                 bind: None,
             },
+            request_limit,
         };
         let (ticket_tx, ticket_rx) = mpsc::channel::<Result<NodeTicket, String>>();
         let (stop_tx, stop_rx) = oneshot::channel::<Stop>();
@@ -420,18 +448,23 @@ fn round_trip_of_every_request() {
         peer.delete_fragment(&small_id)
             .expect("deleting an absent fragment is Ok");
 
-        // Metadata objects of two containers.
+        // Signed metadata objects of two containers.
+        let me = MasterSecret::generate();
         let c1 = ContainerId([1; 32]);
         let c2 = ContainerId([9; 32]);
         let manifest = MetaKey::Container(c1);
         let snapshot = MetaKey::Snapshot(c1, SnapshotId([2; 32]));
         let segment = MetaKey::IndexSegment(c1, SegmentId([3; 32]));
         let other = MetaKey::Container(c2);
+        let old_manifest = signed_by(&me, &manifest, 1, &random_bytes(2_000));
         let objects: Vec<(MetaKey, Vec<u8>)> = vec![
-            (manifest, b"old manifest, longer than the new one".to_vec()),
-            (snapshot, random_bytes(10_000)),
-            (segment, random_bytes(300_000)),
-            (other, b"c2".to_vec()),
+            (manifest, old_manifest.clone()),
+            (
+                snapshot,
+                signed_by(&me, &snapshot, 0, &random_bytes(10_000)),
+            ),
+            (segment, signed_by(&me, &segment, 0, &random_bytes(300_000))),
+            (other, signed_by(&me, &other, 1, b"c2")),
         ];
         for (k, v) in &objects {
             peer.put_meta(k, v).expect("put meta");
@@ -439,10 +472,15 @@ fn round_trip_of_every_request() {
         for (k, v) in &objects {
             assert_same_bytes(&peer.get_meta(k).expect("get meta"), v, "get meta");
         }
-        let new_manifest = b"new manifest".to_vec();
+        let new_manifest = signed_by(&me, &manifest, 2, b"new manifest");
         peer.put_meta(&manifest, &new_manifest)
             .expect("replace meta");
         assert_eq!(peer.get_meta(&manifest).expect("get meta"), new_manifest);
+        // The replaced revision waits in the trash, and counts.
+        assert_eq!(
+            peer.get_deleted_meta(&manifest).expect("replaced copy"),
+            old_manifest
+        );
         let mut of_c1 = vec![manifest, snapshot, segment];
         of_c1.sort();
         assert_eq!(peer.list_meta(Some(&c1)).expect("list meta c1"), of_c1);
@@ -458,8 +496,11 @@ fn round_trip_of_every_request() {
             "get of absent meta",
         );
 
-        // Counts and usage: one fragment; metadata counts towards the quota.
-        let meta_bytes = (new_manifest.len() + 10_000 + 300_000 + 2) as u64;
+        // Counts and usage: one fragment, the deleted one in the trash, and
+        // metadata (live and replaced) count towards the quota.
+        let meta_bytes: u64 = objects.iter().map(|(_, v)| v.len() as u64).sum::<u64>()
+            + new_manifest.len() as u64
+            + 4096;
         let st = peer.stat().expect("stat");
         assert_eq!((st.fragments, st.fragment_bytes), (1, n));
         let free = st.free_bytes.expect("a node reports free bytes");
@@ -581,7 +622,8 @@ fn owners_cannot_touch_each_others_fragments() {
         let id = FragmentId::of(&bytes);
         a.put_fragment(&id, &bytes).expect("A puts");
         let c = ContainerId([4; 32]);
-        a.put_meta(&MetaKey::Container(c), b"A's manifest")
+        let a_manifest = signed_by(&MasterSecret::generate(), &MetaKey::Container(c), 1, b"A's");
+        a.put_meta(&MetaKey::Container(c), &a_manifest)
             .expect("A puts meta");
 
         assert_not_found(b.get_fragment(&id), "B gets A's fragment");
@@ -1044,8 +1086,8 @@ fn deleted_fragments_stay_in_the_trash_for_the_grace_period() {
         assert!(peer.list_fragments().expect("list").is_empty());
         assert_eq!(
             peer.hello().expect("hello").1,
-            0,
-            "a deleted fragment still counts against the owner's quota"
+            len,
+            "a deleted fragment counts against the owner's quota until it is purged"
         );
         let trash = node.owner_dir(&client).join("trash");
         let kept = files_under(&trash);
@@ -1073,5 +1115,240 @@ fn deleted_fragments_stay_in_the_trash_for_the_grace_period() {
         .expect("store");
         assert_eq!(store.purge_expired(), len, "bytes freed");
         assert!(files_under(&trash).is_empty(), "trash not emptied");
+    });
+}
+
+// ---------------------------------------------------------------------------
+// 10. A stolen transport key (issue 8, findings 1 and 5)
+// ---------------------------------------------------------------------------
+
+/// Ransomware that stole `transport.key` speaks to the node as the owner.
+/// It can no longer overwrite the owner's metadata with garbage, roll a
+/// container manifest back, or slip in objects signed by another identity;
+/// what it deletes waits in the trash, readable by the owner.
+#[test]
+fn stolen_transport_key_cannot_wipe_metadata() {
+    bounded(Duration::from_secs(120), || {
+        let node = TestNode::start(GRACE);
+        let seed: [u8; 32] = rand::random();
+        let owner = NodeClient::start(seed, &direct_local()).expect("owner client");
+        node.grant(&owner, 64 * MIB as u64);
+        let peer = node.peer(&owner);
+        let me = MasterSecret::generate();
+        let c = ContainerId::random();
+        let manifest = MetaKey::Container(c);
+        let snapshot = MetaKey::Snapshot(c, SnapshotId::random());
+        let segment = MetaKey::IndexSegment(c, SegmentId::random());
+        let r1 = signed_by(&me, &manifest, 1, b"roster 1");
+        let r2 = signed_by(&me, &manifest, 2, b"roster 2");
+        let snap = signed_by(&me, &snapshot, 0, b"snapshot");
+        let seg = signed_by(&me, &segment, 0, b"segment");
+        for (k, v) in [(&segment, &seg), (&manifest, &r1), (&snapshot, &snap)] {
+            peer.put_meta(k, v).expect("the owner's put");
+        }
+        peer.put_meta(&manifest, &r2).expect("a newer revision");
+        let pinned = fs::read_to_string(node.owner_dir(&owner).join("identity"))
+            .expect("the node pinned the owner's identity");
+        assert_eq!(pinned.trim(), me.identity().public().to_hex());
+
+        // The thief: same transport key, its own process and endpoint.
+        let thief = NodeClient::start(seed, &direct_local()).expect("thief client");
+        let stolen = node.peer(&thief);
+        let rejected = |r: Result<(), PeerError>| match r {
+            Err(PeerError::MetaRejected { reason, .. }) => *reason,
+            other => panic!("expected the node to refuse, got {other:?}"),
+        };
+        for k in [&manifest, &snapshot, &segment] {
+            assert!(matches!(
+                rejected(stolen.put_meta(k, b"x")),
+                MetaRejection::Invalid(_)
+            ));
+        }
+        assert_eq!(
+            rejected(stolen.put_meta(&manifest, &r1)),
+            MetaRejection::NotNewer {
+                held: 2,
+                offered: 1
+            }
+        );
+        let other = MasterSecret::generate();
+        assert!(matches!(
+            rejected(stolen.put_meta(&manifest, &signed_by(&other, &manifest, 9, b"mine"))),
+            MetaRejection::WrongSigner { .. }
+        ));
+        // Even in a container the node has never seen: the owner is pinned.
+        let elsewhere = MetaKey::Container(ContainerId::random());
+        assert!(matches!(
+            rejected(stolen.put_meta(&elsewhere, &signed_by(&other, &elsewhere, 1, b"x"))),
+            MetaRejection::WrongSigner { .. }
+        ));
+        for (k, v) in [(&manifest, &r2), (&snapshot, &snap), (&segment, &seg)] {
+            assert_eq!(&peer.get_meta(k).expect("intact"), v);
+        }
+
+        // Deleting is delayed: everything waits in the trash.
+        for k in [&manifest, &snapshot, &segment] {
+            stolen.delete_meta(k).expect("delete");
+        }
+        assert!(peer.list_meta(Some(&c)).expect("list").is_empty());
+        let trashed: Vec<MetaKey> = peer
+            .list_deleted_meta(Some(&c))
+            .expect("list deleted")
+            .into_iter()
+            .map(|d| d.key)
+            .collect();
+        for k in [&manifest, &snapshot, &segment] {
+            assert!(trashed.contains(k), "{k} is not in the trash: {trashed:?}");
+        }
+        assert_eq!(peer.get_deleted_meta(&manifest).expect("newest"), r2);
+        assert_eq!(peer.get_deleted_meta(&snapshot).expect("snapshot"), snap);
+        assert_eq!(peer.get_deleted_meta(&segment).expect("segment"), seg);
+        // And the owner can put them back.
+        for (k, v) in [(&segment, &seg), (&manifest, &r2), (&snapshot, &snap)] {
+            peer.put_meta(k, v).expect("put back");
+        }
+    });
+}
+
+/// A granted owner cannot fill the node past its quota by putting and
+/// deleting: deleted fragments count until the grace period ends.
+#[test]
+fn put_and_delete_cannot_fill_the_node_past_the_quota() {
+    bounded(Duration::from_secs(90), || {
+        let node = TestNode::start(GRACE);
+        let client = new_client();
+        let quota = 3 * MIB as u64;
+        node.grant(&client, quota);
+        let peer = node.peer(&client);
+        let mut stored = 0u64;
+        for round in 0..6 {
+            let bytes = random_bytes(MIB);
+            let id = FragmentId::of(&bytes);
+            match peer.put_fragment(&id, &bytes) {
+                Ok(()) => {
+                    stored += MIB as u64;
+                    peer.delete_fragment(&id).expect("delete");
+                }
+                Err(PeerError::Full { .. }) => {
+                    assert_eq!(round, 3, "refused at round {round}");
+                    break;
+                }
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+        assert_eq!(
+            stored, quota,
+            "the node took {stored} bytes on a {quota}-byte quota"
+        );
+        let trash: u64 = files_under(&node.owner_dir(&client).join("trash"))
+            .iter()
+            .map(|f| fs::metadata(f).map_or(0, |m| m.len()))
+            .sum();
+        assert_eq!(trash, quota);
+        assert_eq!(peer.hello().expect("hello"), (quota, quota));
+    });
+}
+
+/// A put that stalls until the request's time limit drops it gives back
+/// what it reserved and leaves no `.part` file.
+#[test]
+fn a_put_dropped_at_the_time_limit_releases_its_reservation() {
+    bounded(Duration::from_secs(90), || {
+        let dir = tempfile::tempdir().expect("node folder");
+        let node = TestNode::start_with(dir, GRACE, Duration::from_secs(2));
+        let seed: [u8; 32] = rand::random();
+        let client = NodeClient::start(seed, &direct_local()).expect("client");
+        let quota = 4 * MIB as u64;
+        node.grant(&client, quota);
+        let peer = node.peer(&client);
+        assert_eq!(peer.hello().expect("hello"), (quota, 0));
+
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("raw owner runtime");
+        let ep = rt
+            .block_on(direct_local().bind(iroh::SecretKey::from_bytes(&seed), Vec::new(), false))
+            .expect("raw endpoint");
+        let ticket = node.ticket.clone();
+        let data = node.data().to_owned();
+        rt.block_on(async move {
+            let conn = raw_connect(&ep, &ticket).await;
+            let (mut send, _recv) = conn.open_bi().await.expect("stream");
+            let id = FragmentId(rand::random());
+            let frame = proto::encode(&Request::Put {
+                id,
+                len: 3 * MIB as u64,
+            });
+            send.write_all(&frame).await.expect("request");
+            send.write_all(&random_bytes(100_000))
+                .await
+                .expect("a little");
+            // Wait until the node holds the reservation and the part file.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while part_files(&data).is_empty() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(!part_files(&data).is_empty(), "the put never started");
+            // ...then stall past the limit, with the stream open.
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            drop(send);
+            conn.close(0u32.into(), b"done");
+        });
+        assert_eq!(part_files(node.data()), Vec::<PathBuf>::new());
+        assert_eq!(
+            peer.hello().expect("hello"),
+            (quota, 0),
+            "the dropped put still holds its reservation"
+        );
+    });
+}
+
+/// An owner the node does not know gets its answer, then the node closes
+/// the connection instead of reading its requests.
+#[test]
+fn an_ungranted_owner_is_answered_then_disconnected() {
+    bounded(Duration::from_secs(60), || {
+        let node = TestNode::start(GRACE);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let ep = rt
+            .block_on(direct_local().bind(
+                iroh::SecretKey::from_bytes(&rand::random()),
+                Vec::new(),
+                false,
+            ))
+            .expect("endpoint");
+        let ticket = node.ticket.clone();
+        rt.block_on(async move {
+            let conn = raw_connect(&ep, &ticket).await;
+            let (mut send, mut recv) = conn.open_bi().await.expect("stream");
+            send.write_all(&proto::encode(&Request::Stat))
+                .await
+                .expect("request");
+            let _ = send.finish();
+            let answer: Response = proto::read_msg(&mut recv, MAX_RESPONSE_FRAME)
+                .await
+                .expect("an answer");
+            assert!(
+                matches!(
+                    answer,
+                    Response::Error {
+                        kind: proto::ErrorKind::NotGranted,
+                        ..
+                    }
+                ),
+                "{answer:?}"
+            );
+            let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await;
+            assert!(
+                closed.is_ok(),
+                "the node kept the connection of an ungranted owner"
+            );
+        });
     });
 }

@@ -469,6 +469,7 @@ pub fn backup(
             &container.keys.seal,
             BlobKind::IndexSegment,
             &seg.id.0,
+            0,
             &seg.encode(),
         );
         envelopes.push((MetaKey::IndexSegment(cid, seg.id), env));
@@ -489,6 +490,7 @@ pub fn backup(
         &container.keys.seal,
         BlobKind::SnapshotManifest,
         &snapshot.id.0,
+        0,
         &snapshot.encode(),
     );
     envelopes.push((MetaKey::Snapshot(cid, snapshot.id), env));

@@ -122,10 +122,25 @@ fn check_meta(
                         "peer `{}`: {key} is invalid and was refused ({e}); the next backup replaces it",
                         s.record.name
                     )),
-                    Ok(_) => report.problems.push(format!(
-                        "peer `{}`: {key} is an older signed version; the next backup replaces it",
-                        s.record.name
-                    )),
+                    Ok(theirs) => {
+                        let mine = trove_core::envelope::peek(local).map_or(0, |h| h.revision);
+                        report.problems.push(if theirs.revision > mine {
+                            format!(
+                                "peer `{}`: {key} is a newer signed version (revision {}, this machine has {mine}): run `trove sync`",
+                                s.record.name, theirs.revision
+                            )
+                        } else if theirs.revision < mine {
+                            format!(
+                                "peer `{}`: {key} is an older signed version (revision {}, this machine has {mine}); the next backup replaces it",
+                                s.record.name, theirs.revision
+                            )
+                        } else {
+                            format!(
+                                "peer `{}`: {key} is another signed copy of the same revision {mine}; the peer keeps its own",
+                                s.record.name
+                            )
+                        })
+                    }
                 },
                 Err(e) if e.is_not_found() => report.problems.push(format!(
                     "peer `{}` lacks {key}; the next backup copies it",

@@ -14,7 +14,7 @@ use trove_core::manifest::{ContainerManifest, PeerRecord, Redundancy};
 use trove_core::pack::DEFAULT_PACK_TARGET;
 use trove_core::seal::BlobKind;
 use trove_core::{ContainerId, PeerId};
-use trove_net::{FolderPeer, MetaKey, Peer, PeerError};
+use trove_net::{durable, FolderPeer, MetaKey, Peer, PeerError};
 use trove_node::{NetworkConfig, NodeClient, NodeTicket};
 
 const KEYFILE: &str = "keyfile";
@@ -26,12 +26,41 @@ const INDEX: &str = "index.redb";
 const TRANSPORT_KEY: &str = "transport.key";
 /// Location prefix of node peers; the rest is the node's ticket.
 const NODE_PREFIX: &str = "node:";
+/// The files of a home: each holds a secret or metadata.
+const HOME_FILES: [&str; 3] = [KEYFILE, INDEX, TRANSPORT_KEY];
+
+/// Make a home private again where it is more open than `0700` (folder)
+/// and `0600` (files): homes made by older versions, or by hand. Returns
+/// one line per change, for the user to see.
+fn make_private(dir: &Path) -> Result<Vec<String>> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut fixed = Vec::new();
+    let entries = std::iter::once((dir.to_owned(), durable::DIR_MODE))
+        .chain(HOME_FILES.iter().map(|f| (dir.join(f), durable::FILE_MODE)));
+    for (path, mode) in entries {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let had = meta.mode() & 0o7777;
+        if had & 0o077 != 0 && !meta.file_type().is_symlink() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| RepoError::io("restrict the permissions of", &path, e))?;
+            fixed.push(format!(
+                "{} was readable by other users (mode {had:04o}); it is now {mode:04o}",
+                path.display()
+            ));
+        }
+    }
+    Ok(fixed)
+}
 
 /// An opened `TROVE_HOME`.
 #[derive(Debug)]
 pub struct Home {
     dir: PathBuf,
     pub index: Index,
+    /// Permissions this open had to restrict (see [`Home::open`]).
+    pub made_private: Vec<String>,
     /// The network endpoint for node peers, started on first use.
     nodes: std::sync::OnceLock<std::result::Result<Arc<NodeClient>, String>>,
     /// Network settings for it; from the environment unless set.
@@ -103,14 +132,18 @@ fn check_name(kind: &str, name: &str) -> Result<()> {
 }
 
 impl Home {
-    /// Open an existing home (the directory must hold a keyfile).
+    /// Open an existing home (the directory must hold a keyfile). A home
+    /// more open than `0700`/`0600` is made private, and
+    /// [`Home::made_private`] says what changed so the user can be told.
     pub fn open(dir: &Path) -> Result<Self> {
         if !dir.join(KEYFILE).exists() {
             return Err(RepoError::NoIdentity(dir.to_owned()));
         }
+        let made_private = make_private(dir)?;
         Ok(Self {
             dir: dir.to_owned(),
             index: Index::open(&dir.join(INDEX))?,
+            made_private,
             nodes: std::sync::OnceLock::new(),
             network: std::sync::OnceLock::new(),
         })
@@ -124,7 +157,7 @@ impl Home {
         passphrase: &[u8],
         kdf: KdfParams,
     ) -> Result<(Self, Owner)> {
-        std::fs::create_dir_all(dir).map_err(|e| RepoError::io("create", dir, e))?;
+        durable::create_dir_all(dir).map_err(|e| RepoError::io("create", dir, e))?;
         keyfile::create(&dir.join(KEYFILE), &master, passphrase, kdf)?;
         let home = Self::open(dir)?;
         let owner = Owner::new(master);
@@ -149,21 +182,9 @@ impl Home {
     }
 
     fn save_transport_key(&self, owner: &Owner) -> Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         let path = self.dir.join(TRANSPORT_KEY);
-        let tmp = self.dir.join("transport.key.tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| RepoError::io("write", &tmp, e))?;
-        f.write_all(&owner.master.transport_seed())
-            .and_then(|()| f.sync_all())
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| RepoError::io("write", &path, e))
+        let seed = zeroize::Zeroizing::new(owner.master.transport_seed());
+        durable::replace(&path, seed.as_slice(), None).map_err(|e| RepoError::io("write", &path, e))
     }
 
     /// The owner's network endpoint (started once per process).
@@ -403,6 +424,7 @@ impl Home {
             &owner.master.manifest_key(),
             BlobKind::ContainerManifest,
             &m.id.0,
+            m.revision,
             &m.encode(),
         );
         self.index.put_meta(&MetaKey::Container(m.id), &env)

@@ -134,7 +134,18 @@ pub struct Index {
 
 impl Index {
     /// Open (or create) the database; a second process gets [`RepoError::Busy`].
+    /// A new database file is private (`0600`): it holds every path, size
+    /// and time of the backed-up files.
     pub fn open(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            // redb initialises an empty file as a new database.
+            trove_net::durable::create_new(path, &[], None)
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => Ok(()),
+                    _ => Err(e),
+                })
+                .map_err(|e| RepoError::io("create", path, e))?;
+        }
         // redb's default cache (1 GiB) would make the index, not the data,
         // the largest user of memory; 64 MiB keeps hot pages of any index.
         let db = Database::builder()

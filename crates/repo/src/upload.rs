@@ -217,6 +217,18 @@ mod tests {
         fn list_meta(&self, c: Option<&ContainerId>) -> Result<Vec<MetaKey>, PeerError> {
             self.inner.list_meta(c)
         }
+        fn delete_meta(&self, k: &MetaKey) -> Result<(), PeerError> {
+            self.inner.delete_meta(k)
+        }
+        fn list_deleted_meta(
+            &self,
+            c: Option<&ContainerId>,
+        ) -> Result<Vec<trove_net::DeletedMeta>, PeerError> {
+            self.inner.list_deleted_meta(c)
+        }
+        fn get_deleted_meta(&self, k: &MetaKey) -> Result<Vec<u8>, PeerError> {
+            self.inner.get_deleted_meta(k)
+        }
         fn stat(&self) -> Result<PeerStat, PeerError> {
             self.inner.stat()
         }
