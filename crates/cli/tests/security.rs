@@ -150,10 +150,7 @@ fn a_lying_peer_never_takes_an_honest_peers_place() {
 
 /// `trove ARGS` under `umask 000`, so that any file or folder Trove does
 /// not make private explicitly would come out world-readable.
-fn run_umask0(t: &Trove, args: &[&str]) -> Value {
-    let mut full = vec!["--json"];
-    full.extend_from_slice(args);
-    let inner = t.command(&full);
+fn umask0(inner: &Command) -> Command {
     let mut c = Command::new("sh");
     c.arg("-c")
         .arg("umask 000; exec \"$@\"")
@@ -166,8 +163,16 @@ fn run_umask0(t: &Trove, args: &[&str]) -> Value {
             None => c.env_remove(k),
         };
     }
-    c.current_dir(t.tmp.path());
-    let out = run_bounded(c, COMMAND_TIMEOUT);
+    if let Some(dir) = inner.get_current_dir() {
+        c.current_dir(dir);
+    }
+    c
+}
+
+fn run_umask0(t: &Trove, args: &[&str]) -> Value {
+    let mut full = vec!["--json"];
+    full.extend_from_slice(args);
+    let out = run_bounded(umask0(&t.command(&full)), COMMAND_TIMEOUT);
     assert_code(&out, 0, &full);
     parse_json(&out)
 }
@@ -195,16 +200,47 @@ fn open_entries(root: &Path) -> Vec<String> {
 }
 
 /// Finding 6: the home, its keyfile, index and transport key, peer folders,
-/// share files and the recovery kit are private to the user whatever the
-/// umask; an existing home that is more open is made private, with a warning.
+/// a node's data folder, share files and the recovery kit are private to the
+/// user whatever the umask; an existing home that is more open is made
+/// private, with a warning.
 #[test]
 fn files_trove_writes_are_private_whatever_the_umask() {
     let t = Trove::new();
     run_umask0(&t, &["init"]);
-    for i in 1..=3 {
+    for i in 1..=2 {
         let loc = format!("dir:{}", t.peer(i).display());
         run_umask0(&t, &["peer", "add", &format!("p{i}"), &loc]);
     }
+    // A node, started under umask 000 too.
+    let node_data = t.tmp.path().join("node");
+    let mut run = t.command(&["node", "run", "--data"]);
+    run.arg(&node_data)
+        .args(["--listen", "127.0.0.1:0", "--network", "direct"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let _node = ChildGuard(Some(umask0(&run).spawn().unwrap()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !node_data.join("ticket").is_file() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let data = node_data.display().to_string();
+    let owner = t.ok_json(&["whoami"])["owner_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    run_umask0(
+        &t,
+        &["node", "grant", &owner, "--quota", "1G", "--data", &data],
+    );
+    let ticket = t.ok_json(&["node", "ticket", "--data", &data])["ticket"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    run_umask0(&t, &["peer", "add", "n1", &ticket]);
     let src = t.src.display().to_string();
     run_umask0(
         &t,
@@ -236,10 +272,16 @@ fn files_trove_writes_are_private_whatever_the_umask() {
     for root in [t.home.clone(), shares, kit] {
         open.extend(open_entries(&root));
     }
-    for i in 1..=3 {
+    for i in 1..=2 {
         open.extend(open_entries(&t.peer(i)));
     }
+    open.extend(open_entries(&node_data));
     assert!(open.is_empty(), "open to other users:\n{}", open.join("\n"));
+    let owner_dir = node_data.join("owners").join(&owner);
+    assert!(
+        owner_dir.join("identity").is_file(),
+        "the node stored nothing"
+    );
     for f in ["keyfile", "index.redb", "transport.key"] {
         assert!(t.home.join(f).is_file(), "{f} was not written");
     }

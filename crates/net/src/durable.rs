@@ -75,6 +75,21 @@ pub fn create_dir_all(dir: &Path) -> io::Result<()> {
     create_dir(dir).map(|_| ())
 }
 
+/// Make an existing file or folder private if group or others have any
+/// access to it (`mode` is [`FILE_MODE`] or [`DIR_MODE`]); returns the mode
+/// it had when it was changed, so the caller can say so. Symlinks are left
+/// alone.
+pub fn restrict(path: &Path, mode: u32) -> io::Result<Option<u32>> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(path)?;
+    let had = meta.mode() & 0o7777;
+    if had & 0o077 == 0 || meta.file_type().is_symlink() {
+        return Ok(None);
+    }
+    fs::set_permissions(path, Permissions::from_mode(mode))?;
+    Ok(Some(had))
+}
+
 /// Write a new private file and flush it to stable storage.
 fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut file = OpenOptions::new()

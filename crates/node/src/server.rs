@@ -48,6 +48,11 @@ const STREAM_BUF: usize = 256 * 1024;
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(600);
 /// Connection close code after a refusal (2 is a malformed request).
 const CLOSE_NOT_GRANTED: u32 = 3;
+/// Metadata objects are received whole into memory to be checked; all
+/// owners' puts in flight together may hold at most this much (a granted
+/// owner opening a hundred streams of 256 MiB each waits, the node does
+/// not run out of memory).
+const META_MEMORY: usize = 2 * MAX_META_LEN as usize;
 
 /// A started node: its endpoint and ticket.
 #[derive(Debug)]
@@ -62,6 +67,8 @@ pub struct RunningNode {
 struct Server {
     store: Arc<NodeStore>,
     request_limit: Duration,
+    /// Bytes of metadata puts held in memory (see [`META_MEMORY`]).
+    meta_memory: tokio::sync::Semaphore,
     /// When each refused owner was last logged.
     refusals_logged: Mutex<HashMap<OwnerId, Instant>>,
 }
@@ -113,6 +120,7 @@ pub async fn start(opts: &NodeOptions) -> Result<RunningNode, NodeError> {
         server: Arc::new(Server {
             store,
             request_limit: opts.request_limit,
+            meta_memory: tokio::sync::Semaphore::new(META_MEMORY),
             refusals_logged: Mutex::new(HashMap::new()),
         }),
     })
@@ -370,6 +378,7 @@ async fn serve_stream(
         store,
         space: &space,
         grant: &grant,
+        meta_memory: &server.meta_memory,
     };
     let answer = match req {
         Request::Hello { client } => cx.hello(client).into(),
@@ -425,6 +434,7 @@ struct Ctx<'a> {
     store: &'a Arc<NodeStore>,
     space: &'a Arc<OwnerSpace>,
     grant: &'a Grant,
+    meta_memory: &'a tokio::sync::Semaphore,
 }
 
 impl Ctx<'_> {
@@ -547,6 +557,12 @@ impl Ctx<'_> {
                 return Ok(refusal(&self.space.owner, r).into());
             }
         };
+        // `len` ≤ MAX_META_LEN, which fits a u32 and the semaphore.
+        let _memory = self
+            .meta_memory
+            .acquire_many(len as u32)
+            .await
+            .map_err(transfer)?;
         let mut bytes = vec![0u8; len as usize];
         recv.read_exact(&mut bytes).await.map_err(transfer)?;
         let stored = on_folder(self.space, move |s| {

@@ -177,12 +177,21 @@ impl NodeDir {
         Self::open(root)
     }
 
-    /// Open an existing node folder.
+    /// Open an existing node folder. A data folder that other users can
+    /// enter (made by hand, or by an older Trove) is made private, and the
+    /// log says so.
     pub fn open(root: &Path) -> Result<Self, NodeError> {
         match fs::read(root.join(MARKER)) {
-            Ok(b) if b == MARKER_BODY => Ok(Self {
-                root: root.to_owned(),
-            }),
+            Ok(b) if b == MARKER_BODY => {
+                let had = durable::restrict(root, durable::DIR_MODE)
+                    .map_err(|e| NodeError::io("restrict the permissions of", root, e))?;
+                if let Some(had) = had {
+                    tracing::warn!(dir = %root.display(), "the node's data folder was open to other users (mode {had:04o}); it is now 0700");
+                }
+                Ok(Self {
+                    root: root.to_owned(),
+                })
+            }
             Ok(_) => Err(NodeError::Corrupt {
                 path: root.to_owned(),
                 what: "unknown node data format (made by a newer Trove?)".into(),

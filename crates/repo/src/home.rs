@@ -33,18 +33,16 @@ const HOME_FILES: [&str; 3] = [KEYFILE, INDEX, TRANSPORT_KEY];
 /// and `0600` (files): homes made by older versions, or by hand. Returns
 /// one line per change, for the user to see.
 fn make_private(dir: &Path) -> Result<Vec<String>> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let mut fixed = Vec::new();
     let entries = std::iter::once((dir.to_owned(), durable::DIR_MODE))
         .chain(HOME_FILES.iter().map(|f| (dir.join(f), durable::FILE_MODE)));
     for (path, mode) in entries {
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+        if !path.exists() {
             continue;
-        };
-        let had = meta.mode() & 0o7777;
-        if had & 0o077 != 0 && !meta.file_type().is_symlink() {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-                .map_err(|e| RepoError::io("restrict the permissions of", &path, e))?;
+        }
+        let had = durable::restrict(&path, mode)
+            .map_err(|e| RepoError::io("restrict the permissions of", &path, e))?;
+        if let Some(had) = had {
             fixed.push(format!(
                 "{} was readable by other users (mode {had:04o}); it is now {mode:04o}",
                 path.display()
