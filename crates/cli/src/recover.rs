@@ -153,13 +153,34 @@ pub fn sync(json: bool) -> Result<ExitCode> {
         print_json(&serde_json::to_value(&r)?);
     } else {
         println!(
-            "synced {} container(s) ({}): {} snapshots, {} index segments, {} packs",
+            "synced {} container(s) ({}): {} snapshots, {} index segments, {} packs ({} round(s) of reading peers)",
             r.containers.len(),
             r.containers.join(", "),
             r.snapshots,
             r.segments,
-            r.packs
+            r.packs,
+            r.rounds
         );
+        for p in &r.peers {
+            match &p.error {
+                Some(e) => println!("  peer `{}`: could not be read: {e}", p.peer),
+                None => println!(
+                    "  peer `{}`: {} container manifest(s), {} snapshot(s), {} segment(s){}",
+                    p.peer,
+                    p.manifests,
+                    p.snapshots,
+                    p.segments,
+                    if p.in_trash > 0 {
+                        format!(" ({} of them in its trash)", p.in_trash)
+                    } else {
+                        String::new()
+                    }
+                ),
+            }
+        }
+        for o in &r.from_trash {
+            println!("  restored {o}");
+        }
         for (local, roster) in &r.peers_recognised {
             println!("  peer `{local}` is roster peer `{roster}`");
         }

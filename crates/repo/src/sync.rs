@@ -67,7 +67,7 @@ pub struct PeerContribution {
     pub manifests: u64,
     pub snapshots: u64,
     pub segments: u64,
-    /// Of those, how many only in its trash.
+    /// Of those, how many were read from its trash (replaced or deleted there).
     pub in_trash: u64,
     /// Why it could not be read, if it could not.
     pub error: Option<String>,
@@ -78,9 +78,22 @@ pub struct PeerContribution {
 struct Found {
     key: MetaKey,
     bytes: Vec<u8>,
+    /// BLAKE3 of `bytes`: a copy held by several peers is verified once.
+    hash: [u8; 32],
     peer: String,
     in_trash: bool,
 }
+
+/// A verified object, decoded.
+#[derive(Debug, Clone)]
+enum Opened {
+    Manifest(ContainerManifest),
+    Segment(IndexSegment),
+    Snapshot(SnapshotManifest),
+}
+
+/// What verifying each distinct object gave, by key and content hash.
+type Verdicts = HashMap<(MetaKey, [u8; 32]), std::result::Result<Opened, String>>;
 
 /// A container as resolved from what was collected.
 #[derive(Debug)]
@@ -96,7 +109,7 @@ struct Resolved {
 pub fn sync(home: &Home, owner: &Owner, progress: &dyn Progress) -> Result<SyncReport> {
     let mut report = SyncReport::default();
     let mut found: Vec<Found> = Vec::new();
-    let mut seen: HashSet<(MetaKey, [u8; 32])> = HashSet::new();
+    let mut verdicts = Verdicts::new();
     let mut read: HashSet<(String, String)> = HashSet::new();
     let mut warned: HashSet<String> = HashSet::new();
     let mut foreign = 0usize;
@@ -124,11 +137,7 @@ pub fn sync(home: &Home, owner: &Owner, progress: &dyn Progress) -> Result<SyncR
             };
             match collect(peer.as_ref(), &slot.record.name, owner) {
                 Ok(objects) => {
-                    for f in objects.found {
-                        if seen.insert((f.key, *blake3::hash(&f.bytes).as_bytes())) {
-                            found.push(f);
-                        }
-                    }
+                    found.extend(objects.found);
                     foreign += objects.foreign;
                 }
                 Err(e) => {
@@ -138,21 +147,28 @@ pub fn sync(home: &Home, owner: &Owner, progress: &dyn Progress) -> Result<SyncR
             }
             report.peers.push(c);
         }
-        resolved = resolve(owner, &found, &mut report)?;
+        resolved = resolve(owner, &found, &mut verdicts)?;
         if new_peers == 0 || report.rounds >= MAX_ROUNDS {
             break;
         }
-        recognise(home, &resolved, &mut report, progress)?;
+        recognise(home, &resolved, &mut report)?;
     }
     if report.peers.iter().all(|p| p.error.is_some()) {
         return Err(RepoError::Usage(
-            "no reachable peer: add one with `trove peer add NAME dir:PATH`".into(),
+            "no reachable peer: add one with `trove peer add NAME LOCATION`".into(),
         ));
+    }
+    for f in &found {
+        if let Some(Err(why)) = verdicts.get(&(f.key, f.hash)) {
+            report
+                .refused
+                .push(format!("peer `{}`: {} refused: {why}", f.peer, f.key));
+        }
     }
     if resolved.is_empty() {
         return Err(nothing_found(owner, &report, &found, foreign));
     }
-    count_contributions(&resolved, &found, &mut report);
+    count_contributions(&resolved, &found, &verdicts, &mut report);
     fill(home, resolved, &mut report)?;
     report.containers.sort();
     report.refused.sort();
@@ -203,6 +219,7 @@ fn collect(peer: &dyn Peer, name: &str, owner: &Owner) -> Result<Collected> {
         }
         out.found.push(Found {
             key,
+            hash: *blake3::hash(&bytes).as_bytes(),
             bytes,
             peer: name.to_owned(),
             in_trash,
@@ -211,31 +228,66 @@ fn collect(peer: &dyn Peer, name: &str, owner: &Owner) -> Result<Collected> {
     Ok(out)
 }
 
-/// Verify what was collected: per container the newest valid manifest (a
-/// live copy wins over a trashed one of the same revision) and every valid
-/// segment and snapshot.
+/// Verify one object of a container whose keys are known (or a container
+/// manifest, which needs only the master secret).
+fn open_object(
+    owner: &Owner,
+    keys: Option<&ContainerKeys>,
+    f: &Found,
+) -> Option<std::result::Result<Opened, String>> {
+    let me = owner.public();
+    let cid = *f.key.container();
+    Some(match f.key {
+        MetaKey::Container(_) => open_container_manifest(owner, &cid, &f.bytes)
+            .map(Opened::Manifest)
+            .map_err(|e| e.to_string()),
+        MetaKey::IndexSegment(_, s) => {
+            envelope::open_signed(&me, &keys?.seal, BlobKind::IndexSegment, &s.0, &f.bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|(_, b)| IndexSegment::decode(&b).map_err(|e| e.to_string()))
+                .and_then(|seg| match seg.container == cid && seg.id == s {
+                    true => Ok(Opened::Segment(seg)),
+                    false => Err("it names another object".into()),
+                })
+        }
+        MetaKey::Snapshot(_, s) => {
+            envelope::open_signed(&me, &keys?.seal, BlobKind::SnapshotManifest, &s.0, &f.bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|(_, b)| SnapshotManifest::decode(&b).map_err(|e| e.to_string()))
+                .and_then(|snap| match snap.container == cid && snap.id == s {
+                    true => Ok(Opened::Snapshot(snap)),
+                    false => Err("it names another object".into()),
+                })
+        }
+    })
+}
+
+/// Verify what was collected (each distinct object once, remembered in
+/// `verdicts`): per container the newest valid manifest (a live copy wins
+/// over a trashed one of the same revision) and every valid segment and
+/// snapshot, live copies preferred.
 fn resolve(
     owner: &Owner,
     found: &[Found],
-    report: &mut SyncReport,
+    verdicts: &mut Verdicts,
 ) -> Result<BTreeMap<ContainerId, Resolved>> {
     let mut manifests: BTreeMap<ContainerId, (ContainerManifest, &Found)> = BTreeMap::new();
-    for f in found {
-        let MetaKey::Container(cid) = f.key else {
+    for f in found
+        .iter()
+        .filter(|f| matches!(f.key, MetaKey::Container(_)))
+    {
+        let verdict = verdicts
+            .entry((f.key, f.hash))
+            .or_insert_with(|| open_object(owner, None, f).expect("a manifest needs no keys"));
+        let Ok(Opened::Manifest(m)) = verdict else {
             continue;
         };
-        match open_container_manifest(owner, &cid, &f.bytes) {
-            Ok(m) => {
-                let better = manifests.get(&cid).is_none_or(|(old, of)| {
-                    (m.revision, !f.in_trash) > (old.revision, !of.in_trash)
-                });
-                if better {
-                    manifests.insert(cid, (m, f));
-                }
-            }
-            Err(e) => report
-                .refused
-                .push(format!("peer `{}`: {} refused: {e}", f.peer, f.key)),
+        let cid = m.id;
+        let better = manifests
+            .get(&cid)
+            .is_none_or(|(old, of)| (m.revision, !f.in_trash) > (old.revision, !of.in_trash));
+        if better {
+            manifests.insert(cid, (m.clone(), f));
         }
     }
     let mut out = BTreeMap::new();
@@ -256,74 +308,36 @@ fn resolve(
             },
         );
     }
-    let me = owner.public();
-    for f in found {
+    // Live copies first, so what is kept came from a trash only if no
+    // peer holds it live.
+    let mut rest: Vec<&Found> = found
+        .iter()
+        .filter(|f| !matches!(f.key, MetaKey::Container(_)))
+        .collect();
+    rest.sort_by_key(|f| f.in_trash);
+    for f in rest {
         let Some(c) = out.get_mut(f.key.container()) else {
             continue;
         };
-        let cid = *f.key.container();
-        let refuse = |why: String| format!("peer `{}`: {} refused: {why}", f.peer, f.key);
-        match f.key {
-            MetaKey::IndexSegment(_, s) if !c.segments.contains_key(&s) => {
-                let opened = envelope::open_signed(
-                    &me,
-                    &c.keys.seal,
-                    BlobKind::IndexSegment,
-                    &s.0,
-                    &f.bytes,
-                )
-                .map_err(|e| e.to_string())
-                .and_then(|(_, b)| IndexSegment::decode(&b).map_err(|e| e.to_string()));
-                match opened {
-                    Ok(seg) if seg.container == cid && seg.id == s => {
-                        c.segments.insert(s, (seg, f.clone()));
-                    }
-                    Ok(_) => report.refused.push(refuse("names another object".into())),
-                    Err(e) => report.refused.push(refuse(e)),
-                }
+        let verdict = match verdicts.get(&(f.key, f.hash)) {
+            Some(v) => v,
+            None => {
+                let v = open_object(owner, Some(&c.keys), f).expect("keys are known");
+                verdicts.entry((f.key, f.hash)).or_insert(v)
             }
-            MetaKey::Snapshot(_, s) if !c.snapshots.contains_key(&s) => {
-                let opened = envelope::open_signed(
-                    &me,
-                    &c.keys.seal,
-                    BlobKind::SnapshotManifest,
-                    &s.0,
-                    &f.bytes,
-                )
-                .map_err(|e| e.to_string())
-                .and_then(|(_, b)| SnapshotManifest::decode(&b).map_err(|e| e.to_string()));
-                match opened {
-                    Ok(snap) if snap.container == cid && snap.id == s => {
-                        c.snapshots.insert(s, (snap, f.clone()));
-                    }
-                    Ok(_) => report.refused.push(refuse("names another object".into())),
-                    Err(e) => report.refused.push(refuse(e)),
-                }
+        };
+        match (f.key, verdict) {
+            (MetaKey::IndexSegment(_, s), Ok(Opened::Segment(seg))) => {
+                c.segments
+                    .entry(s)
+                    .or_insert_with(|| (seg.clone(), f.clone()));
+            }
+            (MetaKey::Snapshot(_, s), Ok(Opened::Snapshot(snap))) => {
+                c.snapshots
+                    .entry(s)
+                    .or_insert_with(|| (snap.clone(), f.clone()));
             }
             _ => {}
-        }
-    }
-    // A live copy of a segment or snapshot is as good as a trashed one of
-    // the same bytes; prefer it so the report says what came from a trash.
-    for c in out.values_mut() {
-        for f in found.iter().filter(|f| !f.in_trash) {
-            match f.key {
-                MetaKey::IndexSegment(_, s) => {
-                    if let Some((_, kept)) = c.segments.get_mut(&s) {
-                        if kept.in_trash && kept.bytes == f.bytes {
-                            *kept = f.clone();
-                        }
-                    }
-                }
-                MetaKey::Snapshot(_, s) => {
-                    if let Some((_, kept)) = c.snapshots.get_mut(&s) {
-                        if kept.in_trash && kept.bytes == f.bytes {
-                            *kept = f.clone();
-                        }
-                    }
-                }
-                MetaKey::Container(_) => {}
-            }
         }
     }
     Ok(out)
@@ -341,7 +355,6 @@ fn recognise(
     home: &Home,
     resolved: &BTreeMap<ContainerId, Resolved>,
     report: &mut SyncReport,
-    progress: &dyn Progress,
 ) -> Result<()> {
     let mut rosters: Vec<PeerRecord> = Vec::new();
     for c in resolved.values() {
@@ -411,10 +424,6 @@ fn recognise(
             rec.name = format!("{}-{}", rec.name, rec.id.short());
         }
         home.index.add_peer(&rec)?;
-        progress.event(Event::Warning(format!(
-            "found peer `{}` ({}) in a container's roster; reading it too",
-            rec.name, rec.location
-        )));
         report
             .peers_added
             .push(format!("{} ({})", rec.name, rec.location));
@@ -442,22 +451,16 @@ fn holds_fragments_of(peer: &dyn Peer, sample: Option<&Vec<FragmentId>>) -> bool
     verified > 0
 }
 
+/// Per peer, the valid objects of this identity it held.
 fn count_contributions(
     resolved: &BTreeMap<ContainerId, Resolved>,
     found: &[Found],
+    verdicts: &Verdicts,
     report: &mut SyncReport,
 ) {
     for f in found {
-        let Some(c) = resolved.get(f.key.container()) else {
-            continue;
-        };
-        let valid = match f.key {
-            MetaKey::Container(_) => c.manifest.revision > 0,
-            MetaKey::IndexSegment(_, s) => {
-                c.segments.get(&s).is_some_and(|(_, k)| k.bytes == f.bytes)
-            }
-            MetaKey::Snapshot(_, s) => c.snapshots.get(&s).is_some_and(|(_, k)| k.bytes == f.bytes),
-        };
+        let valid = resolved.contains_key(f.key.container())
+            && matches!(verdicts.get(&(f.key, f.hash)), Some(Ok(_)));
         let Some(p) = report.peers.iter_mut().find(|p| p.peer == f.peer) else {
             continue;
         };
@@ -498,7 +501,8 @@ fn nothing_found(owner: &Owner, report: &SyncReport, found: &[Found], foreign: u
         )
     } else {
         format!(
-            "peer(s) {} hold no Trove data of this identity",
+            "peer(s) {} hold no Trove data of this identity: add another surviving peer \
+             (`trove peer add NAME LOCATION`) and run `trove sync` again",
             names.join(", ")
         )
     })
