@@ -456,7 +456,10 @@ fn stolen_transport_key_overwriting_and_deleting_meta_then_recovery_from_the_phr
     assert!(refused >= 15, "{refused}");
     drop(thief);
 
-    // The owner's machine is gone too: recover from the phrase and one node.
+    // The owner's machine is gone too, and the folder peer is unplugged:
+    // recover from the phrase and one node, whose metadata is all in its trash.
+    let unplugged = t.tmp.path().join("p1-unplugged");
+    std::fs::rename(t.peer(1), &unplugged).unwrap();
     std::fs::remove_dir_all(&t.home).unwrap();
     let pf = t.tmp.path().join("phrase.txt");
     std::fs::write(&pf, init["phrase"].as_str().unwrap()).unwrap();
@@ -471,6 +474,7 @@ fn stolen_transport_key_overwriting_and_deleting_meta_then_recovery_from_the_phr
     let (_, restored) = t.restore("data:latest");
     assert_same_tree(&t.src, &restored);
     // The next backup puts the metadata back in place; check is clean.
+    std::fs::rename(&unplugged, t.peer(1)).unwrap();
     t.backup();
     let c = t.ok_json(&["check", "--read-data"]);
     assert!(strings(&c["problems"]).is_empty(), "{c}");
