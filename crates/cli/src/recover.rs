@@ -261,7 +261,7 @@ pub fn split(
     if let Some(dir) = out {
         // A full threshold of shares is the master secret: private folder
         // and files, whatever the umask.
-        trove_net::durable::create_dir_all(dir)
+        trove_peer::durable::create_dir_all(dir)
             .with_context(|| format!("creating {}", dir.display()))?;
         for (name, i, spec, words) in &rows {
             let safe: String = name
@@ -275,7 +275,7 @@ pub fn split(
                 spec.member_threshold,
                 layout.len()
             );
-            trove_net::durable::create_new(&path, text.as_bytes(), None)
+            trove_peer::durable::create_new(&path, text.as_bytes(), None)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
     }
@@ -402,7 +402,7 @@ pub fn kit(out: &PathBuf, json: bool) -> Result<ExitCode> {
     t.push_str(
         "\nTo recover on a new machine:\n  1. trove recover            (type the 24 words, or --shares-file with enough shares)\n  2. trove peer add NAME dir:PATH   (any surviving peer above)\n  3. trove sync               (finds the containers, snapshots and the other peers)\n  4. trove restore CONTAINER:latest --target DIR\n",
     );
-    trove_net::durable::replace(out, t.as_bytes(), None)
+    trove_peer::durable::replace(out, t.as_bytes(), None)
         .with_context(|| format!("writing {}", out.display()))?;
     if json {
         print_json(

@@ -390,7 +390,7 @@ fn mixed_folder_and_node_peers_back_up_restore_and_recover() {
 /// phrase with one node still restores every snapshot.
 #[test]
 fn stolen_transport_key_overwriting_and_deleting_meta_then_recovery_from_the_phrase_succeeds() {
-    use trove_net::{MetaRejection, Peer, PeerError};
+    use trove_peer::{MetaRejection, Peer, PeerError};
     let t = Trove::new();
     let init = t.init();
     let nodes = nodes_for(&t, 3, "1G");
@@ -436,7 +436,7 @@ fn stolen_transport_key_overwriting_and_deleting_meta_then_recovery_from_the_phr
         // Replay the older revision the node kept when the roster changed.
         let manifest = keys
             .iter()
-            .find(|k| matches!(k, trove_net::MetaKey::Container(_)))
+            .find(|k| matches!(k, trove_peer::MetaKey::Container(_)))
             .unwrap();
         let older = peer.get_deleted_meta(manifest).unwrap();
         match peer.put_meta(manifest, &older) {

@@ -11,7 +11,7 @@ use iroh::endpoint::{Connection, RecvStream};
 use iroh::{Endpoint, EndpointAddr, SecretKey};
 use tokio::io::AsyncReadExt;
 use trove_core::{ContainerId, FragmentId};
-use trove_net::{AuditRange, DeletedMeta, MetaKey, Peer, PeerError, PeerStat};
+use trove_peer::{AuditRange, DeletedMeta, MetaKey, Peer, PeerError, PeerStat};
 
 use crate::error::NodeError;
 use crate::network::{NetworkConfig, NodeTicket};
@@ -38,7 +38,7 @@ impl NodeClient {
     pub fn start(transport_seed: [u8; 32], net: &NetworkConfig) -> Result<Arc<Self>, NodeError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
-            .thread_name("trove-net")
+            .thread_name("trove-peer")
             .enable_all()
             .build()
             .map_err(|e| NodeError::Network(format!("cannot start the network runtime: {e}")))?;

@@ -5,7 +5,7 @@
 //! - [`proto`]: the versioned node protocol (ALPN `trove/node/1`).
 //! - [`server`]: `trove node run`: per-owner namespaces, quotas, verified
 //!   and fsynced puts, delayed deletion, audits.
-//! - [`client`]: [`NodePeer`], the owner's [`trove_net::Peer`] for a node.
+//! - [`client`]: [`NodePeer`], the owner's [`trove_peer::Peer`] for a node.
 //! - [`store`]: the node's data folder, grants and quotas.
 //! - [`network`]: network modes, tickets and LAN discovery.
 

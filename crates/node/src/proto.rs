@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use trove_core::{ContainerId, FragmentId};
-use trove_net::{AuditRange, DeletedMeta, MetaKey, MetaRejection};
+use trove_peer::{AuditRange, DeletedMeta, MetaKey, MetaRejection};
 
 /// The ALPN that selects this protocol on a QUIC connection.
 pub const ALPN: &[u8] = b"trove/node/1";

@@ -14,8 +14,8 @@ use iroh::Endpoint;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tracing::{debug, info, warn};
 use trove_core::FragmentId;
-use trove_net::audit::{AuditRange, MAX_AUDIT_RANGES, MAX_AUDIT_RANGE_LEN};
-use trove_net::{MetaKey, MetaStored, Peer, PeerError};
+use trove_peer::audit::{AuditRange, MAX_AUDIT_RANGES, MAX_AUDIT_RANGE_LEN};
+use trove_peer::{MetaKey, MetaStored, Peer, PeerError};
 
 use crate::error::NodeError;
 use crate::network::{NetworkConfig, NetworkMode, NodeTicket};
@@ -724,7 +724,7 @@ async fn private_file(path: &Path) -> std::io::Result<tokio::fs::File> {
     tokio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(trove_net::durable::FILE_MODE)
+        .mode(trove_peer::durable::FILE_MODE)
         .open(path)
         .await
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use trove_core::keys::PublicIdentity;
-use trove_net::{durable, FolderPeer, Peer};
+use trove_peer::{durable, FolderPeer, Peer};
 
 use crate::error::NodeError;
 
@@ -566,7 +566,7 @@ impl NodeStore {
     }
 
     /// Fragment count and bytes of one owner (a full walk, for `stat`).
-    pub fn stat(&self, space: &OwnerSpace) -> Result<trove_net::PeerStat, trove_net::PeerError> {
+    pub fn stat(&self, space: &OwnerSpace) -> Result<trove_peer::PeerStat, trove_peer::PeerError> {
         space.folder.stat()
     }
 }

@@ -26,14 +26,14 @@ use trove_core::envelope;
 use trove_core::keys::MasterSecret;
 use trove_core::seal::BlobKind;
 use trove_core::{ContainerId, FragmentId, SegmentId, SnapshotId};
-use trove_net::audit::{self, AuditRange};
-use trove_net::{MetaKey, MetaRejection, Peer, PeerError};
 use trove_node::proto::{self, Request, Response, ALPN, MAX_RESPONSE_FRAME};
 use trove_node::store::NodeStore;
 use trove_node::{
     NetworkConfig, NetworkMode, NodeClient, NodeDir, NodeOptions, NodePeer, NodeTicket, OwnerId,
     DEFAULT_REQUEST_LIMIT,
 };
+use trove_peer::audit::{self, AuditRange};
+use trove_peer::{MetaKey, MetaRejection, Peer, PeerError};
 
 // ---------------------------------------------------------------------------
 // Harness

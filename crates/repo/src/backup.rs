@@ -30,7 +30,7 @@ use trove_core::pack::PackBuilder;
 use trove_core::seal::{self, BlobKind, Compression};
 use trove_core::tree::{Node, NodeKind, Tree};
 use trove_core::{BlobId, ChunkId, SegmentId, SnapshotId, TreeId};
-use trove_net::MetaKey;
+use trove_peer::MetaKey;
 
 /// How to back up.
 #[derive(Debug, Clone)]

@@ -3,7 +3,7 @@
 //! pack decoded and every blob opened and verified, every snapshot's trees
 //! walked and every referenced blob found; with `audit`, each fragment is
 //! checked by its peer proving a few random ranges of it (see
-//! [`trove_net::audit`]) instead of being downloaded whole.
+//! [`trove_peer::audit`]) instead of being downloaded whole.
 
 use crate::error::Result;
 use crate::fetch::Fetcher;
@@ -15,8 +15,8 @@ use trove_core::erasure;
 use trove_core::manifest::PackRecord;
 use trove_core::tree::NodeKind;
 use trove_core::{BlobId, FragmentId, TreeId};
-use trove_net::audit;
-use trove_net::Peer;
+use trove_peer::audit;
+use trove_peer::Peer;
 
 /// Ranges asked of each fragment in an audit. A peer that kept the hash tree
 /// but dropped a fraction `f` of a fragment's chunks passes one audit of it
@@ -34,7 +34,7 @@ pub struct CheckOptions {
     /// Verify fragments with audit proofs of a few random ranges instead of
     /// downloading each whole: far less traffic from remote peers, yet any
     /// damage to the copy a peer proves from fails its audit (see
-    /// [`trove_net::audit`]).
+    /// [`trove_peer::audit`]).
     pub audit: bool,
 }
 

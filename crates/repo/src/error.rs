@@ -3,7 +3,7 @@
 //! user unchanged.
 
 use std::path::PathBuf;
-use trove_net::PeerError;
+use trove_peer::PeerError;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

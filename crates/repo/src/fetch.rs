@@ -17,7 +17,7 @@ use trove_core::manifest::{FragmentLocation, PackRecord};
 use trove_core::pack;
 use trove_core::seal;
 use trove_core::{BlobId, FragmentId, PackId, PeerId};
-use trove_net::Peer;
+use trove_peer::Peer;
 
 /// A problem with one fragment, met and routed around.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -14,8 +14,8 @@ use trove_core::manifest::{ContainerManifest, PeerRecord, Redundancy};
 use trove_core::pack::DEFAULT_PACK_TARGET;
 use trove_core::seal::BlobKind;
 use trove_core::{ContainerId, PeerId};
-use trove_net::{durable, FolderPeer, MetaKey, Peer, PeerError};
 use trove_node::{NetworkConfig, NodeClient, NodeTicket};
+use trove_peer::{durable, FolderPeer, MetaKey, Peer, PeerError};
 
 const KEYFILE: &str = "keyfile";
 const INDEX: &str = "index.redb";

@@ -14,7 +14,7 @@ use trove_core::manifest::{ContainerManifest, PackRecord, PeerRecord, SnapshotMa
 use trove_core::pack::PackEntry;
 use trove_core::seal::BlobKind;
 use trove_core::{BlobId, ChunkId, ContainerId, PackId, SnapshotId};
-use trove_net::MetaKey;
+use trove_peer::MetaKey;
 
 type Bytes = &'static [u8];
 const PEERS: TableDefinition<&str, Bytes> = TableDefinition::new("peers");
@@ -139,7 +139,7 @@ impl Index {
     pub fn open(path: &Path) -> Result<Self> {
         if !path.exists() {
             // redb initialises an empty file as a new database.
-            trove_net::durable::create_new(path, &[], None)
+            trove_peer::durable::create_new(path, &[], None)
                 .or_else(|e| match e.kind() {
                     std::io::ErrorKind::AlreadyExists => Ok(()),
                     _ => Err(e),

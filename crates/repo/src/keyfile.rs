@@ -12,7 +12,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use std::path::Path;
 use trove_core::keys::{MasterSecret, PublicIdentity};
-use trove_net::durable;
+use trove_peer::durable;
 use zeroize::Zeroizing;
 
 const MAGIC: &[u8; 4] = b"TRVK";

@@ -10,7 +10,7 @@ use trove_core::envelope::{self, EnvelopeError, EnvelopeHeader};
 use trove_core::manifest::{ContainerManifest, ManifestError, PeerRecord};
 use trove_core::seal::BlobKind;
 use trove_core::ContainerId;
-use trove_net::{MetaKey, MetaRejection, Peer, PeerError};
+use trove_peer::{MetaKey, MetaRejection, Peer, PeerError};
 
 /// Why a signed object read from a peer is refused.
 #[derive(Debug, thiserror::Error)]

@@ -30,7 +30,7 @@ use trove_core::keys::ContainerKeys;
 use trove_core::manifest::{ContainerManifest, IndexSegment, PeerRecord, SnapshotManifest};
 use trove_core::seal::BlobKind;
 use trove_core::{ContainerId, FragmentId, PeerId, SegmentId, SnapshotId};
-use trove_net::{MetaKey, Peer};
+use trove_peer::{MetaKey, Peer};
 
 /// Reading more rounds than this means something keeps adding peers.
 const MAX_ROUNDS: u32 = 16;

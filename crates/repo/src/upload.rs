@@ -9,8 +9,8 @@ use std::sync::Arc;
 use trove_core::erasure;
 use trove_core::manifest::{FragmentLocation, PackRecord, PeerRecord, Redundancy};
 use trove_core::pack::FinishedPack;
-use trove_net::placement::{place, replace_one, Candidate, Placement};
-use trove_net::Peer;
+use trove_peer::placement::{place, replace_one, Candidate, Placement};
+use trove_peer::Peer;
 
 /// Places and uploads packs for one backup.
 pub struct Uploader<'a> {
@@ -81,20 +81,21 @@ impl<'a> Uploader<'a> {
         let mut assign: Vec<usize> = p.peers.iter().map(|i| live[*i]).collect();
         let mut done = vec![false; frags.len()];
         loop {
-            let results: Vec<(usize, Result<(), trove_net::PeerError>)> = std::thread::scope(|s| {
-                let handles: Vec<_> = (0..frags.len())
-                    .filter(|i| !done[*i])
-                    .map(|i| {
-                        let peer = &self.peers[assign[i]].1;
-                        let f = &frags[i];
-                        s.spawn(move || (i, peer.put_fragment(&f.id, &f.bytes)))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("upload thread does not panic"))
-                    .collect()
-            });
+            let results: Vec<(usize, Result<(), trove_peer::PeerError>)> =
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = (0..frags.len())
+                        .filter(|i| !done[*i])
+                        .map(|i| {
+                            let peer = &self.peers[assign[i]].1;
+                            let f = &frags[i];
+                            s.spawn(move || (i, peer.put_fragment(&f.id, &f.bytes)))
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().expect("upload thread does not panic"))
+                        .collect()
+                });
             let mut failed = Vec::new();
             for (i, res) in results {
                 match res {
@@ -170,7 +171,7 @@ mod tests {
     use trove_core::pack::PackBuilder;
     use trove_core::seal::BlobKind;
     use trove_core::{BlobId, ContainerId, FragmentId, PeerId};
-    use trove_net::{FolderPeer, MetaKey, PeerError, PeerStat};
+    use trove_peer::{FolderPeer, MetaKey, PeerError, PeerStat};
 
     /// A folder peer whose puts fail with a chosen error.
     #[derive(Debug)]
@@ -223,7 +224,7 @@ mod tests {
         fn list_deleted_meta(
             &self,
             c: Option<&ContainerId>,
-        ) -> Result<Vec<trove_net::DeletedMeta>, PeerError> {
+        ) -> Result<Vec<trove_peer::DeletedMeta>, PeerError> {
             self.inner.list_deleted_meta(c)
         }
         fn get_deleted_meta(&self, k: &MetaKey) -> Result<Vec<u8>, PeerError> {

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 use trove_core::PeerId;
-use trove_net::{place, place_with, replace_one, Candidate, Placement, PlacementError};
+use trove_peer::{place, place_with, replace_one, Candidate, Placement, PlacementError};
 
 fn cand(site: Option<&str>, free: Option<u64>) -> Candidate {
     Candidate {

@@ -9,8 +9,8 @@ use trove_core::envelope;
 use trove_core::keys::MasterSecret;
 use trove_core::seal::BlobKind;
 use trove_core::{ContainerId, FragmentId, SegmentId, SnapshotId};
-use trove_net::folder::MARKER_FILE;
-use trove_net::{FolderPeer, MetaKey, MetaRejection, Peer, PeerError};
+use trove_peer::folder::MARKER_FILE;
+use trove_peer::{FolderPeer, MetaKey, MetaRejection, Peer, PeerError};
 
 /// The owner whose signed objects these tests store.
 fn owner() -> &'static MasterSecret {
