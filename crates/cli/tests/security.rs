@@ -215,10 +215,12 @@ fn files_trove_writes_are_private_whatever_the_umask() {
     let node_data = t.tmp.path().join("node");
     let mut run = t.command(&["node", "run", "--data"]);
     run.arg(&node_data)
-        .args(["--listen", "127.0.0.1:0", "--network", "direct"])
+        .args(["--listen", "127.0.0.1:0", "--network", "direct"]);
+    let mut under_umask0 = umask0(&run);
+    under_umask0
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    let _node = ChildGuard(Some(umask0(&run).spawn().unwrap()));
+    let _node = ChildGuard(Some(under_umask0.spawn().unwrap()));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !node_data.join("ticket").is_file() {
         assert!(

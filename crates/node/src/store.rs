@@ -292,6 +292,11 @@ impl NodeDir {
         self.root.join(OWNERS).join(owner.to_hex())
     }
 
+    /// The identity an owner's metadata must be signed by, once pinned.
+    pub fn owner_identity(&self, owner: &OwnerId) -> Result<Option<PublicIdentity>, NodeError> {
+        read_identity(&self.owner_dir(owner).join(IDENTITY_FILE))
+    }
+
     /// Owners with data here (granted or not).
     pub fn owners_with_data(&self) -> Vec<OwnerId> {
         let Ok(rd) = fs::read_dir(self.root.join(OWNERS)) else {

@@ -23,7 +23,7 @@ mod write;
 use crate::error::Result;
 use crate::fetch::{Fetcher, FragmentProblem};
 use crate::home::{Home, Owner};
-use crate::progress::{Event, Progress};
+use crate::progress::Progress;
 use crate::snapshot::{resolve_snapshot, TreeReader};
 use plan::Plan;
 use std::path::PathBuf;
@@ -33,26 +33,56 @@ use trove_core::SnapshotId;
 
 /// Where and what to restore.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct RestoreOptions {
+    /// The folder to restore into (made if missing).
+    #[cfg_attr(feature = "clap", arg(long))]
     pub target: PathBuf,
-    /// Snapshot-relative paths; empty means everything.
+    /// Restore only this snapshot-relative path (repeatable); none: everything.
+    #[cfg_attr(feature = "clap", arg(long))]
     pub include: Vec<PathBuf>,
+    /// Packs fetched and written at once.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = RestoreOptions::DEFAULT_WORKERS))]
     pub workers: usize,
+}
+
+impl RestoreOptions {
+    /// Packs in flight by default: enough to keep two cores and a few peers
+    /// busy without holding many packs in memory.
+    pub const DEFAULT_WORKERS: usize = 2;
+
+    /// Everything, into `target`.
+    pub fn into(target: PathBuf) -> Self {
+        Self {
+            target,
+            include: Vec::new(),
+            workers: Self::DEFAULT_WORKERS,
+        }
+    }
+}
+
+/// A path a restore could not bring back, and why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct LostPath {
+    pub path: String,
+    pub error: String,
 }
 
 /// What a restore did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RestoreReport {
     pub snapshot: SnapshotId,
+    pub target: PathBuf,
     pub files: u64,
     pub dirs: u64,
     pub symlinks: u64,
     pub bytes: u64,
-    /// Paths that could not be restored, and why.
-    pub lost: Vec<(String, String)>,
-    /// Fragments that were missing or corrupt and were routed around.
-    pub problems: Vec<FragmentProblem>,
     pub seconds: f64,
+    /// Paths that could not be restored, and why.
+    pub lost: Vec<LostPath>,
+    /// Fragments that were missing or corrupt and were routed around.
+    #[serde(rename = "fragment_problems")]
+    pub problems: Vec<FragmentProblem>,
 }
 
 /// Restore a snapshot (`SNAPSHOT` as in [`resolve_snapshot`]).
@@ -65,13 +95,9 @@ pub fn restore(
 ) -> Result<RestoreReport> {
     let started = Instant::now();
     let (container, snap) = resolve_snapshot(home, owner, spec)?;
-    let slots = home.open_peers()?;
-    for s in &slots {
-        if let Err(e) = &s.peer {
-            progress.event(Event::Warning(e.to_string()));
-        }
-    }
-    let fetcher = Fetcher::new(&slots);
+    let peers = home.peers().open_all()?;
+    peers.warn_unavailable(progress);
+    let fetcher = Fetcher::new(&peers.slots);
     let reader = TreeReader {
         home,
         container: &container,
@@ -79,10 +105,13 @@ pub fn restore(
     };
     let plan = plan::plan(&reader, &snap.root, &opts.include)?;
     let mut target = Target::open(&opts.target)?;
-    let mut lost: Vec<(String, String)> = plan
+    let mut lost: Vec<LostPath> = plan
         .unreadable
         .iter()
-        .map(|u| (whole_folder(&target, &u.rel), u.why.clone()))
+        .map(|u| LostPath {
+            path: whole_folder(&target, &u.rel),
+            error: u.why.clone(),
+        })
         .collect();
 
     let layout = lay_out(&mut target, &plan, &mut lost)?;
@@ -109,7 +138,10 @@ pub fn restore(
         if let Some(id) = layout.files[*i] {
             let _ = target.remove_file(&f.rel, id);
         }
-        lost.push((target.shown(&f.rel), why.clone()));
+        lost.push(LostPath {
+            path: target.shown(&f.rel),
+            error: why.clone(),
+        });
     }
     // Metadata of files: times before the mode (the file is still ours to
     // open; futimens needs ownership, not write access).
@@ -132,7 +164,10 @@ pub fn restore(
         }
         match target.make_symlink(&l.rel, &l.to)? {
             Placed::Made(_) => symlinks += 1,
-            Placed::Refused(why) => lost.push((target.shown(&l.rel), why.to_string())),
+            Placed::Refused(why) => lost.push(LostPath {
+                path: target.shown(&l.rel),
+                error: why.to_string(),
+            }),
         }
     }
     // Folders deepest first: writing into a folder changes its mtime, and
@@ -145,6 +180,7 @@ pub fn restore(
     lost.sort();
     Ok(RestoreReport {
         snapshot: snap.id,
+        target: opts.target.clone(),
         files,
         dirs: layout.dirs.iter().flatten().count() as u64,
         symlinks,
@@ -165,14 +201,17 @@ struct Layout {
 /// Make the folders (parents first), then every file at its final length.
 /// An entry the target refuses is reported lost; nothing is made under a
 /// refused folder (the folder's entry names the whole of it).
-fn lay_out(target: &mut Target, plan: &Plan, lost: &mut Vec<(String, String)>) -> Result<Layout> {
+fn lay_out(target: &mut Target, plan: &Plan, lost: &mut Vec<LostPath>) -> Result<Layout> {
     let mut dirs = Vec::with_capacity(plan.dirs.len());
     for d in &plan.dirs {
         let id = if parent_made(d.parent, &dirs) {
             match target.make_dir(&d.rel)? {
                 Placed::Made(id) => Some(id),
                 Placed::Refused(why) => {
-                    lost.push((whole_folder(target, &d.rel), why.to_string()));
+                    lost.push(LostPath {
+                        path: whole_folder(target, &d.rel),
+                        error: why.to_string(),
+                    });
                     None
                 }
             }
@@ -187,7 +226,10 @@ fn lay_out(target: &mut Target, plan: &Plan, lost: &mut Vec<(String, String)>) -
             match target.create_file(&f.rel, f.size)? {
                 Placed::Made(id) => Some(id),
                 Placed::Refused(why) => {
-                    lost.push((target.shown(&f.rel), why.to_string()));
+                    lost.push(LostPath {
+                        path: target.shown(&f.rel),
+                        error: why.to_string(),
+                    });
                     None
                 }
             }

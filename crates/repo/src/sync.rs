@@ -117,7 +117,7 @@ pub fn sync(home: &Home, owner: &Owner, progress: &dyn Progress) -> Result<SyncR
     loop {
         report.rounds += 1;
         let mut new_peers = 0;
-        for slot in home.open_peers()? {
+        for slot in home.peers().open_all()?.slots {
             let id = (slot.record.name.clone(), slot.record.location.clone());
             let peer = match &slot.peer {
                 Ok(p) if !read.contains(&id) => p.clone(),
@@ -154,9 +154,7 @@ pub fn sync(home: &Home, owner: &Owner, progress: &dyn Progress) -> Result<SyncR
         recognise(home, &resolved, &mut report)?;
     }
     if report.peers.iter().all(|p| p.error.is_some()) {
-        return Err(RepoError::Usage(
-            "no reachable peer: add one with `trove peer add NAME LOCATION`".into(),
-        ));
+        return Err(RepoError::NoReachablePeer);
     }
     for f in &found {
         if let Some(Err(why)) = verdicts.get(&(f.key, f.hash)) {
@@ -376,7 +374,7 @@ fn recognise(
         }
     }
     let roster_ids: HashSet<PeerId> = rosters.iter().map(|r| r.id).collect();
-    let slots = home.open_peers()?;
+    let slots = home.peers().open_all()?.slots;
     let mut matched: HashSet<PeerId> = slots
         .iter()
         .map(|s| s.record.id)
@@ -390,7 +388,7 @@ fn recognise(
         let mut candidates = rosters.iter().filter(|r| !matched.contains(&r.id));
         let found = candidates.find(|r| {
             r.location == slot.record.location
-                || (home.open_peer(r).is_err()
+                || (home.peers().open(r).is_err()
                     && holds_fragments_of(peer.as_ref(), placed.get(&r.id)))
         });
         let Some(r) = found else { continue };
@@ -404,13 +402,13 @@ fn recognise(
                 slot.record.labels.clone()
             },
         };
-        home.index.replace_peer(&slot.record.name, &updated)?;
+        home.peers().replace(&slot.record.name, &updated)?;
         matched.insert(r.id);
         report
             .peers_recognised
             .push((slot.record.name.clone(), r.name.clone()));
     }
-    let mut configured = home.index.peers()?;
+    let mut configured = home.peers().records()?;
     for r in &rosters {
         if matched.contains(&r.id)
             || configured
@@ -423,7 +421,7 @@ fn recognise(
         if configured.iter().any(|c| c.name == rec.name) {
             rec.name = format!("{}-{}", rec.name, rec.id.short());
         }
-        home.index.add_peer(&rec)?;
+        home.peers().insert(&rec)?;
         report
             .peers_added
             .push(format!("{} ({})", rec.name, rec.location));
@@ -480,32 +478,26 @@ fn count_contributions(
 
 /// The error when no container of this identity could be resolved.
 fn nothing_found(owner: &Owner, report: &SyncReport, found: &[Found], foreign: usize) -> RepoError {
-    let names: Vec<_> = report
+    let peers: Vec<_> = report
         .peers
         .iter()
         .filter(|p| p.error.is_none())
         .map(|p| format!("`{}`", p.peer))
         .collect();
     let seen_any = found.iter().any(|f| matches!(f.key, MetaKey::Container(_)));
-    RepoError::Usage(if foreign > 0 && !seen_any {
-        format!(
-            "peer(s) {} hold data of another identity only, none of this one (fingerprint {}): wrong phrase or shares?",
-            names.join(", "),
-            owner.public().fingerprint()
-        )
+    if foreign > 0 && !seen_any {
+        RepoError::ForeignData {
+            peers,
+            fingerprint: owner.public().fingerprint(),
+        }
     } else if seen_any {
-        format!(
-            "no container manifest on {} could be verified: {}",
-            names.join(", "),
-            report.refused.join("; ")
-        )
+        RepoError::NoValidManifest {
+            peers,
+            refused: report.refused.clone(),
+        }
     } else {
-        format!(
-            "peer(s) {} hold no Trove data of this identity: add another surviving peer \
-             (`trove peer add NAME LOCATION`) and run `trove sync` again",
-            names.join(", ")
-        )
-    })
+        RepoError::NoDataOnPeers(peers)
+    }
 }
 
 /// Write what was resolved into the index. A container manifest never goes

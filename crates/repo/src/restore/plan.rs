@@ -82,10 +82,7 @@ pub(super) fn plan(reader: &TreeReader, root: &TreeId, include: &[PathBuf]) -> R
             || plan.symlinks.iter().any(|l| l.rel.starts_with(&at))
             || plan.unreadable.iter().any(|u| u.rel.starts_with(&at));
         if !found {
-            return Err(RepoError::Usage(format!(
-                "--include {}: nothing in the snapshot matches (see `trove ls SNAPSHOT`)",
-                path.display()
-            )));
+            return Err(RepoError::IncludeMatchesNothing(path.clone()));
         }
     }
     Ok(plan)

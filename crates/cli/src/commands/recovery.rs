@@ -1,19 +1,68 @@
-//! Recovery commands: `trove recover` (a new home from the phrase or
-//! SLIP-39 shares), `trove sync`, and `trove recovery split | combine |
-//! verify | phrase | kit`.
+//! `trove recovery split | combine | verify | phrase | kit`: the master
+//! secret as SLIP-39 shares held by people you trust, and the recovery kit.
+//! The share-reading helpers here serve `trove recover` too.
 
-use crate::{home_dir, open_home, passphrase, print_json, ui, unlock};
+use crate::context::{open_home, unlock, Out};
 use anyhow::{bail, Context, Result};
-use serde_json::json;
+use clap::Subcommand;
 use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use trove_core::keys::MasterSecret;
 use trove_recovery::GroupSpec;
-use trove_repo::{Home, KdfParams};
+use trove_repo::Home;
+
+#[derive(Subcommand)]
+pub enum RecoveryCmd {
+    /// Split the master secret into SLIP-39 shares (SLIP-39 passphrase: TROVE_SLIP39_PASSPHRASE).
+    Split {
+        #[arg(long, requires = "shares")]
+        threshold: Option<u8>,
+        #[arg(long, requires = "threshold")]
+        shares: Option<u8>,
+        /// e.g. "2 of: family 2-of-3, friends 3-of-5, my safe 1-of-1"
+        #[arg(long, conflicts_with_all = ["threshold", "shares"])]
+        groups: Option<String>,
+        /// Write one file per share holder into this folder instead of printing.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Combine shares and print the 24-word phrase (on the owner's own device).
+    Combine {
+        #[arg(long)]
+        shares_file: Option<PathBuf>,
+    },
+    /// Drill: check that shares reach the threshold and rebuild this identity; prints no secret.
+    Verify {
+        #[arg(long)]
+        shares_file: Option<PathBuf>,
+    },
+    /// Show the 24-word phrase again (asks the passphrase).
+    Phrase,
+    /// Write the recovery kit: fingerprint and how to reach each peer; no secrets.
+    Kit {
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+pub fn run(cmd: RecoveryCmd, out: Out) -> Result<ExitCode> {
+    match cmd {
+        RecoveryCmd::Split {
+            threshold,
+            shares,
+            groups,
+            out: dir,
+        } => split(threshold, shares, groups.as_deref(), dir.as_deref(), out),
+        RecoveryCmd::Combine { shares_file } => combine_cmd(shares_file.as_deref(), out),
+        RecoveryCmd::Verify { shares_file } => verify(shares_file.as_deref(), out),
+        RecoveryCmd::Phrase => phrase(out),
+        RecoveryCmd::Kit { out: path } => kit(&path, out),
+    }
+}
 
 /// The SLIP-39 passphrase (not the local one): empty unless set.
-fn slip39_passphrase() -> String {
+pub fn slip39_passphrase() -> String {
     std::env::var("TROVE_SLIP39_PASSPHRASE").unwrap_or_default()
 }
 
@@ -87,7 +136,7 @@ pub fn combine(shares: &[String]) -> Result<MasterSecret> {
     }
 }
 
-fn phrase_from(file: Option<&Path>) -> Result<String> {
+pub fn phrase_from(file: Option<&Path>) -> Result<String> {
     if let Some(f) = file {
         return Ok(read_lines(f)?.join(" "));
     }
@@ -98,100 +147,6 @@ fn phrase_from(file: Option<&Path>) -> Result<String> {
     let mut s = String::new();
     stdin.lock().read_to_string(&mut s)?;
     Ok(s)
-}
-
-/// `trove recover`.
-pub fn recover(
-    phrase_file: Option<&Path>,
-    shares_file: Option<&Path>,
-    use_shares: bool,
-    json: bool,
-) -> Result<ExitCode> {
-    let dir = home_dir()?;
-    if dir.join("keyfile").exists() {
-        bail!(
-            "{} already holds a Trove identity; refusing to overwrite it (recover into an empty TROVE_HOME)",
-            dir.display()
-        );
-    }
-    let master = if shares_file.is_some() || use_shares {
-        combine(&read_shares(shares_file)?)?
-    } else {
-        let phrase = phrase_from(phrase_file)?;
-        MasterSecret::from_bytes(trove_recovery::phrase_to_master(&phrase)?)
-    };
-    let pass = passphrase(true)?;
-    anyhow::ensure!(
-        !pass.is_empty(),
-        "an empty passphrase protects nothing; choose one"
-    );
-    let (_, owner) = Home::init(&dir, master, pass.as_bytes(), KdfParams::default())?;
-    if json {
-        print_json(
-            &json!({"home": dir, "owner_id": Home::owner_id(&owner), "identity": owner.public().to_hex(), "fingerprint": owner.public().fingerprint()}),
-        );
-    } else {
-        println!(
-            "Recovered identity {} into {}",
-            owner.public().fingerprint(),
-            dir.display()
-        );
-        println!(
-            "Next: `trove peer add NAME dir:PATH` with any surviving peer, then `trove sync`."
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `trove sync`.
-pub fn sync(json: bool) -> Result<ExitCode> {
-    let home = open_home()?;
-    let owner = unlock(&home)?;
-    let bar = ui::Bar::new(json);
-    let r = trove_repo::sync(&home, &owner, &bar)?;
-    if json {
-        print_json(&serde_json::to_value(&r)?);
-    } else {
-        println!(
-            "synced {} container(s) ({}): {} snapshots, {} index segments, {} packs ({} round(s) of reading peers)",
-            r.containers.len(),
-            r.containers.join(", "),
-            r.snapshots,
-            r.segments,
-            r.packs,
-            r.rounds
-        );
-        for p in &r.peers {
-            match &p.error {
-                Some(e) => println!("  peer `{}`: could not be read: {e}", p.peer),
-                None => println!(
-                    "  peer `{}`: {} container manifest(s), {} snapshot(s), {} segment(s){}",
-                    p.peer,
-                    p.manifests,
-                    p.snapshots,
-                    p.segments,
-                    if p.in_trash > 0 {
-                        format!(" ({} of them in its trash)", p.in_trash)
-                    } else {
-                        String::new()
-                    }
-                ),
-            }
-        }
-        for o in &r.from_trash {
-            println!("  restored {o}");
-        }
-        for (local, roster) in &r.peers_recognised {
-            println!("  peer `{local}` is roster peer `{roster}`");
-        }
-        for p in &r.peers_added {
-            println!("  found peer {p}");
-        }
-        for p in &r.refused {
-            println!("  REFUSED {p}");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// Parse "2 of: family 2-of-3, friends 3-of-5, my safe 1-of-1".
@@ -227,13 +182,32 @@ pub fn parse_groups(spec: &str) -> Result<(u8, Vec<(String, GroupSpec)>)> {
     Ok((threshold, groups))
 }
 
+/// One share as `split` hands it out.
+#[derive(serde::Serialize)]
+struct ShareRow {
+    group: String,
+    member: usize,
+    member_threshold: u8,
+    member_count: u8,
+    /// `None` when the shares went to files.
+    mnemonic: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct SplitRow<'a> {
+    fingerprint: String,
+    group_threshold: u8,
+    shares: Vec<ShareRow>,
+    out: Option<&'a Path>,
+}
+
 /// `trove recovery split`.
-pub fn split(
+fn split(
     threshold: Option<u8>,
     shares: Option<u8>,
     groups: Option<&str>,
-    out: Option<&Path>,
-    json: bool,
+    dir: Option<&Path>,
+    out: Out,
 ) -> Result<ExitCode> {
     let (group_threshold, layout) = match (groups, threshold, shares) {
         (Some(g), None, None) => parse_groups(g)?,
@@ -252,133 +226,173 @@ pub fn split(
         1,
     )?;
     let fp = owner.public().fingerprint();
-    let mut rows = Vec::new();
+    let mut shares = Vec::new();
     for ((name, spec), set) in layout.iter().zip(&sets) {
         for (i, share) in set.iter().enumerate() {
-            rows.push((name.clone(), i + 1, *spec, share.to_mnemonic()));
+            shares.push(ShareRow {
+                group: name.clone(),
+                member: i + 1,
+                member_threshold: spec.member_threshold,
+                member_count: spec.member_count,
+                mnemonic: Some(share.to_mnemonic()),
+            });
         }
     }
-    if let Some(dir) = out {
+    if let Some(dir) = dir {
         // A full threshold of shares is the master secret: private folder
         // and files, whatever the umask.
         trove_peer::durable::create_dir_all(dir)
             .with_context(|| format!("creating {}", dir.display()))?;
-        for (name, i, spec, words) in &rows {
-            let safe: String = name
+        for s in &mut shares {
+            let safe: String = s
+                .group
                 .chars()
                 .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
                 .collect();
-            let path = dir.join(format!("{safe}-{i}.txt"));
+            let path = dir.join(format!("{safe}-{}.txt", s.member));
             let text = format!(
-                "Trove recovery share — keep it private.\nidentity {fp}\ngroup `{name}`: share {i} of {} (any {} of this group are needed; {group_threshold} of the {} groups are needed)\n\n{words}\n",
-                spec.member_count,
-                spec.member_threshold,
-                layout.len()
+                "Trove recovery share — keep it private.\nidentity {fp}\ngroup `{}`: share {} of {} (any {} of this group are needed; {group_threshold} of the {} groups are needed)\n\n{}\n",
+                s.group,
+                s.member,
+                s.member_count,
+                s.member_threshold,
+                layout.len(),
+                s.mnemonic.take().unwrap_or_default()
             );
             trove_peer::durable::create_new(&path, text.as_bytes(), None)
                 .with_context(|| format!("writing {}", path.display()))?;
         }
     }
-    if json {
-        print_json(&json!({
-            "fingerprint": fp,
-            "group_threshold": group_threshold,
-            "shares": rows.iter().map(|(g, i, s, w)| json!({"group": g, "member": i, "member_threshold": s.member_threshold, "member_count": s.member_count, "mnemonic": if out.is_some() { serde_json::Value::Null } else { json!(w) }})).collect::<Vec<_>>(),
-            "out": out,
-        }));
-    } else if let Some(dir) = out {
-        println!(
+    let row = SplitRow {
+        fingerprint: fp,
+        group_threshold,
+        shares,
+        out: dir,
+    };
+    out.emit(&row, |r| match r.out {
+        Some(dir) => println!(
             "wrote {} share files to {} (one per holder)",
-            rows.len(),
+            r.shares.len(),
             dir.display()
-        );
-    } else {
-        println!("SLIP-39 shares of identity {fp}; {group_threshold} group(s) needed:");
-        for (g, i, s, w) in &rows {
+        ),
+        None => {
             println!(
-                "\n[{g}] share {i} of {} (any {} of this group)\n{w}",
-                s.member_count, s.member_threshold
+                "SLIP-39 shares of identity {}; {} group(s) needed:",
+                r.fingerprint, r.group_threshold
             );
+            for s in &r.shares {
+                println!(
+                    "\n[{}] share {} of {} (any {} of this group)\n{}",
+                    s.group,
+                    s.member,
+                    s.member_count,
+                    s.member_threshold,
+                    s.mnemonic.as_deref().unwrap_or_default()
+                );
+            }
         }
-    }
+    })?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[derive(serde::Serialize)]
+struct Combined {
+    phrase: String,
+    fingerprint: String,
 }
 
 /// `trove recovery combine`: shares in, phrase out.
-pub fn combine_cmd(file: Option<&Path>, json: bool) -> Result<ExitCode> {
+fn combine_cmd(file: Option<&Path>, out: Out) -> Result<ExitCode> {
     let master = combine(&read_shares(file)?)?;
-    let phrase = trove_recovery::master_to_phrase(master.as_bytes());
-    if json {
-        print_json(
-            &json!({"phrase": phrase, "fingerprint": master.identity().public().fingerprint()}),
-        );
-    } else {
-        println!(
-            "identity {}\n{phrase}",
-            master.identity().public().fingerprint()
-        );
-    }
+    let row = Combined {
+        phrase: trove_recovery::master_to_phrase(master.as_bytes()),
+        fingerprint: master.identity().public().fingerprint(),
+    };
+    out.emit(&row, |r| {
+        println!("identity {}\n{}", r.fingerprint, r.phrase)
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
+#[derive(serde::Serialize)]
+struct Verified {
+    ok: bool,
+    shares: usize,
+    identity: String,
+    reconstructs: String,
+}
+
 /// `trove recovery verify`: a drill that never prints the secret.
-pub fn verify(file: Option<&Path>, json: bool) -> Result<ExitCode> {
+fn verify(file: Option<&Path>, out: Out) -> Result<ExitCode> {
     let home = open_home()?;
     let mine = home.public_identity()?;
     let shares = read_shares(file)?;
-    let master = combine(&shares)?;
-    let theirs = master.identity().public();
-    let ok = theirs == mine;
-    if json {
-        print_json(
-            &json!({"ok": ok, "shares": shares.len(), "identity": mine.fingerprint(), "reconstructs": theirs.fingerprint()}),
-        );
-    } else if ok {
-        println!(
-            "OK: these {} shares reconstruct this identity ({})",
-            shares.len(),
-            mine.fingerprint()
-        );
-    } else {
-        println!(
-            "MISMATCH: these shares reconstruct identity {}, not this one ({}): shares of another secret, or a wrong SLIP-39 passphrase (TROVE_SLIP39_PASSPHRASE)",
-            theirs.fingerprint(),
-            mine.fingerprint()
-        );
-    }
-    Ok(if ok {
+    let theirs = combine(&shares)?.identity().public();
+    let row = Verified {
+        ok: theirs == mine,
+        shares: shares.len(),
+        identity: mine.fingerprint(),
+        reconstructs: theirs.fingerprint(),
+    };
+    out.emit(&row, |r| {
+        if r.ok {
+            println!(
+                "OK: these {} shares reconstruct this identity ({})",
+                r.shares, r.identity
+            );
+        } else {
+            println!(
+                "MISMATCH: these shares reconstruct identity {}, not this one ({}): shares of another secret, or a wrong SLIP-39 passphrase (TROVE_SLIP39_PASSPHRASE)",
+                r.reconstructs, r.identity
+            );
+        }
+    })?;
+    Ok(if row.ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
 }
 
+#[derive(serde::Serialize)]
+struct Phrase {
+    phrase: String,
+}
+
 /// `trove recovery phrase`.
-pub fn phrase(json: bool) -> Result<ExitCode> {
+fn phrase(out: Out) -> Result<ExitCode> {
     let home = open_home()?;
     let owner = unlock(&home)?;
-    let phrase = trove_recovery::master_to_phrase(owner.master.as_bytes());
-    if json {
-        print_json(&json!({"phrase": phrase}));
-    } else {
-        println!("{phrase}");
-    }
+    let row = Phrase {
+        phrase: trove_recovery::master_to_phrase(owner.master.as_bytes()),
+    };
+    out.emit(&row, |r| println!("{}", r.phrase))?;
     Ok(ExitCode::SUCCESS)
 }
 
+#[derive(serde::Serialize)]
+struct KitRow<'a> {
+    out: &'a Path,
+    fingerprint: String,
+    peers: usize,
+    containers: usize,
+}
+
 /// `trove recovery kit`: what to print and keep with the phrase; no secrets.
-pub fn kit(out: &PathBuf, json: bool) -> Result<ExitCode> {
+fn kit(path: &Path, out: Out) -> Result<ExitCode> {
     let home = open_home()?;
-    let (id, owner_id) = Home::peek_ids(home.dir())?;
-    let peers = home.index.peers()?;
-    let containers = home.index.containers()?;
+    let ids = Home::peek_ids(home.dir())?;
+    let peers = home.peers().records()?;
+    let containers = home.containers().manifests()?;
     let mut t = String::new();
     t.push_str("TROVE RECOVERY KIT — keep with your 24-word phrase (or your share holders' names).\nThis sheet holds no secret.\n\n");
     t.push_str(&format!(
         "Identity fingerprint: {}\nIdentity key (signs your manifests): {}\nOwner id (what node operators grant; `trove whoami`): {}\n\n",
-        id.fingerprint(),
-        id.to_hex(),
-        owner_id.as_deref().unwrap_or("unknown until a command unlocks this home once")
+        ids.identity.fingerprint(),
+        ids.identity.to_hex(),
+        ids.owner_id
+            .as_deref()
+            .unwrap_or("unknown until a command unlocks this home once")
     ));
     t.push_str("Peers (any one that survives is enough to start):\n");
     for p in &peers {
@@ -402,18 +416,20 @@ pub fn kit(out: &PathBuf, json: bool) -> Result<ExitCode> {
     t.push_str(
         "\nTo recover on a new machine:\n  1. trove recover            (type the 24 words, or --shares-file with enough shares)\n  2. trove peer add NAME dir:PATH   (any surviving peer above)\n  3. trove sync               (finds the containers, snapshots and the other peers)\n  4. trove restore CONTAINER:latest --target DIR\n",
     );
-    trove_peer::durable::replace(out, t.as_bytes(), None)
-        .with_context(|| format!("writing {}", out.display()))?;
-    if json {
-        print_json(
-            &json!({"out": out, "fingerprint": id.fingerprint(), "peers": peers.len(), "containers": containers.len()}),
-        );
-    } else {
+    trove_peer::durable::replace(path, t.as_bytes(), None)
+        .with_context(|| format!("writing {}", path.display()))?;
+    let row = KitRow {
+        out: path,
+        fingerprint: ids.identity.fingerprint(),
+        peers: peers.len(),
+        containers: containers.len(),
+    };
+    out.emit(&row, |r| {
         println!(
             "wrote the recovery kit to {} — print it and keep it with the phrase",
-            out.display()
-        );
-    }
+            r.out.display()
+        )
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 

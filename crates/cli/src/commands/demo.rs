@@ -4,9 +4,9 @@
 //! machine gone and a fragment corrupted on a third peer, then a restore
 //! verified byte for byte against the source.
 
+use crate::context::Out;
 use crate::ui;
 use anyhow::{bail, Context, Result};
-use serde_json::json;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -14,7 +14,37 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use trove_core::keys::MasterSecret;
 use trove_core::manifest::Redundancy;
-use trove_repo::{BackupOptions, Home, KdfParams, RestoreOptions};
+use trove_repo::{BackupOptions, FragmentProblem, Home, KdfParams, LostPath, RestoreOptions};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Back up this folder instead of generated sample data.
+    #[arg(long)]
+    source: Option<PathBuf>,
+    /// Keep the demo's folders here instead of a temporary directory.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+/// What the demo showed.
+#[derive(serde::Serialize)]
+struct DemoReport {
+    ok: bool,
+    files: u64,
+    bytes: u64,
+    snapshot: trove_core::SnapshotId,
+    bytes_stored: u64,
+    backup_seconds: f64,
+    restore_seconds: f64,
+    peers_destroyed: [&'static str; 2],
+    fragment_problems: Vec<FragmentProblem>,
+    differences: Vec<String>,
+    lost: Vec<LostPath>,
+    #[serde(skip)]
+    seconds: f64,
+    #[serde(skip)]
+    kept_in: Option<PathBuf>,
+}
 
 /// A `trove node run` child process on loopback, killed on drop.
 struct DemoNode {
@@ -225,13 +255,37 @@ fn compare_into(
     Ok(())
 }
 
+fn print(r: &DemoReport) {
+    for d in r.differences.iter().take(20) {
+        println!("      DIFFERENCE: {d}");
+    }
+    if r.ok {
+        println!(
+            "\nOK: {} files ({}) restored identical to the source after losing a disk and a node (2 of 6 peers) and a corrupted fragment ({:.1}s in all).",
+            r.files,
+            ui::bytes(r.bytes),
+            r.seconds
+        );
+    } else {
+        println!(
+            "\nFAILED: {} differences, {} lost paths",
+            r.differences.len(),
+            r.lost.len()
+        );
+    }
+    if let Some(base) = &r.kept_in {
+        println!("The demo's folders are kept in {}", base.display());
+    }
+}
+
 fn step(json: bool, n: u32, text: &str) {
     if !json {
         println!("[{n}/7] {text}");
     }
 }
 
-pub fn run(source: Option<&Path>, dir: Option<&Path>, json: bool) -> Result<ExitCode> {
+pub fn run(args: Args, out: Out) -> Result<ExitCode> {
+    let (source, dir, json) = (args.source.as_deref(), args.dir.as_deref(), out.json);
     let tmp;
     let base: PathBuf = match dir {
         Some(d) => {
@@ -293,7 +347,7 @@ pub fn run(source: Option<&Path>, dir: Option<&Path>, json: bool) -> Result<Exit
         relay: None,
         bind: Some("127.0.0.1:0".parse()?),
     });
-    let owner_id = Home::owner_id(&owner);
+    let owner_id = owner.owner_id();
     let mut nodes = Vec::new();
     let mut peer_dirs = Vec::new();
     for i in 1..=6 {
@@ -301,7 +355,7 @@ pub fn run(source: Option<&Path>, dir: Option<&Path>, json: bool) -> Result<Exit
         if i <= 4 {
             let dir = base.join(format!("peers/disk-{i}"));
             let site = if i <= 2 { "home" } else { "office" };
-            home.add_peer(
+            home.peers().add(
                 &format!("disk-{i}"),
                 &format!("dir:{}", dir.display()),
                 labels(site),
@@ -310,13 +364,14 @@ pub fn run(source: Option<&Path>, dir: Option<&Path>, json: bool) -> Result<Exit
         } else {
             let node = DemoNode::start(&base.join(format!("nodes/friend-{}", i - 4)))?;
             trove_node::NodeDir::open(&node.data)?.grant(owner_id.parse()?, 1 << 30)?;
-            home.add_peer(&format!("friend-{}", i - 4), &node.ticket, labels("friend"))?;
+            home.peers()
+                .add(&format!("friend-{}", i - 4), &node.ticket, labels("friend"))?;
             nodes.push(node);
         }
     }
     // Two destroyed peers plus a corrupt fragment is three losses for that
     // fragment's pack: 3+3 survives any three, 4+2 only two.
-    home.create_container(
+    home.containers().create(
         &owner,
         "demo",
         std::slice::from_ref(&src),
@@ -385,11 +440,7 @@ pub fn run(source: Option<&Path>, dir: Option<&Path>, json: bool) -> Result<Exit
         &home,
         &owner,
         "demo:latest",
-        &RestoreOptions {
-            target: target.clone(),
-            include: Vec::new(),
-            workers: 2,
-        },
+        &RestoreOptions::into(target.clone()),
         &bar,
     );
     bar.finish();
@@ -413,42 +464,23 @@ pub fn run(source: Option<&Path>, dir: Option<&Path>, json: bool) -> Result<Exit
     );
     let name = src.file_name().context("source has no name")?;
     let (files, bytes_cmp, diffs) = compare(&src, &target.join(name))?;
-    let ok = diffs.is_empty() && r.lost.is_empty();
-    if json {
-        crate::print_json(&json!({
-            "ok": ok,
-            "files": files,
-            "bytes": bytes_cmp,
-            "snapshot": b.snapshot.id.to_hex(),
-            "bytes_stored": s.bytes_stored,
-            "backup_seconds": b.seconds,
-            "restore_seconds": r.seconds,
-            "peers_destroyed": ["disk-1", "friend-2"],
-            "fragment_problems": r.problems,
-            "differences": diffs,
-            "lost": r.lost,
-        }));
-    } else {
-        for d in diffs.iter().take(20) {
-            println!("      DIFFERENCE: {d}");
-        }
-        if ok {
-            println!(
-                "\nOK: {files} files ({}) restored identical to the source after losing a disk and a node (2 of 6 peers) and a corrupted fragment ({:.1}s in all).",
-                ui::bytes(bytes_cmp),
-                started.elapsed().as_secs_f64()
-            );
-        } else {
-            println!(
-                "\nFAILED: {} differences, {} lost paths",
-                diffs.len(),
-                r.lost.len()
-            );
-        }
-        if dir.is_some() {
-            println!("The demo's folders are kept in {}", base.display());
-        }
-    }
+    let report = DemoReport {
+        ok: diffs.is_empty() && r.lost.is_empty(),
+        files,
+        bytes: bytes_cmp,
+        snapshot: b.snapshot.id,
+        bytes_stored: s.bytes_stored,
+        backup_seconds: b.seconds,
+        restore_seconds: r.seconds,
+        peers_destroyed: ["disk-1", "friend-2"],
+        fragment_problems: r.problems,
+        differences: diffs,
+        lost: r.lost,
+        seconds: started.elapsed().as_secs_f64(),
+        kept_in: dir.map(|_| base.clone()),
+    };
+    out.emit(&report, print)?;
+    let ok = report.ok;
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
