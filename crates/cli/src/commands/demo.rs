@@ -37,6 +37,8 @@ struct DemoReport {
     backup_seconds: f64,
     restore_seconds: f64,
     peers_destroyed: [&'static str; 2],
+    /// Overwrites of the node's metadata by a thief holding the transport key.
+    metadata_overwrites_refused: u64,
     fragment_problems: Vec<FragmentProblem>,
     differences: Vec<String>,
     lost: Vec<LostPath>,
@@ -255,6 +257,42 @@ fn compare_into(
     Ok(())
 }
 
+/// What a thief holding `transport.key` can try against a node: overwrite
+/// every metadata object of the owner with one byte. Returns how many
+/// attempts the node refused; any accepted one is an error.
+fn thief_overwrites(home: &Path, ticket: &str) -> Result<u64> {
+    use trove_peer::{Peer, PeerError};
+    let seed: [u8; 32] = std::fs::read(home.join("transport.key"))?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("transport.key is not 32 bytes"))?;
+    let net = trove_node::NetworkConfig {
+        mode: trove_node::NetworkMode::Direct,
+        relay: None,
+        bind: Some("127.0.0.1:0".parse()?),
+    };
+    let client = trove_node::NodeClient::start(seed, &net)?;
+    let node = client.peer("friend-1", &ticket.parse()?)?;
+    let mut refused = 0;
+    for key in node.list_meta(None)? {
+        match node.put_meta(&key, b"x") {
+            Err(PeerError::MetaRejected { .. }) => refused += 1,
+            Ok(()) => bail!("the node let {key} be overwritten"),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(refused)
+}
+
+/// Whether a fragment file holds a data shard: its header's index (byte 7)
+/// is below `k` (byte 5), see docs/design.md §3.6.
+fn is_data_shard(path: &Path) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .is_ok_and(|()| &header[..4] == b"TRVF" && header[7] < header[5])
+}
+
 fn print(r: &DemoReport) {
     for d in r.differences.iter().take(20) {
         println!("      DIFFERENCE: {d}");
@@ -280,7 +318,7 @@ fn print(r: &DemoReport) {
 
 fn step(json: bool, n: u32, text: &str) {
     if !json {
-        println!("[{n}/7] {text}");
+        println!("[{n}/8] {text}");
     }
 }
 
@@ -402,6 +440,16 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
     step(
         json,
         4,
+        "ransomware that stole your transport key attacks node friend-1: it tries to overwrite every manifest with garbage",
+    );
+    let refused = thief_overwrites(&base.join("home"), &nodes[0].ticket)?;
+    if !json {
+        println!("      the node refused all {refused} overwrites: it keeps only envelopes signed by your identity");
+    }
+
+    step(
+        json,
+        5,
         "disaster: disk-1 is destroyed, and the friend's machine with node friend-2 is gone (killed)",
     );
     std::fs::remove_dir_all(&peer_dirs[0])
@@ -409,7 +457,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
     nodes[1].kill();
     step(
         json,
-        5,
+        6,
         "disaster: a fragment on disk-3 is silently corrupted",
     );
     let frag_dir = peer_dirs[2].join("fragments");
@@ -422,8 +470,11 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
                 .filter_map(|e| e.ok())
         })
         .map(|e| e.path())
+        // A data shard (header byte 7, the index, below byte 5, k): restore
+        // reads data shards first, so it meets this one for sure.
+        .filter(|p| is_data_shard(p))
         .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-        .context("disk-3 holds no fragment")?;
+        .context("disk-3 holds no data fragment")?;
     let mut bytes = std::fs::read(&victim)?;
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x5a;
@@ -431,7 +482,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
 
     step(
         json,
-        6,
+        7,
         "restoring from the four survivors (one of them lying)",
     );
     let target = base.join("restored");
@@ -459,7 +510,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
 
     step(
         json,
-        7,
+        8,
         "verifying every byte, mode, time and link against the source",
     );
     let name = src.file_name().context("source has no name")?;
@@ -473,6 +524,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
         backup_seconds: b.seconds,
         restore_seconds: r.seconds,
         peers_destroyed: ["disk-1", "friend-2"],
+        metadata_overwrites_refused: refused,
         fragment_problems: r.problems,
         differences: diffs,
         lost: r.lost,
