@@ -44,6 +44,25 @@ pub fn create_new(target: &Path, bytes: &[u8], tmp_dir: Option<&Path>) -> io::Re
     sync_dir(parent_of(target))
 }
 
+/// Put a file written elsewhere (a transfer received piece by piece) in
+/// place: `fsync` it, rename it onto `target`, `fsync` the target's folder.
+pub fn adopt(written: &Path, target: &Path) -> io::Result<()> {
+    File::open(written)?.sync_all()?;
+    fs::rename(written, target)?;
+    sync_dir(parent_of(target))
+}
+
+/// Move an entry and make both folders' entries durable (delayed deletion
+/// into a trash, and undoing it).
+pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
+    fs::rename(from, to)?;
+    sync_dir(parent_of(from))?;
+    if parent_of(from) != parent_of(to) {
+        sync_dir(parent_of(to))?;
+    }
+    Ok(())
+}
+
 /// Make a folder's entries (creations, renames, removals) durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

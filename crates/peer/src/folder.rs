@@ -210,11 +210,7 @@ impl FolderPeer {
             return Ok(false);
         }
         self.ensure_dir(parent_of(&target), OP)?;
-        File::open(tmp)
-            .and_then(|f| f.sync_all())
-            .and_then(|()| fs::rename(tmp, &target))
-            .and_then(|()| sync_dir(parent_of(&target)))
-            .map_err(|e| self.classify(OP, true, e))?;
+        durable::adopt(tmp, &target).map_err(|e| self.classify(OP, true, e))?;
         Ok(true)
     }
 
@@ -261,10 +257,8 @@ impl FolderPeer {
             return Ok(false);
         };
         let dst = self.fragment_path(id);
-        let shard = parent_of(&dst);
-        self.ensure_dir(shard, OP)?;
-        fs::rename(&src, &dst).map_err(|e| self.classify(OP, true, e))?;
-        sync_dir(shard).map_err(|e| self.classify(OP, true, e))?;
+        self.ensure_dir(parent_of(&dst), OP)?;
+        durable::rename(&src, &dst).map_err(|e| self.classify(OP, true, e))?;
         Ok(true)
     }
 
@@ -514,13 +508,11 @@ impl FolderPeer {
     /// Delayed deletion: rename `src` to `dst` in the trash and make both
     /// folders durable. An absent `src` is `Ok` (deleting twice is fine).
     fn move_to_trash(&self, src: &Path, dst: &Path, op: &'static str) -> Result<(), PeerError> {
-        match fs::rename(src, dst) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound && self.marker_present() => return Ok(()),
-            Err(e) => return Err(self.classify(op, true, e)),
+        match durable::rename(src, dst) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound && self.marker_present() => Ok(()),
+            Err(e) => Err(self.classify(op, true, e)),
         }
-        sync_dir(parent_of(src)).map_err(|e| self.classify(op, true, e))?;
-        sync_dir(parent_of(dst)).map_err(|e| self.classify(op, true, e))
     }
 
     /// Keep the held copy of `key` (whose bytes are `held`) in the trash
