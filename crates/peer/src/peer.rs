@@ -327,70 +327,13 @@ mod tests {
         .is_retryable_elsewhere());
     }
 
-    /// Holds one fragment; only what the default `audit_fragment` uses.
-    #[derive(Debug)]
-    struct OneFragment(Vec<u8>);
-
-    impl Peer for OneFragment {
-        fn describe(&self) -> String {
-            "one".into()
-        }
-        fn get_fragment(&self, id: &FragmentId) -> Result<Vec<u8>, PeerError> {
-            if *id == FragmentId::of(&self.0) {
-                Ok(self.0.clone())
-            } else {
-                Err(PeerError::NotFound {
-                    peer: self.describe(),
-                    what: format!("fragment {}", id.short()),
-                })
-            }
-        }
-        fn put_fragment(&self, _: &FragmentId, _: &[u8]) -> Result<(), PeerError> {
-            unimplemented!()
-        }
-        fn get_fragment_range(&self, _: &FragmentId, _: u64, _: u64) -> Result<Vec<u8>, PeerError> {
-            unimplemented!()
-        }
-        fn has_fragment(&self, _: &FragmentId) -> Result<bool, PeerError> {
-            unimplemented!()
-        }
-        fn list_fragments(&self) -> Result<Vec<FragmentId>, PeerError> {
-            unimplemented!()
-        }
-        fn delete_fragment(&self, _: &FragmentId) -> Result<(), PeerError> {
-            unimplemented!()
-        }
-        fn put_meta(&self, _: &MetaKey, _: &[u8]) -> Result<(), PeerError> {
-            unimplemented!()
-        }
-        fn get_meta(&self, _: &MetaKey) -> Result<Vec<u8>, PeerError> {
-            unimplemented!()
-        }
-        fn list_meta(&self, _: Option<&ContainerId>) -> Result<Vec<MetaKey>, PeerError> {
-            unimplemented!()
-        }
-        fn delete_meta(&self, _: &MetaKey) -> Result<(), PeerError> {
-            unimplemented!()
-        }
-        fn list_deleted_meta(
-            &self,
-            _: Option<&ContainerId>,
-        ) -> Result<Vec<DeletedMeta>, PeerError> {
-            unimplemented!()
-        }
-        fn get_deleted_meta(&self, _: &MetaKey) -> Result<Vec<u8>, PeerError> {
-            unimplemented!()
-        }
-        fn stat(&self) -> Result<PeerStat, PeerError> {
-            unimplemented!()
-        }
-    }
-
     #[test]
     fn default_audit_proves_from_the_fragment_bytes() {
         let bytes = vec![5u8; 3_000];
         let id = FragmentId::of(&bytes);
-        let peer = OneFragment(bytes);
+        // A memory peer keeps the trait's default audit.
+        let peer = crate::testing::MemoryPeer::new("one");
+        peer.put_fragment(&id, &bytes).unwrap();
         let range = AuditRange {
             offset: 1_000,
             len: 100,
