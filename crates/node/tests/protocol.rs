@@ -28,7 +28,7 @@ use trove_node::store::NodeStore;
 use trove_node::testing::{direct_local, new_client, Stop, TestNode};
 use trove_node::{NodeClient, NodeDir, NodeTicket, OwnerId};
 use trove_peer::audit::{self, AuditRange};
-use trove_peer::testing::signed_by;
+use trove_peer::testing::{contract, signed_by};
 use trove_peer::{MetaKey, MetaRejection, Peer, PeerError};
 
 // ---------------------------------------------------------------------------
@@ -152,6 +152,58 @@ fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
         want.len(),
         FragmentId::of(want).short()
     );
+}
+
+// ---------------------------------------------------------------------------
+// 0. The peer contract, as folder and memory peers keep it
+// ---------------------------------------------------------------------------
+
+/// The properties of `trove_peer::testing::contract` run against a node
+/// peer, each for a fresh owner (a namespace of its own) of one node. The
+/// stored bytes are damaged in the owner's folder on the node.
+#[test]
+fn node_peer_keeps_the_peer_contract() {
+    bounded(Duration::from_secs(120), || {
+        let node = TestNode::start(GRACE);
+        let owner = || {
+            let client = new_client();
+            node.grant(&client, 64 * MIB as u64);
+            (node.peer(&client), client)
+        };
+        let (peer, _c) = owner();
+        contract::put_get_has_list_range(&peer);
+        let (peer, _c) = owner();
+        contract::wrong_hash_is_refused_and_nothing_stored(&peer);
+        let (peer, client) = owner();
+        let dir = node.owner_dir(&client);
+        contract::truncated_fragment_is_returned_as_is(&peer, &|id, bytes| {
+            fs::write(fragment_path(&dir, id), bytes).expect("damage a fragment")
+        });
+        let (peer, _c) = owner();
+        contract::deleted_fragment_is_gone_at_once(&peer);
+        let (peer, _c) = owner();
+        contract::meta_put_get_list_per_container(&peer);
+        let (peer, _c) = owner();
+        contract::stolen_key_cannot_overwrite_or_roll_back_metadata(&peer);
+        let (peer, _c) = owner();
+        contract::deleted_and_replaced_metadata_is_in_the_trash(&peer);
+        let (peer, client) = owner();
+        let dir = node.owner_dir(&client);
+        contract::a_damaged_meta_copy_is_replaced(&peer, &|key, bytes| {
+            let MetaKey::IndexSegment(c, g) = key else {
+                unreachable!("the contract damages an index segment")
+            };
+            let path = dir
+                .join("meta")
+                .join(c.to_hex())
+                .join("index")
+                .join(g.to_hex());
+            fs::write(path, bytes).expect("damage a segment")
+        });
+        // Not kept by a node: `put_replaces_a_damaged_copy`. A node answers
+        // a put of a fragment it has a file for with Ok and keeps the file
+        // as it is, damaged or not (server.rs, `put`).
+    });
 }
 
 // ---------------------------------------------------------------------------
