@@ -2,9 +2,6 @@
 //! binary in a throwaway directory (its own `TROVE_HOME`, source folder and
 //! folder peers) and compare trees on disk.
 
-// Each test file uses a different subset of these helpers.
-#![allow(dead_code)]
-
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -115,10 +112,6 @@ impl Trove {
         Ok(t)
     }
 
-    pub fn is_unprivileged_via_setpriv(&self) -> bool {
-        self.unprivileged_bin.is_some()
-    }
-
     /// When the binary runs as `nobody`, make `nobody` own the source tree,
     /// as a user owns their files (modes are kept).
     pub fn give_src_to_runner(&self) {
@@ -186,13 +179,6 @@ impl Trove {
     /// `trove --json ARGS`, asserting success; the parsed stdout.
     pub fn ok_json(&self, args: &[&str]) -> Value {
         self.json_code(0, args)
-    }
-
-    /// `trove ARGS`, asserting success.
-    pub fn ok(&self, args: &[&str]) -> Output {
-        let out = self.run(args);
-        assert_code(&out, 0, args);
-        out
     }
 
     pub fn init(&self) -> Value {

@@ -1,8 +1,6 @@
 //! README command 1: `trove demo` must keep working, end to end.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn demo_survives_a_lost_disk_a_lost_node_and_a_corrupt_fragment() {
