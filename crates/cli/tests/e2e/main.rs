@@ -2,7 +2,9 @@
 //! instead of one per file): each module drives the real binary in
 //! throwaway directories, with the helpers of [`common`].
 //!
-//! Run one area with a filter, e.g. `cargo test -p trove-cli --test e2e faults::`.
+//! The tests run side by side, except one that takes `common::Turn::alone`
+//! (the demo's, whose report depends on timing). Run one area with a
+//! filter, e.g. `cargo test -p trove-cli --test e2e faults::`.
 
 mod common;
 
