@@ -13,7 +13,8 @@ use crate::audit::{self, AuditRange};
 ///
 /// Blocking and object-safe so callers can hold `Arc<dyn Peer>`; peers that
 /// talk over the network wrap their own async runtime. A peer only ever sees
-/// ids and bytes that the caller has already encrypted (DESIGN invariant 1).
+/// ids and bytes that the caller has already encrypted (invariant 1,
+/// docs/design.md §Invariants).
 pub trait Peer: Send + Sync + fmt::Debug {
     /// Human label for messages, e.g. "usb-1 (dir:/mnt/usb/trove)".
     fn describe(&self) -> String;
@@ -61,10 +62,11 @@ pub trait Peer: Send + Sync + fmt::Debug {
     /// Every fragment the peer holds (not those awaiting deletion), sorted.
     fn list_fragments(&self) -> Result<Vec<FragmentId>, PeerError>;
 
-    /// Delayed deletion (DESIGN invariant 7): the fragment stops being listed
-    /// or served at once, but the peer keeps it for a grace period chosen by
-    /// the peer's owner before freeing the space. Deleting an absent fragment
-    /// is `Ok`, so an interrupted garbage collection can simply run again.
+    /// Delayed deletion (invariant 7, docs/design.md §Invariants): the
+    /// fragment stops being listed or served at once, but the peer keeps it
+    /// for a grace period chosen by the peer's owner before freeing the
+    /// space. Deleting an absent fragment is `Ok`, so an interrupted garbage
+    /// collection can simply run again.
     fn delete_fragment(&self, id: &FragmentId) -> Result<(), PeerError>;
 
     /// Store a small metadata object durably, atomically replacing the copy
