@@ -169,9 +169,11 @@ mod tests {
     use trove_core::keys::SealKey;
     use trove_core::pack::PackBuilder;
     use trove_core::seal::BlobKind;
-    use trove_core::{BlobId, ContainerId, FragmentId, PeerId};
+    use trove_core::{BlobId, FragmentId, PeerId};
     use trove_peer::testing::{full, hash_mismatch, FailingPeer, MakeError, Op};
     use trove_peer::{FolderPeer, PeerError};
+
+    type Peers = Vec<(PeerRecord, Arc<dyn Peer>)>;
 
     /// `n` folder peers, those named in `failing` failing every put with
     /// the given error; and those failing peers, to count their attempts.
@@ -179,7 +181,7 @@ mod tests {
         dir: &std::path::Path,
         n: usize,
         failing: &[(usize, MakeError)],
-    ) -> (Vec<(PeerRecord, Arc<dyn Peer>)>, Vec<Arc<FailingPeer>>) {
+    ) -> (Peers, Vec<Arc<FailingPeer>>) {
         let mut failing_peers = Vec::new();
         let peers = (0..n)
             .map(|i| {
