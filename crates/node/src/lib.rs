@@ -8,6 +8,8 @@
 //! - [`client`]: [`NodePeer`], the owner's [`trove_peer::Peer`] for a node.
 //! - [`store`]: the node's data folder, grants and quotas.
 //! - [`network`]: network modes, tickets and LAN discovery.
+//! - [`testing`] (feature `testing`, for tests of this and other crates):
+//!   real nodes on 127.0.0.1 that tests start, stop and kill.
 
 pub mod client;
 pub mod error;
@@ -15,6 +17,8 @@ pub mod network;
 pub mod proto;
 pub mod server;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use client::{NodeClient, NodePeer};
 pub use error::NodeError;

@@ -2,37 +2,33 @@
 //!
 //! Every node and owner here binds 127.0.0.1 in [`NetworkMode::Direct`]: no
 //! relays, no mDNS, no internet. Each node runs on its own tokio runtime in a
-//! background thread ([`TestNode`]); owners use the blocking [`NodePeer`]
-//! from plain threads, as the owner's code does. Every test body runs under
-//! [`bounded`], so a hang fails that test instead of stalling the suite.
+//! background thread (`trove_node::testing::TestNode`); owners use the
+//! blocking `NodePeer` from plain threads, as the owner's code does. Every
+//! test body runs under [`bounded`], so a hang fails that test instead of
+//! stalling the suite.
 //!
-//! Layout: harness (bounded runs, test nodes, owners, files), then one
-//! section per property: round trip, grants, namespaces, hash mismatch,
-//! quota, malformed messages, audits, interrupted transfers, grace period.
+//! Layout: harness (bounded runs, files; test nodes and owners come from
+//! `trove_node::testing`), then one section per property: the peer
+//! contract, round trip, grants, namespaces, hash mismatch, quota,
+//! malformed messages, audits, interrupted transfers, grace period.
 
 use std::fs;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use iroh::endpoint::{Connection, ConnectionError};
 use rand::RngCore;
-use tempfile::TempDir;
-use tokio::sync::oneshot;
-use trove_core::envelope;
 use trove_core::keys::MasterSecret;
-use trove_core::seal::BlobKind;
 use trove_core::{ContainerId, FragmentId, SegmentId, SnapshotId};
 use trove_node::proto::{self, Request, Response, ALPN, MAX_RESPONSE_FRAME};
 use trove_node::store::NodeStore;
-use trove_node::{
-    NetworkConfig, NetworkMode, NodeClient, NodeDir, NodeOptions, NodePeer, NodeTicket, OwnerId,
-    DEFAULT_REQUEST_LIMIT,
-};
+use trove_node::testing::{direct_local, new_client, Stop, TestNode};
+use trove_node::{NodeClient, NodeDir, NodeTicket, OwnerId};
 use trove_peer::audit::{self, AuditRange};
+use trove_peer::testing::{contract, signed_by};
 use trove_peer::{MetaKey, MetaRejection, Peer, PeerError};
 
 // ---------------------------------------------------------------------------
@@ -67,233 +63,10 @@ fn bounded(limit: Duration, body: impl FnOnce() + Send + 'static) {
     }
 }
 
-fn localhost() -> SocketAddr {
-    "127.0.0.1:0".parse().expect("socket address")
-}
-
-/// Owner-side network settings: direct, bound to 127.0.0.1.
-fn direct_local() -> NetworkConfig {
-    NetworkConfig {
-        mode: NetworkMode::Direct,
-        relay: None,
-        bind: Some(localhost()),
-    }
-}
-
 fn random_bytes(len: usize) -> Vec<u8> {
     let mut v = vec![0u8; len];
     rand::thread_rng().fill_bytes(&mut v);
     v
-}
-
-/// A fresh owner (random transport key) with its own endpoint.
-fn new_client() -> Arc<NodeClient> {
-    NodeClient::start(rand::random(), &direct_local()).expect("start an owner's client")
-}
-
-fn owner_of(client: &NodeClient) -> OwnerId {
-    OwnerId(client.owner_id())
-}
-
-/// A signed envelope of `key` by `by`, as an owner's backup writes it (a
-/// node never sees inside; the body's content does not matter here).
-fn signed_by(by: &MasterSecret, key: &MetaKey, revision: u64, body: &[u8]) -> Vec<u8> {
-    let (kind, object) = match key {
-        MetaKey::Container(c) => (BlobKind::ContainerManifest, c.0),
-        MetaKey::Snapshot(_, s) => (BlobKind::SnapshotManifest, s.0),
-        MetaKey::IndexSegment(_, g) => (BlobKind::IndexSegment, g.0),
-    };
-    envelope::seal_signed(
-        &by.identity(),
-        &by.manifest_key(),
-        kind,
-        &object,
-        revision,
-        body,
-    )
-}
-
-/// How a [`TestNode`] is stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
-    /// As on Ctrl-C: the node closes its endpoint politely.
-    Graceful,
-    /// As on `kill -9`: the runtime is dropped mid-flight, no goodbyes.
-    Kill,
-}
-
-/// A node serving on 127.0.0.1 from its own runtime in a background thread.
-#[derive(Debug)]
-struct TestNode {
-    ticket: NodeTicket,
-    dir: Option<TempDir>,
-    stop: Option<oneshot::Sender<Stop>>,
-    done: mpsc::Receiver<()>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl TestNode {
-    /// A new node in a fresh temporary data folder.
-    fn start(grace: Duration) -> Self {
-        Self::start_in(tempfile::tempdir().expect("temporary node folder"), grace)
-    }
-
-    /// A node on `dir`, new or the data folder of an earlier node.
-    fn start_in(dir: TempDir, grace: Duration) -> Self {
-        Self::start_with(dir, grace, DEFAULT_REQUEST_LIMIT)
-    }
-
-    /// A node whose requests may take at most `request_limit`.
-    fn start_with(dir: TempDir, grace: Duration, request_limit: Duration) -> Self {
-        let opts = NodeOptions {
-            data: dir.path().to_owned(),
-            listen: Some(localhost()),
-            capacity: None,
-            grace,
-            network: NetworkConfig {
-                mode: NetworkMode::Direct,
-                relay: None,
-                bind: None,
-            },
-            request_limit,
-        };
-        let (ticket_tx, ticket_rx) = mpsc::channel::<Result<NodeTicket, String>>();
-        let (stop_tx, stop_rx) = oneshot::channel::<Stop>();
-        let (done_tx, done_rx) = mpsc::channel::<()>();
-        let thread = thread::Builder::new()
-            .name("test-node".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("node runtime");
-                let how = rt.block_on(serve_node(opts, ticket_tx, stop_rx));
-                match how {
-                    Stop::Kill => rt.shutdown_background(),
-                    Stop::Graceful => rt.shutdown_timeout(Duration::from_secs(5)),
-                }
-                let _ = done_tx.send(());
-            })
-            .expect("spawn the node thread");
-        let ticket = match ticket_rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(Ok(t)) => t,
-            Ok(Err(e)) => panic!("the node did not start: {e}"),
-            Err(e) => panic!("the node did not start within 20 s: {e}"),
-        };
-        assert!(
-            !ticket.addrs.is_empty() && ticket.addrs.iter().all(|a| a.ip().is_loopback()),
-            "a test node must be reachable on 127.0.0.1 only: {:?}",
-            ticket.addrs
-        );
-        Self {
-            ticket,
-            dir: Some(dir),
-            stop: Some(stop_tx),
-            done: done_rx,
-            thread: Some(thread),
-        }
-    }
-
-    fn data(&self) -> &Path {
-        self.dir.as_ref().expect("node folder").path()
-    }
-
-    fn node_dir(&self) -> NodeDir {
-        NodeDir::open(self.data()).expect("open the node folder")
-    }
-
-    fn grant(&self, client: &NodeClient, quota: u64) {
-        self.node_dir()
-            .grant(owner_of(client), quota)
-            .expect("grant an owner");
-    }
-
-    fn revoke(&self, client: &NodeClient) {
-        assert!(
-            self.node_dir().revoke(&owner_of(client)).expect("revoke"),
-            "the owner was not granted"
-        );
-    }
-
-    fn peer(&self, client: &Arc<NodeClient>) -> NodePeer {
-        client.peer("test-node", &self.ticket).expect("node peer")
-    }
-
-    /// `owners/<hex>` of one owner in the node's data folder.
-    fn owner_dir(&self, client: &NodeClient) -> PathBuf {
-        self.node_dir().owner_dir(&owner_of(client))
-    }
-
-    /// Stop politely and hand back the data folder.
-    fn stop(mut self) -> TempDir {
-        self.shutdown(Stop::Graceful);
-        self.dir.take().expect("node folder")
-    }
-
-    /// Kill (no polite close) and hand back the data folder.
-    fn kill(mut self) -> TempDir {
-        self.shutdown(Stop::Kill);
-        self.dir.take().expect("node folder")
-    }
-
-    fn shutdown(&mut self, how: Stop) {
-        let Some(stop) = self.stop.take() else { return };
-        let _ = stop.send(how);
-        match self.done.recv_timeout(Duration::from_secs(20)) {
-            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let joined = self.thread.take().map(JoinHandle::join);
-                if matches!(joined, Some(Err(_))) && !thread::panicking() {
-                    panic!("the node thread panicked");
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if !thread::panicking() {
-                    panic!("the node did not stop within 20 s");
-                }
-            }
-        }
-    }
-}
-
-impl Drop for TestNode {
-    fn drop(&mut self) {
-        self.shutdown(Stop::Graceful);
-    }
-}
-
-/// The node thread's async part: start, report the ticket, serve until told.
-async fn serve_node(
-    opts: NodeOptions,
-    ticket_tx: mpsc::Sender<Result<NodeTicket, String>>,
-    stop_rx: oneshot::Receiver<Stop>,
-) -> Stop {
-    let running = match trove_node::start(&opts).await {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = ticket_tx.send(Err(e.to_string()));
-            return Stop::Graceful;
-        }
-    };
-    let _ = ticket_tx.send(Ok(running.ticket.clone()));
-    let (graceful_tx, graceful_rx) = oneshot::channel::<()>();
-    let serve = running.serve(async {
-        let _ = graceful_rx.await;
-    });
-    tokio::pin!(serve);
-    tokio::select! {
-        () = &mut serve => Stop::Graceful,
-        how = stop_rx => match how {
-            // Returning drops `serve` (and the endpoint) without closing it.
-            Ok(Stop::Kill) => Stop::Kill,
-            // A dropped sender (the test panicked) stops politely too.
-            Ok(Stop::Graceful) | Err(_) => {
-                let _ = graceful_tx.send(());
-                serve.await;
-                Stop::Graceful
-            }
-        },
-    }
 }
 
 /// Regular files under `dir`, recursively (none if it does not exist).
@@ -379,6 +152,58 @@ fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
         want.len(),
         FragmentId::of(want).short()
     );
+}
+
+// ---------------------------------------------------------------------------
+// 0. The peer contract, as folder and memory peers keep it
+// ---------------------------------------------------------------------------
+
+/// The properties of `trove_peer::testing::contract` run against a node
+/// peer, each for a fresh owner (a namespace of its own) of one node. The
+/// stored bytes are damaged in the owner's folder on the node.
+#[test]
+fn node_peer_keeps_the_peer_contract() {
+    bounded(Duration::from_secs(120), || {
+        let node = TestNode::start(GRACE);
+        let owner = || {
+            let client = new_client();
+            node.grant(&client, 64 * MIB as u64);
+            (node.peer(&client), client)
+        };
+        let (peer, _c) = owner();
+        contract::put_get_has_list_range(&peer);
+        let (peer, _c) = owner();
+        contract::wrong_hash_is_refused_and_nothing_stored(&peer);
+        let (peer, client) = owner();
+        let dir = node.owner_dir(&client);
+        contract::truncated_fragment_is_returned_as_is(&peer, &|id, bytes| {
+            fs::write(fragment_path(&dir, id), bytes).expect("damage a fragment")
+        });
+        let (peer, _c) = owner();
+        contract::deleted_fragment_is_gone_at_once(&peer);
+        let (peer, _c) = owner();
+        contract::meta_put_get_list_per_container(&peer);
+        let (peer, _c) = owner();
+        contract::stolen_key_cannot_overwrite_or_roll_back_metadata(&peer);
+        let (peer, _c) = owner();
+        contract::deleted_and_replaced_metadata_is_in_the_trash(&peer);
+        let (peer, client) = owner();
+        let dir = node.owner_dir(&client);
+        contract::a_damaged_meta_copy_is_replaced(&peer, &|key, bytes| {
+            let MetaKey::IndexSegment(c, g) = key else {
+                unreachable!("the contract damages an index segment")
+            };
+            let path = dir
+                .join("meta")
+                .join(c.to_hex())
+                .join("index")
+                .join(g.to_hex());
+            fs::write(path, bytes).expect("damage a segment")
+        });
+        // Not kept by a node: `put_replaces_a_damaged_copy`. A node answers
+        // a put of a fragment it has a file for with Ok and keeps the file
+        // as it is, damaged or not (server.rs, `put`).
+    });
 }
 
 // ---------------------------------------------------------------------------
@@ -833,7 +658,7 @@ fn malformed_and_oversized_messages_drop_only_that_connection() {
 
         // A stalled request: 100 bytes announced, 10 sent, stream left open.
         let (stalled_conn, stalled_send) = rt.block_on(async {
-            let conn = raw_connect(&ep, &node.ticket).await;
+            let conn = raw_connect(&ep, node.ticket()).await;
             let (mut send, _recv) = conn.open_bi().await.expect("open a stream");
             send.write_all(&100u32.to_le_bytes()).await.expect("write");
             send.write_all(&[1; 10]).await.expect("write");
@@ -854,7 +679,7 @@ fn malformed_and_oversized_messages_drop_only_that_connection() {
         ];
         for (what, bytes) in cases {
             let started = Instant::now();
-            let (closed, answered) = rt.block_on(send_bad(&ep, &node.ticket, &bytes));
+            let (closed, answered) = rt.block_on(send_bad(&ep, node.ticket(), &bytes));
             match closed {
                 Some(ConnectionError::ApplicationClosed(_)) => {}
                 Some(other) => {
@@ -888,7 +713,7 @@ fn malformed_and_oversized_messages_drop_only_that_connection() {
             "get",
         );
         let resp: Response = rt.block_on(async {
-            let conn = raw_connect(&ep, &node.ticket).await;
+            let conn = raw_connect(&ep, node.ticket()).await;
             let (mut send, mut recv) = conn.open_bi().await.expect("open a stream");
             let hello = Request::Hello {
                 client: "raw".into(),
@@ -986,7 +811,7 @@ fn audits_prove_intact_fragments_and_catch_damage() {
 /// folder and check it holds the fragment whole or not at all.
 fn interrupted_put(how: Stop) {
     let node = TestNode::start(GRACE);
-    let node_id = node.ticket.node;
+    let node_id = node.ticket().node;
     let client = new_client();
     node.grant(&client, 1 << 30);
     let peer = node.peer(&client);
@@ -1039,7 +864,8 @@ fn interrupted_put(how: Stop) {
     // Same folder, same key: whole or nothing.
     let node = TestNode::start_in(dir, GRACE);
     assert_eq!(
-        node.ticket.node, node_id,
+        node.ticket().node,
+        node_id,
         "the restarted node has another key"
     );
     let peer = node.peer(&client);
@@ -1271,7 +1097,7 @@ fn a_put_dropped_at_the_time_limit_releases_its_reservation() {
         let ep = rt
             .block_on(direct_local().bind(iroh::SecretKey::from_bytes(&seed), Vec::new(), false))
             .expect("raw endpoint");
-        let ticket = node.ticket.clone();
+        let ticket = node.ticket().clone();
         let data = node.data().to_owned();
         rt.block_on(async move {
             let conn = raw_connect(&ep, &ticket).await;
@@ -1323,7 +1149,7 @@ fn an_ungranted_owner_is_answered_then_disconnected() {
                 false,
             ))
             .expect("endpoint");
-        let ticket = node.ticket.clone();
+        let ticket = node.ticket().clone();
         rt.block_on(async move {
             let conn = raw_connect(&ep, &ticket).await;
             let (mut send, mut recv) = conn.open_bi().await.expect("stream");

@@ -216,7 +216,8 @@ impl FolderPeer {
 
     /// Free the space of fragments and metadata objects deleted or replaced
     /// at least `grace` before `now`. The grace period is the folder owner's
-    /// choice (invariant 7). Returns how many files were purged.
+    /// choice (invariant 7, docs/design.md §Invariants). Returns how many
+    /// files were purged.
     pub fn purge_expired(&self, grace: Duration, now: SystemTime) -> Result<u64, PeerError> {
         const OP: &str = "purging deleted fragments";
         self.ensure_present()?;

@@ -18,6 +18,10 @@
 //!   pinned signer, never rolled back); [`durable`] is the one durable-write
 //!   recipe every writer uses.
 //!
+//! - [`testing`] (feature `testing`, for tests of this and other crates):
+//!   an in-memory peer, wrappers that fail, lie or dawdle on demand, and the
+//!   contract every peer keeps.
+//!
 //! Node peers (`trove-node`) are another implementation of [`Peer`] that
 //! wraps its own async runtime.
 
@@ -27,6 +31,8 @@ pub mod durable;
 pub mod folder;
 pub mod peer;
 pub mod placement;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use admit::{admit, Admission, MetaRejection};
 pub use audit::AuditRange;

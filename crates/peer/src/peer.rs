@@ -13,7 +13,8 @@ use crate::audit::{self, AuditRange};
 ///
 /// Blocking and object-safe so callers can hold `Arc<dyn Peer>`; peers that
 /// talk over the network wrap their own async runtime. A peer only ever sees
-/// ids and bytes that the caller has already encrypted (DESIGN invariant 1).
+/// ids and bytes that the caller has already encrypted (invariant 1,
+/// docs/design.md §Invariants).
 pub trait Peer: Send + Sync + fmt::Debug {
     /// Human label for messages, e.g. "usb-1 (dir:/mnt/usb/trove)".
     fn describe(&self) -> String;
@@ -61,10 +62,11 @@ pub trait Peer: Send + Sync + fmt::Debug {
     /// Every fragment the peer holds (not those awaiting deletion), sorted.
     fn list_fragments(&self) -> Result<Vec<FragmentId>, PeerError>;
 
-    /// Delayed deletion (DESIGN invariant 7): the fragment stops being listed
-    /// or served at once, but the peer keeps it for a grace period chosen by
-    /// the peer's owner before freeing the space. Deleting an absent fragment
-    /// is `Ok`, so an interrupted garbage collection can simply run again.
+    /// Delayed deletion (invariant 7, docs/design.md §Invariants): the
+    /// fragment stops being listed or served at once, but the peer keeps it
+    /// for a grace period chosen by the peer's owner before freeing the
+    /// space. Deleting an absent fragment is `Ok`, so an interrupted garbage
+    /// collection can simply run again.
     fn delete_fragment(&self, id: &FragmentId) -> Result<(), PeerError>;
 
     /// Store a small metadata object durably, atomically replacing the copy
@@ -327,70 +329,13 @@ mod tests {
         .is_retryable_elsewhere());
     }
 
-    /// Holds one fragment; only what the default `audit_fragment` uses.
-    #[derive(Debug)]
-    struct OneFragment(Vec<u8>);
-
-    impl Peer for OneFragment {
-        fn describe(&self) -> String {
-            "one".into()
-        }
-        fn get_fragment(&self, id: &FragmentId) -> Result<Vec<u8>, PeerError> {
-            if *id == FragmentId::of(&self.0) {
-                Ok(self.0.clone())
-            } else {
-                Err(PeerError::NotFound {
-                    peer: self.describe(),
-                    what: format!("fragment {}", id.short()),
-                })
-            }
-        }
-        fn put_fragment(&self, _: &FragmentId, _: &[u8]) -> Result<(), PeerError> {
-            unimplemented!()
-        }
-        fn get_fragment_range(&self, _: &FragmentId, _: u64, _: u64) -> Result<Vec<u8>, PeerError> {
-            unimplemented!()
-        }
-        fn has_fragment(&self, _: &FragmentId) -> Result<bool, PeerError> {
-            unimplemented!()
-        }
-        fn list_fragments(&self) -> Result<Vec<FragmentId>, PeerError> {
-            unimplemented!()
-        }
-        fn delete_fragment(&self, _: &FragmentId) -> Result<(), PeerError> {
-            unimplemented!()
-        }
-        fn put_meta(&self, _: &MetaKey, _: &[u8]) -> Result<(), PeerError> {
-            unimplemented!()
-        }
-        fn get_meta(&self, _: &MetaKey) -> Result<Vec<u8>, PeerError> {
-            unimplemented!()
-        }
-        fn list_meta(&self, _: Option<&ContainerId>) -> Result<Vec<MetaKey>, PeerError> {
-            unimplemented!()
-        }
-        fn delete_meta(&self, _: &MetaKey) -> Result<(), PeerError> {
-            unimplemented!()
-        }
-        fn list_deleted_meta(
-            &self,
-            _: Option<&ContainerId>,
-        ) -> Result<Vec<DeletedMeta>, PeerError> {
-            unimplemented!()
-        }
-        fn get_deleted_meta(&self, _: &MetaKey) -> Result<Vec<u8>, PeerError> {
-            unimplemented!()
-        }
-        fn stat(&self) -> Result<PeerStat, PeerError> {
-            unimplemented!()
-        }
-    }
-
     #[test]
     fn default_audit_proves_from_the_fragment_bytes() {
         let bytes = vec![5u8; 3_000];
         let id = FragmentId::of(&bytes);
-        let peer = OneFragment(bytes);
+        // A memory peer keeps the trait's default audit.
+        let peer = crate::testing::MemoryPeer::new("one");
+        peer.put_fragment(&id, &bytes).unwrap();
         let range = AuditRange {
             offset: 1_000,
             len: 100,

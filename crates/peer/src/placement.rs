@@ -4,10 +4,11 @@
 //! Rules, in order of priority:
 //! 1. no peer gets more than `ceil(count / peers)` fragments of one pack, so
 //!    with at least `count` peers every fragment goes to a distinct peer
-//!    (DESIGN invariant 2);
+//!    (invariant 2, docs/design.md §Invariants);
 //! 2. the largest number of fragments in any one failure domain (peers
 //!    sharing a label value, e.g. `site=home`) is as small as possible, so
-//!    losing one site costs as few fragments as possible (invariant 3);
+//!    losing one site costs as few fragments as possible (invariant 3,
+//!    docs/design.md §Invariants);
 //! 3. then the least loaded peer within this pack;
 //! 4. then more free space, compared coarsely (within a factor of two counts
 //!    as equal) so that similar peers still take turns;

@@ -1,56 +1,27 @@
-//! Folder peers on real files in temporary directories.
+//! Folder peers on real files in temporary directories: the peer contract
+//! (`trove_peer::testing::contract`, which `MemoryPeer` runs too), then what
+//! only a folder has (its layout, trash files, marker, mounts, permissions).
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use trove_core::envelope;
-use trove_core::keys::MasterSecret;
-use trove_core::seal::BlobKind;
-use trove_core::{ContainerId, FragmentId, SegmentId, SnapshotId};
+use trove_core::{ContainerId, FragmentId, SnapshotId};
 use trove_peer::folder::MARKER_FILE;
-use trove_peer::{FolderPeer, MetaKey, MetaRejection, Peer, PeerError};
-
-/// The owner whose signed objects these tests store.
-fn owner() -> &'static MasterSecret {
-    static OWNER: std::sync::OnceLock<MasterSecret> = std::sync::OnceLock::new();
-    OWNER.get_or_init(MasterSecret::generate)
-}
-
-/// A signed envelope of `key` by `by`, as a backup would write it (the
-/// body's content is irrelevant to a peer).
-fn signed_by(by: &MasterSecret, key: &MetaKey, revision: u64, body: &[u8]) -> Vec<u8> {
-    let (kind, object) = match key {
-        MetaKey::Container(c) => (BlobKind::ContainerManifest, c.0),
-        MetaKey::Snapshot(_, s) => (BlobKind::SnapshotManifest, s.0),
-        MetaKey::IndexSegment(_, g) => (BlobKind::IndexSegment, g.0),
-    };
-    envelope::seal_signed(
-        &by.identity(),
-        &by.manifest_key(),
-        kind,
-        &object,
-        revision,
-        body,
-    )
-}
-
-fn signed(key: &MetaKey, revision: u64, body: &[u8]) -> Vec<u8> {
-    signed_by(owner(), key, revision, body)
-}
-
-fn fragment(seed: u8, len: usize) -> (FragmentId, Vec<u8>) {
-    let bytes: Vec<u8> = (0..len)
-        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
-        .collect();
-    (FragmentId::of(&bytes), bytes)
-}
+use trove_peer::testing::{contract, fragment, signed};
+use trove_peer::{FolderPeer, MetaKey, Peer, PeerError};
 
 fn new_peer() -> (tempfile::TempDir, FolderPeer) {
     let dir = tempfile::tempdir().unwrap();
     let peer = FolderPeer::create("usb-1", &dir.path().join("peer")).unwrap();
     (dir, peer)
+}
+
+/// Where a folder peer rooted at `root` keeps fragment `id`.
+fn fragment_file(root: &Path, id: &FragmentId) -> PathBuf {
+    let hex = id.to_hex();
+    root.join("fragments").join(&hex[..2]).join(hex)
 }
 
 /// Every regular file under `dir`, relative paths.
@@ -80,49 +51,8 @@ fn files_under(dir: &Path) -> Vec<String> {
 #[test]
 fn put_get_has_list_range() {
     let (_dir, peer) = new_peer();
-    let (a, a_bytes) = fragment(1, 10_000);
-    let (b, b_bytes) = fragment(2, 3);
-    assert!(!peer.has_fragment(&a).unwrap());
-    assert!(peer.list_fragments().unwrap().is_empty());
-
-    peer.put_fragment(&a, &a_bytes).unwrap();
-    peer.put_fragment(&b, &b_bytes).unwrap();
-    // Idempotent.
-    peer.put_fragment(&a, &a_bytes).unwrap();
-
-    assert_eq!(peer.get_fragment(&a).unwrap(), a_bytes);
-    assert_eq!(peer.get_fragment(&b).unwrap(), b_bytes);
-    assert!(peer.has_fragment(&a).unwrap());
-    let mut want = vec![a, b];
-    want.sort();
-    assert_eq!(peer.list_fragments().unwrap(), want);
-
-    assert_eq!(
-        peer.get_fragment_range(&a, 100, 50).unwrap(),
-        &a_bytes[100..150]
-    );
-    assert_eq!(
-        peer.get_fragment_range(&a, 9_990, 50).unwrap(),
-        &a_bytes[9_990..]
-    );
-    assert!(peer.get_fragment_range(&a, 20_000, 5).unwrap().is_empty());
-    // A huge len must not allocate a huge buffer.
-    assert_eq!(peer.get_fragment_range(&b, 0, u64::MAX).unwrap(), b_bytes);
-
-    let (c, _) = fragment(3, 10);
-    assert!(matches!(
-        peer.get_fragment(&c),
-        Err(PeerError::NotFound { .. })
-    ));
-    assert!(matches!(
-        peer.get_fragment_range(&c, 0, 1),
-        Err(PeerError::NotFound { .. })
-    ));
-
-    let stat = peer.stat().unwrap();
-    assert_eq!(stat.fragments, 2);
-    assert_eq!(stat.fragment_bytes, 10_003);
-    assert!(stat.free_bytes.is_some_and(|f| f > 0));
+    contract::put_get_has_list_range(&peer);
+    assert!(peer.stat().unwrap().free_bytes.is_some_and(|f| f > 0));
 }
 
 #[test]
@@ -156,65 +86,38 @@ fn layout_is_sharded_and_holds_no_plaintext() {
 #[test]
 fn wrong_hash_is_refused_and_nothing_stored() {
     let (_dir, peer) = new_peer();
-    let (a, _) = fragment(1, 100);
-    let (_, other) = fragment(2, 100);
-    let err = peer.put_fragment(&a, &other).unwrap_err();
-    assert!(
-        matches!(err, PeerError::HashMismatch { id, .. } if id == a),
-        "{err}"
-    );
-    assert!(err.to_string().contains("usb-1"));
-    assert!(!peer.has_fragment(&a).unwrap());
-    assert!(peer.list_fragments().unwrap().is_empty());
+    // The contract checks that the error names the peer by its label,
+    // "usb-1 (dir:…)".
+    assert!(peer.describe().starts_with("usb-1 "));
+    contract::wrong_hash_is_refused_and_nothing_stored(&peer);
 }
 
 #[test]
 fn put_replaces_a_damaged_copy() {
     let (dir, peer) = new_peer();
-    let (a, bytes) = fragment(1, 1000);
-    peer.put_fragment(&a, &bytes).unwrap();
-    let hex = a.to_hex();
-    let path = dir.path().join("peer/fragments").join(&hex[..2]).join(&hex);
-    fs::write(&path, b"rot").unwrap();
-    peer.put_fragment(&a, &bytes).unwrap();
-    assert_eq!(fs::read(&path).unwrap(), bytes);
+    let root = dir.path().join("peer");
+    let damage =
+        |id: &FragmentId, bytes: &[u8]| fs::write(fragment_file(&root, id), bytes).unwrap();
+    let (a, bytes) = contract::put_replaces_a_damaged_copy(&peer, &damage);
+    assert_eq!(fs::read(fragment_file(&root, &a)).unwrap(), bytes);
 }
 
 #[test]
 fn truncated_fragment_is_returned_as_is() {
     let (dir, peer) = new_peer();
-    let (a, bytes) = fragment(1, 1000);
-    peer.put_fragment(&a, &bytes).unwrap();
-    let hex = a.to_hex();
-    let path = dir.path().join("peer/fragments").join(&hex[..2]).join(&hex);
-    fs::write(&path, &bytes[..400]).unwrap();
-    let got = peer.get_fragment(&a).unwrap();
-    assert_eq!(got, &bytes[..400]);
-    assert_ne!(FragmentId::of(&got), a, "the caller detects it");
-    assert_eq!(
-        peer.get_fragment_range(&a, 300, 200).unwrap(),
-        &bytes[300..400]
-    );
+    let root = dir.path().join("peer");
+    let damage =
+        |id: &FragmentId, bytes: &[u8]| fs::write(fragment_file(&root, id), bytes).unwrap();
+    contract::truncated_fragment_is_returned_as_is(&peer, &damage);
 }
 
 #[test]
 fn delete_moves_to_trash_and_purge_respects_grace() {
     let (dir, peer) = new_peer();
-    let (a, a_bytes) = fragment(1, 100);
-    let (b, b_bytes) = fragment(2, 100);
-    peer.put_fragment(&a, &a_bytes).unwrap();
-    peer.put_fragment(&b, &b_bytes).unwrap();
-
-    peer.delete_fragment(&a).unwrap();
-    // Deleting again (an interrupted GC re-running) is fine.
-    peer.delete_fragment(&a).unwrap();
-    assert!(!peer.has_fragment(&a).unwrap());
-    assert!(matches!(
-        peer.get_fragment(&a),
-        Err(PeerError::NotFound { .. })
-    ));
-    assert_eq!(peer.list_fragments().unwrap(), vec![b]);
-    assert_eq!(peer.stat().unwrap().fragments, 1);
+    let contract::DeletedFragment {
+        deleted: (a, a_bytes),
+        kept: (b, b_bytes),
+    } = contract::deleted_fragment_is_gone_at_once(&peer);
 
     let trash = files_under(&dir.path().join("peer/trash"));
     assert_eq!(trash.len(), 1);
@@ -243,56 +146,7 @@ fn delete_moves_to_trash_and_purge_respects_grace() {
 #[test]
 fn meta_put_get_list_per_container() {
     let (_dir, peer) = new_peer();
-    let c1 = ContainerId::random();
-    let c2 = ContainerId::random();
-    let s1 = SnapshotId::random();
-    let s2 = SnapshotId::random();
-    let g1 = SegmentId::random();
-    let keys1 = [
-        MetaKey::Container(c1),
-        MetaKey::Snapshot(c1, s1),
-        MetaKey::Snapshot(c1, s2),
-        MetaKey::IndexSegment(c1, g1),
-    ];
-    let objects: Vec<Vec<u8>> = keys1
-        .iter()
-        .enumerate()
-        .map(|(i, k)| signed(k, 1, &[i as u8; 10]))
-        .collect();
-    for (k, v) in keys1.iter().zip(&objects) {
-        peer.put_meta(k, v).unwrap();
-    }
-    let other = MetaKey::Snapshot(c2, s1);
-    peer.put_meta(&other, &signed(&other, 0, b"c2")).unwrap();
-
-    for (k, v) in keys1.iter().zip(&objects) {
-        assert_eq!(&peer.get_meta(k).unwrap(), v);
-    }
-    // Atomic replace by a newer revision.
-    let v2 = signed(&MetaKey::Container(c1), 2, b"v2");
-    peer.put_meta(&MetaKey::Container(c1), &v2).unwrap();
-    assert_eq!(peer.get_meta(&MetaKey::Container(c1)).unwrap(), v2);
-
-    let mut want1 = keys1.to_vec();
-    want1.sort();
-    assert_eq!(peer.list_meta(Some(&c1)).unwrap(), want1);
-    assert_eq!(
-        peer.list_meta(Some(&c2)).unwrap(),
-        vec![MetaKey::Snapshot(c2, s1)]
-    );
-    assert!(peer
-        .list_meta(Some(&ContainerId::random()))
-        .unwrap()
-        .is_empty());
-    let mut all = want1.clone();
-    all.push(MetaKey::Snapshot(c2, s1));
-    all.sort();
-    assert_eq!(peer.list_meta(None).unwrap(), all);
-
-    let err = peer.get_meta(&MetaKey::Container(c2)).unwrap_err();
-    assert!(matches!(err, PeerError::NotFound { .. }), "{err}");
-    // Metadata is not fragments.
-    assert!(peer.list_fragments().unwrap().is_empty());
+    contract::meta_put_get_list_per_container(&peer);
 }
 
 #[test]
@@ -523,13 +377,6 @@ fn read_only_fragments_dir_is_read_only() {
 // Metadata a stolen key cannot wipe (issue 8, finding 1)
 // ---------------------------------------------------------------------------
 
-fn rejected(r: Result<(), PeerError>) -> MetaRejection {
-    match r {
-        Err(PeerError::MetaRejected { reason, .. }) => *reason,
-        other => panic!("expected a refusal, got {other:?}"),
-    }
-}
-
 /// What ransomware holding the peer's credentials tried against a node:
 /// overwrite every metadata object with one byte, roll the container
 /// manifest back, sign its own copies, file objects under other keys. Every
@@ -537,96 +384,13 @@ fn rejected(r: Result<(), PeerError>) -> MetaRejection {
 #[test]
 fn stolen_key_cannot_overwrite_or_roll_back_metadata() {
     let (_dir, peer) = new_peer();
-    let c = ContainerId::random();
-    let manifest = MetaKey::Container(c);
-    let snapshot = MetaKey::Snapshot(c, SnapshotId::random());
-    let segment = MetaKey::IndexSegment(c, SegmentId::random());
-    let r1 = signed(&manifest, 1, b"roster v1");
-    let r2 = signed(&manifest, 2, b"roster v2");
-    let snap = signed(&snapshot, 0, b"snapshot");
-    let seg = signed(&segment, 0, b"segment");
-    for (k, v) in [(&manifest, &r1), (&snapshot, &snap), (&segment, &seg)] {
-        peer.put_meta(k, v).unwrap();
-    }
-    peer.put_meta(&manifest, &r2).unwrap();
-    // Idempotent.
-    peer.put_meta(&manifest, &r2).unwrap();
-
-    for k in [&manifest, &snapshot, &segment] {
-        assert!(matches!(
-            rejected(peer.put_meta(k, b"x")),
-            MetaRejection::Invalid(_)
-        ));
-    }
-    assert_eq!(
-        rejected(peer.put_meta(&manifest, &r1)),
-        MetaRejection::NotNewer {
-            held: 2,
-            offered: 1
-        }
-    );
-    let thief = MasterSecret::generate();
-    assert!(matches!(
-        rejected(peer.put_meta(&manifest, &signed_by(&thief, &manifest, 99, b"mine"))),
-        MetaRejection::WrongSigner { .. }
-    ));
-    // The pin holds for objects new to the container too.
-    let new_snapshot = MetaKey::Snapshot(c, SnapshotId::random());
-    assert!(matches!(
-        rejected(peer.put_meta(&new_snapshot, &signed_by(&thief, &new_snapshot, 0, b"x"))),
-        MetaRejection::WrongSigner { .. }
-    ));
-    assert_eq!(
-        rejected(peer.put_meta(&snapshot, &signed(&snapshot, 0, b"another"))),
-        MetaRejection::Immutable
-    );
-    assert_eq!(
-        rejected(peer.put_meta(&new_snapshot, &snap)),
-        MetaRejection::WrongKey
-    );
-    assert_eq!(peer.get_meta(&manifest).unwrap(), r2);
-    assert_eq!(peer.get_meta(&snapshot).unwrap(), snap);
-    assert_eq!(peer.get_meta(&segment).unwrap(), seg);
-    // The replaced revision waits in the trash.
-    let deleted = peer.list_deleted_meta(Some(&c)).unwrap();
-    assert_eq!(deleted.len(), 1, "{deleted:?}");
-    assert_eq!(deleted[0].key, manifest);
-    assert_eq!(peer.get_deleted_meta(&manifest).unwrap(), r1);
+    contract::stolen_key_cannot_overwrite_or_roll_back_metadata(&peer);
 }
 
 #[test]
 fn deleted_and_replaced_metadata_stays_in_the_trash_for_the_grace_period() {
     let (dir, peer) = new_peer();
-    let c = ContainerId::random();
-    let manifest = MetaKey::Container(c);
-    let snapshot = MetaKey::Snapshot(c, SnapshotId::random());
-    let snap = signed(&snapshot, 0, b"snapshot");
-    peer.put_meta(&snapshot, &snap).unwrap();
-    peer.put_meta(&manifest, &signed(&manifest, 1, b"m1"))
-        .unwrap();
-    peer.put_meta(&manifest, &signed(&manifest, 2, b"m2"))
-        .unwrap();
-
-    peer.delete_meta(&snapshot).unwrap();
-    peer.delete_meta(&snapshot).unwrap();
-    assert!(matches!(
-        peer.get_meta(&snapshot).unwrap_err(),
-        PeerError::NotFound { .. }
-    ));
-    assert_eq!(peer.list_meta(Some(&c)).unwrap(), vec![manifest]);
-    assert_eq!(peer.get_deleted_meta(&snapshot).unwrap(), snap);
-    let keys: Vec<MetaKey> = peer
-        .list_deleted_meta(None)
-        .unwrap()
-        .into_iter()
-        .map(|d| d.key)
-        .collect();
-    let mut want = vec![manifest, snapshot];
-    want.sort();
-    assert_eq!(keys, want);
-    // A deleted snapshot can be put back (by its owner's next backup).
-    peer.put_meta(&snapshot, &snap).unwrap();
-    assert_eq!(peer.get_meta(&snapshot).unwrap(), snap);
+    contract::deleted_and_replaced_metadata_is_in_the_trash(&peer);
 
     let root = dir.path().join("peer");
     let now = SystemTime::now();
@@ -647,23 +411,15 @@ fn deleted_and_replaced_metadata_stays_in_the_trash_for_the_grace_period() {
 #[test]
 fn a_damaged_copy_on_disk_is_replaced() {
     let (dir, peer) = new_peer();
-    let c = ContainerId::random();
-    let segment = MetaKey::IndexSegment(c, SegmentId::random());
-    let seg = signed(&segment, 0, b"segment");
-    peer.put_meta(&segment, &seg).unwrap();
-    let path = dir
-        .path()
-        .join("peer/meta")
-        .join(c.to_hex())
-        .join("index")
-        .join(match segment {
-            MetaKey::IndexSegment(_, g) => g.to_hex(),
-            _ => unreachable!(),
-        });
-    fs::write(&path, b"bit rot").unwrap();
-    peer.put_meta(&segment, &seg).unwrap();
-    assert_eq!(peer.get_meta(&segment).unwrap(), seg);
-    assert_eq!(peer.get_deleted_meta(&segment).unwrap(), b"bit rot");
+    let meta = dir.path().join("peer/meta");
+    let damage = |key: &MetaKey, bytes: &[u8]| {
+        let MetaKey::IndexSegment(c, g) = key else {
+            unreachable!("the contract damages an index segment")
+        };
+        let path = meta.join(c.to_hex()).join("index").join(g.to_hex());
+        fs::write(path, bytes).unwrap();
+    };
+    contract::a_damaged_meta_copy_is_replaced(&peer, &damage);
 }
 
 /// The process umask, from /proc.

@@ -1,4 +1,4 @@
-//! Placement rules (DESIGN invariants 2 and 3).
+//! Placement rules (invariants 2 and 3, docs/design.md §Invariants).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -166,94 +166,24 @@ mod tests {
     //! Real folder peers, some wrapped to fail, under the uploader.
     use super::*;
     use crate::progress::Quiet;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use trove_core::keys::SealKey;
     use trove_core::pack::PackBuilder;
     use trove_core::seal::BlobKind;
-    use trove_core::{BlobId, ContainerId, FragmentId, PeerId};
-    use trove_peer::{FolderPeer, MetaKey, PeerError, PeerStat};
+    use trove_core::{BlobId, FragmentId, PeerId};
+    use trove_peer::testing::{full, hash_mismatch, FailingPeer, MakeError, Op};
+    use trove_peer::{FolderPeer, PeerError};
 
-    /// A folder peer whose puts fail with a chosen error.
-    #[derive(Debug)]
-    struct Failing {
-        inner: FolderPeer,
-        fail: FailWith,
-        attempts: AtomicUsize,
-    }
+    type Peers = Vec<(PeerRecord, Arc<dyn Peer>)>;
 
-    impl Peer for Failing {
-        fn describe(&self) -> String {
-            self.inner.describe()
-        }
-        fn put_fragment(&self, _: &FragmentId, _: &[u8]) -> Result<(), PeerError> {
-            self.attempts.fetch_add(1, Ordering::SeqCst);
-            Err((self.fail)(self.inner.name()))
-        }
-        fn get_fragment(&self, id: &FragmentId) -> Result<Vec<u8>, PeerError> {
-            self.inner.get_fragment(id)
-        }
-        fn get_fragment_range(
-            &self,
-            id: &FragmentId,
-            o: u64,
-            l: u64,
-        ) -> Result<Vec<u8>, PeerError> {
-            self.inner.get_fragment_range(id, o, l)
-        }
-        fn has_fragment(&self, id: &FragmentId) -> Result<bool, PeerError> {
-            self.inner.has_fragment(id)
-        }
-        fn list_fragments(&self) -> Result<Vec<FragmentId>, PeerError> {
-            self.inner.list_fragments()
-        }
-        fn delete_fragment(&self, id: &FragmentId) -> Result<(), PeerError> {
-            self.inner.delete_fragment(id)
-        }
-        fn put_meta(&self, k: &MetaKey, b: &[u8]) -> Result<(), PeerError> {
-            self.inner.put_meta(k, b)
-        }
-        fn get_meta(&self, k: &MetaKey) -> Result<Vec<u8>, PeerError> {
-            self.inner.get_meta(k)
-        }
-        fn list_meta(&self, c: Option<&ContainerId>) -> Result<Vec<MetaKey>, PeerError> {
-            self.inner.list_meta(c)
-        }
-        fn delete_meta(&self, k: &MetaKey) -> Result<(), PeerError> {
-            self.inner.delete_meta(k)
-        }
-        fn list_deleted_meta(
-            &self,
-            c: Option<&ContainerId>,
-        ) -> Result<Vec<trove_peer::DeletedMeta>, PeerError> {
-            self.inner.list_deleted_meta(c)
-        }
-        fn get_deleted_meta(&self, k: &MetaKey) -> Result<Vec<u8>, PeerError> {
-            self.inner.get_deleted_meta(k)
-        }
-        fn stat(&self) -> Result<PeerStat, PeerError> {
-            self.inner.stat()
-        }
-    }
-
-    fn full(peer: &str) -> PeerError {
-        PeerError::Full { peer: peer.into() }
-    }
-
-    type FailWith = fn(&str) -> PeerError;
-
-    fn mismatch(peer: &str) -> PeerError {
-        PeerError::HashMismatch {
-            peer: peer.into(),
-            id: FragmentId([0; 32]),
-        }
-    }
-
+    /// `n` folder peers, those named in `failing` failing every put with
+    /// the given error; and those failing peers, to count their attempts.
     fn peers(
         dir: &std::path::Path,
         n: usize,
-        failing: &[(usize, FailWith)],
-    ) -> Vec<(PeerRecord, Arc<dyn Peer>)> {
-        (0..n)
+        failing: &[(usize, MakeError)],
+    ) -> (Peers, Vec<Arc<FailingPeer>>) {
+        let mut failing_peers = Vec::new();
+        let peers = (0..n)
             .map(|i| {
                 let name = format!("p{i}");
                 let folder = FolderPeer::create(&name, &dir.join(&name)).unwrap();
@@ -264,16 +194,19 @@ mod tests {
                     labels: Default::default(),
                 };
                 let peer: Arc<dyn Peer> = match failing.iter().find(|(j, _)| *j == i) {
-                    Some((_, f)) => Arc::new(Failing {
-                        inner: folder,
-                        fail: *f,
-                        attempts: AtomicUsize::new(0),
-                    }),
+                    Some((_, f)) => {
+                        let failing = Arc::new(
+                            FailingPeer::new(Arc::new(folder)).failing(Op::PutFragment, *f),
+                        );
+                        failing_peers.push(failing.clone());
+                        failing
+                    }
                     None => Arc::new(folder),
                 };
                 (rec, peer)
             })
-            .collect()
+            .collect();
+        (peers, failing_peers)
     }
 
     fn a_pack() -> trove_core::pack::FinishedPack {
@@ -285,7 +218,7 @@ mod tests {
     #[test]
     fn a_full_peer_is_routed_around_and_every_fragment_lands() {
         let dir = tempfile::tempdir().unwrap();
-        let ps = peers(dir.path(), 7, &[(2, full)]);
+        let (ps, failing) = peers(dir.path(), 7, &[(2, full)]);
         let mut up = Uploader::new(ps.clone(), Redundancy { k: 4, m: 2 }, &Quiet);
         for _ in 0..5 {
             let rec = up.store(&a_pack()).unwrap();
@@ -307,12 +240,16 @@ mod tests {
                 assert_eq!(FragmentId::of(&p.get_fragment(&f.id).unwrap()), f.id);
             }
         }
+        assert!(
+            failing[0].attempts(Op::PutFragment) <= 1,
+            "a peer that failed is not tried again in the same backup"
+        );
     }
 
     #[test]
     fn every_peer_failing_refuses_the_pack() {
         let dir = tempfile::tempdir().unwrap();
-        let ps = peers(dir.path(), 3, &[(0, full), (1, full), (2, full)]);
+        let (ps, _) = peers(dir.path(), 3, &[(0, full), (1, full), (2, full)]);
         let mut up = Uploader::new(ps, Redundancy { k: 2, m: 1 }, &Quiet);
         assert!(matches!(
             up.store(&a_pack()),
@@ -323,10 +260,10 @@ mod tests {
     #[test]
     fn a_local_bug_fails_at_once_instead_of_excluding_peers() {
         let dir = tempfile::tempdir().unwrap();
-        let ps = peers(
+        let (ps, _) = peers(
             dir.path(),
             3,
-            &[(0, mismatch), (1, mismatch), (2, mismatch)],
+            &[(0, hash_mismatch), (1, hash_mismatch), (2, hash_mismatch)],
         );
         let mut up = Uploader::new(ps, Redundancy { k: 2, m: 1 }, &Quiet);
         assert!(matches!(

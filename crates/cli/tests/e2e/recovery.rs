@@ -3,17 +3,21 @@
 //! phrase and once from 3-of-5 SLIP-39 shares with one peer added by hand;
 //! every file restored byte for byte, and a further backup stores only new data.
 
+use crate::common::Turn;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 struct Env {
     dir: tempfile::TempDir,
+    /// This test's turn, held as long as the world.
+    _turn: Turn,
 }
 
 impl Env {
     fn new() -> Self {
         Self {
+            _turn: Turn::shared(),
             dir: tempfile::tempdir().unwrap(),
         }
     }

@@ -2,9 +2,7 @@
 //! binary: recovery through stale and lying peers, and what Trove leaves
 //! readable to other local users.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

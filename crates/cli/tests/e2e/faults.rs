@@ -2,9 +2,7 @@
 //! fragments, tampered manifests, wrong passphrases, unreadable sources and
 //! peers that go away during a backup.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -3,9 +3,7 @@
 //! folder name, a symlink target, the source path, or any 16 bytes of a
 //! file's contents.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 const FILE_NAME: &str = "SECRET-NAME-7f3a.txt";

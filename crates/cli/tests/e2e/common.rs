@@ -2,16 +2,15 @@
 //! binary in a throwaway directory (its own `TROVE_HOME`, source folder and
 //! folder peers) and compare trees on disk.
 
-// Each test file uses a different subset of these helpers.
-#![allow(dead_code)]
-
 use serde_json::Value;
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 /// The passphrase every test home is created with.
@@ -22,6 +21,62 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The uid/gid the unprivileged tests run the binary as when the tests run as root.
 pub const NOBODY: u32 = 65534;
+
+/// Taken for reading by every test (through [`Trove`], or [`Turn::shared`])
+/// and for writing by a test that must run alone ([`Turn::alone`]).
+static TURNS: RwLock<()> = RwLock::new(());
+
+thread_local! {
+    /// Turns this test's thread holds: only the first one takes the lock,
+    /// so a test may make several worlds.
+    static TURNS_HELD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// A test's turn to run. These tests share one binary and run side by side,
+/// except those that take [`Turn::alone`]: `trove demo` reports which peer
+/// was slow and which fragment corrupt, which depends on timing, and it ran
+/// alone in its own binary before the tests were one.
+#[derive(Debug)]
+pub struct Turn {
+    _shared: Option<RwLockReadGuard<'static, ()>>,
+    _alone: Option<RwLockWriteGuard<'static, ()>>,
+}
+
+impl Turn {
+    /// Run beside the other tests (but never beside one that runs alone).
+    pub fn shared() -> Turn {
+        Turn::take(false)
+    }
+
+    /// Wait for the tests running now, then run with no other test; to be
+    /// taken before anything else in the test.
+    pub fn alone() -> Turn {
+        Turn::take(true)
+    }
+
+    fn take(alone: bool) -> Turn {
+        let held = TURNS_HELD.with(|h| h.replace(h.get() + 1));
+        let mut turn = Turn {
+            _shared: None,
+            _alone: None,
+        };
+        if held > 0 {
+            assert!(!alone, "Turn::alone must be taken first in its test");
+        } else if alone {
+            // A test that failed holding its turn does not stop the others.
+            turn._alone = Some(TURNS.write().unwrap_or_else(PoisonError::into_inner));
+        } else {
+            turn._shared = Some(TURNS.read().unwrap_or_else(PoisonError::into_inner));
+        }
+        turn
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        TURNS_HELD.with(|h| h.set(h.get() - 1));
+    }
+}
 
 /// One throwaway Trove world: a home, a source folder and a folder for peers,
 /// all under one temporary directory that is removed on drop.
@@ -37,6 +92,8 @@ pub struct Trove {
     /// When set, the binary runs through `setpriv` as `nobody` (a copy of it
     /// inside the temporary directory, so that `nobody` can execute it).
     unprivileged_bin: Option<PathBuf>,
+    /// This test's turn, held as long as the world.
+    _turn: Turn,
 }
 
 /// Whether this test process runs as root (where permission bits do not
@@ -50,6 +107,7 @@ pub fn running_as_root() -> bool {
 impl Trove {
     /// A fresh world with an empty source folder; nothing is initialised.
     pub fn new() -> Self {
+        let turn = Turn::shared();
         let tmp = tempfile::Builder::new()
             .prefix("trove-e2e-")
             .tempdir()
@@ -65,6 +123,7 @@ impl Trove {
             src,
             peers_dir,
             unprivileged_bin: None,
+            _turn: turn,
         }
     }
 
@@ -113,10 +172,6 @@ impl Trove {
         }
         t.unprivileged_bin = Some(bin);
         Ok(t)
-    }
-
-    pub fn is_unprivileged_via_setpriv(&self) -> bool {
-        self.unprivileged_bin.is_some()
     }
 
     /// When the binary runs as `nobody`, make `nobody` own the source tree,
@@ -186,13 +241,6 @@ impl Trove {
     /// `trove --json ARGS`, asserting success; the parsed stdout.
     pub fn ok_json(&self, args: &[&str]) -> Value {
         self.json_code(0, args)
-    }
-
-    /// `trove ARGS`, asserting success.
-    pub fn ok(&self, args: &[&str]) -> Output {
-        let out = self.run(args);
-        assert_code(&out, 0, args);
-        out
     }
 
     pub fn init(&self) -> Value {

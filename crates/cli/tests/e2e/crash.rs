@@ -1,9 +1,7 @@
 //! `kill -9` in the middle of a backup leaves nothing that a later backup,
 //! `trove check --read-data` or a restore trips over.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 

@@ -3,9 +3,7 @@
 //! tests, with owners talking to them through the real `trove` binary.
 //! Every process is killed and reaped on drop; every command is bounded.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -2,9 +2,7 @@
 //! counts, exact restores of old and new snapshots, listings, `--include`,
 //! many packs with streamed big files, and usage errors.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;

@@ -4,9 +4,7 @@
 //! outside the target. A restore must never follow a symlink below its target,
 //! and must never delete a user's real folder to make room for a file.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{symlink, MetadataExt};
