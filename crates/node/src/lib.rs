@@ -8,7 +8,7 @@
 //! - [`client`]: [`NodePeer`], the owner's [`trove_peer::Peer`] for a node.
 //! - [`store`]: the node's data folder, grants and quotas.
 //! - [`network`]: network modes, tickets and LAN discovery.
-//! - [`testing`] (feature `testing`, for tests of this and other crates):
+//! - `testing` (feature `testing`, for tests of this and other crates):
 //!   real nodes on 127.0.0.1 that tests start, stop and kill.
 
 pub mod client;

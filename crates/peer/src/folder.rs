@@ -17,7 +17,7 @@
 //! directory is fsynced ([`crate::durable`]), so a killed process leaves at
 //! most a stray file in `tmp/`, never a half-written fragment or manifest.
 //! Only ids and the caller's (encrypted) bytes are written; the marker is the
-//! only other file. Metadata objects are admitted by [`crate::admit`]: a
+//! only other file. Metadata objects are admitted by [`mod@crate::admit`]: a
 //! folder peer pins each container to the signer of the objects it already
 //! holds for it.
 

@@ -14,11 +14,11 @@
 //!   peers when there are enough, spread over failure domains, rotated so
 //!   load evens out; [`replace_one`] picks a substitute when one fails.
 //!
-//! - [`admit`] decides which metadata objects a peer stores (signed,
+//! - [`mod@admit`] decides which metadata objects a peer stores (signed,
 //!   pinned signer, never rolled back); [`durable`] is the one durable-write
 //!   recipe every writer uses.
 //!
-//! - [`testing`] (feature `testing`, for tests of this and other crates):
+//! - `testing` (feature `testing`, for tests of this and other crates):
 //!   an in-memory peer, wrappers that fail, lie or dawdle on demand, and the
 //!   contract every peer keeps.
 //!

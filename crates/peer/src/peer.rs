@@ -227,7 +227,7 @@ pub enum PeerError {
         /// What is wrong and what to do about it.
         what: String,
     },
-    /// The peer refused a metadata object (see [`crate::admit`]): it is not
+    /// The peer refused a metadata object (see [`mod@crate::admit`]): it is not
     /// a valid signed envelope of that object, is signed by another
     /// identity, or would roll a container manifest back.
     #[error("peer {peer} refused to store {key}: {reason}")]

@@ -1,8 +1,8 @@
-//! Verified reads (DESIGN invariant 5): fetch `k` fragments of a pack,
-//! preferring data shards (no decoding needed), check each against its
-//! fragment id, ask for more when one is missing or wrong, decode, and check
-//! the pack against its id. Every problem met on the way is recorded so the
-//! user learns which peer lost or corrupted what.
+//! Verified reads (invariant 5, docs/design.md §Invariants): fetch `k`
+//! fragments of a pack, preferring data shards (no decoding needed), check
+//! each against its fragment id, ask for more when one is missing or wrong,
+//! decode, and check the pack against its id. Every problem met on the way is
+//! recorded so the user learns which peer lost or corrupted what.
 
 use crate::error::{RepoError, Result};
 use crate::index::BlobLocation;

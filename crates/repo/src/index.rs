@@ -1,8 +1,8 @@
 //! The local index: an embedded redb database under `TROVE_HOME`. It is a
-//! cache of what the peers hold (DESIGN invariant 6), plus the local
-//! configuration (peers, containers) and the file cache that makes unchanged
-//! files free. Tables and their key/value layouts are listed in
-//! `docs/design.md`.
+//! cache of what the peers hold (invariant 6, docs/design.md §Invariants),
+//! plus the local configuration (peers, containers) and the file cache that
+//! makes unchanged files free. Tables and their key/value layouts are listed
+//! in `docs/design.md`.
 
 use crate::error::{RepoError, Result};
 use redb::{Database, ReadableTable, TableDefinition};

@@ -1,6 +1,7 @@
 //! Replication of the small signed objects (container manifest, snapshot
 //! manifests, index segments) to every peer, so that a new machine can
-//! rebuild everything from one peer (invariant 6), and their verification.
+//! rebuild everything from one peer (invariant 6, docs/design.md
+//! §Invariants), and their verification.
 
 use crate::error::Result;
 use crate::home::{Container, Home, Owner};

@@ -1,8 +1,9 @@
-//! Rebuilding the local index from peers (invariant 6): with the master
-//! secret and one reachable peer, read every container manifest, snapshot
-//! manifest and index segment signed by this identity, verify each, find the
-//! other peers again from the container rosters, and fill the index so that
-//! snapshots, restore and dedup work as before.
+//! Rebuilding the local index from peers (invariant 6, docs/design.md
+//! §Invariants): with the master secret and one reachable peer, read every
+//! container manifest, snapshot manifest and index segment signed by this
+//! identity, verify each, find the other peers again from the container
+//! rosters, and fill the index so that snapshots, restore and dedup work as
+//! before.
 //!
 //! Stages:
 //! 1. **collect** the signed objects of every reachable peer, live and in

@@ -20,6 +20,12 @@ fn demo_survives_a_lost_disk_a_lost_node_and_a_corrupt_fragment() {
         "{v}"
     );
     assert!(problems.contains("disk-1"), "{v}");
+    // A thief holding the transport key could overwrite none of the
+    // manifests on the node (issue 8, finding 1).
+    assert!(
+        v["metadata_overwrites_refused"].as_u64().unwrap() >= 3,
+        "{v}"
+    );
     // The demo's node processes are gone when it returns: their data
     // folders exist, and a node's ticket names a loopback address.
     for n in ["friend-1", "friend-2"] {
