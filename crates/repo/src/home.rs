@@ -59,6 +59,10 @@ pub struct Home {
     nodes: OnceLock<std::result::Result<Arc<NodeClient>, NetworkError>>,
     /// Network settings for it; from the environment unless set.
     network: OnceLock<NetworkConfig>,
+    /// Peers a test attached in memory, by location (feature `testing`).
+    #[cfg(feature = "testing")]
+    pub(crate) attached:
+        std::sync::Mutex<std::collections::HashMap<String, Arc<dyn trove_peer::Peer>>>,
 }
 
 /// The unlocked owner: the master secret and the identity derived from it.
@@ -113,6 +117,8 @@ impl Home {
             made_private,
             nodes: OnceLock::new(),
             network: OnceLock::new(),
+            #[cfg(feature = "testing")]
+            attached: Default::default(),
         })
     }
 

@@ -214,8 +214,45 @@ impl<'a> Peers<'a> {
         self.home.index.add_peer(rec)
     }
 
+    /// Configure a peer that lives in this process (a `MemoryPeer`, a
+    /// failing or lying wrapper): the seam that lets tests run backup,
+    /// restore, check and sync over peers that fail on demand. Its location
+    /// is `test:NAME`, which only this home can open.
+    #[cfg(feature = "testing")]
+    pub fn attach(
+        &self,
+        name: &str,
+        peer: Arc<dyn Peer>,
+        labels: BTreeMap<String, String>,
+    ) -> Result<PeerRecord> {
+        check_name("peer", name)?;
+        let rec = PeerRecord {
+            id: PeerId::random(),
+            name: name.to_owned(),
+            location: format!("test:{name}"),
+            labels,
+        };
+        self.home.index.add_peer(&rec)?;
+        self.home
+            .attached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(rec.location.clone(), peer);
+        Ok(rec)
+    }
+
     /// Open one peer: a folder, or a node over the network.
     pub fn open(&self, rec: &PeerRecord) -> std::result::Result<Arc<dyn Peer>, PeerError> {
+        #[cfg(feature = "testing")]
+        if let Some(p) = self
+            .home
+            .attached
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&rec.location)
+        {
+            return Ok(p.clone());
+        }
         let unavailable = |reason: String| PeerError::Unavailable {
             peer: rec.name.clone(),
             reason,
