@@ -389,8 +389,7 @@ fn recognise(
         let mut candidates = rosters.iter().filter(|r| !matched.contains(&r.id));
         let found = candidates.find(|r| {
             r.location == slot.record.location
-                || (home.peers().open(r).is_err()
-                    && holds_fragments_of(peer.as_ref(), placed.get(&r.id)))
+                || (!reachable(home, r) && holds_fragments_of(peer.as_ref(), placed.get(&r.id)))
         });
         let Some(r) = found else { continue };
         let updated = PeerRecord {
@@ -429,6 +428,14 @@ fn recognise(
         configured.push(rec);
     }
     Ok(())
+}
+
+/// Whether a roster peer answers at its recorded location. Opening a node
+/// peer does not connect, so a cheap question is asked too.
+fn reachable(home: &Home, rec: &PeerRecord) -> bool {
+    home.peers()
+        .open(rec)
+        .is_ok_and(|p| p.has_fragment(&FragmentId([0; 32])).is_ok())
 }
 
 /// Whether `peer` hands over fragments from `sample` that hash to their
