@@ -10,7 +10,9 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::path::Path;
-use trove_core::manifest::{ContainerManifest, PackRecord, PeerRecord, SnapshotManifest};
+use trove_core::manifest::{
+    ContainerManifest, IndexSegment, IndexState, PackRecord, PeerRecord, SnapshotManifest,
+};
 use trove_core::pack::PackEntry;
 use trove_core::seal::BlobKind;
 use trove_core::{BlobId, ChunkId, ContainerId, PackId, SnapshotId};
@@ -31,6 +33,8 @@ const SNAPSHOTS: TableDefinition<Bytes, Bytes> = TableDefinition::new("snapshots
 const META: TableDefinition<Bytes, Bytes> = TableDefinition::new("meta");
 /// container id ‖ absolute path bytes → FileEntry
 const FILES: TableDefinition<Bytes, Bytes> = TableDefinition::new("files");
+/// container id ‖ segment id → seq u64 LE: the index log's segments applied here
+const SEGMENTS: TableDefinition<Bytes, Bytes> = TableDefinition::new("segments");
 
 /// What the file cache remembers of a file, so that an unchanged file is not read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +130,87 @@ fn parse_meta_key(k: &[u8]) -> Option<MetaKey> {
     })
 }
 
+fn seq_of(v: &[u8]) -> Result<u64> {
+    v.try_into()
+        .map(u64::from_le_bytes)
+        .map_err(|_| RepoError::Db("corrupt segment entry".into()))
+}
+
+fn blob_value(pack: &PackId, e: &PackEntry) -> Vec<u8> {
+    let mut v = Vec::with_capacity(45);
+    v.extend_from_slice(&pack.0);
+    v.push(e.kind as u8);
+    v.extend_from_slice(&e.offset.to_le_bytes());
+    v.extend_from_slice(&e.length.to_le_bytes());
+    v.extend_from_slice(&e.raw_length.to_le_bytes());
+    v
+}
+
+type Table<'t> = redb::Table<'t, Bytes, Bytes>;
+
+/// Record a pack and point its blobs at it.
+fn put_pack(pt: &mut Table, bt: &mut Table, cid: &ContainerId, rec: &PackRecord) -> Result<()> {
+    pt.insert(key2(&cid.0, &rec.id.0).as_slice(), ser(rec).as_slice())?;
+    for e in &rec.blobs {
+        bt.insert(
+            key2(&cid.0, &e.id.0).as_slice(),
+            blob_value(&rec.id, e).as_slice(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Forget a pack and the blob entries that still point at it (a blob
+/// repacked elsewhere keeps its new entry).
+fn remove_pack(pt: &mut Table, bt: &mut Table, cid: &ContainerId, id: &PackId) -> Result<()> {
+    let Some(rec) = pt.remove(key2(&cid.0, &id.0).as_slice())? else {
+        return Ok(());
+    };
+    let rec: PackRecord = de(rec.value())?;
+    for e in &rec.blobs {
+        let key = key2(&cid.0, &e.id.0);
+        let here = bt
+            .get(key.as_slice())?
+            .is_some_and(|v| v.value().get(..32) == Some(&id.0[..]));
+        if here {
+            bt.remove(key.as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+/// Apply a segment inside a write transaction: its envelope and place in
+/// the log, its pack records (published), removals and forgotten snapshots.
+fn apply_in(tx: &redb::WriteTransaction, seg: &IndexSegment, envelope: &[u8]) -> Result<()> {
+    let cid = seg.container;
+    tx.open_table(META)?.insert(
+        meta_key(&MetaKey::IndexSegment(cid, seg.id)).as_slice(),
+        envelope,
+    )?;
+    tx.open_table(SEGMENTS)?.insert(
+        key2(&cid.0, &seg.id.0).as_slice(),
+        seg.seq.to_le_bytes().as_slice(),
+    )?;
+    let mut pt = tx.open_table(PACKS)?;
+    let mut bt = tx.open_table(BLOBS)?;
+    let mut ut = tx.open_table(UNPUBLISHED)?;
+    for rec in &seg.packs {
+        put_pack(&mut pt, &mut bt, &cid, rec)?;
+        ut.remove(key2(&cid.0, &rec.id.0).as_slice())?;
+    }
+    for id in &seg.removed {
+        remove_pack(&mut pt, &mut bt, &cid, id)?;
+        ut.remove(key2(&cid.0, &id.0).as_slice())?;
+    }
+    let mut st = tx.open_table(SNAPSHOTS)?;
+    let mut mt = tx.open_table(META)?;
+    for id in &seg.forgotten {
+        st.remove(key2(&cid.0, &id.0).as_slice())?;
+        mt.remove(meta_key(&MetaKey::Snapshot(cid, *id)).as_slice())?;
+    }
+    Ok(())
+}
+
 /// The local index database.
 #[derive(Debug)]
 pub struct Index {
@@ -161,7 +246,7 @@ impl Index {
         {
             tx.open_table(PEERS)?;
             tx.open_table(CONTAINERS)?;
-            for t in [BLOBS, PACKS, UNPUBLISHED, SNAPSHOTS, META, FILES] {
+            for t in [BLOBS, PACKS, UNPUBLISHED, SNAPSHOTS, META, FILES, SEGMENTS] {
                 tx.open_table(t)?;
             }
         }
@@ -306,32 +391,82 @@ impl Index {
     /// Record packs whose fragments are all acknowledged. They stay
     /// "unpublished" until a committed snapshot's index segment names them
     /// (the segment then reaches the peers through `sync_meta`).
-    pub fn record_packs(
-        &self,
-        cid: &ContainerId,
-        packs: &[PackRecord],
-        published: bool,
-    ) -> Result<()> {
+    pub fn record_packs(&self, cid: &ContainerId, packs: &[PackRecord]) -> Result<()> {
         let tx = self.db.begin_write()?;
         {
             let mut pt = tx.open_table(PACKS)?;
             let mut bt = tx.open_table(BLOBS)?;
             let mut ut = tx.open_table(UNPUBLISHED)?;
             for rec in packs {
-                let pk = key2(&cid.0, &rec.id.0);
-                pt.insert(pk.as_slice(), ser(rec).as_slice())?;
-                if !published {
-                    ut.insert(pk.as_slice(), [].as_slice())?;
+                put_pack(&mut pt, &mut bt, cid, rec)?;
+                ut.insert(key2(&cid.0, &rec.id.0).as_slice(), [].as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The next position in a container's index log.
+    pub fn next_segment_seq(&self, cid: &ContainerId) -> Result<u64> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(SEGMENTS)?;
+        let p = Prefix::new(cid);
+        let mut max = 0;
+        for r in t.range::<&[u8]>(p.bounds())? {
+            max = max.max(seq_of(r?.1.value())?);
+        }
+        Ok(max + 1)
+    }
+
+    /// Apply one new segment of the index log (a repair, prune, forget or
+    /// undelete) with its envelope, in one transaction.
+    pub fn apply_segment(&self, seg: &IndexSegment, envelope: &[u8]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        apply_in(&tx, seg, envelope)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Make the container's published packs what the index log says
+    /// (`state`, from every segment known: `sync`), keeping packs not yet
+    /// published, and record the segments and their envelopes.
+    pub fn rebuild_packs(
+        &self,
+        cid: &ContainerId,
+        state: &IndexState,
+        segments: &[(&IndexSegment, &[u8])],
+    ) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut pt = tx.open_table(PACKS)?;
+            let mut bt = tx.open_table(BLOBS)?;
+            let ut = tx.open_table(UNPUBLISHED)?;
+            let p = Prefix::new(cid);
+            let unpublished: Vec<PackRecord> = {
+                let mut v = Vec::new();
+                for r in ut.range::<&[u8]>(p.bounds())? {
+                    if let Some(rec) = pt.get(r?.0.value())? {
+                        v.push(de(rec.value())?);
+                    }
                 }
-                for e in &rec.blobs {
-                    let mut v = Vec::with_capacity(45);
-                    v.extend_from_slice(&rec.id.0);
-                    v.push(e.kind as u8);
-                    v.extend_from_slice(&e.offset.to_le_bytes());
-                    v.extend_from_slice(&e.length.to_le_bytes());
-                    v.extend_from_slice(&e.raw_length.to_le_bytes());
-                    bt.insert(key2(&cid.0, &e.id.0).as_slice(), v.as_slice())?;
-                }
+                v
+            };
+            pt.retain_in::<&[u8], _>(p.bounds(), |_, _| false)?;
+            bt.retain_in::<&[u8], _>(p.bounds(), |_, _| false)?;
+            for rec in state.packs.values().chain(&unpublished) {
+                put_pack(&mut pt, &mut bt, cid, rec)?;
+            }
+            let mut mt = tx.open_table(META)?;
+            let mut gt = tx.open_table(SEGMENTS)?;
+            for (seg, env) in segments {
+                mt.insert(
+                    meta_key(&MetaKey::IndexSegment(*cid, seg.id)).as_slice(),
+                    *env,
+                )?;
+                gt.insert(
+                    key2(&cid.0, &seg.id.0).as_slice(),
+                    seg.seq.to_le_bytes().as_slice(),
+                )?;
             }
         }
         tx.commit()?;
@@ -357,15 +492,15 @@ impl Index {
 
     // ---- snapshots, meta objects, file cache --------------------------------
 
-    /// Commit a snapshot locally in one transaction: its manifest, the signed
-    /// envelopes to replicate, the published packs and the new file cache.
-    /// Only the file-cache entries that differ from `old_files` are written,
-    /// so an unchanged re-run writes almost nothing.
+    /// Commit a snapshot locally in one transaction: its manifest and
+    /// envelope, the segment publishing its packs (if any) and the new file
+    /// cache. Only the file-cache entries that differ from `old_files` are
+    /// written, so an unchanged re-run writes almost nothing.
     pub fn commit_snapshot(
         &self,
         snap: &SnapshotManifest,
-        envelopes: &[(MetaKey, Vec<u8>)],
-        published: &[PackId],
+        envelope: &[u8],
+        segment: Option<(&IndexSegment, &[u8])>,
         files: &HashMap<Vec<u8>, FileEntry>,
         old_files: &HashMap<Vec<u8>, FileEntry>,
     ) -> Result<()> {
@@ -374,14 +509,15 @@ impl Index {
         {
             let mut st = tx.open_table(SNAPSHOTS)?;
             st.insert(key2(&cid.0, &snap.id.0).as_slice(), ser(snap).as_slice())?;
-            let mut mt = tx.open_table(META)?;
-            for (k, v) in envelopes {
-                mt.insert(meta_key(k).as_slice(), v.as_slice())?;
-            }
-            let mut ut = tx.open_table(UNPUBLISHED)?;
-            for p in published {
-                ut.remove(key2(&cid.0, &p.0).as_slice())?;
-            }
+            tx.open_table(META)?.insert(
+                meta_key(&MetaKey::Snapshot(cid, snap.id)).as_slice(),
+                envelope,
+            )?;
+        }
+        if let Some((seg, env)) = segment {
+            apply_in(&tx, seg, env)?;
+        }
+        {
             let mut ft = tx.open_table(FILES)?;
             for path in old_files.keys().filter(|p| !files.contains_key(*p)) {
                 ft.remove(key2(&cid.0, path).as_slice())?;
@@ -390,6 +526,21 @@ impl Index {
                 if old_files.get(path) != Some(entry) {
                     ft.insert(key2(&cid.0, path).as_slice(), ser(entry).as_slice())?;
                 }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Drop snapshots the index log says were forgotten.
+    pub fn forget_snapshots(&self, cid: &ContainerId, ids: &[SnapshotId]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut st = tx.open_table(SNAPSHOTS)?;
+            let mut mt = tx.open_table(META)?;
+            for id in ids {
+                st.remove(key2(&cid.0, &id.0).as_slice())?;
+                mt.remove(meta_key(&MetaKey::Snapshot(*cid, *id)).as_slice())?;
             }
         }
         tx.commit()?;

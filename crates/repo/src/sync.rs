@@ -28,7 +28,7 @@ use crate::progress::{Event, Progress};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use trove_core::envelope;
 use trove_core::keys::ContainerKeys;
-use trove_core::manifest::{ContainerManifest, IndexSegment, PeerRecord, SnapshotManifest};
+use trove_core::manifest::{replay, ContainerManifest, IndexSegment, PeerRecord, SnapshotManifest};
 use trove_core::seal::BlobKind;
 use trove_core::{ContainerId, FragmentId, PeerId, SegmentId, SnapshotId};
 use trove_peer::{MetaKey, Peer};
@@ -168,7 +168,7 @@ pub fn sync(home: &Home, owner: &Owner, progress: &dyn Progress) -> Result<SyncR
         return Err(nothing_found(owner, &report, &found, foreign));
     }
     count_contributions(&resolved, &found, &verdicts, &mut report);
-    fill(home, resolved, &mut report)?;
+    fill(home, owner, resolved, &mut report)?;
     report.containers.sort();
     report.refused.sort();
     report.refused.dedup();
@@ -512,6 +512,7 @@ fn nothing_found(owner: &Owner, report: &SyncReport, found: &[Found], foreign: u
 /// back to a lower revision than the one this machine has.
 fn fill(
     home: &Home,
+    owner: &Owner,
     resolved: BTreeMap<ContainerId, Resolved>,
     report: &mut SyncReport,
 ) -> Result<()> {
@@ -528,18 +529,31 @@ fn fill(
             home.index
                 .put_meta(&MetaKey::Container(m.id), &c.envelope)?;
         }
+        // The index log: the segments found and those this machine already
+        // applied, replayed in order.
+        let mut log: BTreeMap<SegmentId, (IndexSegment, Vec<u8>)> =
+            local_segments(home, owner, &m.id, &c.keys)?;
         for (seg, f) in c.segments.values() {
-            home.index.record_packs(&m.id, &seg.packs, true)?;
-            home.index.put_meta(&f.key, &f.bytes)?;
             report.segments += 1;
-            report.packs += seg.packs.len() as u64;
             if f.in_trash {
                 report
                     .from_trash
                     .push(format!("{} (from the trash of peer `{}`)", f.key, f.peer));
             }
+            log.entry(seg.id)
+                .or_insert_with(|| (seg.clone(), f.bytes.clone()));
         }
+        let state = replay(log.values().map(|(s, _)| s));
+        let entries: Vec<(&IndexSegment, &[u8])> =
+            log.values().map(|(s, e)| (s, e.as_slice())).collect();
+        home.index.rebuild_packs(&m.id, &state, &entries)?;
+        home.index
+            .forget_snapshots(&m.id, &state.forgotten.iter().copied().collect::<Vec<_>>())?;
+        report.packs += state.packs.len() as u64;
         for (snap, f) in c.snapshots.values() {
+            if state.forgotten.contains(&snap.id) {
+                continue;
+            }
             home.index.insert_snapshot(snap, &f.bytes)?;
             report.snapshots += 1;
             if f.in_trash {
@@ -551,4 +565,33 @@ fn fill(
         report.containers.push(m.name.clone());
     }
     Ok(())
+}
+
+/// The segments of a container's index log this machine holds, verified.
+fn local_segments(
+    home: &Home,
+    owner: &Owner,
+    cid: &ContainerId,
+    keys: &ContainerKeys,
+) -> Result<BTreeMap<SegmentId, (IndexSegment, Vec<u8>)>> {
+    let mut out = BTreeMap::new();
+    for (key, bytes) in home.index.meta(cid)? {
+        let MetaKey::IndexSegment(_, id) = key else {
+            continue;
+        };
+        let opened = envelope::open_signed(
+            &owner.public(),
+            &keys.seal,
+            BlobKind::IndexSegment,
+            &id.0,
+            &bytes,
+        );
+        if let Ok(seg) = opened
+            .map_err(|e| e.to_string())
+            .and_then(|(_, b)| IndexSegment::decode(&b).map_err(|e| e.to_string()))
+        {
+            out.insert(id, (seg, bytes));
+        }
+    }
+    Ok(out)
 }

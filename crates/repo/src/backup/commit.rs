@@ -17,7 +17,6 @@ use trove_core::envelope;
 use trove_core::manifest::{IndexSegment, SnapshotManifest, SnapshotSummary};
 use trove_core::seal::BlobKind;
 use trove_core::{SegmentId, SnapshotId};
-use trove_peer::MetaKey;
 
 /// What was committed.
 pub(super) struct Committed {
@@ -97,15 +96,16 @@ pub(super) fn commit(
     }
     summary.unreadable = unreadable.len() as u64;
 
-    let mut envelopes = Vec::new();
     let unpublished = home.index.unpublished_packs(&cid)?;
-    let published: Vec<_> = unpublished.iter().map(|p| p.id).collect();
-    if !unpublished.is_empty() {
-        let seg = IndexSegment {
-            id: SegmentId::random(),
-            container: cid,
-            packs: unpublished,
-        };
+    let segment = if unpublished.is_empty() {
+        None
+    } else {
+        let seg = IndexSegment::adding(
+            SegmentId::random(),
+            cid,
+            home.index.next_segment_seq(&cid)?,
+            unpublished,
+        );
         let env = envelope::seal_signed(
             &owner.identity,
             &container.keys.seal,
@@ -114,8 +114,8 @@ pub(super) fn commit(
             0,
             &seg.encode(),
         );
-        envelopes.push((MetaKey::IndexSegment(cid, seg.id), env));
-    }
+        Some((seg, env))
+    };
     let parent = home.index.snapshots(&cid)?.last().map(|s| s.id);
     let snapshot = SnapshotManifest {
         id: SnapshotId::random(),
@@ -135,9 +135,13 @@ pub(super) fn commit(
         0,
         &snapshot.encode(),
     );
-    envelopes.push((MetaKey::Snapshot(cid, snapshot.id), env));
-    home.index
-        .commit_snapshot(&snapshot, &envelopes, &published, &files_cache, &cache)?;
+    home.index.commit_snapshot(
+        &snapshot,
+        &env,
+        segment.as_ref().map(|(s, e)| (s, e.as_slice())),
+        &files_cache,
+        &cache,
+    )?;
     // Replicate the new manifests; a peer that misses them now gets them at
     // the next backup (sync_meta), and `trove check` reports it meanwhile.
     sync_meta(home, owner, &container, &peers, false, progress)?;

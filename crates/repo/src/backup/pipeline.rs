@@ -260,7 +260,7 @@ pub(super) fn run(
                 }
                 match uploader_ref
                     .store(&pack)
-                    .and_then(|rec| index.record_packs(&cid, std::slice::from_ref(&rec), false))
+                    .and_then(|rec| index.record_packs(&cid, std::slice::from_ref(&rec)))
                 {
                     Ok(()) => stored.push(pack.id),
                     Err(e) => {
