@@ -185,6 +185,7 @@ pub fn check(
             .map(|c| c.name)
             .collect(),
     };
+    crate::pending::finish_all(home, owner, progress)?;
     let peers = home.peers().open_all()?;
     let mut report = CheckReport::default();
     report.problems.extend(

@@ -110,6 +110,17 @@ pub enum RepoError {
         .0.join(", ")
     )]
     NoDataOnPeers(Vec<String>),
+    /// A snapshot's manifest reached too few peers to count as committed.
+    #[error(
+        "snapshot {} reached only {reached} of the {needed} peers it needs to survive the loss of the others; \
+         it stays pending, and the next command finishes it once enough peers are reachable",
+        .snapshot.short()
+    )]
+    NotReplicated {
+        snapshot: trove_core::SnapshotId,
+        reached: usize,
+        needed: usize,
+    },
     /// Fewer peers can take data than a pack needs to be stored at all.
     #[error("cannot store pack: {reason}")]
     Placement { reason: String },

@@ -35,6 +35,8 @@ const META: TableDefinition<Bytes, Bytes> = TableDefinition::new("meta");
 const FILES: TableDefinition<Bytes, Bytes> = TableDefinition::new("files");
 /// container id ‖ segment id → seq u64 LE: the index log's segments applied here
 const SEGMENTS: TableDefinition<Bytes, Bytes> = TableDefinition::new("segments");
+/// container id → postcard PendingCommit: a snapshot not yet on enough peers
+const PENDING: TableDefinition<Bytes, Bytes> = TableDefinition::new("pending");
 
 /// What the file cache remembers of a file, so that an unchanged file is not read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,7 +248,16 @@ impl Index {
         {
             tx.open_table(PEERS)?;
             tx.open_table(CONTAINERS)?;
-            for t in [BLOBS, PACKS, UNPUBLISHED, SNAPSHOTS, META, FILES, SEGMENTS] {
+            for t in [
+                BLOBS,
+                PACKS,
+                UNPUBLISHED,
+                SNAPSHOTS,
+                META,
+                FILES,
+                SEGMENTS,
+                PENDING,
+            ] {
                 tx.open_table(t)?;
             }
         }
@@ -517,6 +528,7 @@ impl Index {
         if let Some((seg, env)) = segment {
             apply_in(&tx, seg, env)?;
         }
+        tx.open_table(PENDING)?.remove(cid.0.as_slice())?;
         {
             let mut ft = tx.open_table(FILES)?;
             for path in old_files.keys().filter(|p| !files.contains_key(*p)) {
@@ -530,6 +542,49 @@ impl Index {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Record (or clear) the snapshot a backup is committing peers first.
+    pub(crate) fn set_pending(
+        &self,
+        cid: &ContainerId,
+        pending: Option<&crate::pending::PendingCommit>,
+    ) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(PENDING)?;
+            match pending {
+                Some(p) => t.insert(cid.0.as_slice(), ser(p).as_slice())?,
+                None => t.remove(cid.0.as_slice())?,
+            };
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The containers with a pending commit.
+    pub(crate) fn pending_containers(&self) -> Result<Vec<ContainerId>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(PENDING)?;
+        t.iter()?
+            .map(|r| {
+                let (k, _) = r?;
+                k.value()
+                    .try_into()
+                    .map(ContainerId)
+                    .map_err(|_| RepoError::Db("corrupt pending entry".into()))
+            })
+            .collect()
+    }
+
+    /// The snapshot an interrupted backup left pending, if any.
+    pub(crate) fn pending(
+        &self,
+        cid: &ContainerId,
+    ) -> Result<Option<crate::pending::PendingCommit>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(PENDING)?;
+        t.get(cid.0.as_slice())?.map(|v| de(v.value())).transpose()
     }
 
     /// Drop snapshots the index log says were forgotten.

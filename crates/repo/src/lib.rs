@@ -19,6 +19,7 @@ mod keyfile;
 mod location;
 mod meta;
 mod peers;
+mod pending;
 mod progress;
 mod restore;
 mod scan;

@@ -94,6 +94,7 @@ pub fn restore(
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
     let started = Instant::now();
+    crate::pending::finish_all(home, owner, progress)?;
     let (container, snap) = resolve_snapshot(home, owner, spec)?;
     let peers = home.peers().open_all()?;
     peers.warn_unavailable(progress);

@@ -117,6 +117,7 @@ pub struct LsEntry {
 /// List snapshot `spec` (as in [`resolve_snapshot`]) recursively, under
 /// `under` if given: what `trove ls` shows.
 pub fn ls(home: &Home, owner: &Owner, spec: &str, under: Option<&Path>) -> Result<Vec<LsEntry>> {
+    crate::pending::finish_all(home, owner, &crate::progress::Quiet)?;
     let (container, snap) = resolve_snapshot(home, owner, spec)?;
     let peers = home.peers().open_all()?;
     let fetcher = Fetcher::new(&peers.slots);

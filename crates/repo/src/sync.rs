@@ -108,6 +108,7 @@ struct Resolved {
 
 /// Read everything this identity stored on the reachable peers into the index.
 pub fn sync(home: &Home, owner: &Owner, progress: &dyn Progress) -> Result<SyncReport> {
+    crate::pending::finish_all(home, owner, progress)?;
     let mut report = SyncReport::default();
     let mut found: Vec<Found> = Vec::new();
     let mut verdicts = Verdicts::new();

@@ -175,14 +175,22 @@ fn faults_on_cue_are_routed_around_and_named() {
     let r = restore_all(&home, &owner, tmp.path());
     assert!(r.lost.is_empty(), "{:?}", r.lost);
     assert_same_tree(&tmp.path().join("src"), &tmp.path().join("restored/src"));
+    // Restore reads data shards first, so which faults it meets depends on
+    // placement; check reads every fragment and names both, by kind.
+    let c = trove_repo::check(&home, &owner, Some("c"), &Default::default(), &Quiet).unwrap();
     let named = |peer: &str, kind: &str| {
-        r.problems
-            .iter()
-            .any(|p| p.peer == peer && p.fault.kind() == kind)
+        c.problems.iter().any(|p| {
+            matches!(p, trove_repo::CheckProblem::Fragment(f) if f.peer == peer && f.fault.kind() == kind)
+        })
     };
-    assert!(named("m1", "unavailable"), "{:?}", r.problems);
-    assert!(named("m2", "corrupt"), "{:?}", r.problems);
+    assert!(named("m1", "unavailable"), "{:?}", c.problems);
+    assert!(named("m2", "corrupt"), "{:?}", c.problems);
     assert!(liar.lies_told() >= 1);
+    assert!(
+        r.problems.iter().all(|p| p.peer == "m1" || p.peer == "m2"),
+        "{:?}",
+        r.problems
+    );
 
     // One more fault than the parity covers: the files of that pack are
     // named as lost, nothing is written wrong.
@@ -196,4 +204,59 @@ fn faults_on_cue_are_routed_around_and_named() {
         "{:?}",
         r.lost
     );
+}
+
+/// Issue 10, crash window 6a: a snapshot counts as committed only once
+/// enough peers hold its manifest and segment to survive `m` losses. Until
+/// then it stays pending; the next command that opens the container
+/// finishes it.
+#[test]
+fn a_snapshot_is_committed_only_once_enough_peers_hold_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mem = memory_peers(3);
+    let gated: Vec<Arc<FailingPeer>> = mem
+        .iter()
+        .map(|p| Arc::new(FailingPeer::new(p.clone())))
+        .collect();
+    let peers = gated.iter().map(|p| p.clone() as Arc<dyn Peer>).collect();
+    let (home, owner) = world(tmp.path(), peers, Redundancy { k: 2, m: 1 }, 10);
+    // Two of three peers refuse metadata: one peer is not enough for m = 1.
+    for g in &gated[1..] {
+        g.fail(Op::PutMeta, testing::unavailable);
+    }
+    let err = backup(&home, &owner, "c", &BackupOptions::default(), &Quiet).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            trove_repo::RepoError::NotReplicated {
+                reached: 1,
+                needed: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(home
+        .containers()
+        .snapshot_rows(Some("c"))
+        .unwrap()
+        .is_empty());
+
+    // The peers are back: the next command (here check) finishes the commit.
+    for g in &gated {
+        g.heal_all();
+    }
+    let r = trove_repo::check(&home, &owner, Some("c"), &Default::default(), &Quiet).unwrap();
+    let snaps = home.containers().snapshot_rows(Some("c")).unwrap();
+    assert_eq!(snaps.len(), 1, "{:?}", r.problems);
+    for p in &mem {
+        assert!(p
+            .list_meta(None)
+            .unwrap()
+            .iter()
+            .any(|k| matches!(k, trove_peer::MetaKey::Snapshot(_, s) if *s == snaps[0].id)));
+    }
+    let restored = restore_all(&home, &owner, tmp.path());
+    assert!(restored.lost.is_empty());
+    assert_same_tree(&tmp.path().join("src"), &tmp.path().join("restored/src"));
 }

@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::home::{Home, Owner};
 use crate::index::FileEntry;
 use crate::meta::sync_meta;
+use crate::pending::PendingCommit;
 use crate::progress::Progress;
 use crate::scan::{SkippedPath, UnreadablePath};
 use std::collections::HashMap;
@@ -135,15 +136,22 @@ pub(super) fn commit(
         0,
         &snapshot.encode(),
     );
-    home.index.commit_snapshot(
-        &snapshot,
-        &env,
-        segment.as_ref().map(|(s, e)| (s, e.as_slice())),
-        &files_cache,
-        &cache,
+    // Peers first: the snapshot counts once enough peers hold it.
+    let pending = PendingCommit {
+        snapshot: snapshot.clone(),
+        snapshot_envelope: env,
+        segment,
+    };
+    crate::pending::commit(
+        home,
+        &container,
+        pending,
+        &peers,
+        (&files_cache, &cache),
+        progress,
     )?;
-    // Replicate the new manifests; a peer that misses them now gets them at
-    // the next backup (sync_meta), and `trove check` reports it meanwhile.
+    // The rest of the replication: a peer that missed the new objects gets
+    // them at the next backup (sync_meta), and `trove check` says so.
     sync_meta(home, owner, &container, &peers, false, progress)?;
     Ok(Committed {
         snapshot,

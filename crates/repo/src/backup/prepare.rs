@@ -54,6 +54,7 @@ pub(super) fn prepare(
         home.containers()
             .update_manifest(owner, &container.manifest)?;
     }
+    crate::pending::finish_interrupted(home, &container, &available, progress)?;
     sync_meta(home, owner, &container, &available, true, progress)?;
 
     let known = home.index.blob_ids(&cid)?;
