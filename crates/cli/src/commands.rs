@@ -14,4 +14,5 @@ pub mod recovery;
 pub mod restore;
 pub mod snapshots;
 pub mod sync;
+pub mod undelete;
 pub mod whoami;

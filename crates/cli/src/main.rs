@@ -59,6 +59,9 @@ enum Cmd {
     Recover(recover::Args),
     /// Rebuild the local index from the peers: containers, snapshots, peer rosters.
     Sync,
+    /// List snapshots deleted within the peers' grace period, or bring one
+    /// back with everything it references.
+    Undelete(undelete::Args),
     /// Social recovery: SLIP-39 shares of the master secret, and the recovery kit.
     #[command(subcommand)]
     Recovery(recovery::RecoveryCmd),
@@ -98,6 +101,7 @@ fn run(cmd: Cmd, out: Out) -> anyhow::Result<ExitCode> {
         Cmd::Check(a) => check::run(a, out),
         Cmd::Recover(a) => recover::run(a, out),
         Cmd::Sync => sync::run(out),
+        Cmd::Undelete(a) => undelete::run(a, out),
         Cmd::Recovery(c) => recovery::run(c, out),
         Cmd::Demo(a) => demo::run(a, out),
     }

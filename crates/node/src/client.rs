@@ -376,6 +376,18 @@ impl Peer for NodePeer {
         self.expect_ok(Request::Delete { id: *id }, None)
     }
 
+    fn undelete_fragment(&self, id: &FragmentId) -> Result<bool, PeerError> {
+        self.call(0, async {
+            match self
+                .exchange(&Request::UndeleteFragment { id: *id }, None)
+                .await?
+            {
+                (Response::Undeleted(back), _) => Ok(back),
+                (r, _) => Err(self.unexpected(&r)),
+            }
+        })
+    }
+
     fn put_meta(&self, key: &MetaKey, bytes: &[u8]) -> Result<(), PeerError> {
         let req = Request::PutMeta {
             key: *key,

@@ -92,6 +92,10 @@ pub enum Request {
     GetDeletedMeta {
         key: MetaKey,
     },
+    /// Bring a deleted fragment back from the trash.
+    UndeleteFragment {
+        id: FragmentId,
+    },
 }
 
 /// Why a node declined a request.
@@ -150,6 +154,8 @@ pub enum Response {
     DeletedMeta(Vec<DeletedMeta>),
     /// A metadata object the node refuses to store, and why.
     MetaRejected(MetaRejection),
+    /// Whether a deleted fragment came back (false: not in the trash).
+    Undeleted(bool),
 }
 
 /// Reading or writing a message failed.

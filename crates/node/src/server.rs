@@ -408,6 +408,7 @@ async fn serve_stream(
                 Err(r) => r.into(),
             }
         }
+        Request::UndeleteFragment { id } => cx.undelete(id).await?,
         Request::GetDeletedMeta { key } => {
             match on_folder(&space, move |s| s.folder.get_deleted_meta(&key)).await? {
                 Ok(bytes) => data(bytes),
@@ -480,6 +481,23 @@ impl Ctx<'_> {
                 Ok(()) => {
                     info!(owner = %owner.short(), fragment = %id.short(), "deleted (kept for the grace period)");
                     Response::Ok.into()
+                }
+                Err(r) => r.into(),
+            },
+        )
+    }
+
+    /// Bring a fragment back from the trash (it counted against the quota
+    /// there too, so the owner's usage does not change).
+    async fn undelete(&self, id: FragmentId) -> Result<Reply, StreamError> {
+        let owner = self.space.owner;
+        Ok(
+            match on_folder(self.space, move |s| s.folder.undelete_fragment(&id)).await? {
+                Ok(back) => {
+                    if back {
+                        info!(owner = %owner.short(), fragment = %id.short(), "undeleted");
+                    }
+                    Response::Undeleted(back).into()
                 }
                 Err(r) => r.into(),
             },

@@ -244,9 +244,8 @@ impl FolderPeer {
     }
 
     /// Undo a delete: move the most recently deleted copy of `id` back out of
-    /// the trash. Returns whether a copy was found. The bytes are not
-    /// verified here; readers verify them as always.
-    pub fn restore_deleted(&self, id: &FragmentId) -> Result<bool, PeerError> {
+    /// the trash (what [`Peer::undelete_fragment`] does).
+    fn restore_deleted(&self, id: &FragmentId) -> Result<bool, PeerError> {
         const OP: &str = "restoring a deleted fragment";
         self.ensure_present()?;
         let newest = self
@@ -777,6 +776,10 @@ impl Peer for FolderPeer {
         self.ensure_dir(&trash, OP)?;
         let dst = trash.join(trash_stamp(&id.to_hex()));
         self.move_to_trash(&self.fragment_path(id), &dst, OP)
+    }
+
+    fn undelete_fragment(&self, id: &FragmentId) -> Result<bool, PeerError> {
+        self.restore_deleted(id)
     }
 
     fn put_meta(&self, key: &MetaKey, bytes: &[u8]) -> Result<(), PeerError> {

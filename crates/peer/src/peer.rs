@@ -69,6 +69,12 @@ pub trait Peer: Send + Sync + fmt::Debug {
     /// collection can simply run again.
     fn delete_fragment(&self, id: &FragmentId) -> Result<(), PeerError>;
 
+    /// Undo a delayed deletion: the most recently deleted copy of a
+    /// fragment comes back from the trash. `Ok(false)` when the trash holds
+    /// none (never deleted, or purged after the grace period). The bytes are
+    /// not verified here; readers verify them as always.
+    fn undelete_fragment(&self, id: &FragmentId) -> Result<bool, PeerError>;
+
     /// Store a small metadata object durably, atomically replacing the copy
     /// held: a reader sees the old bytes or the new ones, never a mix. The
     /// peer accepts only what [`crate::admit::admit`] admits (a validly

@@ -128,9 +128,9 @@ fn delete_moves_to_trash_and_purge_respects_grace() {
     assert_eq!(peer.purge_expired(grace, now).unwrap(), 0);
     assert_eq!(files_under(&dir.path().join("peer/trash")).len(), 1);
     // Still recoverable within the grace period.
-    assert!(peer.restore_deleted(&a).unwrap());
+    assert!(peer.undelete_fragment(&a).unwrap());
     assert_eq!(peer.get_fragment(&a).unwrap(), a_bytes);
-    assert!(!peer.restore_deleted(&a).unwrap());
+    assert!(!peer.undelete_fragment(&a).unwrap());
 
     peer.delete_fragment(&a).unwrap();
     assert_eq!(
@@ -139,7 +139,7 @@ fn delete_moves_to_trash_and_purge_respects_grace() {
         1
     );
     assert!(files_under(&dir.path().join("peer/trash")).is_empty());
-    assert!(!peer.restore_deleted(&a).unwrap());
+    assert!(!peer.undelete_fragment(&a).unwrap());
     assert_eq!(peer.get_fragment(&b).unwrap(), b_bytes);
 }
 

@@ -26,6 +26,7 @@ mod scan;
 mod snapshot;
 mod sync;
 mod time;
+mod undelete;
 mod upload;
 
 pub use backup::{
@@ -44,3 +45,4 @@ pub use restore::{restore, LostPath, RestoreOptions, RestoreReport};
 pub use snapshot::{ls, resolve_snapshot, LsEntry};
 pub use sync::{sync, PeerContribution, SyncReport};
 pub use time::utc;
+pub use undelete::{list_deleted, undelete, DeletedSnapshot, UndeleteReport};

@@ -76,18 +76,25 @@ pub struct PeerContribution {
 
 /// One signed object as read from a peer.
 #[derive(Debug, Clone)]
-struct Found {
-    key: MetaKey,
-    bytes: Vec<u8>,
+pub(crate) struct Found {
+    pub key: MetaKey,
+    pub bytes: Vec<u8>,
     /// BLAKE3 of `bytes`: a copy held by several peers is verified once.
-    hash: [u8; 32],
-    peer: String,
-    in_trash: bool,
+    pub hash: [u8; 32],
+    pub peer: String,
+    /// Read from the peer's trash, deleted (or replaced) at this time (ns).
+    pub deleted_unix_ns: Option<u64>,
+}
+
+impl Found {
+    pub fn in_trash(&self) -> bool {
+        self.deleted_unix_ns.is_some()
+    }
 }
 
 /// A verified object, decoded.
 #[derive(Debug, Clone)]
-enum Opened {
+pub(crate) enum Opened {
     Manifest(ContainerManifest),
     Segment(IndexSegment),
     Snapshot(SnapshotManifest),
@@ -177,30 +184,31 @@ pub fn sync(home: &Home, owner: &Owner, progress: &dyn Progress) -> Result<SyncR
 }
 
 /// The objects of one peer, live and in its trash.
-struct Collected {
-    found: Vec<Found>,
+pub(crate) struct Collected {
+    pub found: Vec<Found>,
     /// Container manifests signed by another identity.
-    foreign: usize,
+    pub foreign: usize,
 }
 
-fn collect(peer: &dyn Peer, name: &str, owner: &Owner) -> Result<Collected> {
+pub(crate) fn collect(peer: &dyn Peer, name: &str, owner: &Owner) -> Result<Collected> {
     let me = owner.public();
     let mut out = Collected {
         found: Vec::new(),
         foreign: 0,
     };
     let live = peer.list_meta(None)?;
-    let mut trashed: Vec<MetaKey> = peer
-        .list_deleted_meta(None)?
-        .into_iter()
-        .map(|d| d.key)
-        .collect();
-    trashed.dedup();
+    // The newest trashed copy of each key (what `get_deleted_meta` returns).
+    let mut trashed: BTreeMap<MetaKey, u64> = BTreeMap::new();
+    for d in peer.list_deleted_meta(None)? {
+        let at = trashed.entry(d.key).or_default();
+        *at = (*at).max(d.deleted_unix_ns);
+    }
     let reads = live
         .into_iter()
-        .map(|k| (k, false))
-        .chain(trashed.into_iter().map(|k| (k, true)));
-    for (key, in_trash) in reads {
+        .map(|k| (k, None))
+        .chain(trashed.into_iter().map(|(k, at)| (k, Some(at))));
+    for (key, deleted_unix_ns) in reads {
+        let in_trash = deleted_unix_ns.is_some();
         let got = if in_trash {
             peer.get_deleted_meta(&key)
         } else {
@@ -222,7 +230,7 @@ fn collect(peer: &dyn Peer, name: &str, owner: &Owner) -> Result<Collected> {
             hash: *blake3::hash(&bytes).as_bytes(),
             bytes,
             peer: name.to_owned(),
-            in_trash,
+            deleted_unix_ns,
         });
     }
     Ok(out)
@@ -230,7 +238,7 @@ fn collect(peer: &dyn Peer, name: &str, owner: &Owner) -> Result<Collected> {
 
 /// Verify one object of a container whose keys are known (or a container
 /// manifest, which needs only the master secret).
-fn open_object(
+pub(crate) fn open_object(
     owner: &Owner,
     keys: Option<&ContainerKeys>,
     f: &Found,
@@ -285,7 +293,7 @@ fn resolve(
         let cid = m.id;
         let better = manifests
             .get(&cid)
-            .is_none_or(|(old, of)| (m.revision, !f.in_trash) > (old.revision, !of.in_trash));
+            .is_none_or(|(old, of)| (m.revision, !f.in_trash()) > (old.revision, !of.in_trash()));
         if better {
             manifests.insert(cid, (m.clone(), f));
         }
@@ -314,7 +322,7 @@ fn resolve(
         .iter()
         .filter(|f| !matches!(f.key, MetaKey::Container(_)))
         .collect();
-    rest.sort_by_key(|f| f.in_trash);
+    rest.sort_by_key(|f| f.in_trash());
     for f in rest {
         let Some(c) = out.get_mut(f.key.container()) else {
             continue;
@@ -479,7 +487,7 @@ fn count_contributions(
             MetaKey::IndexSegment(..) => p.segments += 1,
             MetaKey::Snapshot(..) => p.snapshots += 1,
         }
-        if f.in_trash {
+        if f.in_trash() {
             p.in_trash += 1;
         }
     }
@@ -536,7 +544,7 @@ fn fill(
             local_segments(home, owner, &m.id, &c.keys)?;
         for (seg, f) in c.segments.values() {
             report.segments += 1;
-            if f.in_trash {
+            if f.in_trash() {
                 report
                     .from_trash
                     .push(format!("{} (from the trash of peer `{}`)", f.key, f.peer));
@@ -557,7 +565,7 @@ fn fill(
             }
             home.index.insert_snapshot(snap, &f.bytes)?;
             report.snapshots += 1;
-            if f.in_trash {
+            if f.in_trash() {
                 report
                     .from_trash
                     .push(format!("{} (from the trash of peer `{}`)", f.key, f.peer));
@@ -569,7 +577,7 @@ fn fill(
 }
 
 /// The segments of a container's index log this machine holds, verified.
-fn local_segments(
+pub(crate) fn local_segments(
     home: &Home,
     owner: &Owner,
     cid: &ContainerId,

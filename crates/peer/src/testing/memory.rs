@@ -252,6 +252,10 @@ impl Peer for MemoryPeer {
         Ok(())
     }
 
+    fn undelete_fragment(&self, id: &FragmentId) -> Result<bool, PeerError> {
+        Ok(self.restore_deleted(id))
+    }
+
     fn put_meta(&self, key: &MetaKey, bytes: &[u8]) -> Result<(), PeerError> {
         self.put_meta_as(key, bytes, None).map(|_| ())
     }

@@ -26,6 +26,7 @@ pub enum Op {
     HasFragment,
     ListFragments,
     DeleteFragment,
+    UndeleteFragment,
     PutMeta,
     DeleteMeta,
     ListDeletedMeta,
@@ -37,7 +38,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation.
-    pub const ALL: [Op; 14] = [
+    pub const ALL: [Op; 15] = [
         Op::PutFragment,
         Op::GetFragment,
         Op::GetFragmentRange,
@@ -45,6 +46,7 @@ impl Op {
         Op::HasFragment,
         Op::ListFragments,
         Op::DeleteFragment,
+        Op::UndeleteFragment,
         Op::PutMeta,
         Op::DeleteMeta,
         Op::ListDeletedMeta,
@@ -198,6 +200,10 @@ impl Peer for FailingPeer {
         self.attempt(Op::PutMeta)?;
         self.inner.put_meta(key, bytes)
     }
+    fn undelete_fragment(&self, id: &FragmentId) -> Result<bool, PeerError> {
+        self.attempt(Op::UndeleteFragment)?;
+        self.inner.undelete_fragment(id)
+    }
     fn delete_meta(&self, key: &MetaKey) -> Result<(), PeerError> {
         self.attempt(Op::DeleteMeta)?;
         self.inner.delete_meta(key)
@@ -337,6 +343,9 @@ impl Peer for LyingPeer {
     fn put_meta(&self, key: &MetaKey, bytes: &[u8]) -> Result<(), PeerError> {
         self.inner.put_meta(key, bytes)
     }
+    fn undelete_fragment(&self, id: &FragmentId) -> Result<bool, PeerError> {
+        self.inner.undelete_fragment(id)
+    }
     fn delete_meta(&self, key: &MetaKey) -> Result<(), PeerError> {
         self.inner.delete_meta(key)
     }
@@ -438,6 +447,10 @@ impl Peer for SlowPeer {
     fn put_meta(&self, key: &MetaKey, bytes: &[u8]) -> Result<(), PeerError> {
         self.wait();
         self.inner.put_meta(key, bytes)
+    }
+    fn undelete_fragment(&self, id: &FragmentId) -> Result<bool, PeerError> {
+        self.wait();
+        self.inner.undelete_fragment(id)
     }
     fn delete_meta(&self, key: &MetaKey) -> Result<(), PeerError> {
         self.wait();
