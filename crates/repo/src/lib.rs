@@ -13,6 +13,7 @@ mod check;
 mod containers;
 mod error;
 mod fetch;
+mod health;
 mod home;
 mod index;
 mod keyfile;
@@ -34,10 +35,15 @@ pub use check::{check, CheckOptions, CheckProblem, CheckReport, MetaIssue};
 pub use containers::{ContainerRow, Containers, CreatedContainer, SnapshotRow};
 pub use error::{RepoError, Result};
 pub use fetch::{FragmentFault, FragmentProblem};
+pub use health::{
+    format_duration, parse_duration, PeerHealth, PeerState, Sightings, DEFAULT_PEER_LOST_AFTER,
+};
 pub use home::{Container, Home, Owner, PublicIds};
 pub use keyfile::KdfParams;
 pub use location::{LocationError, PeerLocation};
-pub use peers::{AddedPeer, NetworkError, NodeWelcome, PeerRow, PeerSet, PeerSlot, Peers};
+pub use peers::{
+    AddedPeer, NetworkError, NodeWelcome, PeerRow, PeerSet, PeerSlot, Peers, RemovedPeer,
+};
 pub use progress::{Event, Progress, Quiet};
 pub use restore::{restore, LostPath, RestoreOptions, RestoreReport};
 pub use snapshot::{ls, resolve_snapshot, LsEntry};
