@@ -1,6 +1,6 @@
 //! Trove's container state and operations: `TROVE_HOME` (keyfile, identity,
 //! peers, containers, the local index) and one module per operation over a
-//! set of peers: backup, restore, check, sync, listing.
+//! set of peers: backup, restore, check, repair, sync, listing.
 //!
 //! Error policy: every public function returns [`RepoError`], whose messages
 //! name the object, the cause and the next step; the CLI prints them as is
@@ -21,6 +21,7 @@ mod location;
 mod meta;
 mod peers;
 mod progress;
+mod repair;
 mod restore;
 mod scan;
 mod snapshot;
@@ -45,6 +46,10 @@ pub use peers::{
     AddedPeer, NetworkError, NodeWelcome, PeerRow, PeerSet, PeerSlot, Peers, RemovedPeer,
 };
 pub use progress::{Event, Progress, Quiet};
+pub use repair::{
+    repair, ContainerRepair, Damage, FragmentMove, LostFile, LostPack, PackRepair, RepairOptions,
+    RepairReport,
+};
 pub use restore::{restore, LostPath, RestoreOptions, RestoreReport};
 pub use snapshot::{ls, resolve_snapshot, LsEntry};
 pub use sync::{sync, PeerContribution, SyncReport};
