@@ -291,8 +291,7 @@ impl Index {
                 .ok_or_else(|| RepoError::NoPeer(name.into()))?;
             de(v.value())?
         };
-        tx.open_table(PEER_HEALTH)?
-            .remove(rec.id.0.as_slice())?;
+        tx.open_table(PEER_HEALTH)?.remove(rec.id.0.as_slice())?;
         tx.commit()?;
         Ok(rec)
     }

@@ -102,7 +102,12 @@ impl PeerSet {
     /// when it has been unreachable. A peer unreachable for `lost_after`
     /// or longer is [`PeerState::Lost`], a more recent one
     /// [`PeerState::Suspect`].
-    pub fn record_health(&mut self, home: &Home, lost_after: Duration, persist: bool) -> Result<()> {
+    pub fn record_health(
+        &mut self,
+        home: &Home,
+        lost_after: Duration,
+        persist: bool,
+    ) -> Result<()> {
         let known = home.index.sightings()?;
         let answers: Vec<Option<String>> = std::thread::scope(|s| {
             let asks: Vec<_> = self
@@ -116,7 +121,10 @@ impl PeerSet {
                 })
                 .collect();
             asks.into_iter()
-                .map(|a| a.join().unwrap_or_else(|_| Some("the probe panicked".into())))
+                .map(|a| {
+                    a.join()
+                        .unwrap_or_else(|_| Some("the probe panicked".into()))
+                })
                 .collect()
         });
         let now = crate::time::now_ns();

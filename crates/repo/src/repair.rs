@@ -222,7 +222,11 @@ pub fn repair(
     set.record_health(home, opts.peer_lost_after, !opts.dry_run)?;
     // With no peer answering, every fragment would be "on a suspect peer"
     // and count: that is no reason to say all is well.
-    if set.slots.iter().all(|s| s.state() != Some(PeerState::Online)) {
+    if set
+        .slots
+        .iter()
+        .all(|s| s.state() != Some(PeerState::Online))
+    {
         set.warn_unavailable(progress);
         return Err(RepoError::NoReachablePeer);
     }
@@ -279,7 +283,9 @@ struct PeerInfo {
 
 impl PeerInfo {
     fn online(&self) -> Option<&Arc<dyn Peer>> {
-        self.peer.as_ref().filter(|_| self.state == PeerState::Online)
+        self.peer
+            .as_ref()
+            .filter(|_| self.state == PeerState::Online)
     }
 }
 
@@ -403,7 +409,10 @@ impl<'a> Ctx<'a> {
     }
 
     fn liars(&self) -> Vec<String> {
-        lock(&self.liars).iter().map(|id| self.name_of(id)).collect()
+        lock(&self.liars)
+            .iter()
+            .map(|id| self.name_of(id))
+            .collect()
     }
 
     /// Peers that must not take fragments now: not online, failed a put,
@@ -561,7 +570,11 @@ impl<'a> Ctx<'a> {
             if named.contains(&(*peer, *id)) {
                 continue;
             }
-            let Some(p) = self.by_id.get(peer).and_then(|i| self.peers[*i].peer.as_ref()) else {
+            let Some(p) = self
+                .by_id
+                .get(peer)
+                .and_then(|i| self.peers[*i].peer.as_ref())
+            else {
                 continue;
             };
             match p.delete_fragment(id) {

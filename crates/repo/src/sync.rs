@@ -436,7 +436,9 @@ fn recognise(
 /// Whether a roster peer answers at its recorded location. Opening a node
 /// peer does not connect, so a cheap question is asked too.
 fn reachable(home: &Home, rec: &PeerRecord) -> bool {
-    home.peers().open(rec).is_ok_and(|p| probe(p.as_ref()).is_ok())
+    home.peers()
+        .open(rec)
+        .is_ok_and(|p| probe(p.as_ref()).is_ok())
 }
 
 /// Whether `peer` hands over fragments from `sample` that hash to their

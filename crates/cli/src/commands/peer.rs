@@ -30,9 +30,7 @@ pub enum PeerCmd {
     },
     /// Take a peer off the configuration (a dead disk, a node that is
     /// gone): its fragments count as lost; `trove repair` rebuilds them.
-    Remove {
-        name: String,
-    },
+    Remove { name: String },
     /// List Trove nodes announcing themselves on the local network (mDNS).
     Discover {
         /// Seconds to listen.

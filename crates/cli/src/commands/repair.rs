@@ -163,10 +163,7 @@ fn print(r: &RepairReport) {
         } else {
             String::new()
         };
-        println!(
-            "{} pack(s) not back at full redundancy{add}",
-            r.packs_short
-        );
+        println!("{} pack(s) not back at full redundancy{add}", r.packs_short);
     }
     if r.packs_lost > 0 {
         println!(

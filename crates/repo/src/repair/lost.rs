@@ -38,7 +38,11 @@ pub(super) fn name_lost(
             continue;
         };
         for e in &rec.blobs {
-            if home.index.blob(&cid, &e.id)?.is_some_and(|l| l.pack == *pack) {
+            if home
+                .index
+                .blob(&cid, &e.id)?
+                .is_some_and(|l| l.pack == *pack)
+            {
                 gone.insert(e.id);
             }
         }

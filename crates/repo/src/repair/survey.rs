@@ -95,7 +95,9 @@ impl Survey {
     /// Nothing to rebuild and every fragment on a peer of its own.
     pub fn is_healthy(&self) -> bool {
         let distinct: HashSet<_> = self.rec.fragments.iter().map(|f| f.peer).collect();
-        self.verdicts.iter().all(|v| !matches!(v, Verdict::Damaged(_)))
+        self.verdicts
+            .iter()
+            .all(|v| !matches!(v, Verdict::Damaged(_)))
             && distinct.len() == self.rec.fragments.len()
             && self.rec.fragments.len() == self.rec.k as usize + self.rec.m as usize
     }
