@@ -214,9 +214,36 @@ fn make_plan(ctx: &Ctx, s: &Survey) -> Plan {
         },
         targets: Vec::new(),
     };
-    for (slot, v) in s.verdicts.iter().enumerate() {
-        let Verdict::Damaged(d) = v else { continue };
-        let target = place_slot(ctx, &mut plan, slot);
+    // A fragment whose own peer still answers and holds nothing else of
+    // the pack goes back there (the layout stays as it was); the others
+    // take the fresh peers left.
+    let back_home = |d: &Damage| {
+        matches!(
+            d,
+            Damage::Missing | Damage::Corrupt(_) | Damage::Unreadable(_)
+        )
+    };
+    let (own, elsewhere): (Vec<(usize, &Damage)>, Vec<_>) = s
+        .verdicts
+        .iter()
+        .enumerate()
+        .filter_map(|(slot, v)| match v {
+            Verdict::Damaged(d) => Some((slot, d)),
+            _ => None,
+        })
+        .partition(|(_, d)| back_home(d));
+    for (slot, d) in own.into_iter().chain(elsewhere) {
+        let home_peer = s.rec.fragments[slot].peer;
+        let home = ctx.by_id.get(&home_peer).copied().filter(|i| {
+            back_home(d) && !ctx.unusable(&home_peer) && !plan.current.peers.contains(i)
+        });
+        let target = match home {
+            Some(i) => {
+                plan.current.peers[slot] = i;
+                Some(i)
+            }
+            None => place_slot(ctx, &mut plan, slot),
+        };
         if target.is_none() && d.leaves_a_copy() {
             // The copy stays where it is, and its peer counts as holding
             // one: no other fragment of the pack goes there.
