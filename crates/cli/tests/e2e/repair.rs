@@ -503,7 +503,7 @@ fn kill_9_at_random_points_of_repair_then_repair_check_and_restore_are_clean() {
         }
         let on_write = round % 2 == 1;
         let wait = Duration::from_millis(if on_write {
-            g.below(40)
+            g.below(15)
         } else {
             200 + g.below(1800)
         });
