@@ -321,6 +321,8 @@ struct Ctx<'a> {
     broken: Mutex<HashSet<PeerId>>,
     /// Free space of each peer, read once when first needed.
     free: OnceLock<Vec<Option<u64>>>,
+    /// Names of removed peers, from the rosters they were in.
+    removed: Mutex<HashMap<PeerId, String>>,
     /// Fragments read or audited by the survey, and the bytes read.
     checked: AtomicU64,
     checked_bytes: AtomicU64,
@@ -364,6 +366,7 @@ impl<'a> Ctx<'a> {
             liars: Mutex::default(),
             broken: Mutex::default(),
             free: OnceLock::new(),
+            removed: Mutex::default(),
             checked: AtomicU64::new(0),
             checked_bytes: AtomicU64::new(0),
         }
@@ -385,11 +388,15 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// A peer's name, or the short id of one no longer configured.
+    /// A peer's name; for one no longer configured, its roster name (or
+    /// short id) and "(removed)".
     fn name_of(&self, id: &PeerId) -> String {
         match self.by_id.get(id) {
             Some(i) => self.peers[*i].record.name.clone(),
-            None => format!("{} (removed)", id.short()),
+            None => match lock(&self.removed).get(id) {
+                Some(name) => format!("{name} (removed)"),
+                None => format!("{} (removed)", id.short()),
+            },
         }
     }
 
@@ -443,6 +450,11 @@ impl<'a> Ctx<'a> {
             container: c.manifest.name.clone(),
             ..Default::default()
         };
+        for r in &c.manifest.roster {
+            if !self.by_id.contains_key(&r.id) {
+                lock(&self.removed).insert(r.id, r.name.clone());
+            }
+        }
         if !self.opts.dry_run {
             // A removed peer leaves the roster (a new one joins it), as at
             // a backup's start.

@@ -177,6 +177,17 @@ fn dead_disk_flipped_and_deleted_fragments_repaired_then_two_more_peers_lost_res
         assert!(u(p, "bytes_read") > 0 && u(p, "bytes_written") > 0, "{p}");
     }
     assert_eq!(r["containers"][0]["roster_updated"], true, "{r}");
+    let from: BTreeSet<&str> = r["containers"][0]["repaired"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["fragments"].as_array().unwrap())
+        .map(|f| f["from"].as_str().unwrap())
+        .collect();
+    assert!(
+        from.contains("p7 (removed)"),
+        "named from the roster: {from:?}"
+    );
     // The flipped fragment went back to p2 (it holds nothing else of the
     // pack), its corrupt copy into p2's trash; the deleted one back to p3.
     assert!(
