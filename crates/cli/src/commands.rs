@@ -11,6 +11,7 @@ pub mod node;
 pub mod peer;
 pub mod recover;
 pub mod recovery;
+pub mod repair;
 pub mod restore;
 pub mod snapshots;
 pub mod sync;

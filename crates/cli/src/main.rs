@@ -3,7 +3,8 @@
 //! `context.rs` holds what they share (the home, the passphrase, output).
 //!
 //! Exit codes: 0 ok, 1 error, 2 usage, 3 finished but some files were
-//! unreadable (backup) or lost (restore), listed.
+//! unreadable (backup) or lost (restore), listed, or some pack is not back
+//! at full redundancy (repair).
 
 mod commands;
 mod context;
@@ -54,6 +55,9 @@ enum Cmd {
     Restore(restore::Args),
     /// Verify fragments and manifests on every peer.
     Check(check::Args),
+    /// Rebuild missing, corrupt and lost fragments on other peers, so that
+    /// every pack is back at k+m fragments on distinct peers.
+    Repair(repair::Args),
     /// Recreate an identity in an empty TROVE_HOME from the 24-word phrase
     /// (prompt, --phrase-file, or stdin) or from SLIP-39 shares.
     Recover(recover::Args),
@@ -99,6 +103,7 @@ fn run(cmd: Cmd, out: Out) -> anyhow::Result<ExitCode> {
         Cmd::Ls(a) => ls::run(a, out),
         Cmd::Restore(a) => restore::run(a, out),
         Cmd::Check(a) => check::run(a, out),
+        Cmd::Repair(a) => repair::run(a, out),
         Cmd::Recover(a) => recover::run(a, out),
         Cmd::Sync => sync::run(out),
         Cmd::Undelete(a) => undelete::run(a, out),

@@ -7,12 +7,14 @@
 
 use crate::error::Result;
 use crate::fetch::{read_verified, Fetcher, FragmentFault, FragmentProblem};
+use crate::health::{advice, PeerHealth, PeerState, DEFAULT_PEER_LOST_AFTER};
 use crate::home::{Container, Home, Owner};
 use crate::index::BlobLocation;
 use crate::peers::PeerSet;
 use crate::progress::{Event, Progress};
 use crate::snapshot::TreeReader;
 use std::collections::HashSet;
+use std::time::Duration;
 use trove_core::erasure;
 use trove_core::manifest::PackRecord;
 use trove_core::tree::NodeKind;
@@ -28,7 +30,7 @@ const AUDIT_RANGES_PER_FRAGMENT: usize = 4;
 const AUDIT_RANGE_LEN: u64 = 1024;
 
 /// What `check` verifies beyond the manifests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct CheckOptions {
     /// Also decode every pack and verify every blob and tree.
@@ -38,6 +40,23 @@ pub struct CheckOptions {
     /// verified streaming) instead of downloading them.
     #[cfg_attr(feature = "clap", arg(long))]
     pub audit: bool,
+    /// A peer unreachable for this long is reported as lost rather than
+    /// suspect (`30s`, `15m`, `72h`, `30d`).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, default_value = "72h", value_parser = crate::health::parse_duration)
+    )]
+    pub peer_lost_after: Duration,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        Self {
+            read_data: false,
+            audit: false,
+            peer_lost_after: DEFAULT_PEER_LOST_AFTER,
+        }
+    }
 }
 
 /// How a peer's copy of a metadata object differs from this machine's.
@@ -62,8 +81,14 @@ pub enum MetaIssue {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CheckProblem {
-    /// A configured peer could not be opened (the error names it).
-    PeerUnavailable(String),
+    /// A configured peer does not answer: what it is (suspect or lost) and
+    /// what that means for its fragments.
+    PeerUnavailable {
+        peer: String,
+        state: PeerState,
+        /// The peer's error, its state and what to do, in one sentence.
+        detail: String,
+    },
     /// A peer's copy of a metadata object differs from this machine's.
     Meta {
         peer: String,
@@ -96,9 +121,8 @@ pub enum CheckProblem {
 impl std::fmt::Display for CheckProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CheckProblem::PeerUnavailable(e) | CheckProblem::Data(e) | CheckProblem::Index(e) => {
-                f.write_str(e)
-            }
+            CheckProblem::PeerUnavailable { detail, .. } => f.write_str(detail),
+            CheckProblem::Data(e) | CheckProblem::Index(e) => f.write_str(e),
             CheckProblem::Meta { peer, key, issue } => match issue {
                 MetaIssue::Lacks => write!(f, "peer `{peer}` lacks {key}; the next backup copies it"),
                 MetaIssue::Invalid(e) => write!(
@@ -152,6 +176,8 @@ impl serde::Serialize for CheckProblem {
 /// What `check` found.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct CheckReport {
+    /// The state of every configured peer, as check met it.
+    pub peers: Vec<PeerHealth>,
     pub containers: u64,
     pub snapshots: u64,
     pub packs: u64,
@@ -186,13 +212,27 @@ pub fn check(
             .collect(),
     };
     crate::pending::finish_all(home, owner, progress)?;
-    let peers = home.peers().open_all()?;
-    let mut report = CheckReport::default();
-    report.problems.extend(
-        peers
-            .unavailable()
-            .map(|e| CheckProblem::PeerUnavailable(e.to_string())),
-    );
+    let mut peers = home.peers().open_all()?;
+    peers.record_health(home, opts.peer_lost_after, true)?;
+    let mut report = CheckReport {
+        peers: peers.health(),
+        ..Default::default()
+    };
+    for h in report.peers.clone() {
+        if h.state == PeerState::Online {
+            continue;
+        }
+        report.problems.push(CheckProblem::PeerUnavailable {
+            detail: format!(
+                "{} — {}; {}",
+                h.error.as_deref().unwrap_or("it does not answer"),
+                h.describe(),
+                advice(&h, opts.peer_lost_after)
+            ),
+            peer: h.peer,
+            state: h.state,
+        });
+    }
     let fetcher = Fetcher::new(&peers.slots);
     for n in names {
         let c = home.containers().open(owner, &n)?;
@@ -265,7 +305,6 @@ fn check_fragments(
     report: &mut CheckReport,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let mut rng = rand::thread_rng();
     let packs = home.index.packs(&c.manifest.id)?;
     let total = packs.len() as u64;
     for (n, rec) in packs.iter().enumerate() {
@@ -276,7 +315,10 @@ fn check_fragments(
             let verdict = match fetcher.peer_of(loc) {
                 Err((name, fault)) => Err((name, fault)),
                 Ok((name, p)) => if audit {
-                    audit_fragment(p.as_ref(), &loc.id, fragment_len(rec), &mut rng, report)
+                    let (ranges, verdict) = audit_fragment(p.as_ref(), &loc.id, fragment_len(rec));
+                    report.audited_fragments += 1;
+                    report.audited_ranges += ranges;
+                    verdict
                 } else {
                     read_verified(p.as_ref(), &loc.id).map(|_| ())
                 }
@@ -313,41 +355,41 @@ fn check_fragments(
 }
 
 /// The length of each fragment of a pack, known from the index alone.
-fn fragment_len(rec: &PackRecord) -> u64 {
+pub(crate) fn fragment_len(rec: &PackRecord) -> u64 {
     (erasure::FRAGMENT_HEADER_LEN + erasure::shard_len(rec.pack_len as usize, rec.k)) as u64
 }
 
 /// Ask `peer` to prove random ranges of fragment `id` and check every proof
-/// against the id.
-fn audit_fragment(
+/// against the id. Returns how many ranges were asked for, and the verdict.
+pub(crate) fn audit_fragment(
     peer: &dyn Peer,
     id: &FragmentId,
     fragment_len: u64,
-    rng: &mut impl rand::Rng,
-    report: &mut CheckReport,
-) -> std::result::Result<(), FragmentFault> {
+) -> (u64, std::result::Result<(), FragmentFault>) {
     let ranges = audit::pick_ranges(
         fragment_len,
         AUDIT_RANGES_PER_FRAGMENT,
         AUDIT_RANGE_LEN,
-        rng,
+        &mut rand::thread_rng(),
     );
-    report.audited_fragments += 1;
-    report.audited_ranges += ranges.len() as u64;
-    let proofs = peer
-        .audit_fragment(id, &ranges)
-        .map_err(|e| FragmentFault::of(&e))?;
-    if proofs.len() != ranges.len() {
-        return Err(FragmentFault::AuditFailed(format!(
-            "the peer answered {} of {} ranges",
-            proofs.len(),
-            ranges.len()
-        )));
-    }
-    for (range, proof) in ranges.iter().zip(&proofs) {
-        audit::verify(id, *range, proof).map_err(|e| FragmentFault::AuditFailed(e.to_string()))?;
-    }
-    Ok(())
+    let verdict = (|| {
+        let proofs = peer
+            .audit_fragment(id, &ranges)
+            .map_err(|e| FragmentFault::of(&e))?;
+        if proofs.len() != ranges.len() {
+            return Err(FragmentFault::AuditFailed(format!(
+                "the peer answered {} of {} ranges",
+                proofs.len(),
+                ranges.len()
+            )));
+        }
+        for (range, proof) in ranges.iter().zip(&proofs) {
+            audit::verify(id, *range, proof)
+                .map_err(|e| FragmentFault::AuditFailed(e.to_string()))?;
+        }
+        Ok(())
+    })();
+    (ranges.len() as u64, verdict)
 }
 
 fn check_data(

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use trove_core::chunk::ChunkerParams;
 use trove_core::envelope;
 use trove_core::keys::ContainerKey;
-use trove_core::manifest::{ContainerManifest, PackRecord, Redundancy, SnapshotManifest};
+use trove_core::manifest::{
+    ContainerManifest, PackRecord, PeerRecord, Redundancy, SnapshotManifest,
+};
 use trove_core::pack::DEFAULT_PACK_TARGET;
 use trove_core::seal::BlobKind;
 use trove_core::{ContainerId, SnapshotId};
@@ -123,23 +125,47 @@ impl<'a> Containers<'a> {
         })
     }
 
-    /// Store a changed manifest and sign it into the envelope that peers
-    /// hold (the caller has bumped its revision).
+    /// Store a changed manifest and the envelope that peers hold, signed,
+    /// in one transaction (the caller has bumped its revision).
     pub(crate) fn update_manifest(&self, owner: &Owner, m: &ContainerManifest) -> Result<()> {
-        self.home.index.put_container(m, false)?;
-        self.seal_manifest(owner, m)
+        self.home
+            .index
+            .put_container_sealed(m, &Self::sealed(owner, m))
+    }
+
+    /// Make the roster every configured peer (`configured`), so a new
+    /// machine finds them all and a removed peer drops out: a new revision,
+    /// signed. Returns whether the roster changed.
+    pub(crate) fn update_roster(
+        &self,
+        owner: &Owner,
+        container: &mut Container,
+        configured: Vec<PeerRecord>,
+    ) -> Result<bool> {
+        if container.manifest.roster == configured {
+            return Ok(false);
+        }
+        container.manifest.roster = configured;
+        container.manifest.revision += 1;
+        self.update_manifest(owner, &container.manifest)?;
+        Ok(true)
     }
 
     fn seal_manifest(&self, owner: &Owner, m: &ContainerManifest) -> Result<()> {
-        let env = envelope::seal_signed(
+        self.home
+            .index
+            .put_meta(&MetaKey::Container(m.id), &Self::sealed(owner, m))
+    }
+
+    fn sealed(owner: &Owner, m: &ContainerManifest) -> Vec<u8> {
+        envelope::seal_signed(
             &owner.identity,
             &owner.master.manifest_key(),
             BlobKind::ContainerManifest,
             &m.id.0,
             m.revision,
             &m.encode(),
-        );
-        self.home.index.put_meta(&MetaKey::Container(m.id), &env)
+        )
     }
 
     /// A container's manifest, without unlocking anything.

@@ -169,6 +169,8 @@ pub struct Fetcher {
     /// Peers that were slow or unreachable: asked last until they answer
     /// well again, so one dead peer costs one hedge delay, not one per pack.
     suspects: Mutex<std::collections::HashSet<PeerId>>,
+    /// Fragment bytes received (good or not), for reports.
+    received: Arc<AtomicU64>,
 }
 
 const CACHE_PACKS: usize = 3;
@@ -190,7 +192,14 @@ impl Fetcher {
             // Start low: the first dead peer then costs the minimum hedge delay.
             usual_fetch_ms: AtomicU64::new(150),
             suspects: Mutex::new(Default::default()),
+            received: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Fragment bytes received from peers so far, good or not (a straggler
+    /// of a hedged fetch counts when it arrives).
+    pub fn bytes_received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
     }
 
     pub fn problems(&self) -> Vec<FragmentProblem> {
@@ -281,9 +290,17 @@ impl Fetcher {
                 Ok((name, peer)) => {
                     let tx = tx.clone();
                     let id = loc.id;
+                    let received = self.received.clone();
                     in_flight.insert(i, (name, Instant::now()));
                     std::thread::spawn(move || {
-                        let _ = tx.send((i, read_verified(peer.as_ref(), &id)));
+                        let got = read_verified(peer.as_ref(), &id);
+                        let len = match &got {
+                            Ok(b) => b.len() as u64,
+                            Err(FragmentFault::Corrupt { len }) => *len,
+                            Err(_) => 0,
+                        };
+                        received.fetch_add(len, Ordering::Relaxed);
+                        let _ = tx.send((i, got));
                     });
                 }
                 Err((name, problem)) => self.note(rec, loc, &name, problem),

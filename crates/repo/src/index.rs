@@ -5,6 +5,7 @@
 //! in `docs/design.md`.
 
 use crate::error::{RepoError, Result};
+use crate::health::Sightings;
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -15,7 +16,7 @@ use trove_core::manifest::{
 };
 use trove_core::pack::PackEntry;
 use trove_core::seal::BlobKind;
-use trove_core::{BlobId, ChunkId, ContainerId, PackId, SnapshotId};
+use trove_core::{BlobId, ChunkId, ContainerId, PackId, PeerId, SnapshotId};
 use trove_peer::MetaKey;
 
 type Bytes = &'static [u8];
@@ -37,6 +38,8 @@ const FILES: TableDefinition<Bytes, Bytes> = TableDefinition::new("files");
 const SEGMENTS: TableDefinition<Bytes, Bytes> = TableDefinition::new("segments");
 /// container id → postcard PendingCommit: a snapshot not yet on enough peers
 const PENDING: TableDefinition<Bytes, Bytes> = TableDefinition::new("pending");
+/// peer id → Sightings: when each peer was last seen, since when it is unreachable
+const PEER_HEALTH: TableDefinition<Bytes, Bytes> = TableDefinition::new("peer_health");
 
 /// What the file cache remembers of a file, so that an unchanged file is not read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -257,6 +260,7 @@ impl Index {
                 FILES,
                 SEGMENTS,
                 PENDING,
+                PEER_HEALTH,
             ] {
                 tx.open_table(t)?;
             }
@@ -280,17 +284,49 @@ impl Index {
         Ok(())
     }
 
+    /// Take a peer off the configuration, and forget its sightings.
     pub fn remove_peer(&self, name: &str) -> Result<PeerRecord> {
         let tx = self.db.begin_write()?;
-        let rec = {
+        let rec: PeerRecord = {
             let mut t = tx.open_table(PEERS)?;
             let v = t
                 .remove(name)?
                 .ok_or_else(|| RepoError::NoPeer(name.into()))?;
             de(v.value())?
         };
+        tx.open_table(PEER_HEALTH)?.remove(rec.id.0.as_slice())?;
         tx.commit()?;
         Ok(rec)
+    }
+
+    /// What is remembered of each peer's reachability.
+    pub fn sightings(&self) -> Result<HashMap<PeerId, Sightings>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(PEER_HEALTH)?;
+        let mut out = HashMap::new();
+        for r in t.iter()? {
+            let (k, v) = r?;
+            let id = PeerId(
+                k.value()
+                    .try_into()
+                    .map_err(|_| RepoError::Db("corrupt peer health key".into()))?,
+            );
+            out.insert(id, de(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Record peers' reachability, in one transaction.
+    pub fn record_sightings(&self, seen: &[(PeerId, Sightings)]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(PEER_HEALTH)?;
+            for (id, s) in seen {
+                t.insert(id.0.as_slice(), ser(s).as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Replace the record stored under `old_name` (rename and/or re-id).
@@ -324,6 +360,20 @@ impl Index {
                 return Err(RepoError::ContainerExists(m.name.clone()));
             }
             t.insert(m.name.as_str(), ser(m).as_slice())?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Replace a container's manifest and its signed envelope together, so
+    /// a crash never leaves the manifest without the envelope peers get.
+    pub fn put_container_sealed(&self, m: &ContainerManifest, envelope: &[u8]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            tx.open_table(CONTAINERS)?
+                .insert(m.name.as_str(), ser(m).as_slice())?;
+            tx.open_table(META)?
+                .insert(meta_key(&MetaKey::Container(m.id)).as_slice(), envelope)?;
         }
         tx.commit()?;
         Ok(())

@@ -1,6 +1,6 @@
 //! Trove's container state and operations: `TROVE_HOME` (keyfile, identity,
 //! peers, containers, the local index) and one module per operation over a
-//! set of peers: backup, restore, check, sync, listing.
+//! set of peers: backup, restore, check, repair, sync, listing.
 //!
 //! Error policy: every public function returns [`RepoError`], whose messages
 //! name the object, the cause and the next step; the CLI prints them as is
@@ -13,6 +13,7 @@ mod check;
 mod containers;
 mod error;
 mod fetch;
+mod health;
 mod home;
 mod index;
 mod keyfile;
@@ -21,6 +22,7 @@ mod meta;
 mod peers;
 mod pending;
 mod progress;
+mod repair;
 mod restore;
 mod scan;
 mod snapshot;
@@ -36,11 +38,20 @@ pub use check::{check, CheckOptions, CheckProblem, CheckReport, MetaIssue};
 pub use containers::{ContainerRow, Containers, CreatedContainer, SnapshotRow};
 pub use error::{RepoError, Result};
 pub use fetch::{FragmentFault, FragmentProblem};
+pub use health::{
+    format_duration, parse_duration, PeerHealth, PeerState, Sightings, DEFAULT_PEER_LOST_AFTER,
+};
 pub use home::{Container, Home, Owner, PublicIds};
 pub use keyfile::KdfParams;
 pub use location::{LocationError, PeerLocation};
-pub use peers::{AddedPeer, NetworkError, NodeWelcome, PeerRow, PeerSet, PeerSlot, Peers};
+pub use peers::{
+    AddedPeer, NetworkError, NodeWelcome, PeerRow, PeerSet, PeerSlot, Peers, RemovedPeer,
+};
 pub use progress::{Event, Progress, Quiet};
+pub use repair::{
+    repair, ContainerRepair, Damage, FragmentMove, LostFile, LostPack, PackRepair, RepairOptions,
+    RepairReport,
+};
 pub use restore::{restore, LostPath, RestoreOptions, RestoreReport};
 pub use snapshot::{ls, resolve_snapshot, LsEntry};
 pub use sync::{sync, PeerContribution, SyncReport};

@@ -3,12 +3,14 @@
 //! network endpoint.
 
 use crate::error::Result;
+use crate::health::{probe, PeerHealth, PeerState};
 use crate::home::{check_name, Home};
 use crate::location::{LocationError, PeerLocation};
 use crate::progress::{Event, Progress};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use trove_core::manifest::PeerRecord;
 use trove_core::PeerId;
 use trove_node::NodePeer;
@@ -42,11 +44,18 @@ pub struct Peers<'a> {
 pub struct PeerSlot {
     pub record: PeerRecord,
     pub peer: Result<Arc<dyn Peer>, PeerError>,
+    /// Its state, once [`PeerSet::record_health`] asked it.
+    pub health: Option<PeerHealth>,
 }
 
 impl PeerSlot {
     pub fn available(&self) -> Option<&Arc<dyn Peer>> {
         self.peer.as_ref().ok()
+    }
+
+    /// Its state, if [`PeerSet::record_health`] asked it.
+    pub fn state(&self) -> Option<PeerState> {
+        self.health.as_ref().map(|h| h.state)
     }
 }
 
@@ -86,6 +95,67 @@ impl PeerSet {
     pub fn records(&self) -> Vec<PeerRecord> {
         self.slots.iter().map(|s| s.record.clone()).collect()
     }
+
+    /// Ask every peer whether it answers (all at once, so several dead
+    /// nodes cost one timeout), set each slot's [`PeerHealth`], and, with
+    /// `persist`, record in the index when each was last seen and since
+    /// when it has been unreachable. A peer unreachable for `lost_after`
+    /// or longer is [`PeerState::Lost`], a more recent one
+    /// [`PeerState::Suspect`].
+    pub fn record_health(
+        &mut self,
+        home: &Home,
+        lost_after: Duration,
+        persist: bool,
+    ) -> Result<()> {
+        let known = home.index.sightings()?;
+        let answers: Vec<Option<String>> = std::thread::scope(|s| {
+            let asks: Vec<_> = self
+                .slots
+                .iter()
+                .map(|slot| {
+                    s.spawn(move || match &slot.peer {
+                        Ok(p) => probe(p.as_ref()).err().map(|e| e.to_string()),
+                        Err(e) => Some(e.to_string()),
+                    })
+                })
+                .collect();
+            asks.into_iter()
+                .map(|a| {
+                    a.join()
+                        .unwrap_or_else(|_| Some("the probe panicked".into()))
+                })
+                .collect()
+        });
+        let now = crate::time::now_ns();
+        let mut seen = Vec::with_capacity(self.slots.len());
+        for (slot, error) in self.slots.iter_mut().zip(answers) {
+            let id = slot.record.id;
+            let sightings = known
+                .get(&id)
+                .copied()
+                .unwrap_or_default()
+                .observe(error.is_none(), now);
+            seen.push((id, sightings));
+            slot.health = Some(PeerHealth::new(
+                &slot.record.name,
+                id,
+                sightings,
+                error,
+                now,
+                lost_after,
+            ));
+        }
+        if persist {
+            home.index.record_sightings(&seen)?;
+        }
+        Ok(())
+    }
+
+    /// Each peer's state, once [`PeerSet::record_health`] asked them.
+    pub fn health(&self) -> Vec<PeerHealth> {
+        self.slots.iter().filter_map(|s| s.health.clone()).collect()
+    }
 }
 
 /// One peer as `trove peer list` shows it.
@@ -96,6 +166,13 @@ pub struct PeerRow {
     pub location: String,
     pub labels: BTreeMap<String, String>,
     pub available: bool,
+    /// Online, suspect (unreachable, its fragments still count) or lost
+    /// (unreachable for longer than the threshold).
+    pub state: PeerState,
+    /// When it last answered (UTC), if ever.
+    pub last_seen: Option<String>,
+    /// Since when it has not answered (UTC), if it does not answer now.
+    pub unreachable_since: Option<String>,
     /// Why it is unavailable, or why its counts could not be read.
     pub error: Option<String>,
     pub fragments: Option<u64>,
@@ -116,6 +193,20 @@ pub enum NodeWelcome {
         granted: bool,
         error: String,
     },
+}
+
+/// A peer just taken off the configuration.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RemovedPeer {
+    /// Its name.
+    pub removed: String,
+    pub id: PeerId,
+    /// Fragments the index places on it, now counted as lost.
+    pub fragments_lost: u64,
+    /// Packs holding one of them, over all containers.
+    pub packs_affected: u64,
+    /// What to do next.
+    pub next: String,
 }
 
 /// A peer just added.
@@ -199,9 +290,34 @@ impl<'a> Peers<'a> {
         })
     }
 
-    /// Take a peer off the configuration (its fragments are no longer used).
-    pub fn remove(&self, name: &str) -> Result<PeerRecord> {
-        self.home.index.remove_peer(name)
+    /// Take a peer off the configuration: a disk that died, a node that
+    /// is gone. Nothing is asked of the peer itself. Its fragments count as
+    /// lost from now on (`trove repair` rebuilds them on the other peers),
+    /// and the containers' rosters drop it at the next backup or repair.
+    pub fn remove(&self, name: &str) -> Result<RemovedPeer> {
+        let rec = self.home.index.remove_peer(name)?;
+        let (mut fragments, mut packs) = (0, 0);
+        for c in self.home.index.containers()? {
+            for p in self.home.index.packs(&c.id)? {
+                let here = p.fragments.iter().filter(|f| f.peer == rec.id).count() as u64;
+                fragments += here;
+                packs += u64::from(here > 0);
+            }
+        }
+        let next = if fragments == 0 {
+            "it held no fragment: nothing to repair".to_owned()
+        } else {
+            format!(
+                "run `trove repair` to rebuild its {fragments} fragment(s) of {packs} pack(s) on the other peers"
+            )
+        };
+        Ok(RemovedPeer {
+            removed: rec.name,
+            id: rec.id,
+            fragments_lost: fragments,
+            packs_affected: packs,
+            next,
+        })
     }
 
     /// Replace the record stored under `old_name` (rename and/or re-id).
@@ -281,7 +397,11 @@ impl<'a> Peers<'a> {
                 .into_iter()
                 .map(|record| {
                     let peer = self.open(&record);
-                    PeerSlot { record, peer }
+                    PeerSlot {
+                        record,
+                        peer,
+                        health: None,
+                    }
                 })
                 .collect(),
         })
@@ -300,17 +420,21 @@ impl<'a> Peers<'a> {
             .map_err(|e| LocationError::BadTicket(e.to_string()).into())
     }
 
-    /// Every configured peer with its state and counts, for `peer list`.
-    pub fn list(&self) -> Result<Vec<PeerRow>> {
-        Ok(self
-            .open_all()?
+    /// Every configured peer with its state and counts, for `peer list`; a
+    /// peer unreachable for `lost_after` or longer is lost. Records when
+    /// each peer was seen.
+    pub fn list(&self, lost_after: Duration) -> Result<Vec<PeerRow>> {
+        let mut set = self.open_all()?;
+        set.record_health(self.home, lost_after, true)?;
+        Ok(set
             .slots
             .into_iter()
             .map(|s| {
+                let health = s.health.clone().expect("record_health set every slot");
                 let stat = s.available().map(|p| p.stat());
                 let error = match (&s.peer, &stat) {
                     (Err(e), _) | (_, Some(Err(e))) => Some(e.to_string()),
-                    _ => None,
+                    _ => health.error.clone(),
                 };
                 let stat = stat.and_then(|r| r.ok());
                 PeerRow {
@@ -319,6 +443,9 @@ impl<'a> Peers<'a> {
                     location: s.record.location,
                     labels: s.record.labels,
                     available: error.is_none(),
+                    state: health.state,
+                    last_seen: health.last_seen,
+                    unreachable_since: health.unreachable_since,
                     error,
                     fragments: stat.map(|st| st.fragments),
                     fragment_bytes: stat.map(|st| st.fragment_bytes),

@@ -22,6 +22,7 @@
 //! thief deleted, and sync restores it.
 
 use crate::error::{RepoError, Result};
+use crate::health::{probe, DEFAULT_PEER_LOST_AFTER};
 use crate::home::{Home, Owner};
 use crate::meta::open_container_manifest;
 use crate::progress::{Event, Progress};
@@ -126,7 +127,9 @@ pub fn sync(home: &Home, owner: &Owner, progress: &dyn Progress) -> Result<SyncR
     loop {
         report.rounds += 1;
         let mut new_peers = 0;
-        for slot in home.peers().open_all()?.slots {
+        let mut set = home.peers().open_all()?;
+        set.record_health(home, DEFAULT_PEER_LOST_AFTER, true)?;
+        for slot in set.slots {
             let id = (slot.record.name.clone(), slot.record.location.clone());
             let peer = match &slot.peer {
                 Ok(p) if !read.contains(&id) => p.clone(),
@@ -444,7 +447,7 @@ fn recognise(
 fn reachable(home: &Home, rec: &PeerRecord) -> bool {
     home.peers()
         .open(rec)
-        .is_ok_and(|p| p.has_fragment(&FragmentId([0; 32])).is_ok())
+        .is_ok_and(|p| probe(p.as_ref()).is_ok())
 }
 
 /// Whether `peer` hands over fragments from `sample` that hash to their

@@ -18,6 +18,7 @@ const FAST_KDF: KdfParams = KdfParams {
 const AUDIT: CheckOptions = CheckOptions {
     read_data: false,
     audit: true,
+    peer_lost_after: trove_repo::DEFAULT_PEER_LOST_AFTER,
 };
 
 /// A home with three folder peers `p1`..`p3` (redundancy 2+1) and one

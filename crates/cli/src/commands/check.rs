@@ -47,6 +47,9 @@ fn print(r: &CheckReport, opts: &CheckOptions) {
         );
     }
     println!("{line}");
+    for h in &r.peers {
+        println!("  peer `{}`: {}", h.peer, h.describe());
+    }
     for p in &r.problems {
         println!("  problem: {p}");
     }

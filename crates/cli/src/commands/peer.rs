@@ -7,7 +7,7 @@ use clap::Subcommand;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::time::Duration;
-use trove_repo::NodeWelcome;
+use trove_repo::{NodeWelcome, PeerState};
 
 #[derive(Subcommand)]
 pub enum PeerCmd {
@@ -20,10 +20,17 @@ pub enum PeerCmd {
         #[arg(long = "label", value_parser = parse_label)]
         labels: Vec<(String, String)>,
     },
-    List,
-    Remove {
-        name: String,
+    /// Every peer with its state: online, suspect (unreachable, its
+    /// fragments still count) or lost (unreachable for longer than
+    /// --peer-lost-after).
+    List {
+        /// A peer unreachable for this long is lost (`30s`, `15m`, `72h`, `30d`).
+        #[arg(long, default_value = "72h", value_parser = trove_repo::parse_duration)]
+        peer_lost_after: std::time::Duration,
     },
+    /// Take a peer off the configuration (a dead disk, a node that is
+    /// gone): its fragments count as lost; `trove repair` rebuilds them.
+    Remove { name: String },
     /// List Trove nodes announcing themselves on the local network (mDNS).
     Discover {
         /// Seconds to listen.
@@ -40,11 +47,6 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
         return Err(format!("label `{s}` has an empty key"));
     }
     Ok((k.to_owned(), v.to_owned()))
-}
-
-#[derive(serde::Serialize)]
-struct Removed {
-    removed: String,
 }
 
 pub fn run(cmd: PeerCmd, out: Out) -> Result<ExitCode> {
@@ -75,16 +77,16 @@ pub fn run(cmd: PeerCmd, out: Out) -> Result<ExitCode> {
             })?;
         }
         PeerCmd::Remove { name } => {
-            let rec = home.peers().remove(&name)?;
-            out.emit(&Removed { removed: rec.name }, |r| {
+            let removed = home.peers().remove(&name)?;
+            out.emit(&removed, |r| {
                 println!(
-                    "removed peer `{}`; fragments it holds are no longer used (run `trove check`: packs it held a fragment of now have less redundancy)",
-                    r.removed
+                    "removed peer `{}`; its {} fragment(s) of {} pack(s) now count as lost: {}",
+                    r.removed, r.fragments_lost, r.packs_affected, r.next
                 )
             })?;
         }
-        PeerCmd::List => {
-            let rows = home.peers().list()?;
+        PeerCmd::List { peer_lost_after } => {
+            let rows = home.peers().list(peer_lost_after)?;
             out.emit(&rows, |rows| {
                 if rows.is_empty() {
                     println!("no peers; add one with `trove peer add NAME dir:PATH`");
@@ -92,14 +94,29 @@ pub fn run(cmd: PeerCmd, out: Out) -> Result<ExitCode> {
                 for r in rows {
                     let labels: Vec<String> =
                         r.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    let state = match &r.error {
-                        None => format!(
-                            "ok, {} fragments, {} used, {} free",
+                    let since = |what: &str| {
+                        format!(
+                            "{what} (unreachable since {} UTC, last seen {})",
+                            r.unreachable_since.as_deref().unwrap_or("?"),
+                            r.last_seen
+                                .as_deref()
+                                .map_or("never".to_owned(), |t| format!("{t} UTC"))
+                        )
+                    };
+                    let state = match (&r.error, r.state) {
+                        (None, _) => format!(
+                            "online, {} fragments, {} used, {} free",
                             r.fragments.unwrap_or(0),
                             ui::bytes(r.fragment_bytes.unwrap_or(0)),
                             r.free_bytes.map_or("?".into(), ui::bytes)
                         ),
-                        Some(e) => format!("UNAVAILABLE: {e}"),
+                        (Some(e), PeerState::Online) => format!("online, but: {e}"),
+                        (Some(e), PeerState::Suspect) => format!("{}: {e}", since("SUSPECT")),
+                        (Some(e), PeerState::Lost) => format!(
+                            "{}: {e} — run `trove repair` to rebuild its fragments, or `trove peer remove {}`",
+                            since("LOST"),
+                            r.name
+                        ),
                     };
                     println!(
                         "{:<12} {:<40} {:<16} {state}",

@@ -15,5 +15,6 @@ mod faults;
 mod nodes;
 mod privacy;
 mod recovery;
+mod repair;
 mod restore_symlinks;
 mod security;

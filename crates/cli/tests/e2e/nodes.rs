@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// One node process and its data folder.
-struct Node {
-    name: String,
+pub(crate) struct Node {
+    pub(crate) name: String,
     data: PathBuf,
     port: u16,
     log: PathBuf,
@@ -26,7 +26,7 @@ fn free_udp_port() -> u16 {
 }
 
 impl Node {
-    fn start(t: &Trove, name: &str) -> Node {
+    pub(crate) fn start(t: &Trove, name: &str) -> Node {
         let data = t.tmp.path().join("nodes").join(name);
         let log = t.tmp.path().join("nodes").join(format!("{name}.log"));
         std::fs::create_dir_all(data.parent().unwrap()).unwrap();
@@ -76,7 +76,7 @@ impl Node {
     }
 
     /// SIGKILL: the node gets no chance to tidy up.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.proc.0.take() {
             c.kill().unwrap();
             c.wait().unwrap();
@@ -107,12 +107,12 @@ impl Node {
     }
 
     /// The folder peer holding one owner's data on this node.
-    fn owner_dir(&self, owner: &str) -> PathBuf {
+    pub(crate) fn owner_dir(&self, owner: &str) -> PathBuf {
         self.data.join("owners").join(owner)
     }
 }
 
-fn owner_id(t: &Trove) -> String {
+pub(crate) fn owner_id(t: &Trove) -> String {
     let v = t.ok_json(&["whoami"]);
     let id = v["owner_id"].as_str().expect("owner_id").to_owned();
     assert_eq!(id.len(), 64, "{v}");
@@ -121,7 +121,7 @@ fn owner_id(t: &Trove) -> String {
 
 /// Start `n` nodes, grant this owner on each, add them as peers `node1..`,
 /// each on its own site.
-fn nodes_for(t: &Trove, n: usize, quota: &str) -> Vec<Node> {
+pub(crate) fn nodes_for(t: &Trove, n: usize, quota: &str) -> Vec<Node> {
     let owner = owner_id(t);
     (1..=n)
         .map(|i| {
@@ -136,7 +136,7 @@ fn nodes_for(t: &Trove, n: usize, quota: &str) -> Vec<Node> {
         .collect()
 }
 
-fn make_data(t: &Trove, seed: u64, big: usize) {
+pub(crate) fn make_data(t: &Trove, seed: u64, big: usize) {
     make_small_tree(&t.src, seed);
     let mut g = Gen::new(seed + 1);
     write(&t.src.join("big/video.bin"), &g.bytes(big));

@@ -2,6 +2,7 @@
 //! replicated metadata, and the walk of the sources.
 
 use crate::error::{RepoError, Result};
+use crate::health::DEFAULT_PEER_LOST_AFTER;
 use crate::home::{Container, Home, Owner};
 use crate::index::FileEntry;
 use crate::meta::sync_meta;
@@ -34,10 +35,11 @@ pub(super) fn prepare(
 ) -> Result<Prepared> {
     let mut container = home.containers().open(owner, name)?;
     let cid = container.manifest.id;
-    let peers = home.peers().open_all()?;
+    let mut peers = home.peers().open_all()?;
     if peers.is_empty() {
         return Err(RepoError::NoPeers);
     }
+    peers.record_health(home, DEFAULT_PEER_LOST_AFTER, true)?;
     peers.warn_unavailable(progress);
     let available = peers.available();
     if available.is_empty() {
@@ -47,13 +49,8 @@ pub(super) fn prepare(
     }
 
     // The roster is every configured peer, so a new machine finds them all.
-    let roster = peers.records();
-    if container.manifest.roster != roster {
-        container.manifest.roster = roster;
-        container.manifest.revision += 1;
-        home.containers()
-            .update_manifest(owner, &container.manifest)?;
-    }
+    home.containers()
+        .update_roster(owner, &mut container, peers.records())?;
     crate::pending::finish_interrupted(home, &container, &available, progress)?;
     sync_meta(home, owner, &container, &available, true, progress)?;
 
