@@ -54,6 +54,10 @@ enum Cmd {
     Restore(restore::Args),
     /// Verify fragments and manifests on every peer.
     Check(check::Args),
+    /// Forget snapshots: by id, or by a policy (--keep-last, --keep-daily, ...).
+    Forget(forget::Args),
+    /// Delete what no snapshot uses; repack packs that are mostly unused.
+    Prune(prune::Args),
     /// Recreate an identity in an empty TROVE_HOME from the 24-word phrase
     /// (prompt, --phrase-file, or stdin) or from SLIP-39 shares.
     Recover(recover::Args),
@@ -96,6 +100,8 @@ fn run(cmd: Cmd, out: Out) -> anyhow::Result<ExitCode> {
         Cmd::Ls(a) => ls::run(a, out),
         Cmd::Restore(a) => restore::run(a, out),
         Cmd::Check(a) => check::run(a, out),
+        Cmd::Forget(a) => forget::run(a, out),
+        Cmd::Prune(a) => prune::run(a, out),
         Cmd::Recover(a) => recover::run(a, out),
         Cmd::Sync => sync::run(out),
         Cmd::Recovery(c) => recovery::run(c, out),

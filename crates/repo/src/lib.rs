@@ -11,8 +11,10 @@
 mod backup;
 mod check;
 mod containers;
+mod deletions;
 mod error;
 mod fetch;
+mod forget;
 mod home;
 mod index;
 mod keyfile;
@@ -21,6 +23,7 @@ mod lock;
 mod meta;
 mod peers;
 mod progress;
+mod prune;
 mod restore;
 mod scan;
 mod snapshot;
@@ -33,14 +36,19 @@ pub use backup::{
 };
 pub use check::{check, CheckOptions, CheckProblem, CheckReport, MetaIssue};
 pub use containers::{ContainerRow, Containers, CreatedContainer, SnapshotRow};
+pub use deletions::{DeletionReport, Leftovers, PendingDeletions};
 pub use error::{RepoError, Result};
 pub use fetch::{FragmentFault, FragmentProblem};
+pub use forget::{
+    forget, ForgetOptions, ForgetReport, ForgetRow, KeepPolicy, KeepReason, KeepWithin,
+};
 pub use home::{Container, Home, Owner, PublicIds};
 pub use keyfile::KdfParams;
 pub use location::{LocationError, PeerLocation};
 pub use lock::{parse_wait, ExclusiveLease, Lease, LockHolder, SharedLease};
 pub use peers::{AddedPeer, NetworkError, NodeWelcome, PeerRow, PeerSet, PeerSlot, Peers};
 pub use progress::{Event, Progress, Quiet};
+pub use prune::{prune, MaxUnused, PruneOptions, PruneReport};
 pub use restore::{restore, LostPath, RestoreOptions, RestoreReport};
 pub use snapshot::{ls, resolve_snapshot, LsEntry};
 pub use sync::{sync, PeerContribution, SyncReport};

@@ -191,10 +191,7 @@ impl Lease {
     pub fn shared(&self) -> SharedLease<'_> {
         let mut s = self.lock();
         while s.exclusive || s.waiting_exclusive > 0 {
-            s = self
-                .changed
-                .wait(s)
-                .unwrap_or_else(PoisonError::into_inner);
+            s = self.changed.wait(s).unwrap_or_else(PoisonError::into_inner);
         }
         s.shared += 1;
         SharedLease { lease: self }
