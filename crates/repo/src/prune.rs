@@ -166,6 +166,7 @@ pub(crate) fn prune_locked(
     };
     let snapshots = home.index.snapshots(&cid)?;
     report.snapshots = snapshots.len() as u64;
+    unknown_snapshots(home, owner, container, &snapshots, &peers).map_err(unsafe_)?;
     let indexed: HashMap<BlobId, PackId> = home.index.blob_packs(&cid)?;
     let fetcher = Fetcher::new(&peers.slots);
     let reader = TreeReader {
@@ -183,7 +184,7 @@ pub(crate) fn prune_locked(
     report.packs_kept = plan.keep.len() as u64;
     report.packs_deleted = plan.delete.len() as u64;
     report.packs_repacked = plan.repack.len() as u64;
-    report.blobs_dropped = indexed.len() as u64 - report.blobs_used;
+    report.blobs_dropped = (indexed.len() as u64).saturating_sub(report.blobs_used);
     report.fragment_bytes_removed = plan
         .delete
         .iter()
@@ -242,6 +243,43 @@ pub(crate) fn prune_locked(
     report.tmp_bytes_removed = bytes;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Refuse to prune when a reachable peer holds a snapshot of the container
+/// that this machine does not know and did not forget (made on another
+/// machine, say): its packs would look unused.
+fn unknown_snapshots(
+    home: &Home,
+    owner: &Owner,
+    container: &Container,
+    snapshots: &[trove_core::manifest::SnapshotManifest],
+    peers: &crate::peers::PeerSet,
+) -> std::result::Result<(), String> {
+    let cid = container.manifest.id;
+    let log = crate::sync::local_segments(home, owner, &cid, &container.keys)
+        .map_err(|e| e.to_string())?;
+    let forgotten = replay(log.values().map(|(s, _)| s)).forgotten;
+    let known: HashSet<_> = snapshots.iter().map(|s| s.id).collect();
+    for (rec, peer) in peers.available() {
+        // An unreadable peer is no evidence either way; its snapshots
+        // would be found by `sync` once it answers.
+        let Ok(keys) = peer.list_meta(Some(&cid)) else {
+            continue;
+        };
+        for k in keys {
+            if let MetaKey::Snapshot(_, id) = k {
+                if !known.contains(&id) && !forgotten.contains(&id) {
+                    return Err(format!(
+                        "peer `{}` holds snapshot {} that this machine does not know \
+                         (made on another machine?); run `trove sync` first",
+                        rec.name,
+                        id.short()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Push the container's log to every reachable peer, then do the pending
