@@ -19,7 +19,7 @@ use crate::error::{RepoError, Result};
 use crate::home::{Home, Owner};
 use crate::index::{Deletion, Doomed};
 use crate::progress::Progress;
-use crate::prune::{finish_deletions, prune_locked, PruneOptions, PruneReport};
+use crate::prune::{finish_deletions, prune_locked, MaxUnused, PruneOptions, PruneReport};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use trove_core::envelope;
@@ -41,9 +41,16 @@ pub struct ForgetOptions {
     /// Say what would be kept and forgotten; change nothing.
     #[cfg_attr(feature = "clap", arg(long))]
     pub dry_run: bool,
-    /// Prune afterwards (with the default --max-unused).
+    /// Prune afterwards.
     #[cfg_attr(feature = "clap", arg(long))]
     pub prune: bool,
+    /// With --prune: unused space partly used packs may keep, as a
+    /// percentage of what the container stores (see `trove prune`).
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_name = "PCT", default_value = "5", value_parser = MaxUnused::parse)
+    )]
+    pub max_unused: MaxUnused,
     /// How long to wait for a running backup (`30s`, `5m`, `1h`).
     #[cfg_attr(
         feature = "clap",
@@ -59,6 +66,7 @@ impl Default for ForgetOptions {
             policy: KeepPolicy::default(),
             dry_run: false,
             prune: false,
+            max_unused: MaxUnused::default(),
             wait: Duration::from_secs(300),
         }
     }
@@ -175,8 +183,9 @@ pub fn forget(
     finish_deletions(home, owner, &container, &mut report.deletions, progress)?;
     if opts.prune {
         let p = PruneOptions {
+            max_unused: opts.max_unused,
+            dry_run: false,
             wait: opts.wait,
-            ..Default::default()
         };
         report.prune = Some(prune_locked(home, owner, &container, &p, progress)?);
     }
