@@ -220,7 +220,7 @@ fn named(
         }
     }
     let mut order: Vec<&SnapshotManifest> = snaps.iter().collect();
-    order.sort_by(|a, b| (b.time_unix_ns, b.id).cmp(&(a.time_unix_ns, a.id)));
+    order.sort_by_key(|s| std::cmp::Reverse((s.time_unix_ns, s.id)));
     Ok(order
         .into_iter()
         .map(|s| {

@@ -137,7 +137,12 @@ fn forget_and_prune_free_what_only_the_forgotten_used_and_an_unreachable_peer_de
     let src = tmp.path().join("src");
     fill(&src, 1, 12, 300_000);
     home.containers()
-        .create(&owner, "c", &[src.clone()], Some(Redundancy { k: 4, m: 2 }))
+        .create(
+            &owner,
+            "c",
+            std::slice::from_ref(&src),
+            Some(Redundancy { k: 4, m: 2 }),
+        )
         .unwrap();
     let opts = BackupOptions::default();
     let first = backup(&home, &owner, "c", &opts, &Quiet).unwrap();
@@ -248,7 +253,12 @@ fn a_prune_in_the_same_process_waits_for_a_running_backup() {
     let src = tmp.path().join("src");
     fill(&src, 1, 6, 200_000);
     home.containers()
-        .create(&owner, "c", &[src.clone()], Some(Redundancy { k: 2, m: 1 }))
+        .create(
+            &owner,
+            "c",
+            std::slice::from_ref(&src),
+            Some(Redundancy { k: 2, m: 1 }),
+        )
         .unwrap();
     let opts = BackupOptions::default();
     let a = backup(&home, &owner, "c", &opts, &Quiet).unwrap();
@@ -320,7 +330,12 @@ fn sync_on_a_new_machine_leaves_out_forgotten_snapshots_and_superseded_segments(
     let src = tmp.path().join("src");
     fill(&src, 1, 4, 200_000);
     home.containers()
-        .create(&owner, "c", &[src.clone()], Some(Redundancy { k: 2, m: 1 }))
+        .create(
+            &owner,
+            "c",
+            std::slice::from_ref(&src),
+            Some(Redundancy { k: 2, m: 1 }),
+        )
         .unwrap();
     let opts = BackupOptions::default();
     let first = backup(&home, &owner, "c", &opts, &Quiet).unwrap();

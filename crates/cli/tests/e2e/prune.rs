@@ -491,7 +491,7 @@ fn killed_backup_leftovers_are_reported_by_check_and_removed_by_prune() {
     // Killed in the middle of a pack: some of its fragments are on peers.
     let killed = kill_when(&t, &["backup"], &|| {
         let n = t.all_fragments(6).len();
-        n > 0 && n % 6 != 0
+        n > 0 && !n.is_multiple_of(6)
     });
     eprintln!("backup: {killed:?}");
     // A write killed long ago left a temporary file in a peer folder.

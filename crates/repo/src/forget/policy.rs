@@ -214,7 +214,7 @@ pub fn decide(
     policy: &KeepPolicy,
 ) -> Vec<(SnapshotId, Vec<KeepReason>)> {
     let mut order: Vec<&SnapshotManifest> = snapshots.iter().collect();
-    order.sort_by(|a, b| (b.time_unix_ns, b.id).cmp(&(a.time_unix_ns, a.id)));
+    order.sort_by_key(|s| std::cmp::Reverse((s.time_unix_ns, s.id)));
     let Some(latest) = order.first().map(|s| s.time_unix_ns) else {
         return Vec::new();
     };
