@@ -125,7 +125,9 @@ pub fn backup(
     // Deletions an earlier prune or forget left for peers it could not
     // reach; a failure here is only a warning.
     let mut done = crate::deletions::DeletionReport::default();
-    if let Err(e) = crate::prune::finish_deletions(home, owner, &container, &mut done, progress) {
+    if let Err(e) =
+        crate::prune::finish_deletions(home, owner, &container, false, &mut done, progress)
+    {
         progress.event(crate::progress::Event::Warning(format!(
             "deletions left by an earlier prune or forget wait for the next one: {e}"
         )));

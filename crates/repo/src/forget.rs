@@ -180,7 +180,15 @@ pub fn forget(
         home.index.apply_segment_deleting(&seg, &env, &doomed)?;
         report.segment = Some(seg.id);
     }
-    finish_deletions(home, owner, &container, &mut report.deletions, progress)?;
+    let replicate = report.segment.is_some();
+    finish_deletions(
+        home,
+        owner,
+        &container,
+        replicate,
+        &mut report.deletions,
+        progress,
+    )?;
     if opts.prune {
         let p = PruneOptions {
             max_unused: opts.max_unused,

@@ -94,10 +94,12 @@ pub struct PruneReport {
     pub packs_repacked: u64,
     /// New packs the repack wrote.
     pub packs_written: u64,
-    /// Blobs the snapshots use, blobs copied into new packs, blobs dropped.
+    /// Blobs the snapshots use, blobs copied into new packs, and blobs no
+    /// snapshot uses (they leave the index with their pack; those in kept
+    /// packs stay, and a later backup may use them again).
     pub blobs_used: u64,
     pub blobs_repacked: u64,
-    pub blobs_dropped: u64,
+    pub blobs_unused: u64,
     /// Sealed bytes no snapshot uses, before and after.
     pub unused_bytes_before: u64,
     pub unused_bytes_after: u64,
@@ -178,13 +180,13 @@ pub(crate) fn prune_locked(
     let packs = home.index.packs(&cid)?;
     report.packs = packs.len() as u64;
     report.blobs_used = used.len() as u64;
-    let plan = plan::plan(packs, &indexed, &used, opts.max_unused)?;
+    let plan = plan::plan(packs, &indexed, &used, opts.max_unused);
     report.unused_bytes_before = plan.unused_before;
     report.unused_bytes_after = plan.unused_after;
     report.packs_kept = plan.keep.len() as u64;
     report.packs_deleted = plan.delete.len() as u64;
     report.packs_repacked = plan.repack.len() as u64;
-    report.blobs_dropped = (indexed.len() as u64).saturating_sub(report.blobs_used);
+    report.blobs_unused = (indexed.len() as u64).saturating_sub(report.blobs_used);
     report.fragment_bytes_removed = plan
         .delete
         .iter()
@@ -237,7 +239,15 @@ pub(crate) fn prune_locked(
     }
 
     // 5 and 6. Replicate, then delete what the log no longer names.
-    finish_deletions(home, owner, container, &mut report.deletions, progress)?;
+    let replicate = report.segment.is_some();
+    finish_deletions(
+        home,
+        owner,
+        container,
+        replicate,
+        &mut report.deletions,
+        progress,
+    )?;
     let (files, bytes) = deletions::sweep_tmp(&peers, progress);
     report.tmp_files_removed = files;
     report.tmp_bytes_removed = bytes;
@@ -282,17 +292,19 @@ fn unknown_snapshots(
     Ok(())
 }
 
-/// Push the container's log to every reachable peer, then do the pending
-/// deletions each of them can take (see [`crate::deletions`]). Used by
-/// prune, forget and backup.
+/// Push the container's log to every reachable peer (always after a new
+/// segment, `replicate`; else only when there is something to delete),
+/// then do the pending deletions each of them can take (see
+/// [`crate::deletions`]). Used by prune, forget and backup.
 pub(crate) fn finish_deletions(
     home: &Home,
     owner: &Owner,
     container: &Container,
+    replicate: bool,
     report: &mut DeletionReport,
     progress: &dyn Progress,
 ) -> Result<()> {
-    if home.index.deletions(&container.manifest.id)?.is_empty() {
+    if !replicate && home.index.deletions(&container.manifest.id)?.is_empty() {
         return Ok(());
     }
     let peers = home.peers().open_all()?;

@@ -1,7 +1,6 @@
 //! What a prune does with each pack: which blobs the snapshots use, and
 //! which packs to keep, repack or delete (the pure part, tested alone).
 
-use crate::error::Result;
 use crate::snapshot::TreeReader;
 use std::collections::{HashMap, HashSet};
 use trove_core::manifest::{PackRecord, SnapshotManifest};
@@ -146,7 +145,7 @@ pub(crate) fn plan(
     indexed: &HashMap<BlobId, PackId>,
     used: &HashSet<BlobId>,
     max_unused: MaxUnused,
-) -> Result<Plan> {
+) -> Plan {
     let mut out = Plan::default();
     let mut partly = Vec::new();
     for rec in packs {
@@ -196,7 +195,7 @@ pub(crate) fn plan(
         }
     }
     out.unused_after = unused;
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
@@ -246,11 +245,11 @@ mod tests {
         let used: HashSet<BlobId> = [10, 11, 30, 40, 50].map(|b| BlobId([b; 32])).into();
         // Live: 200 + 100 + 900 + 100 = 1300; unused in partly used packs:
         // 900 (3) + 100 (4) + 100 (5).
-        let p = plan(packs.clone(), &indexed, &used, MaxUnused::Percent(10.0)).unwrap();
+        let p = plan(packs.clone(), &indexed, &used, MaxUnused::Percent(10.0));
         assert_eq!(ids(&p.repack), vec![3, 5], "10% allows 144: one more");
         assert_eq!(p.unused_after, 100);
         // 15% allows 1300 × 15/85 = 229 unused bytes.
-        let p = plan(packs.clone(), &indexed, &used, MaxUnused::Percent(15.0)).unwrap();
+        let p = plan(packs.clone(), &indexed, &used, MaxUnused::Percent(15.0));
         assert_eq!(ids(&p.delete), vec![2]);
         assert_eq!(
             ids(&p.repack),
@@ -264,9 +263,9 @@ mod tests {
         assert_eq!(p.unused_after, 200);
         assert_eq!(p.repack[0].live.len(), 1);
 
-        let p = plan(packs.clone(), &indexed, &used, MaxUnused::Percent(0.0)).unwrap();
+        let p = plan(packs.clone(), &indexed, &used, MaxUnused::Percent(0.0));
         assert_eq!(ids(&p.repack).len(), 3, "0%: every partly used pack");
-        let p = plan(packs, &indexed, &used, MaxUnused::Unlimited).unwrap();
+        let p = plan(packs, &indexed, &used, MaxUnused::Unlimited);
         assert!(p.repack.is_empty());
         assert_eq!(ids(&p.delete), vec![2]);
     }
