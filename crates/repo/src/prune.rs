@@ -1,26 +1,28 @@
 //! `trove prune`: free what no snapshot uses.
 //!
-//! 1. **Leftovers of killed uploads**: upload intents whose pack was never
+//! 1. **What is used** ([`plan`]): every blob the snapshots' trees reach. A
+//!    prune that cannot know it (a tree unreadable, a chunk not indexed, a
+//!    peer holding a snapshot this machine does not know) changes nothing.
+//! 2. **Leftovers of killed uploads**: upload intents whose pack was never
 //!    recorded become deletions of their fragments.
-//! 2. **Plan** ([`plan`]): walk every snapshot's trees for the blobs they
-//!    use; a pack none of whose blobs is used is deleted, a partly used pack
-//!    is repacked when the unused space would otherwise exceed
-//!    `--max-unused`, the rest are kept.
-//! 3. **Repack** ([`repack`]): the used blobs of those packs into new
+//! 3. **Plan** ([`plan`]): a pack none of whose blobs is used is deleted, a
+//!    partly used pack is repacked when the unused space would otherwise
+//!    exceed `--max-unused`, the rest are kept.
+//! 4. **Repack** ([`repack`]): the used blobs of those packs into new
 //!    packs, stored like a backup's and recorded in the index (their blobs'
 //!    entries move to them) before anything else changes.
-//! 4. **Compact**: one index segment holding the record of every pack that
+//! 5. **Compact**: one index segment holding the record of every pack that
 //!    stays (the new ones included), listing the deleted and repacked packs
 //!    as removed and superseding every older segment; applied locally in
 //!    one transaction together with the deletions it justifies.
-//! 5. **Replicate** the new segment to every reachable peer.
-//! 6. **Delete** ([`crate::deletions`]): fragments of removed packs and the
+//! 6. **Replicate** the new segment to every reachable peer, then
+//!    **delete** ([`crate::deletions`]): fragments of removed packs and the
 //!    superseded segments, on each peer that holds the new log; the others
 //!    later. Stale `tmp/` files of folder peers go too.
 //!
-//! Why a crash never loses anything: until step 4 commits, the index log is
+//! Why a crash never loses anything: until step 5 commits, the index log is
 //! the old one and every old pack is intact (new packs are only extra
-//! copies); step 4 is one transaction; nothing is deleted before it is
+//! copies); step 5 is one transaction; nothing is deleted before it is
 //! committed and replicated, and what it decides stays scheduled in the
 //! index until done. A kill at any point leaves the old state or the new
 //! one, plus garbage the next prune removes. Why a backup never loses
@@ -154,14 +156,7 @@ pub(crate) fn prune_locked(
     let peers = home.peers().open_all()?;
     peers.warn_unavailable(progress);
 
-    // 1. Killed uploads.
-    report.abandoned_uploads = if opts.dry_run {
-        home.index.intents(&cid)?.len() as u64
-    } else {
-        home.index.abandon_intents(&cid)?.len() as u64
-    };
-
-    // 2. What the snapshots use, and each pack's fate.
+    // 1. What the snapshots use.
     let unsafe_ = |reason: String| RepoError::PruneUnsafe {
         container: container.manifest.name.clone(),
         reason,
@@ -177,6 +172,15 @@ pub(crate) fn prune_locked(
         fetcher: &fetcher,
     };
     let used = plan::used_blobs(&reader, &snapshots, &indexed).map_err(unsafe_)?;
+
+    // 2. Killed uploads.
+    report.abandoned_uploads = if opts.dry_run {
+        home.index.intents(&cid)?.len() as u64
+    } else {
+        home.index.abandon_intents(&cid)?.len() as u64
+    };
+
+    // 3. Each pack's fate.
     let packs = home.index.packs(&cid)?;
     report.packs = packs.len() as u64;
     report.blobs_used = used.len() as u64;
@@ -200,7 +204,7 @@ pub(crate) fn prune_locked(
         return Ok(report);
     }
 
-    // 3. Repack.
+    // 4. Repack.
     let mut removed: Vec<PackRecord> = plan.delete.iter().map(|u| u.rec.clone()).collect();
     if !plan.repack.is_empty() {
         let r = repack::repack(
@@ -231,14 +235,14 @@ pub(crate) fn prune_locked(
         report.unreadable_packs = r.unreadable;
     }
 
-    // 4. Compact: one segment, applied with the deletions it justifies.
+    // 5. Compact: one segment, applied with the deletions it justifies.
     if !removed.is_empty() {
         let (seg, superseded) = compact(home, owner, container, &removed)?;
         report.segment = Some(seg);
         report.segments_superseded = superseded;
     }
 
-    // 5 and 6. Replicate, then delete what the log no longer names.
+    // 6. Replicate, then delete what the log no longer names.
     let replicate = report.segment.is_some();
     finish_deletions(
         home,
