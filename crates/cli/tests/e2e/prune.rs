@@ -339,11 +339,11 @@ fn kill_9_at_random_points_of_prune_and_forget_prune_then_prune_check_and_restor
     let mut rng = rand::thread_rng();
     let mut states = BTreeMap::new();
     for i in 0..10 {
-        replace(&t, &mut g, &format!("f{i}.bin"), 2 * MB);
+        replace(&t, &mut g, &format!("f{i}.bin"), MB);
     }
     backup_state(&t, &mut states);
     // How long a prune takes here, to spread the timed kills over it.
-    replace(&t, &mut g, "f0.bin", 2 * MB);
+    replace(&t, &mut g, "f0.bin", MB);
     backup_state(&t, &mut states);
     let started = Instant::now();
     t.ok_json(&[
@@ -360,7 +360,7 @@ fn kill_9_at_random_points_of_prune_and_forget_prune_then_prune_check_and_restor
     for round in 0..6 {
         for _ in 0..3 {
             let i = g.below(10);
-            replace(&t, &mut g, &format!("f{i}.bin"), 2 * MB);
+            replace(&t, &mut g, &format!("f{i}.bin"), MB);
         }
         backup_state(&t, &mut states);
         let args: Vec<&str> = if round % 2 == 0 {
@@ -370,7 +370,7 @@ fn kill_9_at_random_points_of_prune_and_forget_prune_then_prune_check_and_restor
         };
         let frags = t.all_fragments(6).len();
         let trash = trash_files(&t, 6);
-        let delay = usual.mul_f64(rng.gen_range(0.0..1.3));
+        let delay = usual.mul_f64(rng.gen_range(0.0..0.9));
         let at = Instant::now();
         // The kill point: a random time, the first fragment a repack stores,
         // or the first deletion.
