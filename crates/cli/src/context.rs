@@ -63,6 +63,23 @@ pub fn open_home() -> Result<Home> {
     Ok(home)
 }
 
+/// [`open_home`], waiting up to `wait` for another process that holds the
+/// index (a backup), and saying whom it waits for.
+pub fn open_home_waiting(wait: std::time::Duration) -> Result<Home> {
+    let home = Home::open_waiting(&home_dir()?, wait, &|holder| {
+        if let Some(h) = holder {
+            eprintln!(
+                "waiting up to {}s for another trove process to finish: {h}",
+                wait.as_secs()
+            );
+        }
+    })?;
+    for line in &home.made_private {
+        eprintln!("warning: {line}");
+    }
+    Ok(home)
+}
+
 /// The passphrase from `TROVE_PASSPHRASE`, or asked on the terminal
 /// (twice when `confirm`).
 pub fn passphrase(confirm: bool) -> Result<String> {

@@ -58,6 +58,10 @@ enum Cmd {
     /// Rebuild missing, corrupt and lost fragments on other peers, so that
     /// every pack is back at k+m fragments on distinct peers.
     Repair(repair::Args),
+    /// Forget snapshots: by id, or by a policy (--keep-last, --keep-daily, ...).
+    Forget(forget::Args),
+    /// Delete what no snapshot uses; repack packs that are mostly unused.
+    Prune(prune::Args),
     /// Recreate an identity in an empty TROVE_HOME from the 24-word phrase
     /// (prompt, --phrase-file, or stdin) or from SLIP-39 shares.
     Recover(recover::Args),
@@ -104,6 +108,8 @@ fn run(cmd: Cmd, out: Out) -> anyhow::Result<ExitCode> {
         Cmd::Restore(a) => restore::run(a, out),
         Cmd::Check(a) => check::run(a, out),
         Cmd::Repair(a) => repair::run(a, out),
+        Cmd::Forget(a) => forget::run(a, out),
+        Cmd::Prune(a) => prune::run(a, out),
         Cmd::Recover(a) => recover::run(a, out),
         Cmd::Sync => sync::run(out),
         Cmd::Undelete(a) => undelete::run(a, out),

@@ -256,11 +256,23 @@ pub struct IndexState {
 /// Apply segments in log order, `(seq, id)`: a later record of a pack
 /// replaces an earlier one, a removal deletes it, and the last of forget
 /// and restore decides a snapshot.
+///
+/// A segment that some segment supersedes is skipped: the superseding one
+/// repeats every record of it that still holds (a compaction writes the
+/// whole live state, and carries forward the forgotten snapshots and every
+/// segment superseded before). So a superseded segment that lingers on a
+/// peer, live or in its trash, never brings back a pack that was deleted.
 pub fn replay<'a>(segments: impl IntoIterator<Item = &'a IndexSegment>) -> IndexState {
     let mut ordered: Vec<&IndexSegment> = segments.into_iter().collect();
     ordered.sort_by_key(|s| (s.seq, s.id));
     let mut state = IndexState::default();
+    for s in &ordered {
+        state.superseded.extend(s.supersedes.iter().copied());
+    }
     for s in ordered {
+        if state.superseded.contains(&s.id) {
+            continue;
+        }
         for p in &s.packs {
             state.packs.insert(p.id, p.clone());
         }
@@ -273,7 +285,6 @@ pub fn replay<'a>(segments: impl IntoIterator<Item = &'a IndexSegment>) -> Index
         for id in &s.restored {
             state.forgotten.remove(id);
         }
-        state.superseded.extend(s.supersedes.iter().copied());
     }
     state
 }
@@ -407,5 +418,40 @@ mod tests {
         assert!(s.forgotten.is_empty());
         let s = replay([&repair, &backup]);
         assert_eq!(s.packs.get(&p.id), Some(&moved), "the later record wins");
+    }
+
+    #[test]
+    fn superseded_segments_are_skipped_even_when_they_linger() {
+        let c = ContainerId([2; 32]);
+        let p = a_pack();
+        let mut q = a_pack();
+        q.id = PackId([5; 32]);
+        let first = IndexSegment::adding(SegmentId([1; 32]), c, 1, vec![p.clone()]);
+        let second = IndexSegment::adding(SegmentId([2; 32]), c, 2, vec![q.clone()]);
+        let mut forget = IndexSegment::adding(SegmentId([3; 32]), c, 3, Vec::new());
+        forget.forgotten.push(SnapshotId([7; 32]));
+        // A prune: p deleted, q kept; everything before it superseded.
+        let mut compact = IndexSegment::adding(SegmentId([4; 32]), c, 4, vec![q.clone()]);
+        compact.removed.push(p.id);
+        compact.forgotten.push(SnapshotId([7; 32]));
+        compact.supersedes = vec![first.id, second.id, forget.id];
+        // A later prune deletes q and supersedes the first compaction, and
+        // carries forward what that one superseded.
+        let mut again = IndexSegment::adding(SegmentId([0; 32]), c, 5, Vec::new());
+        again.removed.push(q.id);
+        again.forgotten.push(SnapshotId([7; 32]));
+        again.supersedes = vec![compact.id, first.id, second.id, forget.id];
+        let s = replay([&first, &second, &forget, &compact]);
+        assert_eq!(s.packs.keys().collect::<Vec<_>>(), vec![&q.id]);
+        assert!(s.forgotten.contains(&SnapshotId([7; 32])));
+        // The first compaction is gone (its peer deleted it), but the
+        // first segment lingers in a trash: p does not come back.
+        let s = replay([&first, &again]);
+        assert!(s.packs.is_empty(), "{:?}", s.packs.keys());
+        assert!(s.forgotten.contains(&SnapshotId([7; 32])));
+        assert!(s.superseded.contains(&first.id) && s.superseded.contains(&compact.id));
+        // Without any compaction, segments apply as before.
+        let s = replay([&first, &second]);
+        assert_eq!(s.packs.len(), 2);
     }
 }

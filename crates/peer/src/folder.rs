@@ -292,20 +292,52 @@ impl FolderPeer {
     /// read-only disk) must not stop reads. Run at open, and on a schedule
     /// by long-running servers.
     pub fn clean_stale_tmp(&self, now: SystemTime) {
-        let Ok(entries) = fs::read_dir(self.root.join(TMP)) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let stale = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age >= STALE_TMP_AGE));
-            if stale {
-                if let Err(e) = fs::remove_file(entry.path()) {
-                    tracing::debug!(peer = %self.label, error = %e, "could not remove stale tmp file");
-                }
+        for (path, _) in self.stale_tmp(STALE_TMP_AGE, now) {
+            if let Err(e) = fs::remove_file(&path) {
+                tracing::debug!(peer = %self.label, error = %e, "could not remove stale tmp file");
             }
         }
+    }
+
+    /// Files of `tmp/` last written at least `age` before `now`, with their
+    /// sizes: writes that a killed process left behind (a write in progress
+    /// touches its file at every step). Unreadable entries are skipped.
+    pub fn stale_tmp(&self, age: Duration, now: SystemTime) -> Vec<(PathBuf, u64)> {
+        let Ok(entries) = fs::read_dir(self.root.join(TMP)) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            let old = meta
+                .modified()
+                .is_ok_and(|t| now.duration_since(t).is_ok_and(|a| a >= age));
+            if meta.is_file() && old {
+                out.push((entry.path(), meta.len()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Remove the files of `tmp/` older than `age` (see
+    /// [`FolderPeer::stale_tmp`]); returns how many and their bytes. A file
+    /// gone meanwhile is not counted.
+    pub fn sweep_tmp(&self, age: Duration, now: SystemTime) -> Result<(u64, u64), PeerError> {
+        const OP: &str = "removing stale temporary files";
+        self.ensure_present()?;
+        let (mut files, mut bytes) = (0, 0);
+        for (path, len) in self.stale_tmp(age, now) {
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    files += 1;
+                    bytes += len;
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(self.classify(OP, true, e)),
+            }
+        }
+        Ok((files, bytes))
     }
 
     fn fragment_path(&self, id: &FragmentId) -> PathBuf {

@@ -273,6 +273,31 @@ fn stale_tmp_files_are_never_fragments_and_are_cleaned_on_open() {
 }
 
 #[test]
+fn sweep_tmp_removes_only_files_older_than_the_age_given() {
+    let (dir, peer) = new_peer();
+    let root = dir.path().join("peer");
+    let old = root.join("tmp").join("old.tmp");
+    let new = root.join("tmp").join("new.tmp");
+    fs::write(&old, vec![1u8; 700]).unwrap();
+    fs::write(&new, vec![2u8; 300]).unwrap();
+    let two_minutes_ago = SystemTime::now() - Duration::from_secs(120);
+    fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(two_minutes_ago)
+        .unwrap();
+    let minute = Duration::from_secs(60);
+    let now = SystemTime::now();
+    assert_eq!(peer.stale_tmp(minute, now), vec![(old.clone(), 700)]);
+    assert!(old.exists(), "counting removes nothing");
+    assert_eq!(peer.sweep_tmp(minute, now).unwrap(), (1, 700));
+    assert!(!old.exists());
+    assert!(new.exists(), "a recent file may be a write in progress");
+    assert_eq!(peer.sweep_tmp(minute, now).unwrap(), (0, 0));
+}
+
+#[test]
 fn stray_files_under_fragments_are_not_listed() {
     let (dir, peer) = new_peer();
     let frags = dir.path().join("peer/fragments");

@@ -114,9 +114,24 @@ pub fn backup(
     progress: &dyn Progress,
 ) -> Result<BackupReport> {
     let started = Instant::now();
+    // No prune or forget of this process runs until the snapshot is
+    // committed (another process cannot: this one holds the index).
+    let lease = home.lease().shared();
     let prepared = prepare::prepare(home, owner, name, progress)?;
+    let container = prepared.container.clone();
     let stored = pipeline::run(home, &prepared, opts, progress)?;
     let committed = commit::commit(home, owner, prepared, stored, progress)?;
+    drop(lease);
+    // Deletions an earlier prune or forget left for peers it could not
+    // reach; a failure here is only a warning.
+    let mut done = crate::deletions::DeletionReport::default();
+    if let Err(e) =
+        crate::prune::finish_deletions(home, owner, &container, false, &mut done, progress)
+    {
+        progress.event(crate::progress::Event::Warning(format!(
+            "deletions left by an earlier prune or forget wait for the next one: {e}"
+        )));
+    }
     Ok(BackupReport {
         container: name.to_owned(),
         snapshot: committed.snapshot,

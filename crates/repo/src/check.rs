@@ -5,6 +5,7 @@
 //! checked by its peer proving a few random ranges of it (see
 //! [`trove_peer::audit`]) instead of being downloaded whole.
 
+use crate::deletions::{self, Leftovers};
 use crate::error::Result;
 use crate::fetch::{read_verified, Fetcher, FragmentFault, FragmentProblem};
 use crate::health::{advice, PeerHealth, PeerState, DEFAULT_PEER_LOST_AFTER};
@@ -190,6 +191,9 @@ pub struct CheckReport {
     pub audited_fragments: u64,
     /// Ranges asked for in those audits.
     pub audited_ranges: u64,
+    /// What killed backups and unfinished deletions left on the peers
+    /// (not a problem: `trove prune` removes them).
+    pub leftovers: Leftovers,
     /// What is wrong; empty means healthy.
     pub problems: Vec<CheckProblem>,
 }
@@ -239,10 +243,18 @@ pub fn check(
         report.containers += 1;
         check_meta(home, owner, &c, &peers, &mut report);
         check_fragments(home, &c, &fetcher, opts.audit, &mut report, progress)?;
+        let l = deletions::count(home, &c, &peers)?;
+        let sum = &mut report.leftovers;
+        sum.fragments += l.fragments;
+        sum.fragment_bytes += l.fragment_bytes;
+        sum.pending_fragments += l.pending_fragments;
+        sum.pending_fragment_bytes += l.pending_fragment_bytes;
+        sum.pending_manifests += l.pending_manifests;
         if opts.read_data {
             check_data(home, &c, &fetcher, &mut report, progress)?;
         }
     }
+    (report.leftovers.tmp_files, report.leftovers.tmp_bytes) = deletions::count_tmp(&peers);
     report
         .problems
         .extend(fetcher.problems().into_iter().map(CheckProblem::Fragment));

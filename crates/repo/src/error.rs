@@ -24,9 +24,45 @@ pub enum RepoError {
     /// The keyfile is damaged or of an unknown version.
     #[error("keyfile {path} is unreadable: {reason}")]
     Keyfile { path: PathBuf, reason: String },
-    /// Another process holds the index.
-    #[error("another trove process is using {0}; wait for it to finish")]
-    Busy(PathBuf),
+    /// Another process holds the index: `holder` names it when its `lock`
+    /// label is there (none while it is starting).
+    #[error(
+        "another trove process is using {}{}; wait for it to finish{}",
+        .home.display(),
+        .holder.as_ref().map(|h| format!(": {h}")).unwrap_or_default(),
+        .waited.map(|w| format!(" (waited {}s)", w.as_secs())).unwrap_or_default()
+    )]
+    Busy {
+        home: PathBuf,
+        holder: Option<crate::lock::LockHolder>,
+        /// How long this command waited for it, if it did.
+        waited: Option<std::time::Duration>,
+    },
+    /// A prune or forget in a process that also runs backups waited for
+    /// them (the in-process lease, see `lock.rs`) longer than it may.
+    #[error("{backups} backup(s) in this process still running after {}s; try again later", .waited.as_secs())]
+    LeaseTimeout {
+        waited: std::time::Duration,
+        backups: usize,
+    },
+    /// `forget` named a snapshot the container does not have.
+    #[error("container `{container}` has no snapshot `{spec}` (see `trove snapshots {container}`); nothing was forgotten")]
+    UnknownSnapshot { container: String, spec: String },
+    /// `forget` without snapshots and without a policy.
+    #[error("forget needs snapshot ids or a policy (--keep-last N, --keep-daily N, --keep-within 30d, ...); nothing was forgotten")]
+    NoForgetPolicy,
+    /// `forget` with both snapshot ids and a policy.
+    #[error("give either snapshot ids or a --keep-* policy, not both; nothing was forgotten")]
+    IdsAndPolicy,
+    /// A `--keep-within` duration that is not understood.
+    #[error("{0}")]
+    BadDuration(String),
+    /// Prune cannot tell what the snapshots use, so it deletes nothing.
+    #[error("prune of `{container}` stopped before changing anything: {reason}; run `trove check --read-data {container}`")]
+    PruneUnsafe { container: String, reason: String },
+    /// A prune would delete the data of a snapshot still being committed.
+    #[error("prune of `{container}` stopped before changing anything: snapshot {snapshot} of an interrupted backup is not yet on enough peers; make more peers reachable, run `trove check`, then prune again")]
+    CommitPending { container: String, snapshot: String },
     #[error("index database: {0}")]
     Db(String),
     #[error("no container named `{0}` (see `trove container list`)")]
@@ -174,6 +210,10 @@ impl RepoError {
                 | RepoError::ForeignData { .. }
                 | RepoError::NoValidManifest { .. }
                 | RepoError::NoDataOnPeers(_)
+                | RepoError::UnknownSnapshot { .. }
+                | RepoError::NoForgetPolicy
+                | RepoError::IdsAndPolicy
+                | RepoError::BadDuration(_)
         )
     }
 }

@@ -7,9 +7,11 @@ use crate::containers::Containers;
 use crate::error::{RepoError, Result};
 use crate::index::Index;
 use crate::keyfile::{self, KdfParams};
+use crate::lock::{self, Lease, LockHolder};
 use crate::peers::{NetworkError, Peers};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 use trove_core::keys::{ContainerKeys, Identity, MasterSecret, PublicIdentity};
 use trove_core::manifest::ContainerManifest;
 use trove_node::{NetworkConfig, NodeClient};
@@ -23,7 +25,7 @@ const INDEX: &str = "index.redb";
 /// period) on nodes, never decrypt: the same trust as the index beside it.
 const TRANSPORT_KEY: &str = "transport.key";
 /// The files of a home: each holds a secret or metadata.
-const HOME_FILES: [&str; 3] = [KEYFILE, INDEX, TRANSPORT_KEY];
+const HOME_FILES: [&str; 4] = [KEYFILE, INDEX, TRANSPORT_KEY, lock::LOCK_FILE];
 
 /// Make a home private again where it is more open than `0700` (folder)
 /// and `0600` (files): homes made by older versions, or by hand. Returns
@@ -63,6 +65,18 @@ pub struct Home {
     #[cfg(feature = "testing")]
     pub(crate) attached:
         std::sync::Mutex<std::collections::HashMap<String, Arc<dyn trove_peer::Peer>>>,
+    /// What this process wrote into `TROVE_HOME/lock`.
+    holder: LockHolder,
+    /// Backups share it, prune and forget hold it alone (see `lock.rs`).
+    lease: Lease,
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        // Before the index closes (the fields drop after this), so no other
+        // process can have written its own label yet.
+        lock::release(&self.dir, &self.holder);
+    }
 }
 
 /// The unlocked owner: the master secret and the identity derived from it.
@@ -111,15 +125,65 @@ impl Home {
             return Err(RepoError::NoIdentity(dir.to_owned()));
         }
         let made_private = make_private(dir)?;
+        let index = Index::open(&dir.join(INDEX)).map_err(|e| match e {
+            RepoError::Busy { home, waited, .. } => RepoError::Busy {
+                holder: lock::read(&home),
+                home,
+                waited,
+            },
+            other => other,
+        })?;
+        // The index is ours: label it (a label left by a killed process is
+        // stale, and replaced).
+        let holder = lock::write(dir)?;
         Ok(Self {
             dir: dir.to_owned(),
-            index: Index::open(&dir.join(INDEX))?,
+            index,
             made_private,
             nodes: OnceLock::new(),
             network: OnceLock::new(),
             #[cfg(feature = "testing")]
             attached: Default::default(),
+            holder,
+            lease: Lease::default(),
         })
+    }
+
+    /// [`Home::open`], waiting up to `wait` while another process holds the
+    /// index (a running backup, say); `waiting` is told once who it waits
+    /// for. After `wait`, the error names the holder.
+    pub fn open_waiting(
+        dir: &Path,
+        wait: Duration,
+        waiting: &dyn Fn(Option<&LockHolder>),
+    ) -> Result<Self> {
+        let started = Instant::now();
+        let mut told = false;
+        loop {
+            match Self::open(dir) {
+                Err(RepoError::Busy { home, holder, .. }) => {
+                    if started.elapsed() >= wait {
+                        return Err(RepoError::Busy {
+                            home,
+                            holder,
+                            waited: Some(started.elapsed()),
+                        });
+                    }
+                    if !told && holder.is_some() {
+                        waiting(holder.as_ref());
+                        told = true;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The in-process lease: a backup shares it, prune and forget take it
+    /// alone (see [`Lease`]).
+    pub fn lease(&self) -> &Lease {
+        &self.lease
     }
 
     /// Create a home with a fresh master secret (or the given one, for

@@ -12,11 +12,12 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::path::Path;
 use trove_core::manifest::{
-    ContainerManifest, IndexSegment, IndexState, PackRecord, PeerRecord, SnapshotManifest,
+    ContainerManifest, FragmentLocation, IndexSegment, IndexState, PackRecord, PeerRecord,
+    SnapshotManifest,
 };
 use trove_core::pack::PackEntry;
 use trove_core::seal::BlobKind;
-use trove_core::{BlobId, ChunkId, ContainerId, PackId, PeerId, SnapshotId};
+use trove_core::{BlobId, ChunkId, ContainerId, FragmentId, PackId, PeerId, SnapshotId};
 use trove_peer::MetaKey;
 
 type Bytes = &'static [u8];
@@ -40,6 +41,92 @@ const SEGMENTS: TableDefinition<Bytes, Bytes> = TableDefinition::new("segments")
 const PENDING: TableDefinition<Bytes, Bytes> = TableDefinition::new("pending");
 /// peer id → Sightings: when each peer was last seen, since when it is unreachable
 const PEER_HEALTH: TableDefinition<Bytes, Bytes> = TableDefinition::new("peer_health");
+/// container id ‖ pack id → UploadIntent: fragments being put, not yet recorded
+const INTENTS: TableDefinition<Bytes, Bytes> = TableDefinition::new("intents");
+/// peer id ‖ 0 ‖ fragment id, or peer id ‖ 1 ‖ meta key (65 B) → DeletionValue:
+/// deletions decided (committed) but not yet done on that peer
+const DELETIONS: TableDefinition<Bytes, Bytes> = TableDefinition::new("deletions");
+
+/// What an upload is about to put: the fragments of one pack and the peers
+/// they go to (every peer tried, when a fragment is re-placed). Written
+/// before the first put and removed in the transaction that records the
+/// pack, so fragments of a pack that was never recorded (a killed backup)
+/// are known to be this owner's, and where they are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadIntent {
+    /// Bytes of each fragment.
+    pub fragment_len: u64,
+    pub fragments: Vec<FragmentLocation>,
+}
+
+/// What a deletion removes from a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Doomed {
+    Fragment(FragmentId),
+    Meta(MetaKey),
+}
+
+/// A deletion decided by a committed change of the index (a prune, a
+/// forget, an abandoned upload) and not yet done on its peer: done by the
+/// next prune, forget or backup that reaches the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deletion {
+    pub peer: PeerId,
+    pub what: Doomed,
+    pub container: ContainerId,
+    /// Bytes it frees on the peer (fragments; 0 for metadata).
+    pub bytes: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DeletionValue {
+    container: ContainerId,
+    bytes: u64,
+}
+
+fn deletion_key(peer: &PeerId, what: &Doomed) -> Vec<u8> {
+    let mut k = peer.0.to_vec();
+    match what {
+        Doomed::Fragment(f) => {
+            k.push(0);
+            k.extend_from_slice(&f.0);
+        }
+        Doomed::Meta(m) => {
+            k.push(1);
+            k.extend_from_slice(&meta_key(m));
+        }
+    }
+    k
+}
+
+fn parse_deletion(k: &[u8], v: &[u8]) -> Result<Deletion> {
+    let bad = || RepoError::Db("corrupt deletion entry".into());
+    let peer = PeerId(k.get(..32).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+    let what = match (k.get(32), k.get(33..)) {
+        (Some(0), Some(f)) => Doomed::Fragment(FragmentId(f.try_into().map_err(|_| bad())?)),
+        (Some(1), Some(m)) => Doomed::Meta(parse_meta_key(m).ok_or_else(bad)?),
+        _ => return Err(bad()),
+    };
+    let v: DeletionValue = de(v)?;
+    Ok(Deletion {
+        peer,
+        what,
+        container: v.container,
+        bytes: v.bytes,
+    })
+}
+
+fn schedule(t: &mut Table, d: &Deletion) -> Result<()> {
+    t.insert(
+        deletion_key(&d.peer, &d.what).as_slice(),
+        ser(&DeletionValue {
+            container: d.container,
+            bytes: d.bytes,
+        })
+        .as_slice(),
+    )?;
+    Ok(())
+}
 
 /// What the file cache remembers of a file, so that an unchanged file is not read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,17 +272,27 @@ fn remove_pack(pt: &mut Table, bt: &mut Table, cid: &ContainerId, id: &PackId) -
 }
 
 /// Apply a segment inside a write transaction: its envelope and place in
-/// the log, its pack records (published), removals and forgotten snapshots.
+/// the log, its pack records (published), removals and forgotten snapshots;
+/// the segments it supersedes leave the log here (their envelopes are no
+/// longer replicated).
 fn apply_in(tx: &redb::WriteTransaction, seg: &IndexSegment, envelope: &[u8]) -> Result<()> {
     let cid = seg.container;
-    tx.open_table(META)?.insert(
-        meta_key(&MetaKey::IndexSegment(cid, seg.id)).as_slice(),
-        envelope,
-    )?;
-    tx.open_table(SEGMENTS)?.insert(
-        key2(&cid.0, &seg.id.0).as_slice(),
-        seg.seq.to_le_bytes().as_slice(),
-    )?;
+    {
+        let mut mt = tx.open_table(META)?;
+        let mut gt = tx.open_table(SEGMENTS)?;
+        for old in &seg.supersedes {
+            mt.remove(meta_key(&MetaKey::IndexSegment(cid, *old)).as_slice())?;
+            gt.remove(key2(&cid.0, &old.0).as_slice())?;
+        }
+        mt.insert(
+            meta_key(&MetaKey::IndexSegment(cid, seg.id)).as_slice(),
+            envelope,
+        )?;
+        gt.insert(
+            key2(&cid.0, &seg.id.0).as_slice(),
+            seg.seq.to_le_bytes().as_slice(),
+        )?;
+    }
     let mut pt = tx.open_table(PACKS)?;
     let mut bt = tx.open_table(BLOBS)?;
     let mut ut = tx.open_table(UNPUBLISHED)?;
@@ -242,9 +339,11 @@ impl Index {
             .set_cache_size(64 * 1024 * 1024)
             .create(path)
             .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => {
-                    RepoError::Busy(path.parent().unwrap_or(path).to_owned())
-                }
+                redb::DatabaseError::DatabaseAlreadyOpen => RepoError::Busy {
+                    home: path.parent().unwrap_or(path).to_owned(),
+                    holder: None,
+                    waited: None,
+                },
                 other => RepoError::Db(format!("{}: {other}", path.display())),
             })?;
         let tx = db.begin_write()?;
@@ -261,6 +360,8 @@ impl Index {
                 SEGMENTS,
                 PENDING,
                 PEER_HEALTH,
+                INTENTS,
+                DELETIONS,
             ] {
                 tx.open_table(t)?;
             }
@@ -409,6 +510,26 @@ impl Index {
         Ok(out)
     }
 
+    /// Every blob of a container with the pack its entry points at.
+    pub fn blob_packs(&self, cid: &ContainerId) -> Result<HashMap<BlobId, PackId>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(BLOBS)?;
+        let p = Prefix::new(cid);
+        let mut out = HashMap::new();
+        for r in t.range::<&[u8]>(p.bounds())? {
+            let (k, v) = r?;
+            let pack = v
+                .value()
+                .get(..32)
+                .ok_or_else(|| RepoError::Db("corrupt blob entry".into()))?;
+            out.insert(
+                BlobId(k.value()[32..64].try_into().expect("32 bytes")),
+                PackId(pack.try_into().expect("32 bytes")),
+            );
+        }
+        Ok(out)
+    }
+
     pub fn blob(&self, cid: &ContainerId, id: &BlobId) -> Result<Option<BlobLocation>> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(BLOBS)?;
@@ -451,16 +572,141 @@ impl Index {
 
     /// Record packs whose fragments are all acknowledged. They stay
     /// "unpublished" until a committed snapshot's index segment names them
-    /// (the segment then reaches the peers through `sync_meta`).
+    /// (the segment then reaches the peers through `sync_meta`). Their
+    /// upload intents end here; a fragment the intent placed on a peer that
+    /// failed and the record does not name is scheduled for deletion there.
     pub fn record_packs(&self, cid: &ContainerId, packs: &[PackRecord]) -> Result<()> {
         let tx = self.db.begin_write()?;
         {
             let mut pt = tx.open_table(PACKS)?;
             let mut bt = tx.open_table(BLOBS)?;
             let mut ut = tx.open_table(UNPUBLISHED)?;
+            let mut it = tx.open_table(INTENTS)?;
+            let mut dt = tx.open_table(DELETIONS)?;
             for rec in packs {
                 put_pack(&mut pt, &mut bt, cid, rec)?;
                 ut.insert(key2(&cid.0, &rec.id.0).as_slice(), [].as_slice())?;
+                let intent = it.remove(key2(&cid.0, &rec.id.0).as_slice())?;
+                let Some(intent) = intent.map(|v| de::<UploadIntent>(v.value())).transpose()?
+                else {
+                    continue;
+                };
+                for tried in &intent.fragments {
+                    let kept = rec
+                        .fragments
+                        .iter()
+                        .any(|f| f.id == tried.id && f.peer == tried.peer);
+                    if !kept {
+                        let d = Deletion {
+                            peer: tried.peer,
+                            what: Doomed::Fragment(tried.id),
+                            container: *cid,
+                            bytes: intent.fragment_len,
+                        };
+                        schedule(&mut dt, &d)?;
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Write (or extend) the upload intent of a pack, before its fragments
+    /// are put.
+    pub fn put_intent(
+        &self,
+        cid: &ContainerId,
+        pack: &PackId,
+        intent: &UploadIntent,
+    ) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(INTENTS)?
+            .insert(key2(&cid.0, &pack.0).as_slice(), ser(intent).as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The upload intents of a container: packs whose fragments were being
+    /// put and that were never recorded (once no upload runs).
+    pub fn intents(&self, cid: &ContainerId) -> Result<Vec<(PackId, UploadIntent)>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(INTENTS)?;
+        let p = Prefix::new(cid);
+        let mut out = Vec::new();
+        for r in t.range::<&[u8]>(p.bounds())? {
+            let (k, v) = r?;
+            let pack = PackId(k.value()[32..64].try_into().expect("32 bytes"));
+            out.push((pack, de(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Turn every upload intent of the container into deletions of its
+    /// fragments (only when no upload runs: a killed one's leftovers), in one
+    /// transaction. Returns what was abandoned.
+    pub fn abandon_intents(&self, cid: &ContainerId) -> Result<Vec<(PackId, UploadIntent)>> {
+        let tx = self.db.begin_write()?;
+        let mut out = Vec::new();
+        {
+            let mut it = tx.open_table(INTENTS)?;
+            let pt = tx.open_table(PACKS)?;
+            let mut dt = tx.open_table(DELETIONS)?;
+            let p = Prefix::new(cid);
+            let all: Vec<(Vec<u8>, UploadIntent)> = it
+                .range::<&[u8]>(p.bounds())?
+                .map(|r| {
+                    let (k, v) = r?;
+                    Ok((k.value().to_vec(), de(v.value())?))
+                })
+                .collect::<Result<_>>()?;
+            for (key, intent) in all {
+                it.remove(key.as_slice())?;
+                // Recorded after all (cannot happen: recording clears it).
+                if pt.get(key.as_slice())?.is_some() {
+                    continue;
+                }
+                for f in &intent.fragments {
+                    let d = Deletion {
+                        peer: f.peer,
+                        what: Doomed::Fragment(f.id),
+                        container: *cid,
+                        bytes: intent.fragment_len,
+                    };
+                    schedule(&mut dt, &d)?;
+                }
+                out.push((PackId(key[32..64].try_into().expect("32 bytes")), intent));
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Deletions decided and not yet done, of one container.
+    pub fn deletions(&self, cid: &ContainerId) -> Result<Vec<Deletion>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(DELETIONS)?;
+        let mut out = Vec::new();
+        for r in t.iter()? {
+            let (k, v) = r?;
+            let d = parse_deletion(k.value(), v.value())?;
+            if d.container == *cid {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forget deletions that were done.
+    pub fn deletions_done(&self, done: &[Deletion]) -> Result<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(DELETIONS)?;
+            for d in done {
+                t.remove(deletion_key(&d.peer, &d.what).as_slice())?;
             }
         }
         tx.commit()?;
@@ -481,9 +727,33 @@ impl Index {
 
     /// Apply one new segment of the index log (a repair, prune, forget or
     /// undelete) with its envelope, in one transaction.
+    // Prune and forget apply theirs with the deletions they justify
+    // (`apply_segment_deleting`).
     pub fn apply_segment(&self, seg: &IndexSegment, envelope: &[u8]) -> Result<()> {
         let tx = self.db.begin_write()?;
         apply_in(&tx, seg, envelope)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Apply one new segment and schedule the deletions it decides (on
+    /// peers, done later), in one transaction: a crash leaves neither or
+    /// both, so no deletion is ever done that the log does not justify, and
+    /// none it justifies is forgotten.
+    pub fn apply_segment_deleting(
+        &self,
+        seg: &IndexSegment,
+        envelope: &[u8],
+        deletions: &[Deletion],
+    ) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        apply_in(&tx, seg, envelope)?;
+        {
+            let mut dt = tx.open_table(DELETIONS)?;
+            for d in deletions {
+                schedule(&mut dt, d)?;
+            }
+        }
         tx.commit()?;
         Ok(())
     }
@@ -520,14 +790,17 @@ impl Index {
             let mut mt = tx.open_table(META)?;
             let mut gt = tx.open_table(SEGMENTS)?;
             for (seg, env) in segments {
-                mt.insert(
-                    meta_key(&MetaKey::IndexSegment(*cid, seg.id)).as_slice(),
-                    *env,
-                )?;
-                gt.insert(
-                    key2(&cid.0, &seg.id.0).as_slice(),
-                    seg.seq.to_le_bytes().as_slice(),
-                )?;
+                let mkey = meta_key(&MetaKey::IndexSegment(*cid, seg.id));
+                let gkey = key2(&cid.0, &seg.id.0);
+                // A superseded segment (found in a trash, or held here
+                // before a compaction made elsewhere) is not replicated again.
+                if state.superseded.contains(&seg.id) {
+                    mt.remove(mkey.as_slice())?;
+                    gt.remove(gkey.as_slice())?;
+                    continue;
+                }
+                mt.insert(mkey.as_slice(), *env)?;
+                gt.insert(gkey.as_slice(), seg.seq.to_le_bytes().as_slice())?;
             }
         }
         tx.commit()?;

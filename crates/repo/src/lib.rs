@@ -11,17 +11,21 @@
 mod backup;
 mod check;
 mod containers;
+mod deletions;
 mod error;
 mod fetch;
+mod forget;
 mod health;
 mod home;
 mod index;
 mod keyfile;
 mod location;
+mod lock;
 mod meta;
 mod peers;
 mod pending;
 mod progress;
+mod prune;
 mod repair;
 mod restore;
 mod scan;
@@ -36,18 +40,24 @@ pub use backup::{
 };
 pub use check::{check, CheckOptions, CheckProblem, CheckReport, MetaIssue};
 pub use containers::{ContainerRow, Containers, CreatedContainer, SnapshotRow};
+pub use deletions::{DeletionReport, Leftovers, PendingDeletions};
 pub use error::{RepoError, Result};
 pub use fetch::{FragmentFault, FragmentProblem};
+pub use forget::{
+    forget, ForgetOptions, ForgetReport, ForgetRow, KeepPolicy, KeepReason, KeepWithin,
+};
 pub use health::{
     format_duration, parse_duration, PeerHealth, PeerState, Sightings, DEFAULT_PEER_LOST_AFTER,
 };
 pub use home::{Container, Home, Owner, PublicIds};
 pub use keyfile::KdfParams;
 pub use location::{LocationError, PeerLocation};
+pub use lock::{parse_wait, ExclusiveLease, Lease, LockHolder, SharedLease};
 pub use peers::{
     AddedPeer, NetworkError, NodeWelcome, PeerRow, PeerSet, PeerSlot, Peers, RemovedPeer,
 };
 pub use progress::{Event, Progress, Quiet};
+pub use prune::{prune, MaxUnused, PruneOptions, PruneReport};
 pub use repair::{
     repair, ContainerRepair, Damage, FragmentMove, LostFile, LostPack, PackRepair, RepairOptions,
     RepairReport,

@@ -17,9 +17,10 @@
 //!    that hold the newer objects);
 //! 4. **fill** the index.
 //!
-//! Until forgetting snapshots exists, nothing is legitimately deleted from a
-//! peer's metadata, so a snapshot or segment found only in a trash is one a
-//! thief deleted, and sync restores it.
+//! What the owner deleted on purpose is recorded in the signed index log:
+//! snapshots forgotten (`forget`) and segments superseded (`prune`); sync
+//! leaves those out even when it finds them in a trash. Anything else found
+//! only in a trash is something a thief deleted, and sync restores it.
 
 use crate::error::{RepoError, Result};
 use crate::health::{probe, DEFAULT_PEER_LOST_AFTER};
@@ -546,16 +547,22 @@ fn fill(
         let mut log: BTreeMap<SegmentId, (IndexSegment, Vec<u8>)> =
             local_segments(home, owner, &m.id, &c.keys)?;
         for (seg, f) in c.segments.values() {
+            log.entry(seg.id)
+                .or_insert_with(|| (seg.clone(), f.bytes.clone()));
+        }
+        let state = replay(log.values().map(|(s, _)| s));
+        // A superseded segment in a trash was deleted on purpose (prune).
+        for (seg, f) in c.segments.values() {
+            if state.superseded.contains(&seg.id) {
+                continue;
+            }
             report.segments += 1;
             if f.in_trash() {
                 report
                     .from_trash
                     .push(format!("{} (from the trash of peer `{}`)", f.key, f.peer));
             }
-            log.entry(seg.id)
-                .or_insert_with(|| (seg.clone(), f.bytes.clone()));
         }
-        let state = replay(log.values().map(|(s, _)| s));
         let entries: Vec<(&IndexSegment, &[u8])> =
             log.values().map(|(s, e)| (s, e.as_slice())).collect();
         home.index.rebuild_packs(&m.id, &state, &entries)?;

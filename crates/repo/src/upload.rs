@@ -2,13 +2,20 @@
 //! parallel, and re-place a fragment whose peer fails. A pack counts as
 //! stored only when every one of its `k+m` fragments is acknowledged
 //! (fsynced) by some peer.
+//!
+//! With [`Uploader::recording_intents`], every put is announced first in
+//! the index (an upload intent: the pack, its fragments and their peers),
+//! so fragments of a pack that is never recorded — the backup was killed —
+//! are known to be this owner's, and `prune` deletes them.
 
 use crate::error::{RepoError, Result};
+use crate::index::{Index, UploadIntent};
 use crate::progress::{Event, Progress};
 use std::sync::Arc;
 use trove_core::erasure;
 use trove_core::manifest::{FragmentLocation, PackRecord, PeerRecord, Redundancy};
 use trove_core::pack::FinishedPack;
+use trove_core::ContainerId;
 use trove_peer::placement::{place, replace_one, Candidate, Placement};
 use trove_peer::Peer;
 
@@ -23,6 +30,8 @@ pub struct Uploader<'a> {
     warned_not_distinct: bool,
     pub fragment_bytes: u64,
     progress: &'a dyn Progress,
+    /// Where to announce puts before they happen.
+    intents: Option<(&'a Index, ContainerId)>,
 }
 
 impl<'a> Uploader<'a> {
@@ -50,7 +59,30 @@ impl<'a> Uploader<'a> {
             warned_not_distinct: false,
             fragment_bytes: 0,
             progress,
+            intents: None,
         }
+    }
+
+    /// Announce each pack's fragments and peers in `index` before putting
+    /// them (see the module doc); recording the pack ends the intent.
+    pub(crate) fn recording_intents(mut self, index: &'a Index, cid: ContainerId) -> Self {
+        self.intents = Some((index, cid));
+        self
+    }
+
+    /// Write the intent: every fragment with every peer it was given so far.
+    fn announce(&self, pack: &FinishedPack, tried: &[FragmentLocation], len: u64) -> Result<()> {
+        let Some((index, cid)) = self.intents else {
+            return Ok(());
+        };
+        index.put_intent(
+            &cid,
+            &pack.id,
+            &UploadIntent {
+                fragment_len: len,
+                fragments: tried.to_vec(),
+            },
+        )
     }
 
     fn excluded(&self) -> Vec<usize> {
@@ -80,6 +112,14 @@ impl<'a> Uploader<'a> {
         }
         let mut assign: Vec<usize> = p.peers.iter().map(|i| live[*i]).collect();
         let mut done = vec![false; frags.len()];
+        let frag_len = frags.first().map_or(0, |f| f.bytes.len() as u64);
+        let at = |i: usize, slot: usize| FragmentLocation {
+            index: frags[i].index,
+            id: frags[i].id,
+            peer: self.peers[slot].0.id,
+        };
+        let mut tried: Vec<FragmentLocation> = (0..frags.len()).map(|i| at(i, assign[i])).collect();
+        self.announce(pack, &tried, frag_len)?;
         loop {
             let results: Vec<(usize, Result<(), trove_peer::PeerError>)> =
                 std::thread::scope(|s| {
@@ -137,7 +177,9 @@ impl<'a> Uploader<'a> {
                     }
                 })?;
                 assign[i] = sub;
+                tried.push(at(i, sub));
             }
+            self.announce(pack, &tried, frag_len)?;
         }
         let bytes: u64 = frags.iter().map(|f| f.bytes.len() as u64).sum();
         self.fragment_bytes += bytes;

@@ -50,6 +50,24 @@ fn print(r: &CheckReport, opts: &CheckOptions) {
     for h in &r.peers {
         println!("  peer `{}`: {}", h.peer, h.describe());
     }
+    let l = &r.leftovers;
+    if l.fragments + l.tmp_files > 0 {
+        println!(
+            "leftovers of interrupted backups: {} fragment(s) ({}), {} temporary file(s) ({}); `trove prune` removes them",
+            l.fragments,
+            crate::ui::bytes(l.fragment_bytes),
+            l.tmp_files,
+            crate::ui::bytes(l.tmp_bytes)
+        );
+    }
+    if l.pending_fragments + l.pending_manifests > 0 {
+        println!(
+            "deletions left for later: {} fragment(s) ({}), {} manifest(s); the next prune, forget or backup that reaches their peers does them",
+            l.pending_fragments,
+            crate::ui::bytes(l.pending_fragment_bytes),
+            l.pending_manifests
+        );
+    }
     for p in &r.problems {
         println!("  problem: {p}");
     }

@@ -14,6 +14,7 @@ mod demo;
 mod faults;
 mod nodes;
 mod privacy;
+mod prune;
 mod recovery;
 mod repair;
 mod restore_symlinks;

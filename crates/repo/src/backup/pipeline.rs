@@ -224,7 +224,8 @@ pub(super) fn run(
         prepared.peers.clone(),
         container.manifest.redundancy,
         progress,
-    );
+    )
+    .recording_intents(&home.index, cid);
 
     let (root, packs, files, blobs_new) = std::thread::scope(|s| -> Result<_> {
         // Packer: sealed blobs in, finished packs out.
