@@ -150,7 +150,14 @@ fn backup_and_restore_round_trip_over_memory_peers() {
 #[test]
 fn faults_on_cue_are_routed_around_and_named() {
     let tmp = tempfile::tempdir().unwrap();
-    let mem = memory_peers(7);
+    // The full peer claims by far the most free space, so placement always
+    // tries it first (a full disk that says it has room is the case to meet).
+    let mem: Vec<Arc<MemoryPeer>> = (0..7)
+        .map(|i| {
+            let capacity = if i == 0 { 1 << 40 } else { 1 << 30 };
+            Arc::new(MemoryPeer::with_capacity(&format!("m{i}"), capacity))
+        })
+        .collect();
     let full = Arc::new(FailingPeer::new(mem[0].clone()).failing(Op::PutFragment, testing::full));
     let dead = Arc::new(FailingPeer::new(mem[1].clone()));
     let liar = Arc::new(LyingPeer::new(mem[2].clone()).corrupting_reads());
@@ -241,6 +248,19 @@ fn a_snapshot_is_committed_only_once_enough_peers_hold_it() {
         .snapshot_rows(Some("c"))
         .unwrap()
         .is_empty());
+    // A prune now would see packs no committed snapshot names: it refuses.
+    let err = trove_repo::prune(
+        &home,
+        &owner,
+        Some("c"),
+        &trove_repo::PruneOptions::default(),
+        &Quiet,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, trove_repo::RepoError::CommitPending { .. }),
+        "{err}"
+    );
 
     // The peers are back: the next command (here check) finishes the commit.
     for g in &gated {

@@ -19,3 +19,4 @@ mod recovery;
 mod repair;
 mod restore_symlinks;
 mod security;
+mod undelete;

@@ -95,7 +95,7 @@ impl Node {
         t.ok_json(&full)
     }
 
-    fn ticket(&self, t: &Trove) -> String {
+    pub(crate) fn ticket(&self, t: &Trove) -> String {
         self.node_cmd(t, &["ticket"])["ticket"]
             .as_str()
             .unwrap()
