@@ -1,24 +1,33 @@
 //! `trove demo`: the whole promise in one command, on a throwaway home:
 //! six peers on three sites (four folders and two Trove nodes running as
-//! separate processes on 127.0.0.1), a backup, a disk destroyed, a node's
-//! machine gone and a fragment corrupted on a third peer, then a restore
-//! verified byte for byte against the source.
+//! separate processes on 127.0.0.1), a backup, a thief's overwrites refused,
+//! a disk destroyed, a node's machine gone and a fragment corrupted, a
+//! restore verified byte for byte; then the lost peers replaced and
+//! repaired, and ransomware that encrypts files and deletes the history
+//! undone by `undelete`.
+
+mod attacks;
+mod node;
+mod sample;
 
 use crate::context::Out;
 use crate::ui;
 use anyhow::{bail, Context, Result};
+use node::DemoNode;
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use trove_core::keys::MasterSecret;
 use trove_core::manifest::Redundancy;
-use trove_repo::{BackupOptions, FragmentProblem, Home, KdfParams, LostPath, RestoreOptions};
+use trove_repo::{
+    BackupOptions, CheckOptions, ForgetOptions, FragmentProblem, Home, KdfParams, KeepPolicy,
+    LostPath, Owner, RepairOptions, RestoreOptions,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Back up this folder instead of generated sample data.
+    /// Back up this folder instead of generated sample data (the demo
+    /// never changes it: the ransomware part then runs on sample data only).
     #[arg(long)]
     source: Option<PathBuf>,
     /// Keep the demo's folders here instead of a temporary directory.
@@ -42,273 +51,64 @@ struct DemoReport {
     fragment_problems: Vec<FragmentProblem>,
     differences: Vec<String>,
     lost: Vec<LostPath>,
+    repair: RepairSummary,
+    /// Absent with `--source`: the demo does not encrypt your files.
+    ransomware: Option<RansomwareSummary>,
     #[serde(skip)]
     seconds: f64,
     #[serde(skip)]
     kept_in: Option<PathBuf>,
 }
 
-/// A `trove node run` child process on loopback, killed on drop.
-struct DemoNode {
-    data: PathBuf,
-    ticket: String,
-    child: Option<std::process::Child>,
+/// The lost peers replaced and their fragments rebuilt.
+#[derive(serde::Serialize)]
+struct RepairSummary {
+    peers_removed: [&'static str; 2],
+    peers_added: [&'static str; 2],
+    fragments_rebuilt: u64,
+    bytes_read: u64,
+    bytes_written: u64,
+    seconds: f64,
+    full_redundancy: bool,
+    /// Problems `check --read-data` found after the repair.
+    check_problems: Vec<String>,
 }
 
-impl DemoNode {
-    fn start(data: &Path) -> Result<Self> {
-        std::fs::create_dir_all(data.parent().context("node folder has a parent")?)?;
-        let log = std::fs::File::create(data.with_extension("log"))?;
-        let child = std::process::Command::new(std::env::current_exe()?)
-            .args([
-                "node",
-                "run",
-                "--network",
-                "direct",
-                "--listen",
-                "127.0.0.1:0",
-                "--data",
-            ])
-            .arg(data)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .context("starting a demo node")?;
-        let mut node = DemoNode {
-            data: data.to_owned(),
-            ticket: String::new(),
-            child: Some(child),
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            if let Ok(t) = trove_node::NodeDir::open(data).and_then(|d| d.ticket()) {
-                node.ticket = t;
-                return Ok(node);
-            }
-            if let Some(c) = node.child.as_mut() {
-                if let Some(st) = c.try_wait()? {
-                    bail!(
-                        "the demo node exited ({st}); see {}",
-                        data.with_extension("log").display()
-                    );
-                }
-            }
-            anyhow::ensure!(
-                std::time::Instant::now() < deadline,
-                "the demo node did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for DemoNode {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Deterministic sample data: text, binary noise, a large file, duplicates,
-/// nested and empty folders, a symlink and unusual modes.
-fn make_sample(root: &Path) -> Result<u64> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    const WORDS: &[&str] = &[
-        "backup", "photo", "letter", "tax", "family", "garden", "holiday", "invoice", "recipe",
-        "poem", "draft", "meeting", "budget", "school", "music", "travel", "notes", "health",
-        "house", "car",
-    ];
-    let mut total = 0u64;
-    for d in [
-        "papers/2024",
-        "papers/2025",
-        "photos/summer",
-        "photos/winter",
-        "code/src",
-        "empty-folder",
-    ] {
-        std::fs::create_dir_all(root.join(d))?;
-    }
-    for i in 0..120 {
-        let dir = ["papers/2024", "papers/2025", "code/src"][i % 3];
-        let len = 200 + (next() % 60_000) as usize;
-        let mut text = String::with_capacity(len);
-        while text.len() < len {
-            text.push_str(WORDS[(next() % WORDS.len() as u64) as usize]);
-            text.push(if next() % 12 == 0 { '\n' } else { ' ' });
-        }
-        std::fs::write(root.join(format!("{dir}/doc-{i:03}.txt")), &text)?;
-        total += text.len() as u64;
-    }
-    for i in 0..24 {
-        let dir = ["photos/summer", "photos/winter"][i % 2];
-        let len = 100_000 + (next() % 3_000_000) as usize;
-        let data: Vec<u8> = (0..len.div_ceil(8))
-            .flat_map(|_| next().to_le_bytes())
-            .take(len)
-            .collect();
-        std::fs::write(root.join(format!("{dir}/img-{i:02}.jpg")), &data)?;
-        total += len as u64;
-    }
-    // A large file, streamed by the chunker rather than read whole.
-    let mut big = std::fs::File::create(root.join("photos/video.mp4"))?;
-    for _ in 0..(40 * 1024 * 1024 / 65536) {
-        let block: Vec<u8> = (0..8192).flat_map(|_| next().to_le_bytes()).collect();
-        big.write_all(&block)?;
-        total += block.len() as u64;
-    }
-    std::fs::copy(
-        root.join("papers/2024/doc-000.txt"),
-        root.join("papers/copy-of-doc-000.txt"),
-    )?;
-    std::fs::write(root.join("empty-file"), b"")?;
-    std::os::unix::fs::symlink("papers/2025", root.join("latest-papers"))?;
-    std::fs::set_permissions(
-        root.join("code/src/doc-002.txt"),
-        std::fs::Permissions::from_mode(0o755),
-    )?;
-    std::fs::set_permissions(
-        root.join("papers/2025/doc-001.txt"),
-        std::fs::Permissions::from_mode(0o600),
-    )?;
-    Ok(total)
-}
-
-/// Compare two trees: content, kind, permission bits, symlink targets and
-/// file mtimes. Returns every difference found.
-pub fn compare(a: &Path, b: &Path) -> Result<(u64, u64, Vec<String>)> {
-    let mut diffs = Vec::new();
-    let (mut files, mut bytes) = (0u64, 0u64);
-    compare_into(a, b, &mut files, &mut bytes, &mut diffs)?;
-    Ok((files, bytes, diffs))
-}
-
-fn compare_into(
-    a: &Path,
-    b: &Path,
-    files: &mut u64,
-    bytes: &mut u64,
-    diffs: &mut Vec<String>,
-) -> Result<()> {
-    let ma = std::fs::symlink_metadata(a)?;
-    let mb = match std::fs::symlink_metadata(b) {
-        Ok(m) => m,
-        Err(_) => {
-            diffs.push(format!("missing: {}", b.display()));
-            return Ok(());
-        }
-    };
-    if ma.file_type() != mb.file_type() {
-        diffs.push(format!("kind differs: {}", b.display()));
-        return Ok(());
-    }
-    if ma.file_type().is_symlink() {
-        if std::fs::read_link(a)? != std::fs::read_link(b)? {
-            diffs.push(format!("symlink target differs: {}", b.display()));
-        }
-        return Ok(());
-    }
-    if ma.mode() & 0o7777 != mb.mode() & 0o7777 {
-        diffs.push(format!(
-            "mode differs: {} ({:o} vs {:o})",
-            b.display(),
-            ma.mode() & 0o7777,
-            mb.mode() & 0o7777
-        ));
-    }
-    if ma.is_dir() {
-        let mut names: Vec<_> = std::fs::read_dir(a)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<Result<_, _>>()?;
-        names.sort();
-        let extra = std::fs::read_dir(b)?
-            .filter_map(|e| e.ok())
-            .filter(|e| !names.contains(&e.file_name()))
-            .count();
-        if extra > 0 {
-            diffs.push(format!("{extra} unexpected entries in {}", b.display()));
-        }
-        for n in names {
-            compare_into(&a.join(&n), &b.join(&n), files, bytes, diffs)?;
-        }
-        return Ok(());
-    }
-    *files += 1;
-    *bytes += ma.len();
-    if (ma.mtime(), ma.mtime_nsec()) != (mb.mtime(), mb.mtime_nsec()) {
-        diffs.push(format!("mtime differs: {}", b.display()));
-    }
-    if std::fs::read(a)? != std::fs::read(b)? {
-        diffs.push(format!("content differs: {}", b.display()));
-    }
-    Ok(())
-}
-
-/// What a thief holding `transport.key` can try against a node: overwrite
-/// every metadata object of the owner with one byte. Returns how many
-/// attempts the node refused; any accepted one is an error.
-fn thief_overwrites(home: &Path, ticket: &str) -> Result<u64> {
-    use trove_peer::{Peer, PeerError};
-    let seed: [u8; 32] = std::fs::read(home.join("transport.key"))?
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("transport.key is not 32 bytes"))?;
-    let net = trove_node::NetworkConfig {
-        mode: trove_node::NetworkMode::Direct,
-        relay: None,
-        bind: Some("127.0.0.1:0".parse()?),
-    };
-    let client = trove_node::NodeClient::start(seed, &net)?;
-    let node = client.peer("friend-1", &ticket.parse()?)?;
-    let mut refused = 0;
-    for key in node.list_meta(None)? {
-        match node.put_meta(&key, b"x") {
-            Err(PeerError::MetaRejected { .. }) => refused += 1,
-            Ok(()) => bail!("the node let {key} be overwritten"),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(refused)
-}
-
-/// Whether a fragment file holds a data shard: its header's index (byte 7)
-/// is below `k` (byte 5), see docs/design.md §3.6.
-fn is_data_shard(path: &Path) -> bool {
-    use std::io::Read;
-    let mut header = [0u8; 8];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut header))
-        .is_ok_and(|()| &header[..4] == b"TRVF" && header[7] < header[5])
+/// Ransomware with the owner's key, and `undelete`.
+#[derive(serde::Serialize)]
+struct RansomwareSummary {
+    files_encrypted: u64,
+    snapshots_forgotten: u64,
+    fragment_bytes_pruned: u64,
+    fragments_undeleted: u64,
+    /// Differences between the snapshot brought back and the verified restore.
+    differences: Vec<String>,
 }
 
 fn print(r: &DemoReport) {
-    for d in r.differences.iter().take(20) {
+    let differences = r
+        .differences
+        .iter()
+        .chain(r.ransomware.iter().flat_map(|w| &w.differences));
+    for d in differences.take(20) {
         println!("      DIFFERENCE: {d}");
+    }
+    for p in &r.repair.check_problems {
+        println!("      CHECK PROBLEM: {p}");
     }
     if r.ok {
         println!(
-            "\nOK: {} files ({}) restored identical to the source after losing a disk and a node (2 of 6 peers) and a corrupted fragment ({:.1}s in all).",
+            "\nOK: {} files ({}) restored identical to the source after losing a disk and a node (2 of 6 peers) and a corrupted fragment; full redundancy repaired; the history ransomware deleted brought back ({:.1}s in all).",
             r.files,
             ui::bytes(r.bytes),
             r.seconds
         );
     } else {
         println!(
-            "\nFAILED: {} differences, {} lost paths",
+            "\nFAILED: {} differences, {} lost paths, {} problems after repair",
             r.differences.len(),
-            r.lost.len()
+            r.lost.len(),
+            r.repair.check_problems.len()
         );
     }
     if let Some(base) = &r.kept_in {
@@ -316,16 +116,18 @@ fn print(r: &DemoReport) {
     }
 }
 
+const STEPS: u32 = 11;
+
 fn step(json: bool, n: u32, text: &str) {
     if !json {
-        println!("[{n}/8] {text}");
+        println!("[{n}/{STEPS}] {text}");
     }
 }
 
-pub fn run(args: Args, out: Out) -> Result<ExitCode> {
-    let (source, dir, json) = (args.source.as_deref(), args.dir.as_deref(), out.json);
-    let tmp;
-    let base: PathBuf = match dir {
+/// An empty folder for the demo: `--dir`, or a temporary one (kept alive
+/// by the returned guard).
+fn demo_dir(dir: Option<&Path>) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
+    match dir {
         Some(d) => {
             std::fs::create_dir_all(d)?;
             if std::fs::read_dir(d)?.next().is_some() {
@@ -334,29 +136,88 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
                     d.display()
                 );
             }
-            d.to_owned()
+            Ok((d.to_owned(), None))
         }
         None => {
-            tmp = tempfile::Builder::new().prefix("trove-demo-").tempdir()?;
-            tmp.path().to_owned()
+            let tmp = tempfile::Builder::new().prefix("trove-demo-").tempdir()?;
+            Ok((tmp.path().to_owned(), Some(tmp)))
         }
-    };
+    }
+}
+
+fn labels(site: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([("site".to_owned(), site.to_owned())])
+}
+
+/// Six peers: four folders on two sites and two nodes at a friend's.
+fn six_peers(home: &Home, owner: &Owner, base: &Path) -> Result<(Vec<PathBuf>, Vec<DemoNode>)> {
+    let owner_id = owner.owner_id();
+    let mut nodes = Vec::new();
+    let mut peer_dirs = Vec::new();
+    for i in 1..=6 {
+        if i <= 4 {
+            let dir = base.join(format!("peers/disk-{i}"));
+            let site = if i <= 2 { "home" } else { "office" };
+            home.peers().add(
+                &format!("disk-{i}"),
+                &format!("dir:{}", dir.display()),
+                labels(site),
+            )?;
+            peer_dirs.push(dir);
+        } else {
+            let node = DemoNode::start(&base.join(format!("nodes/friend-{}", i - 4)))?;
+            trove_node::NodeDir::open(&node.data)?.grant(owner_id.parse()?, 1 << 30)?;
+            home.peers()
+                .add(&format!("friend-{}", i - 4), &node.ticket, labels("friend"))?;
+            nodes.push(node);
+        }
+    }
+    Ok((peer_dirs, nodes))
+}
+
+/// Restore `spec` into `target` and compare it with `expected`.
+fn restore_and_compare(
+    home: &Home,
+    owner: &Owner,
+    spec: &str,
+    target: &Path,
+    expected: &Path,
+    json: bool,
+) -> Result<(trove_repo::RestoreReport, u64, u64, Vec<String>)> {
+    let bar = ui::Bar::new(json);
+    let r = trove_repo::restore(
+        home,
+        owner,
+        spec,
+        &RestoreOptions::into(target.to_owned()),
+        &bar,
+    );
+    bar.finish();
+    let r = r?;
+    let name = expected.file_name().context("source has no name")?;
+    let (files, bytes, diffs) = sample::compare(expected, &target.join(name))?;
+    Ok((r, files, bytes, diffs))
+}
+
+pub fn run(args: Args, out: Out) -> Result<ExitCode> {
+    let (source, json) = (args.source.as_deref(), out.json);
+    let (base, _tmp) = demo_dir(args.dir.as_deref())?;
     let started = std::time::Instant::now();
+    let sample_dir = base.join("sample");
     let src = match source {
         Some(s) => std::path::absolute(s)?,
         None => {
-            let s = base.join("sample");
-            std::fs::create_dir_all(&s)?;
+            std::fs::create_dir_all(&sample_dir)?;
             step(
                 json,
                 1,
                 "making sample data (text, photos, a 40 MiB video, links, odd modes)",
             );
-            let n = make_sample(&s)?;
+            let n = sample::make_sample(&sample_dir)?;
             if !json {
-                println!("      {} in {}", ui::bytes(n), s.display());
+                println!("      {} in {}", ui::bytes(n), sample_dir.display());
             }
-            s
+            sample_dir.clone()
         }
     };
     anyhow::ensure!(src.is_dir(), "--source {} is not a folder", src.display());
@@ -385,28 +246,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
         relay: None,
         bind: Some("127.0.0.1:0".parse()?),
     });
-    let owner_id = owner.owner_id();
-    let mut nodes = Vec::new();
-    let mut peer_dirs = Vec::new();
-    for i in 1..=6 {
-        let labels = |site: &str| BTreeMap::from([("site".to_owned(), site.to_owned())]);
-        if i <= 4 {
-            let dir = base.join(format!("peers/disk-{i}"));
-            let site = if i <= 2 { "home" } else { "office" };
-            home.peers().add(
-                &format!("disk-{i}"),
-                &format!("dir:{}", dir.display()),
-                labels(site),
-            )?;
-            peer_dirs.push(dir);
-        } else {
-            let node = DemoNode::start(&base.join(format!("nodes/friend-{}", i - 4)))?;
-            trove_node::NodeDir::open(&node.data)?.grant(owner_id.parse()?, 1 << 30)?;
-            home.peers()
-                .add(&format!("friend-{}", i - 4), &node.ticket, labels("friend"))?;
-            nodes.push(node);
-        }
-    }
+    let (peer_dirs, mut nodes) = six_peers(&home, &owner, &base)?;
     // Two destroyed peers plus a corrupt fragment is three losses for that
     // fragment's pack: 3+3 survives any three, 4+2 only two.
     home.containers().create(
@@ -442,7 +282,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
         4,
         "ransomware that stole your transport key attacks node friend-1: it tries to overwrite every manifest with garbage",
     );
-    let refused = thief_overwrites(&base.join("home"), &nodes[0].ticket)?;
+    let refused = attacks::thief_overwrites(&base.join("home"), &nodes[0].ticket)?;
     if !json {
         println!("      the node refused all {refused} overwrites: it keeps only envelopes signed by your identity");
     }
@@ -450,73 +290,55 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
     step(
         json,
         5,
-        "disaster: disk-1 is destroyed, and the friend's machine with node friend-2 is gone (killed)",
+        "disaster: disk-1 is destroyed, the friend's machine with node friend-2 is gone (killed), and a fragment on disk-3 is silently corrupted",
     );
     std::fs::remove_dir_all(&peer_dirs[0])
         .with_context(|| format!("deleting {}", peer_dirs[0].display()))?;
     nodes[1].kill();
-    step(
-        json,
-        6,
-        "disaster: a fragment on disk-3 is silently corrupted",
-    );
-    let frag_dir = peer_dirs[2].join("fragments");
-    let victim = std::fs::read_dir(&frag_dir)?
-        .filter_map(|e| e.ok())
-        .flat_map(|shard| {
-            std::fs::read_dir(shard.path())
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e.ok())
-        })
-        .map(|e| e.path())
-        // A data shard (header byte 7, the index, below byte 5, k): restore
-        // reads data shards first, so it meets this one for sure.
-        .filter(|p| is_data_shard(p))
-        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
-        .context("disk-3 holds no data fragment")?;
-    let mut bytes = std::fs::read(&victim)?;
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x5a;
-    std::fs::write(&victim, &bytes)?;
+    attacks::corrupt_a_data_shard(&peer_dirs[2])?;
 
     step(
         json,
-        7,
-        "restoring from the four survivors (one of them lying)",
+        6,
+        "restoring from the four survivors (one of them lying) and verifying every byte, mode, time and link against the source",
     );
     let target = base.join("restored");
-    let bar = ui::Bar::new(json);
-    let r = trove_repo::restore(
-        &home,
-        &owner,
-        "demo:latest",
-        &RestoreOptions::into(target.clone()),
-        &bar,
-    );
-    bar.finish();
-    let r = r?;
+    let (r, files, bytes_cmp, diffs) =
+        restore_and_compare(&home, &owner, "demo:latest", &target, &src, json)?;
     if !json {
         println!(
-            "      {} files, {} in {:.1}s",
+            "      {} files, {} in {:.1}s; {} differences",
             r.files,
             ui::bytes(r.bytes),
-            r.seconds
+            r.seconds,
+            diffs.len()
         );
         for line in ui::summarize(&r.problems) {
             println!("      routed around: {line}");
         }
     }
+    // The verified restore stands in for the source from here on.
+    let verified = target.join(src.file_name().context("source has no name")?);
 
-    step(
-        json,
-        8,
-        "verifying every byte, mode, time and link against the source",
-    );
-    let name = src.file_name().context("source has no name")?;
-    let (files, bytes_cmp, diffs) = compare(&src, &target.join(name))?;
+    let repair = repair_lost_peers(&home, &owner, &base, json)?;
+
+    let ransomware = match source {
+        Some(_) => None,
+        None => Some(ransomware_and_undelete(
+            &home, &owner, &base, &src, &verified, json,
+        )?),
+    };
+    if source.is_some() && !json {
+        println!("[9-11/{STEPS}] skipped: ransomware would encrypt your own folder; run `trove demo` without --source to see undelete");
+    }
+
+    let ok = diffs.is_empty()
+        && r.lost.is_empty()
+        && repair.full_redundancy
+        && repair.check_problems.is_empty()
+        && ransomware.as_ref().is_none_or(|w| w.differences.is_empty());
     let report = DemoReport {
-        ok: diffs.is_empty() && r.lost.is_empty(),
+        ok,
         files,
         bytes: bytes_cmp,
         snapshot: b.snapshot.id,
@@ -528,14 +350,171 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
         fragment_problems: r.problems,
         differences: diffs,
         lost: r.lost,
+        repair,
+        ransomware,
         seconds: started.elapsed().as_secs_f64(),
-        kept_in: dir.map(|_| base.clone()),
+        kept_in: args.dir.map(|_| base.clone()),
     };
     out.emit(&report, print)?;
-    let ok = report.ok;
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+/// Steps 7 and 8: the dead peers removed, two new disks added, `repair`,
+/// then `check --read-data`.
+fn repair_lost_peers(home: &Home, owner: &Owner, base: &Path, json: bool) -> Result<RepairSummary> {
+    step(
+        json,
+        7,
+        "replacing the lost peers: `trove peer remove disk-1 friend-2`, two new disks added, `trove repair` rebuilds what they held",
+    );
+    for gone in ["disk-1", "friend-2"] {
+        home.peers().remove(gone)?;
+    }
+    for name in ["disk-5", "disk-6"] {
+        let dir = base.join("peers").join(name);
+        home.peers()
+            .add(name, &format!("dir:{}", dir.display()), labels("new"))?;
+    }
+    let bar = ui::Bar::new(json);
+    let rep = trove_repo::repair(home, owner, Some("demo"), &RepairOptions::default(), &bar);
+    bar.finish();
+    let rep = rep?;
+    if !json {
+        println!(
+            "      {} fragments rebuilt: read {}, wrote {} in {:.1}s; full redundancy: {}",
+            rep.fragments_rebuilt,
+            ui::bytes(rep.bytes_read),
+            ui::bytes(rep.bytes_written),
+            rep.seconds,
+            if rep.full_redundancy { "yes" } else { "NO" }
+        );
+    }
+
+    step(
+        json,
+        8,
+        "`trove check --read-data`: every fragment of every pack read and verified",
+    );
+    let opts = CheckOptions {
+        read_data: true,
+        ..Default::default()
+    };
+    let bar = ui::Bar::new(json);
+    let c = trove_repo::check(home, owner, Some("demo"), &opts, &bar);
+    bar.finish();
+    let c = c?;
+    let check_problems: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
+    if !json {
+        println!(
+            "      {} fragments verified, {} problems",
+            c.fragments,
+            check_problems.len()
+        );
+    }
+    Ok(RepairSummary {
+        peers_removed: ["disk-1", "friend-2"],
+        peers_added: ["disk-5", "disk-6"],
+        fragments_rebuilt: rep.fragments_rebuilt,
+        bytes_read: rep.bytes_read,
+        bytes_written: rep.bytes_written,
+        seconds: rep.seconds,
+        full_redundancy: rep.full_redundancy,
+        check_problems,
+    })
+}
+
+/// Steps 9 to 11: ransomware holding the key encrypts some of the sample,
+/// lets a backup take them, forgets the clean snapshot and prunes; the
+/// owner brings it back with `undelete` and restores it.
+fn ransomware_and_undelete(
+    home: &Home,
+    owner: &Owner,
+    base: &Path,
+    sample_dir: &Path,
+    verified: &Path,
+    json: bool,
+) -> Result<RansomwareSummary> {
+    step(
+        json,
+        9,
+        "ransomware with your key encrypts the papers and summer photos, lets a backup take them, then forgets the clean snapshot and prunes",
+    );
+    let clean = home
+        .containers()
+        .snapshot_rows(Some("demo"))?
+        .pop()
+        .context("the demo has a snapshot")?;
+    let files_encrypted = attacks::encrypt_files(&sample_dir.join("papers"))?
+        + attacks::encrypt_files(&sample_dir.join("photos/summer"))?;
+    trove_repo::backup(
+        home,
+        owner,
+        "demo",
+        &BackupOptions::default(),
+        &trove_repo::Quiet,
+    )?;
+    let forget = ForgetOptions {
+        policy: KeepPolicy {
+            keep_last: Some(1),
+            ..Default::default()
+        },
+        prune: true,
+        ..Default::default()
+    };
+    let f = trove_repo::forget(home, owner, "demo", &forget, &trove_repo::Quiet)?;
+    let pruned = f.prune.as_ref().map_or(0, |p| p.fragment_bytes_removed);
+    if !json {
+        println!(
+            "      {files_encrypted} files encrypted; {} snapshot forgotten; {} of fragments deleted (into the peers' trash)",
+            f.forget.len(),
+            ui::bytes(pruned)
+        );
+    }
+
+    step(
+        json,
+        10,
+        &format!(
+            "`trove undelete demo {}`: the clean snapshot and its fragments come back from the peers' trash",
+            clean.short_id
+        ),
+    );
+    let bar = ui::Bar::new(json);
+    let u = trove_repo::undelete(home, owner, "demo", &clean.id.to_hex(), &bar);
+    bar.finish();
+    let u = u?;
+    if !json {
+        println!(
+            "      {} fragment(s) brought back, {} pack(s) recorded again",
+            u.fragments_undeleted, u.packs_restored
+        );
+    }
+
+    step(
+        json,
+        11,
+        "restoring the snapshot brought back and comparing it with the verified restore",
+    );
+    let (_, _, _, differences) = restore_and_compare(
+        home,
+        owner,
+        &clean.id.to_hex(),
+        &base.join("restored-undeleted"),
+        verified,
+        json,
+    )?;
+    if !json {
+        println!("      {} differences", differences.len());
+    }
+    Ok(RansomwareSummary {
+        files_encrypted,
+        snapshots_forgotten: f.forget.len() as u64,
+        fragment_bytes_pruned: pruned,
+        fragments_undeleted: u.fragments_undeleted,
+        differences,
     })
 }

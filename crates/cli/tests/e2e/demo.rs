@@ -3,7 +3,7 @@
 use crate::common::*;
 
 #[test]
-fn demo_survives_a_lost_disk_a_lost_node_and_a_corrupt_fragment() {
+fn demo_survives_losses_repairs_and_undoes_ransomware() {
     // Which peers the demo's restore reports depends on timing (a hedged
     // read of a loaded peer is "slow", not "corrupt"): run it alone.
     let _alone = Turn::alone();
@@ -26,6 +26,21 @@ fn demo_survives_a_lost_disk_a_lost_node_and_a_corrupt_fragment() {
         v["metadata_overwrites_refused"].as_u64().unwrap() >= 3,
         "{v}"
     );
+    // The lost peers were replaced and repaired: check --read-data is clean.
+    let repair = &v["repair"];
+    assert_eq!(repair["full_redundancy"], true, "{v}");
+    assert!(repair["fragments_rebuilt"].as_u64().unwrap() >= 3, "{v}");
+    assert!(strings(&repair["check_problems"]).is_empty(), "{v}");
+    // Ransomware forgot and pruned the clean snapshot; undelete brought it
+    // back from the peers' trash, identical to the verified restore.
+    let w = &v["ransomware"];
+    assert_eq!(w["snapshots_forgotten"], 1, "{v}");
+    assert!(
+        w["fragment_bytes_pruned"].as_u64().unwrap() > 1 << 20,
+        "{v}"
+    );
+    assert!(w["fragments_undeleted"].as_u64().unwrap() >= 3, "{v}");
+    assert!(strings(&w["differences"]).is_empty(), "{v}");
     // The demo's node processes are gone when it returns: their data
     // folders exist, and a node's ticket names a loopback address.
     for n in ["friend-1", "friend-2"] {
