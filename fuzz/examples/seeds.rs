@@ -26,7 +26,7 @@ use trove_core::{
 use trove_fuzz::keys::{identity, master, seal_key};
 use trove_fuzz::{audit, erasure as ferasure, node, pack as fpack, recovery as frecovery};
 use trove_fuzz::{envelope as fenvelope, InputBuilder};
-use trove_net::{AuditRange, MetaKey};
+use trove_peer::{AuditRange, MetaKey};
 use trove_node::proto::{self, ErrorKind, Request, Response};
 use trove_node::NodeTicket;
 use trove_recovery::slip39::GroupSpec;
@@ -521,10 +521,10 @@ fn main() {
             offset: off as u64,
             len: len as u64,
         };
-        let proof = trove_net::audit::prove(std::io::Cursor::new(&frag), &[range])
+        let proof = trove_peer::audit::prove(std::io::Cursor::new(&frag), &[range])
             .unwrap()
             .remove(0);
-        assert!(trove_net::audit::verify(&FragmentId::of(&frag), range, &proof).is_ok());
+        assert!(trove_peer::audit::verify(&FragmentId::of(&frag), range, &proof).is_ok());
         out.write(
             "audit_verify",
             &format!("{name}-proof"),

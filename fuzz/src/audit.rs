@@ -1,11 +1,11 @@
-//! Audit proofs (`docs/design.md` §6a.3): `trove_net::audit::verify`, which
+//! Audit proofs (`docs/design.md` §6a.3): `trove_peer::audit::verify`, which
 //! reads a node's answer (`Response::Proofs`).
 
 use crate::{Input, InputBuilder};
 use std::io::Cursor;
 use trove_core::FragmentId;
-use trove_net::audit::{self, AuditError, MAX_AUDIT_RANGE_LEN};
-use trove_net::AuditRange;
+use trove_peer::audit::{self, AuditError, MAX_AUDIT_RANGE_LEN};
+use trove_peer::AuditRange;
 
 /// The fragment an input audits: `len` bytes derived from `seed`.
 pub fn fragment(len: usize, seed: u8) -> Vec<u8> {

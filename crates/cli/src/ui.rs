@@ -81,42 +81,15 @@ impl Progress for Bar {
     }
 }
 
-/// `2026-11-21 10:04:05` (UTC) from nanoseconds since the epoch.
-pub fn utc(ns: i64) -> String {
-    let secs = ns.div_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
 /// Fragment problems grouped by peer and kind, one line each: a dead peer
 /// costs one line, not one per pack.
 pub fn summarize(problems: &[trove_repo::FragmentProblem]) -> Vec<String> {
     let mut groups: std::collections::BTreeMap<(String, String), Vec<String>> = Default::default();
     for p in problems {
-        let kind = p
-            .problem
-            .split(" (")
-            .next()
-            .unwrap_or(&p.problem)
-            .to_owned();
-        let packs = groups.entry((p.peer.clone(), kind)).or_default();
-        let short = p.pack[..8].to_owned();
+        let packs = groups
+            .entry((p.peer.clone(), p.fault.kind().to_owned()))
+            .or_default();
+        let short = p.pack.short();
         if !packs.contains(&short) {
             packs.push(short);
         }
@@ -137,14 +110,4 @@ pub fn summarize(problems: &[trove_repo::FragmentProblem]) -> Vec<String> {
 /// Human byte count.
 pub fn bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_dates() {
-        assert_eq!(super::utc(0), "1970-01-01 00:00:00");
-        assert_eq!(super::utc(1_763_719_445_000_000_000), "2025-11-21 10:04:05");
-        assert_eq!(super::utc(951_782_400_000_000_000), "2000-02-29 00:00:00");
-    }
 }

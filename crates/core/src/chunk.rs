@@ -14,7 +14,7 @@ pub struct ChunkerParams {
 }
 
 impl Default for ChunkerParams {
-    /// 256 KiB / 1 MiB / 4 MiB, as DESIGN.md fixes.
+    /// 256 KiB / 1 MiB / 4 MiB (docs/design.md §3.3).
     fn default() -> Self {
         Self {
             min: 256 * 1024,

@@ -2,9 +2,34 @@
 //! wire; the type says what it names so that a pack id can never be passed
 //! where a fragment id is expected.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
+
+/// Ids serialize as 32 raw bytes in binary formats (postcard: every on-disk
+/// and wire format) and as 64 hex digits in human-readable ones (JSON: the
+/// CLI's `--json` rows), so a typed id can sit in a report as it is.
+fn serialize_id<S: Serializer>(name: &'static str, id: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+    if s.is_human_readable() {
+        s.serialize_str(&hex::encode(id))
+    } else {
+        s.serialize_newtype_struct(name, id)
+    }
+}
+
+fn deserialize_id<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+    if d.is_human_readable() {
+        let s = String::deserialize(d)?;
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(&s, &mut out).map_err(serde::de::Error::custom)?;
+        Ok(out)
+    } else {
+        /// The derived form: a newtype around the bytes.
+        #[derive(Deserialize)]
+        struct Raw([u8; 32]);
+        Ok(Raw::deserialize(d)?.0)
+    }
+}
 
 /// An id string that is not 64 hex digits.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -14,8 +39,20 @@ pub struct ParseIdError(pub String);
 macro_rules! define_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(pub [u8; 32]);
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                serialize_id(stringify!($name), &self.0, s)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                deserialize_id(d).map(Self)
+            }
+        }
 
         impl $name {
             /// The raw bytes.
@@ -135,5 +172,21 @@ mod tests {
         assert!("abc".parse::<PackId>().is_err());
         assert!("zz".repeat(32).parse::<PackId>().is_err());
         assert_eq!(id.short().len(), 8);
+    }
+
+    /// Binary formats keep the derived encoding (32 raw bytes: the formats
+    /// of docs/design.md), JSON shows hex.
+    #[test]
+    fn ids_are_raw_bytes_in_postcard_and_hex_in_json() {
+        #[derive(Serialize, Deserialize)]
+        struct Derived([u8; 32]);
+        let id = SnapshotId([7; 32]);
+        let bytes = postcard::to_stdvec(&id).unwrap();
+        assert_eq!(bytes, postcard::to_stdvec(&Derived([7; 32])).unwrap());
+        assert_eq!(bytes, vec![7; 32]);
+        assert_eq!(postcard::from_bytes::<SnapshotId>(&bytes).unwrap(), id);
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{}\"", "07".repeat(32)));
+        assert_eq!(serde_json::from_str::<SnapshotId>(&json).unwrap(), id);
     }
 }

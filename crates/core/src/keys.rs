@@ -17,7 +17,7 @@ use crate::ids::ContainerId;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 const CTX_IDENTITY: &str = "trove 2026-11 identity signing key v1";
 const CTX_WRAP: &str = "trove 2026-11 container key wrap v1";
@@ -79,8 +79,8 @@ impl MasterSecret {
     pub fn transport_seed(&self) -> [u8; 32] {
         blake3::derive_key(CTX_TRANSPORT, &self.0)
     }
-    fn wrap_key(&self) -> [u8; 32] {
-        blake3::derive_key(CTX_WRAP, &self.0)
+    fn wrap_key(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(blake3::derive_key(CTX_WRAP, &self.0))
     }
     /// Key that seals container manifests, so a new machine can read them
     /// knowing nothing but the master secret.
@@ -90,7 +90,7 @@ impl MasterSecret {
     /// Wrap a container key (XChaCha20-Poly1305, the container id as associated data).
     pub fn wrap(&self, container: &ContainerId, key: &ContainerKey) -> Vec<u8> {
         let nonce: [u8; 24] = rand::random();
-        let cipher = XChaCha20Poly1305::new(&self.wrap_key().into());
+        let cipher = XChaCha20Poly1305::new((&*self.wrap_key()).into());
         let ct = cipher
             .encrypt(
                 XNonce::from_slice(&nonce),
@@ -118,19 +118,21 @@ impl MasterSecret {
                 len: wrapped.len(),
             });
         }
-        let cipher = XChaCha20Poly1305::new(&self.wrap_key().into());
-        let pt = cipher
-            .decrypt(
-                XNonce::from_slice(&wrapped[1..25]),
-                Payload {
-                    msg: &wrapped[25..],
-                    aad: container.as_bytes(),
-                },
-            )
-            .map_err(|_| KeyError::Unwrap)?;
-        let mut key = [0u8; 32];
-        key.copy_from_slice(&pt);
-        Ok(ContainerKey(key))
+        let cipher = XChaCha20Poly1305::new((&*self.wrap_key()).into());
+        let pt = Zeroizing::new(
+            cipher
+                .decrypt(
+                    XNonce::from_slice(&wrapped[1..25]),
+                    Payload {
+                        msg: &wrapped[25..],
+                        aad: container.as_bytes(),
+                    },
+                )
+                .map_err(|_| KeyError::Unwrap)?,
+        );
+        let mut key = ContainerKey([0u8; 32]);
+        key.0.copy_from_slice(&pt);
+        Ok(key)
     }
 }
 
@@ -199,7 +201,7 @@ impl ContainerKey {
     }
     /// The sub-keys used by the data path.
     pub fn derive(&self) -> ContainerKeys {
-        let seed = blake3::derive_key(CTX_CHUNKER, &self.0);
+        let seed = Zeroizing::new(blake3::derive_key(CTX_CHUNKER, &self.0));
         ContainerKeys {
             chunk_id_key: blake3::derive_key(CTX_CHUNK_ID, &self.0),
             seal: SealKey(blake3::derive_key(CTX_SEAL, &self.0)),
@@ -224,8 +226,8 @@ impl SealKey {
     }
 }
 
-/// The keys of one container's data path.
-#[derive(Clone)]
+/// The keys of one container's data path, wiped from memory when dropped.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct ContainerKeys {
     chunk_id_key: [u8; 32],
     /// Seals blobs, pack headers, snapshot manifests and index segments.

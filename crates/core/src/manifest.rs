@@ -7,10 +7,14 @@ use crate::chunk::ChunkerParams;
 use crate::ids::{ContainerId, FragmentId, PackId, PeerId, SegmentId, SnapshotId, TreeId};
 use crate::pack::PackEntry;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// Version byte of manifest and segment bodies.
+/// Version byte of container and snapshot manifest bodies.
 pub const MANIFEST_VERSION: u8 = 1;
+/// Version byte of index segment bodies: 2 made segments an ordered log
+/// (`seq`, removed packs, forgotten and restored snapshots, compaction);
+/// version 1 segments are still read (as `seq` 0 with nothing else).
+pub const SEGMENT_VERSION: u8 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -21,19 +25,29 @@ pub enum ManifestError {
     Malformed(String),
 }
 
-fn encode<T: Serialize>(v: &T) -> Vec<u8> {
-    let mut out = vec![MANIFEST_VERSION];
+fn encode<T: Serialize>(version: u8, v: &T) -> Vec<u8> {
+    let mut out = vec![version];
     out.extend_from_slice(&postcard::to_stdvec(v).expect("manifest serializes"));
     out
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ManifestError> {
-    match bytes.first() {
-        Some(&MANIFEST_VERSION) => {}
-        Some(&v) => return Err(ManifestError::Version(v)),
-        None => return Err(ManifestError::Malformed("empty".into())),
+/// The version byte and the postcard bytes after it.
+fn split(bytes: &[u8]) -> Result<(u8, &[u8]), ManifestError> {
+    match bytes.split_first() {
+        Some((&v, rest)) => Ok((v, rest)),
+        None => Err(ManifestError::Malformed("empty".into())),
     }
-    postcard::from_bytes(&bytes[1..]).map_err(|e| ManifestError::Malformed(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ManifestError> {
+    match split(bytes)? {
+        (MANIFEST_VERSION, rest) => from_postcard(rest),
+        (v, _) => Err(ManifestError::Version(v)),
+    }
+}
+
+fn from_postcard<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ManifestError> {
+    postcard::from_bytes(bytes).map_err(|e| ManifestError::Malformed(e.to_string()))
 }
 
 /// `k` data + `m` parity fragments per pack.
@@ -163,19 +177,123 @@ pub struct PackRecord {
     pub blobs: Vec<PackEntry>,
 }
 
-/// A batch of packs, written by one backup.
+/// One entry of a container's index log: segments apply in `(seq, id)`
+/// order, and a later one wins. A backup adds the records of its packs; a
+/// repair replaces records (new fragment locations); a prune removes packs
+/// and may compact (repeat the records of older segments, which it then
+/// supersedes); forget and undelete record which snapshots are gone and
+/// which came back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexSegment {
     pub id: SegmentId,
     pub container: ContainerId,
+    /// Position in the container's log (one more than the highest known
+    /// when it was written; version-1 segments are 0).
+    pub seq: u64,
+    /// Pack records added or replaced.
     pub packs: Vec<PackRecord>,
+    /// Packs deleted: no snapshot references them any more.
+    pub removed: Vec<PackId>,
+    /// Snapshots forgotten (their manifests deleted on purpose).
+    pub forgotten: Vec<SnapshotId>,
+    /// Snapshots brought back by undelete.
+    pub restored: Vec<SnapshotId>,
+    /// Older segments whose records this one repeats; they may be deleted.
+    pub supersedes: Vec<SegmentId>,
+}
+
+/// The version-1 segment body: a backup's packs.
+#[derive(Deserialize)]
+struct IndexSegmentV1 {
+    id: SegmentId,
+    container: ContainerId,
+    packs: Vec<PackRecord>,
+}
+
+impl IndexSegment {
+    /// A segment that only adds pack records (what a backup writes).
+    pub fn adding(id: SegmentId, container: ContainerId, seq: u64, packs: Vec<PackRecord>) -> Self {
+        Self {
+            id,
+            container,
+            seq,
+            packs,
+            removed: Vec::new(),
+            forgotten: Vec::new(),
+            restored: Vec::new(),
+            supersedes: Vec::new(),
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        encode(SEGMENT_VERSION, self)
+    }
+
+    /// Decode a version-2 body, or a version-1 body as `seq` 0.
+    pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
+        match split(bytes)? {
+            (SEGMENT_VERSION, rest) => from_postcard(rest),
+            (1, rest) => {
+                let v1: IndexSegmentV1 = from_postcard(rest)?;
+                Ok(Self::adding(v1.id, v1.container, 0, v1.packs))
+            }
+            (v, _) => Err(ManifestError::Version(v)),
+        }
+    }
+}
+
+/// What a container's index log says once every segment is applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexState {
+    /// The current record of every pack not removed.
+    pub packs: BTreeMap<PackId, PackRecord>,
+    /// Snapshots forgotten and not restored since.
+    pub forgotten: BTreeSet<SnapshotId>,
+    /// Segments that a later segment repeats (compaction).
+    pub superseded: BTreeSet<SegmentId>,
+}
+
+/// Apply segments in log order, `(seq, id)`: a later record of a pack
+/// replaces an earlier one, a removal deletes it, and the last of forget
+/// and restore decides a snapshot.
+///
+/// A segment that some segment supersedes is skipped: the superseding one
+/// repeats every record of it that still holds (a compaction writes the
+/// whole live state, and carries forward the forgotten snapshots and every
+/// segment superseded before). So a superseded segment that lingers on a
+/// peer, live or in its trash, never brings back a pack that was deleted.
+pub fn replay<'a>(segments: impl IntoIterator<Item = &'a IndexSegment>) -> IndexState {
+    let mut ordered: Vec<&IndexSegment> = segments.into_iter().collect();
+    ordered.sort_by_key(|s| (s.seq, s.id));
+    let mut state = IndexState::default();
+    for s in &ordered {
+        state.superseded.extend(s.supersedes.iter().copied());
+    }
+    for s in ordered {
+        if state.superseded.contains(&s.id) {
+            continue;
+        }
+        for p in &s.packs {
+            state.packs.insert(p.id, p.clone());
+        }
+        for p in &s.removed {
+            state.packs.remove(p);
+        }
+        for id in &s.forgotten {
+            state.forgotten.insert(*id);
+        }
+        for id in &s.restored {
+            state.forgotten.remove(id);
+        }
+    }
+    state
 }
 
 macro_rules! body_codec {
     ($t:ty) => {
         impl $t {
             pub fn encode(&self) -> Vec<u8> {
-                encode(self)
+                encode(MANIFEST_VERSION, self)
             }
             pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
                 decode(bytes)
@@ -185,7 +303,6 @@ macro_rules! body_codec {
 }
 body_codec!(ContainerManifest);
 body_codec!(SnapshotManifest);
-body_codec!(IndexSegment);
 
 #[cfg(test)]
 mod tests {
@@ -227,5 +344,114 @@ mod tests {
             SnapshotManifest::decode(&v2),
             Err(ManifestError::Version(2))
         );
+    }
+
+    fn a_pack() -> PackRecord {
+        PackRecord {
+            id: PackId([4; 32]),
+            k: 2,
+            m: 1,
+            pack_len: 100,
+            fragments: vec![FragmentLocation {
+                index: 0,
+                id: FragmentId([5; 32]),
+                peer: PeerId([6; 32]),
+            }],
+            blobs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn segments_round_trip_and_version_1_reads_as_seq_0() {
+        let mut seg =
+            IndexSegment::adding(SegmentId([1; 32]), ContainerId([2; 32]), 7, vec![a_pack()]);
+        seg.removed.push(PackId([8; 32]));
+        seg.forgotten.push(SnapshotId([9; 32]));
+        seg.supersedes.push(SegmentId([3; 32]));
+        let bytes = seg.encode();
+        assert_eq!(bytes[0], SEGMENT_VERSION);
+        assert_eq!(IndexSegment::decode(&bytes).unwrap(), seg);
+        // What a version-1 writer produced: id, container, packs.
+        #[derive(Serialize)]
+        struct V1<'a> {
+            id: SegmentId,
+            container: ContainerId,
+            packs: &'a [PackRecord],
+        }
+        let mut v1 = vec![1u8];
+        v1.extend(
+            postcard::to_stdvec(&V1 {
+                id: seg.id,
+                container: seg.container,
+                packs: &seg.packs,
+            })
+            .unwrap(),
+        );
+        assert_eq!(
+            IndexSegment::decode(&v1).unwrap(),
+            IndexSegment::adding(seg.id, seg.container, 0, seg.packs.clone())
+        );
+        let mut v3 = bytes;
+        v3[0] = 3;
+        assert_eq!(IndexSegment::decode(&v3), Err(ManifestError::Version(3)));
+    }
+
+    #[test]
+    fn replay_applies_the_log_in_order() {
+        let c = ContainerId([2; 32]);
+        let p = a_pack();
+        let mut moved = p.clone();
+        moved.fragments[0].peer = PeerId([7; 32]);
+        let backup = IndexSegment::adding(SegmentId([9; 32]), c, 1, vec![p.clone()]);
+        let repair = IndexSegment::adding(SegmentId([1; 32]), c, 2, vec![moved.clone()]);
+        let mut forget = IndexSegment::adding(SegmentId([5; 32]), c, 3, Vec::new());
+        forget.forgotten.push(SnapshotId([1; 32]));
+        forget.removed.push(p.id);
+        let mut undelete = IndexSegment::adding(SegmentId([0; 32]), c, 4, vec![moved.clone()]);
+        undelete.restored.push(SnapshotId([1; 32]));
+        // Whatever order they arrive in.
+        let s = replay([&forget, &repair, &backup]);
+        assert!(s.packs.is_empty());
+        assert!(s.forgotten.contains(&SnapshotId([1; 32])));
+        let s = replay([&undelete, &forget, &backup, &repair]);
+        assert_eq!(s.packs.get(&p.id), Some(&moved));
+        assert!(s.forgotten.is_empty());
+        let s = replay([&repair, &backup]);
+        assert_eq!(s.packs.get(&p.id), Some(&moved), "the later record wins");
+    }
+
+    #[test]
+    fn superseded_segments_are_skipped_even_when_they_linger() {
+        let c = ContainerId([2; 32]);
+        let p = a_pack();
+        let mut q = a_pack();
+        q.id = PackId([5; 32]);
+        let first = IndexSegment::adding(SegmentId([1; 32]), c, 1, vec![p.clone()]);
+        let second = IndexSegment::adding(SegmentId([2; 32]), c, 2, vec![q.clone()]);
+        let mut forget = IndexSegment::adding(SegmentId([3; 32]), c, 3, Vec::new());
+        forget.forgotten.push(SnapshotId([7; 32]));
+        // A prune: p deleted, q kept; everything before it superseded.
+        let mut compact = IndexSegment::adding(SegmentId([4; 32]), c, 4, vec![q.clone()]);
+        compact.removed.push(p.id);
+        compact.forgotten.push(SnapshotId([7; 32]));
+        compact.supersedes = vec![first.id, second.id, forget.id];
+        // A later prune deletes q and supersedes the first compaction, and
+        // carries forward what that one superseded.
+        let mut again = IndexSegment::adding(SegmentId([0; 32]), c, 5, Vec::new());
+        again.removed.push(q.id);
+        again.forgotten.push(SnapshotId([7; 32]));
+        again.supersedes = vec![compact.id, first.id, second.id, forget.id];
+        let s = replay([&first, &second, &forget, &compact]);
+        assert_eq!(s.packs.keys().collect::<Vec<_>>(), vec![&q.id]);
+        assert!(s.forgotten.contains(&SnapshotId([7; 32])));
+        // The first compaction is gone (its peer deleted it), but the
+        // first segment lingers in a trash: p does not come back.
+        let s = replay([&first, &again]);
+        assert!(s.packs.is_empty(), "{:?}", s.packs.keys());
+        assert!(s.forgotten.contains(&SnapshotId([7; 32])));
+        assert!(s.superseded.contains(&first.id) && s.superseded.contains(&compact.id));
+        // Without any compaction, segments apply as before.
+        let s = replay([&first, &second]);
+        assert_eq!(s.packs.len(), 2);
     }
 }

@@ -3,19 +3,34 @@
 //! its length says little about the blobs inside.
 //!
 //! ```text
-//! sealed blob 0 | sealed blob 1 | ... | padding | sealed header | header_len u32 LE | version u8
+//! v2: sealed blob 0 | ... | padding | sealed header | sealed header_len (46 bytes) | version u8 = 2
+//! v1: sealed blob 0 | ... | padding | sealed header | header_len u32 LE            | version u8 = 1
 //! ```
+//!
+//! Version 2 seals the header's length too, so a peer cannot tell where the
+//! random padding ends and the header begins: the header's length, which
+//! grows with the number of blobs, is no longer in the clear. Version 1
+//! packs are still read.
 
 use crate::ids::{BlobId, PackId};
 use crate::keys::SealKey;
 use crate::padding::padme;
-use crate::seal::{self, BlobKind, Compression, SealError};
+use crate::seal::{self, BlobKind, Compression, SealError, SEAL_OVERHEAD};
 use serde::{Deserialize, Serialize};
 
 /// Version byte at the end of a pack.
-pub const PACK_VERSION: u8 = 1;
-/// Trailer: header length (u32 LE) and version.
-pub const PACK_TRAILER_LEN: usize = 5;
+pub const PACK_VERSION: u8 = 2;
+/// Trailer of a version-2 pack: the sealed header length and the version.
+pub const PACK_TRAILER_LEN: usize = SEALED_LEN_LEN + 1;
+/// Trailer of a version-1 pack: header length (u32 LE) and version.
+const V1_TRAILER_LEN: usize = 5;
+/// The header length sealed: a raw seal of 4 bytes.
+const SEALED_LEN_LEN: usize = SEAL_OVERHEAD + 4;
+/// Object id in the associated data of the sealed header length (the header
+/// itself uses 32 zero bytes), so neither can stand in for the other.
+const HEADER_LEN_OBJECT: [u8; 32] = [1; 32];
+/// Version of the pack header inside its seal (unchanged by pack v2).
+const PACK_HEADER_VERSION: u8 = 1;
 /// Default target size of a pack.
 pub const DEFAULT_PACK_TARGET: usize = 16 * 1024 * 1024;
 
@@ -102,7 +117,7 @@ impl PackBuilder {
     pub fn finish(self, key: &SealKey) -> FinishedPack {
         let PackBuilder { mut buf, entries } = self;
         let header = postcard::to_stdvec(&PackHeader {
-            version: PACK_VERSION,
+            version: PACK_HEADER_VERSION,
             entries: entries.clone(),
         })
         .expect("pack header serializes");
@@ -118,7 +133,13 @@ impl PackBuilder {
         buf.reserve(padding + sealed.len() + PACK_TRAILER_LEN);
         buf.extend((0..padding).map(|_| rand::random::<u8>()));
         buf.extend_from_slice(&sealed);
-        buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&seal::seal(
+            key,
+            BlobKind::PackHeader,
+            &HEADER_LEN_OBJECT,
+            &(sealed.len() as u32).to_le_bytes(),
+            Compression::Off,
+        ));
         buf.push(PACK_VERSION);
         FinishedPack {
             id: PackId::of(&buf),
@@ -130,14 +151,29 @@ impl PackBuilder {
 
 /// Read a pack's blob table, checking that every entry lies inside the pack.
 pub fn read_header(key: &SealKey, pack: &[u8]) -> Result<Vec<PackEntry>, PackError> {
-    if pack.len() < PACK_TRAILER_LEN {
+    let trailer_len = match pack.last() {
+        Some(1) => V1_TRAILER_LEN,
+        Some(&PACK_VERSION) => PACK_TRAILER_LEN,
+        Some(_) => return Err(PackError::Malformed("unknown pack version")),
+        None => return Err(PackError::Malformed("empty")),
+    };
+    if pack.len() < trailer_len {
         return Err(PackError::Malformed("shorter than its trailer"));
     }
-    let (rest, trailer) = pack.split_at(pack.len() - PACK_TRAILER_LEN);
-    if trailer[4] != PACK_VERSION {
-        return Err(PackError::Malformed("unknown pack version"));
-    }
-    let header_len = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes")) as usize;
+    let (rest, trailer) = pack.split_at(pack.len() - trailer_len);
+    let len_bytes = &trailer[..trailer_len - 1];
+    let len_plain;
+    let len_bytes = if trailer_len == V1_TRAILER_LEN {
+        len_bytes
+    } else {
+        len_plain = seal::open(key, BlobKind::PackHeader, &HEADER_LEN_OBJECT, len_bytes)?;
+        len_plain.as_slice()
+    };
+    let header_len = u32::from_le_bytes(
+        len_bytes
+            .try_into()
+            .map_err(|_| PackError::Malformed("header length is not 4 bytes"))?,
+    ) as usize;
     if header_len > rest.len() {
         return Err(PackError::Malformed("header longer than the pack"));
     }
@@ -145,7 +181,7 @@ pub fn read_header(key: &SealKey, pack: &[u8]) -> Result<Vec<PackEntry>, PackErr
     let plain = seal::open(key, BlobKind::PackHeader, &[0; 32], &rest[header_start..])?;
     let header: PackHeader =
         postcard::from_bytes(&plain).map_err(|e| PackError::Decode(e.to_string()))?;
-    if header.version != PACK_VERSION {
+    if header.version != PACK_HEADER_VERSION {
         return Err(PackError::Malformed("unknown pack header version"));
     }
     for e in &header.entries {
@@ -194,5 +230,69 @@ mod tests {
         bad[n - 1] = 9;
         assert!(read_header(&key, &bad).is_err());
         assert!(read_header(&key, &p.bytes[..3]).is_err());
+    }
+
+    fn pack_of(blobs: usize) -> FinishedPack {
+        let key = SealKey::from_bytes([4; 32]);
+        let mut b = PackBuilder::default();
+        for i in 0..blobs {
+            let sealed = seal::seal(
+                &key,
+                BlobKind::Data,
+                &[i as u8; 32],
+                &[0u8; 100],
+                Compression::Off,
+            );
+            b.add(BlobKind::Data, BlobId([i as u8; 32]), &sealed, 100);
+        }
+        b.finish(&key)
+    }
+
+    /// What a peer can read of a pack: its length and its last bytes.
+    #[test]
+    fn nothing_in_the_clear_depends_on_the_blob_count() {
+        let (a, b) = (pack_of(60), pack_of(61));
+        // Same Padmé length: 61 blobs of 142 bytes land in the same bucket.
+        assert_eq!(a.bytes.len(), b.bytes.len());
+        // The trailer is ciphertext of the same length plus the version.
+        assert_eq!(a.bytes.last(), Some(&PACK_VERSION));
+        let key = SealKey::from_bytes([4; 32]);
+        assert_eq!(read_header(&key, &a.bytes).unwrap(), a.entries);
+        assert_eq!(read_header(&key, &b.bytes).unwrap(), b.entries);
+        // The sealed length is bound to its role: swapping in another
+        // pack's trailer, or damaging it, fails.
+        let mut swapped = a.bytes.clone();
+        let n = swapped.len();
+        swapped[n - PACK_TRAILER_LEN..].copy_from_slice(&b.bytes[n - PACK_TRAILER_LEN..]);
+        assert!(read_header(&key, &swapped).is_err());
+    }
+
+    #[test]
+    fn version_1_packs_are_still_read() {
+        let key = SealKey::from_bytes([4; 32]);
+        let entries = vec![PackEntry {
+            kind: BlobKind::Data,
+            id: BlobId([1; 32]),
+            offset: 0,
+            length: 10,
+            raw_length: 10,
+        }];
+        let plain = postcard::to_stdvec(&PackHeader {
+            version: 1,
+            entries: entries.clone(),
+        })
+        .unwrap();
+        let sealed = seal::seal(
+            &key,
+            BlobKind::PackHeader,
+            &[0; 32],
+            &plain,
+            Compression::Zstd(3),
+        );
+        let mut pack = vec![7u8; 10];
+        pack.extend_from_slice(&sealed);
+        pack.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        pack.push(1);
+        assert_eq!(read_header(&key, &pack).unwrap(), entries);
     }
 }

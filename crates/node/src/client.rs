@@ -11,7 +11,7 @@ use iroh::endpoint::{Connection, RecvStream};
 use iroh::{Endpoint, EndpointAddr, SecretKey};
 use tokio::io::AsyncReadExt;
 use trove_core::{ContainerId, FragmentId};
-use trove_net::{AuditRange, MetaKey, Peer, PeerError, PeerStat};
+use trove_peer::{AuditRange, DeletedMeta, MetaKey, Peer, PeerError, PeerStat};
 
 use crate::error::NodeError;
 use crate::network::{NetworkConfig, NodeTicket};
@@ -38,7 +38,7 @@ impl NodeClient {
     pub fn start(transport_seed: [u8; 32], net: &NetworkConfig) -> Result<Arc<Self>, NodeError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
-            .thread_name("trove-net")
+            .thread_name("trove-peer")
             .enable_all()
             .build()
             .map_err(|e| NodeError::Network(format!("cannot start the network runtime: {e}")))?;
@@ -213,15 +213,26 @@ impl NodePeer {
             }
         });
         let mut down = self.down_until.lock().unwrap_or_else(|p| p.into_inner());
-        match &r {
+        let reconnect = match &r {
             Err(PeerError::Unavailable { .. }) => {
                 *down = Some(Instant::now() + DOWN_FOR);
-                // Next call reconnects from scratch.
-                if let Ok(mut c) = self.conn.try_lock() {
-                    *c = None;
-                }
+                true
             }
-            _ => *down = None,
+            // A node closes the connection of an owner it refuses.
+            Err(PeerError::Refused { .. }) => {
+                *down = None;
+                true
+            }
+            _ => {
+                *down = None;
+                false
+            }
+        };
+        if reconnect {
+            // The next call connects from scratch.
+            if let Ok(mut c) = self.conn.try_lock() {
+                *c = None;
+            }
         }
         r
     }
@@ -365,14 +376,62 @@ impl Peer for NodePeer {
         self.expect_ok(Request::Delete { id: *id }, None)
     }
 
+    fn undelete_fragment(&self, id: &FragmentId) -> Result<bool, PeerError> {
+        self.call(0, async {
+            match self
+                .exchange(&Request::UndeleteFragment { id: *id }, None)
+                .await?
+            {
+                (Response::Undeleted(back), _) => Ok(back),
+                (r, _) => Err(self.unexpected(&r)),
+            }
+        })
+    }
+
     fn put_meta(&self, key: &MetaKey, bytes: &[u8]) -> Result<(), PeerError> {
-        self.expect_ok(
-            Request::PutMeta {
-                key: *key,
-                len: bytes.len() as u64,
-            },
-            Some(bytes),
-        )
+        let req = Request::PutMeta {
+            key: *key,
+            len: bytes.len() as u64,
+        };
+        self.call(bytes.len() as u64, async {
+            match self.exchange(&req, Some(bytes)).await? {
+                (Response::Ok, _) => Ok(()),
+                (Response::MetaRejected(reason), _) => Err(PeerError::MetaRejected {
+                    peer: self.label.clone(),
+                    key: *key,
+                    reason: Box::new(reason),
+                }),
+                (r, _) => Err(self.unexpected(&r)),
+            }
+        })
+    }
+
+    fn delete_meta(&self, key: &MetaKey) -> Result<(), PeerError> {
+        self.expect_ok(Request::DeleteMeta { key: *key }, None)
+    }
+
+    fn list_deleted_meta(
+        &self,
+        container: Option<&ContainerId>,
+    ) -> Result<Vec<DeletedMeta>, PeerError> {
+        self.call(0, async {
+            let req = Request::ListDeletedMeta {
+                container: container.copied(),
+            };
+            match self.exchange(&req, None).await? {
+                (Response::DeletedMeta(d), _) => Ok(d),
+                (r, _) => Err(self.unexpected(&r)),
+            }
+        })
+    }
+
+    fn get_deleted_meta(&self, key: &MetaKey) -> Result<Vec<u8>, PeerError> {
+        self.call(16, async {
+            let (resp, recv) = self
+                .exchange(&Request::GetDeletedMeta { key: *key }, None)
+                .await?;
+            self.read_data(resp, recv, proto::MAX_META_LEN).await
+        })
     }
 
     fn get_meta(&self, key: &MetaKey) -> Result<Vec<u8>, PeerError> {

@@ -25,7 +25,7 @@ pub enum NodeError {
     Corrupt { path: PathBuf, what: String },
     /// Storage of one owner failed.
     #[error(transparent)]
-    Peer(#[from] trove_net::PeerError),
+    Peer(#[from] trove_peer::PeerError),
 }
 
 impl NodeError {

@@ -5,9 +5,11 @@
 //! - [`proto`]: the versioned node protocol (ALPN `trove/node/1`).
 //! - [`server`]: `trove node run`: per-owner namespaces, quotas, verified
 //!   and fsynced puts, delayed deletion, audits.
-//! - [`client`]: [`NodePeer`], the owner's [`trove_net::Peer`] for a node.
+//! - [`client`]: [`NodePeer`], the owner's [`trove_peer::Peer`] for a node.
 //! - [`store`]: the node's data folder, grants and quotas.
 //! - [`network`]: network modes, tickets and LAN discovery.
+//! - `testing` (feature `testing`, for tests of this and other crates):
+//!   real nodes on 127.0.0.1 that tests start, stop and kill.
 
 pub mod client;
 pub mod error;
@@ -15,9 +17,11 @@ pub mod network;
 pub mod proto;
 pub mod server;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use client::{NodeClient, NodePeer};
 pub use error::NodeError;
 pub use network::{discover, NetworkConfig, NetworkMode, NodeTicket};
-pub use server::{start, NodeOptions, RunningNode};
+pub use server::{start, NodeOptions, RunningNode, DEFAULT_REQUEST_LIMIT};
 pub use store::{parse_size, Grant, NodeDir, OwnerId};

@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use trove_core::{ContainerId, FragmentId};
-use trove_net::{AuditRange, MetaKey};
+use trove_peer::{AuditRange, DeletedMeta, MetaKey, MetaRejection};
 
 /// The ALPN that selects this protocol on a QUIC connection.
 pub const ALPN: &[u8] = b"trove/node/1";
@@ -34,7 +34,9 @@ pub const MAX_FRAGMENT_LEN: u64 = 1 << 30;
 /// Largest metadata object (manifests, index segments) a node accepts.
 pub const MAX_META_LEN: u64 = 256 * 1024 * 1024;
 
-/// What an owner asks of a node.
+/// What an owner asks of a node. Variants are only ever appended (postcard
+/// encodes the variant index); a node that does not know a variant drops
+/// the connection as malformed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     /// Check the grant and learn the node's limits.
@@ -77,6 +79,22 @@ pub enum Request {
     Audit {
         id: FragmentId,
         ranges: Vec<AuditRange>,
+    },
+    /// Delayed deletion of a metadata object (kept in the trash).
+    DeleteMeta {
+        key: MetaKey,
+    },
+    /// Metadata objects in the trash (replaced or deleted).
+    ListDeletedMeta {
+        container: Option<ContainerId>,
+    },
+    /// The most recently trashed copy of a metadata object.
+    GetDeletedMeta {
+        key: MetaKey,
+    },
+    /// Bring a deleted fragment back from the trash.
+    UndeleteFragment {
+        id: FragmentId,
     },
 }
 
@@ -132,6 +150,12 @@ pub enum Response {
         kind: ErrorKind,
         message: String,
     },
+    /// Metadata objects in the trash.
+    DeletedMeta(Vec<DeletedMeta>),
+    /// A metadata object the node refuses to store, and why.
+    MetaRejected(MetaRejection),
+    /// Whether a deleted fragment came back (false: not in the trash).
+    Undeleted(bool),
 }
 
 /// Reading or writing a message failed.

@@ -1,19 +1,21 @@
 //! The node server: accept owners' connections and serve their requests
-//! from their own namespace, one request per QUIC stream.
+//! from their own namespace, one request per QUIC stream, one handler per
+//! request kind.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use iroh::endpoint::{Connection, RecvStream, SendStream};
 use iroh::Endpoint;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tracing::{debug, info, warn};
 use trove_core::FragmentId;
-use trove_net::audit::{MAX_AUDIT_RANGES, MAX_AUDIT_RANGE_LEN};
-use trove_net::{Peer, PeerError};
+use trove_peer::audit::{AuditRange, MAX_AUDIT_RANGES, MAX_AUDIT_RANGE_LEN};
+use trove_peer::{MetaKey, MetaStored, Peer, PeerError};
 
 use crate::error::NodeError;
 use crate::network::{NetworkConfig, NetworkMode, NodeTicket};
@@ -21,7 +23,7 @@ use crate::proto::{
     self, ErrorKind, Request, Response, WireError, ALPN, MAX_FRAGMENT_LEN, MAX_META_LEN,
     MAX_REQUEST_FRAME,
 };
-use crate::store::{NodeDir, NodeStore, OwnerId, OwnerSpace, Refusal};
+use crate::store::{Grant, NodeDir, NodeStore, OwnerId, OwnerSpace, Refusal};
 
 /// How a node is started.
 #[derive(Debug, Clone)]
@@ -31,21 +33,64 @@ pub struct NodeOptions {
     pub capacity: Option<u64>,
     pub grace: Duration,
     pub network: NetworkConfig,
+    /// A request that takes longer (a stalled owner) is dropped, and what it
+    /// reserved and wrote is given back: [`DEFAULT_REQUEST_LIMIT`].
+    pub request_limit: Duration,
 }
 
-/// How often deleted fragments past their grace period are freed.
+/// How often the trash is purged and dropped transfers are cleaned up.
 const PURGE_EVERY: Duration = Duration::from_secs(600);
-/// A request that takes longer than this (a stalled owner) is dropped.
-const REQUEST_LIMIT: Duration = Duration::from_secs(600);
+/// How long one request may take by default (see [`NodeOptions::request_limit`]).
+pub const DEFAULT_REQUEST_LIMIT: Duration = Duration::from_secs(600);
 /// Bytes per read when streaming a fragment out.
 const STREAM_BUF: usize = 256 * 1024;
+/// An owner the node refuses is logged at most this often.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(600);
+/// Connection close code after a refusal (2 is a malformed request).
+const CLOSE_NOT_GRANTED: u32 = 3;
+/// Metadata objects are received whole into memory to be checked; all
+/// owners' puts in flight together may hold at most this much (a granted
+/// owner opening a hundred streams of 256 MiB each waits, the node does
+/// not run out of memory).
+const META_MEMORY: usize = 2 * MAX_META_LEN as usize;
 
 /// A started node: its endpoint and ticket.
 #[derive(Debug)]
 pub struct RunningNode {
     pub endpoint: Endpoint,
     pub ticket: NodeTicket,
+    server: Arc<Server>,
+}
+
+/// What every connection of a running node shares.
+#[derive(Debug)]
+struct Server {
     store: Arc<NodeStore>,
+    request_limit: Duration,
+    /// Bytes of metadata puts held in memory (see [`META_MEMORY`]).
+    meta_memory: tokio::sync::Semaphore,
+    /// When each refused owner was last logged.
+    refusals_logged: Mutex<HashMap<OwnerId, Instant>>,
+}
+
+impl Server {
+    /// Log a refused owner, at most once per [`REFUSAL_LOG_EVERY`]: a client
+    /// that keeps knocking must not fill the operator's log.
+    fn log_refusal(&self, owner: &OwnerId) {
+        let mut logged = self
+            .refusals_logged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        if logged
+            .get(owner)
+            .is_some_and(|t| now.duration_since(*t) < REFUSAL_LOG_EVERY)
+        {
+            return;
+        }
+        logged.insert(*owner, now);
+        warn!(owner = %owner, "refused an owner this node has not granted (grant it with `trove node grant {owner} --quota SIZE`); further refusals of it are not logged for 10 minutes");
+    }
 }
 
 /// Open the data folder, bind the endpoint, write the ticket.
@@ -72,7 +117,12 @@ pub async fn start(opts: &NodeOptions) -> Result<RunningNode, NodeError> {
     Ok(RunningNode {
         endpoint,
         ticket,
-        store,
+        server: Arc::new(Server {
+            store,
+            request_limit: opts.request_limit,
+            meta_memory: tokio::sync::Semaphore::new(META_MEMORY),
+            refusals_logged: Mutex::new(HashMap::new()),
+        }),
     })
 }
 
@@ -103,7 +153,7 @@ async fn ticket_of(endpoint: &Endpoint, net: &NetworkConfig) -> NodeTicket {
 impl RunningNode {
     /// Serve until `shutdown` completes.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) {
-        let store = self.store.clone();
+        let store = self.server.store.clone();
         let purger = tokio::spawn(async move {
             loop {
                 let s = store.clone();
@@ -113,10 +163,10 @@ impl RunningNode {
         });
         let accept = async {
             while let Some(incoming) = self.endpoint.accept().await {
-                let store = self.store.clone();
+                let server = self.server.clone();
                 tokio::spawn(async move {
                     match incoming.await {
-                        Ok(conn) => serve_connection(store, conn).await,
+                        Ok(conn) => serve_connection(server, conn).await,
                         Err(e) => debug!(error = %e, "incoming connection failed"),
                     }
                 });
@@ -131,15 +181,9 @@ impl RunningNode {
     }
 }
 
-async fn serve_connection(store: Arc<NodeStore>, conn: Connection) {
+async fn serve_connection(server: Arc<Server>, conn: Connection) {
     let owner = OwnerId(*conn.remote_id().as_bytes());
-    match store.grant_of(&owner) {
-        Ok(Some(_)) => debug!(owner = %owner.short(), "owner connected"),
-        Ok(None) => {
-            warn!(owner = %owner, "refused an owner this node has not granted (grant it with `trove node grant {owner} --quota SIZE`)")
-        }
-        Err(e) => warn!(error = %e, "reading grants failed"),
-    }
+    debug!(owner = %owner.short(), "owner connected");
     loop {
         let (send, recv) = match conn.accept_bi().await {
             Ok(s) => s,
@@ -148,17 +192,26 @@ async fn serve_connection(store: Arc<NodeStore>, conn: Connection) {
                 return;
             }
         };
-        let store = store.clone();
-        let conn2 = conn.clone();
+        let server = server.clone();
+        let conn = conn.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(REQUEST_LIMIT, serve_stream(&store, owner, send, recv)).await
-            {
-                Ok(Ok(())) => {}
+            let served = tokio::time::timeout(
+                server.request_limit,
+                serve_stream(&server, owner, send, recv),
+            )
+            .await;
+            match served {
+                Ok(Ok(Served::Answered)) => {}
+                Ok(Ok(Served::NotGranted)) => {
+                    // Nothing more is read from an owner the node does not
+                    // serve: it learns why, then the connection is closed.
+                    conn.close(CLOSE_NOT_GRANTED.into(), b"not granted");
+                }
                 Ok(Err(StreamError::Protocol(e))) => {
                     // Malformed or oversized: drop this owner's connection,
                     // keep serving everyone else.
                     warn!(owner = %owner.short(), error = %e, "bad request; dropping the connection");
-                    conn2.close(2u32.into(), b"malformed request");
+                    conn.close(2u32.into(), b"malformed request");
                 }
                 Ok(Err(e)) => {
                     debug!(owner = %owner.short(), error = %e, "transfer broke off");
@@ -192,6 +245,14 @@ fn transfer(e: impl std::fmt::Display) -> StreamError {
     StreamError::Transfer(e.to_string())
 }
 
+/// How a stream ended.
+#[derive(Debug)]
+enum Served {
+    Answered,
+    /// The owner is not granted: the connection is to be closed.
+    NotGranted,
+}
+
 fn err(kind: ErrorKind, message: impl Into<String>) -> Response {
     Response::Error {
         kind,
@@ -204,6 +265,7 @@ fn peer_err(e: &PeerError) -> Response {
         PeerError::NotFound { what, .. } => err(ErrorKind::NotFound, format!("{what} is not here")),
         PeerError::Full { .. } => err(ErrorKind::NodeFull, "the node's disk is full"),
         PeerError::HashMismatch { .. } => err(ErrorKind::HashMismatch, "bytes do not match the id"),
+        PeerError::MetaRejected { reason, .. } => Response::MetaRejected((**reason).clone()),
         other => {
             warn!(error = %other, "storage error");
             err(
@@ -211,6 +273,20 @@ fn peer_err(e: &PeerError) -> Response {
                 "the node had a storage error (see its log)",
             )
         }
+    }
+}
+
+/// What a handler answers: a message, a message followed by raw bytes, or
+/// nothing more (it answered on the stream itself).
+enum Reply {
+    Msg(Response),
+    Bytes(Response, Vec<u8>),
+    Sent,
+}
+
+impl From<Response> for Reply {
+    fn from(r: Response) -> Self {
+        Reply::Msg(r)
     }
 }
 
@@ -238,193 +314,437 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(transfer)
 }
 
+/// Run a blocking call on the owner's folder and turn its error into the
+/// answer the owner gets.
+async fn on_folder<T: Send + 'static>(
+    space: &Arc<OwnerSpace>,
+    f: impl FnOnce(&OwnerSpace) -> Result<T, PeerError> + Send + 'static,
+) -> Result<Result<T, Response>, StreamError> {
+    let s = space.clone();
+    Ok(blocking(move || f(&s)).await?.map_err(|e| peer_err(&e)))
+}
+
+/// One request on its own stream: check the grant before reading anything,
+/// then dispatch to its handler.
 async fn serve_stream(
-    store: &Arc<NodeStore>,
+    server: &Server,
     owner: OwnerId,
     mut send: SendStream,
     mut recv: RecvStream,
-) -> Result<(), StreamError> {
-    let req: Request = proto::read_msg(&mut recv, MAX_REQUEST_FRAME).await?;
+) -> Result<Served, StreamError> {
+    let store = &server.store;
     let grant = match store.grant_of(&owner) {
         Ok(Some(g)) => g,
         Ok(None) => {
-            warn!(owner = %owner, request = request_name(&req), "refused: owner not granted");
-            return reply(
+            server.log_refusal(&owner);
+            // Read nothing (not even the request frame) and tell the owner
+            // to stop sending; it still reads the answer.
+            let _ = recv.stop(0u32.into());
+            reply(
                 &mut send,
                 &err(
                     ErrorKind::NotGranted,
                     format!("this node has not granted owner {owner}"),
                 ),
             )
-            .await;
+            .await?;
+            let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
+            return Ok(Served::NotGranted);
         }
         Err(e) => {
             warn!(error = %e, "reading grants failed");
-            return reply(
+            reply(
                 &mut send,
                 &err(ErrorKind::Internal, "the node cannot read its grants"),
             )
-            .await;
+            .await?;
+            return Ok(Served::Answered);
         }
     };
+    let req: Request = proto::read_msg(&mut recv, MAX_REQUEST_FRAME).await?;
     let space = match store.space(&owner) {
         Ok(s) => s,
         Err(e) => {
             warn!(owner = %owner.short(), error = %e, "cannot open the owner's space");
-            return reply(
+            reply(
                 &mut send,
                 &err(ErrorKind::Internal, "the node cannot open its storage"),
             )
-            .await;
+            .await?;
+            return Ok(Served::Answered);
         }
     };
-    let resp = match req {
-        Request::Hello { client } => {
-            info!(owner = %owner.short(), client, "hello");
-            Response::Hello {
-                node: env!("CARGO_PKG_VERSION").into(),
-                quota: grant.quota,
-                used: space.used.load(Ordering::SeqCst),
+    let cx = Ctx {
+        store,
+        space: &space,
+        grant: &grant,
+        meta_memory: &server.meta_memory,
+    };
+    let answer = match req {
+        Request::Hello { client } => cx.hello(client).into(),
+        Request::Put { id, len } => cx.put(id, len, &mut send, &mut recv).await?,
+        Request::Get { id, offset, len } => cx.get(id, offset, len, &mut send).await?,
+        Request::Has { id } => cx.has(id).await?,
+        Request::List => cx.list().await?,
+        Request::Delete { id } => cx.delete(id).await?,
+        Request::PutMeta { key, len } => cx.put_meta(key, len, &mut recv).await?,
+        Request::GetMeta { key } => cx.get_meta(key).await?,
+        Request::ListMeta { container } => {
+            match on_folder(&space, move |s| s.folder.list_meta(container.as_ref())).await? {
+                Ok(keys) => Response::MetaKeys(keys).into(),
+                Err(r) => r.into(),
             }
         }
-        Request::Put { id, len } => {
-            return put(store, &space, grant.quota, id, len, send, recv).await;
-        }
-        Request::Get { id, offset, len } => return get(&space, id, offset, len, send).await,
-        Request::Has { id } => {
-            let s = space.clone();
-            match blocking(move || s.folder.has_fragment(&id)).await? {
-                Ok(h) => Response::Has(h),
-                Err(e) => peer_err(&e),
-            }
-        }
-        Request::List => {
-            let s = space.clone();
-            match blocking(move || s.folder.list_fragments()).await? {
-                Ok(ids) => {
-                    let count = ids.len() as u64;
-                    let buf: Vec<u8> = ids.iter().flat_map(|id| id.0).collect();
-                    return reply_with_bytes(&mut send, &Response::Ids { count }, &buf).await;
-                }
-                Err(e) => peer_err(&e),
-            }
-        }
-        Request::Delete { id } => {
-            let s = space.clone();
-            let path = space.folder.fragment_file(&id);
-            blocking(move || {
-                let len = std::fs::metadata(&path).map(|m| m.len()).ok();
-                match s.folder.delete_fragment(&id) {
-                    Ok(()) => {
-                        if let Some(len) = len {
-                            // Still on disk (trash) until the grace period ends.
-                            s.used.fetch_sub(len.min(s.used.load(Ordering::SeqCst)), Ordering::SeqCst);
-                            info!(owner = %s.owner.short(), fragment = %id.short(), "deleted (kept for the grace period)");
-                        }
-                        Response::Ok
-                    }
-                    Err(e) => peer_err(&e),
-                }
+        Request::Stat => cx.stat().await?,
+        Request::Audit { id, ranges } => cx.audit(id, ranges).await?,
+        Request::DeleteMeta { key } => cx.delete_meta(key).await?,
+        Request::ListDeletedMeta { container } => {
+            match on_folder(&space, move |s| {
+                s.folder.list_deleted_meta(container.as_ref())
             })
             .await?
+            {
+                Ok(d) => Response::DeletedMeta(d).into(),
+                Err(r) => r.into(),
+            }
         }
-        Request::PutMeta { key, len } => {
-            if len > MAX_META_LEN {
-                return reply(
-                    &mut send,
-                    &err(ErrorKind::BadRequest, "metadata object too large"),
-                )
-                .await;
+        Request::UndeleteFragment { id } => cx.undelete(id).await?,
+        Request::GetDeletedMeta { key } => {
+            match on_folder(&space, move |s| s.folder.get_deleted_meta(&key)).await? {
+                Ok(bytes) => data(bytes),
+                Err(r) => r.into(),
             }
-            let old = space
-                .folder
-                .get_meta(&key)
-                .map(|b| b.len() as u64)
-                .unwrap_or(0);
-            let grow = len.saturating_sub(old);
-            if let Err(r) = store.reserve(&space, grant.quota, grow) {
-                drain(&mut recv).await;
-                return reply(&mut send, &refusal(&owner, r)).await;
-            }
-            let mut bytes = vec![0u8; len as usize];
-            if let Err(e) = recv.read_exact(&mut bytes).await {
-                store.release(&space, grow);
-                return Err(transfer(e));
-            }
-            let s = space.clone();
-            match blocking(move || s.folder.put_meta(&key, &bytes)).await? {
+        }
+    };
+    match answer {
+        Reply::Msg(r) => reply(&mut send, &r).await?,
+        Reply::Bytes(r, bytes) => reply_with_bytes(&mut send, &r, &bytes).await?,
+        Reply::Sent => {}
+    }
+    Ok(Served::Answered)
+}
+
+/// A `Data` answer carrying `bytes`.
+fn data(bytes: Vec<u8>) -> Reply {
+    let len = bytes.len() as u64;
+    Reply::Bytes(Response::Data { len }, bytes)
+}
+
+/// What a granted request is served with.
+struct Ctx<'a> {
+    store: &'a Arc<NodeStore>,
+    space: &'a Arc<OwnerSpace>,
+    grant: &'a Grant,
+    meta_memory: &'a tokio::sync::Semaphore,
+}
+
+impl Ctx<'_> {
+    fn hello(&self, client: String) -> Response {
+        info!(owner = %self.space.owner.short(), client, "hello");
+        Response::Hello {
+            node: env!("CARGO_PKG_VERSION").into(),
+            quota: self.grant.quota,
+            used: self.space.used.load(Ordering::SeqCst),
+        }
+    }
+
+    async fn has(&self, id: FragmentId) -> Result<Reply, StreamError> {
+        Ok(
+            match on_folder(self.space, move |s| s.folder.has_fragment(&id)).await? {
+                Ok(h) => Response::Has(h).into(),
+                Err(r) => r.into(),
+            },
+        )
+    }
+
+    async fn list(&self) -> Result<Reply, StreamError> {
+        Ok(
+            match on_folder(self.space, |s| s.folder.list_fragments()).await? {
+                Ok(ids) => {
+                    let count = ids.len() as u64;
+                    Reply::Bytes(
+                        Response::Ids { count },
+                        ids.iter().flat_map(|id| id.0).collect(),
+                    )
+                }
+                Err(r) => r.into(),
+            },
+        )
+    }
+
+    /// Delayed deletion: the fragment moves to the trash, where it still
+    /// counts against the owner's quota until the grace period ends.
+    async fn delete(&self, id: FragmentId) -> Result<Reply, StreamError> {
+        let owner = self.space.owner;
+        Ok(
+            match on_folder(self.space, move |s| s.folder.delete_fragment(&id)).await? {
                 Ok(()) => {
-                    if old > len {
-                        store.release(&space, old - len);
+                    info!(owner = %owner.short(), fragment = %id.short(), "deleted (kept for the grace period)");
+                    Response::Ok.into()
+                }
+                Err(r) => r.into(),
+            },
+        )
+    }
+
+    /// Bring a fragment back from the trash (it counted against the quota
+    /// there too, so the owner's usage does not change).
+    async fn undelete(&self, id: FragmentId) -> Result<Reply, StreamError> {
+        let owner = self.space.owner;
+        Ok(
+            match on_folder(self.space, move |s| s.folder.undelete_fragment(&id)).await? {
+                Ok(back) => {
+                    if back {
+                        info!(owner = %owner.short(), fragment = %id.short(), "undeleted");
                     }
-                    Response::Ok
+                    Response::Undeleted(back).into()
                 }
-                Err(e) => {
-                    store.release(&space, grow);
-                    peer_err(&e)
+                Err(r) => r.into(),
+            },
+        )
+    }
+
+    async fn delete_meta(&self, key: MetaKey) -> Result<Reply, StreamError> {
+        let owner = self.space.owner;
+        Ok(
+            match on_folder(self.space, move |s| s.folder.delete_meta(&key)).await? {
+                Ok(()) => {
+                    info!(owner = %owner.short(), object = %key, "deleted metadata (kept for the grace period)");
+                    Response::Ok.into()
                 }
-            }
-        }
-        Request::GetMeta { key } => {
-            let s = space.clone();
-            match blocking(move || s.folder.get_meta(&key)).await? {
-                Ok(bytes) => {
-                    let len = bytes.len() as u64;
-                    return reply_with_bytes(&mut send, &Response::Data { len }, &bytes).await;
-                }
-                Err(e) => peer_err(&e),
-            }
-        }
-        Request::ListMeta { container } => {
-            let s = space.clone();
-            match blocking(move || s.folder.list_meta(container.as_ref())).await? {
-                Ok(keys) => Response::MetaKeys(keys),
-                Err(e) => peer_err(&e),
-            }
-        }
-        Request::Stat => {
-            let (s, st) = (space.clone(), store.clone());
-            let quota = grant.quota;
+                Err(r) => r.into(),
+            },
+        )
+    }
+
+    async fn get_meta(&self, key: MetaKey) -> Result<Reply, StreamError> {
+        Ok(
+            match on_folder(self.space, move |s| s.folder.get_meta(&key)).await? {
+                Ok(bytes) => data(bytes),
+                Err(r) => r.into(),
+            },
+        )
+    }
+
+    async fn stat(&self) -> Result<Reply, StreamError> {
+        let (s, st) = (self.space.clone(), self.store.clone());
+        let quota = self.grant.quota;
+        Ok(
             match blocking(move || st.stat(&s).map(|p| (p, st.free_for(&s, quota)))).await? {
                 Ok((p, free)) => Response::Stat {
                     fragments: p.fragments,
                     fragment_bytes: p.fragment_bytes,
                     free_bytes: Some(free),
-                },
-                Err(e) => peer_err(&e),
-            }
+                }
+                .into(),
+                Err(e) => peer_err(&e).into(),
+            },
+        )
+    }
+
+    async fn audit(&self, id: FragmentId, ranges: Vec<AuditRange>) -> Result<Reply, StreamError> {
+        if ranges.len() > MAX_AUDIT_RANGES || ranges.iter().any(|r| r.len > MAX_AUDIT_RANGE_LEN) {
+            return Err(StreamError::Protocol(WireError::Malformed(
+                "audit asks for too many or too long ranges".into(),
+            )));
         }
-        Request::Audit { id, ranges } => {
-            if ranges.len() > MAX_AUDIT_RANGES || ranges.iter().any(|r| r.len > MAX_AUDIT_RANGE_LEN)
-            {
-                return Err(StreamError::Protocol(WireError::Malformed(
-                    "audit asks for too many or too long ranges".into(),
-                )));
-            }
-            let s = space.clone();
-            match blocking(move || s.folder.audit_fragment(&id, &ranges)).await? {
-                Ok(p) => Response::Proofs(p),
-                Err(e) => peer_err(&e),
-            }
+        Ok(
+            match on_folder(self.space, move |s| s.folder.audit_fragment(&id, &ranges)).await? {
+                Ok(p) => Response::Proofs(p).into(),
+                Err(r) => r.into(),
+            },
+        )
+    }
+
+    /// Store a metadata object if it is a valid envelope signed by the
+    /// owner's identity (pinned at the first one accepted) that does not
+    /// roll anything back; a replaced copy goes to the trash.
+    async fn put_meta(
+        &self,
+        key: MetaKey,
+        len: u64,
+        recv: &mut RecvStream,
+    ) -> Result<Reply, StreamError> {
+        if len > MAX_META_LEN {
+            return Ok(err(ErrorKind::BadRequest, "metadata object too large").into());
         }
-    };
-    reply(&mut send, &resp).await
+        let reservation = match self.store.reserve(self.space, self.grant.quota, len) {
+            Ok(r) => r,
+            Err(r) => {
+                drain(recv).await;
+                return Ok(refusal(&self.space.owner, r).into());
+            }
+        };
+        // `len` ≤ MAX_META_LEN, which fits a u32 and the semaphore.
+        let _memory = self
+            .meta_memory
+            .acquire_many(len as u32)
+            .await
+            .map_err(transfer)?;
+        let mut bytes = vec![0u8; len as usize];
+        recv.read_exact(&mut bytes).await.map_err(transfer)?;
+        let stored = on_folder(self.space, move |s| {
+            let pinned = s.identity();
+            let stored = s.folder.put_meta_as(&key, &bytes, pinned.as_ref())?;
+            if pinned.is_none() {
+                // Admitted, so a valid envelope: its signer is the owner's
+                // identity from now on.
+                let signer = trove_core::envelope::peek(&bytes)
+                    .map_err(|e| PeerError::Corrupt {
+                        peer: s.folder.describe(),
+                        what: e.to_string(),
+                    })?
+                    .signer;
+                s.pin_identity(signer).map_err(|e| PeerError::Io {
+                    peer: s.folder.describe(),
+                    op: "pinning the owner's identity",
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+            }
+            Ok(stored)
+        })
+        .await?;
+        Ok(match stored {
+            Ok(MetaStored::Unchanged) => Response::Ok.into(),
+            Ok(MetaStored::New | MetaStored::Replaced) => {
+                reservation.keep();
+                Response::Ok.into()
+            }
+            Err(r) => {
+                if let Response::MetaRejected(why) = &r {
+                    warn!(owner = %self.space.owner.short(), object = %key, reason = %why, "refused a metadata object");
+                }
+                r.into()
+            }
+        })
+    }
+
+    /// Receive a fragment into a temporary file while hashing it; only a
+    /// whole, verified, fsynced fragment is renamed into place, so a node
+    /// killed mid-transfer never serves half a fragment.
+    async fn put(
+        &self,
+        id: FragmentId,
+        len: u64,
+        send: &mut SendStream,
+        recv: &mut RecvStream,
+    ) -> Result<Reply, StreamError> {
+        let space = self.space;
+        if len > MAX_FRAGMENT_LEN {
+            return Err(StreamError::Protocol(WireError::Malformed(format!(
+                "fragment of {len} bytes is over the limit"
+            ))));
+        }
+        if space.folder.fragment_file(&id).exists() {
+            // Already held: the owner retried. Hash what comes, keep nothing.
+            return Ok(if receive_hashed(recv, len, None).await? == id {
+                Response::Ok
+            } else {
+                err(ErrorKind::HashMismatch, "bytes do not match the id")
+            }
+            .into());
+        }
+        let reservation = match self.store.reserve(space, self.grant.quota, len) {
+            Ok(r) => r,
+            Err(r) => {
+                drain(recv).await;
+                return Ok(refusal(&space.owner, r).into());
+            }
+        };
+        // Removed on every exit path, including a request dropped at its
+        // time limit; once adopted it is gone already.
+        let tmp = TmpFile(space.folder.new_tmp_path());
+        let received = match private_file(&tmp.0).await {
+            Ok(file) => receive_hashed(recv, len, Some(file)).await,
+            Err(e) => Err(write_error(e)),
+        };
+        let answer = match received {
+            Ok(hash) if hash == id => {
+                let t = tmp.0.clone();
+                match on_folder(space, move |s| s.folder.adopt_fragment(&id, &t)).await? {
+                    Ok(true) => {
+                        reservation.keep();
+                        debug!(owner = %space.owner.short(), fragment = %id.short(), len, "stored");
+                        Response::Ok
+                    }
+                    Ok(false) => Response::Ok,
+                    Err(r) => r,
+                }
+            }
+            Ok(_) => {
+                warn!(owner = %space.owner.short(), fragment = %id.short(), "refused a put whose bytes do not match its id");
+                err(
+                    ErrorKind::HashMismatch,
+                    "bytes do not match the id; nothing was stored",
+                )
+            }
+            Err(StreamError::DiskFull) => err(ErrorKind::NodeFull, "the node's disk is full"),
+            Err(e) => return Err(e),
+        };
+        drop(tmp);
+        reply(send, &answer).await?;
+        Ok(Reply::Sent)
+    }
+
+    async fn get(
+        &self,
+        id: FragmentId,
+        offset: u64,
+        len: Option<u64>,
+        send: &mut SendStream,
+    ) -> Result<Reply, StreamError> {
+        let path = self.space.folder.fragment_file(&id);
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(err(
+                    ErrorKind::NotFound,
+                    format!("fragment {} is not here", id.short()),
+                )
+                .into())
+            }
+            Err(e) => {
+                warn!(error = %e, path = %path.display(), "reading a fragment failed");
+                return Ok(err(ErrorKind::Internal, "the node cannot read the fragment").into());
+            }
+        };
+        let size = file.metadata().await.map_err(transfer)?.len();
+        let n = size.saturating_sub(offset).min(len.unwrap_or(u64::MAX));
+        file.seek(std::io::SeekFrom::Start(offset.min(size)))
+            .await
+            .map_err(transfer)?;
+        proto::write_msg(send, &Response::Data { len: n }).await?;
+        let mut reader = file.take(n);
+        let mut buf = vec![0u8; STREAM_BUF];
+        loop {
+            let k = reader.read(&mut buf).await.map_err(transfer)?;
+            if k == 0 {
+                break;
+            }
+            send.write_all(&buf[..k]).await.map_err(transfer)?;
+        }
+        send.finish().map_err(transfer)?;
+        Ok(Reply::Sent)
+    }
 }
 
-fn request_name(r: &Request) -> &'static str {
-    match r {
-        Request::Hello { .. } => "hello",
-        Request::Put { .. } => "put",
-        Request::Get { .. } => "get",
-        Request::Has { .. } => "has",
-        Request::List => "list",
-        Request::Delete { .. } => "delete",
-        Request::PutMeta { .. } => "put-meta",
-        Request::GetMeta { .. } => "get-meta",
-        Request::ListMeta { .. } => "list-meta",
-        Request::Stat => "stat",
-        Request::Audit { .. } => "audit",
+/// A file in the owner's tmp folder, removed when dropped.
+struct TmpFile(PathBuf);
+
+impl Drop for TmpFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
+}
+
+/// Create a private (0600) file for a transfer.
+async fn private_file(path: &Path) -> std::io::Result<tokio::fs::File> {
+    tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(trove_peer::durable::FILE_MODE)
+        .open(path)
+        .await
 }
 
 fn refusal(owner: &OwnerId, r: Refusal) -> Response {
@@ -433,7 +753,9 @@ fn refusal(owner: &OwnerId, r: Refusal) -> Response {
             info!(owner = %owner.short(), used, quota, "refused a put: quota used up");
             err(
                 ErrorKind::QuotaExceeded,
-                format!("the owner's quota of {quota} bytes is used up ({used} bytes stored)"),
+                format!(
+                    "the owner's quota of {quota} bytes is used up ({used} bytes stored or awaiting deletion)"
+                ),
             )
         }
         Refusal::Full { detail } => {
@@ -448,86 +770,6 @@ fn refusal(owner: &OwnerId, r: Refusal) -> Response {
 async fn drain(recv: &mut RecvStream) {
     let mut sink = tokio::io::sink();
     let _ = tokio::time::timeout(Duration::from_secs(30), tokio::io::copy(recv, &mut sink)).await;
-}
-
-/// Receive a fragment into a temporary file while hashing it; only a whole,
-/// verified, fsynced fragment is renamed into place, so a node killed
-/// mid-transfer never serves half a fragment.
-async fn put(
-    store: &Arc<NodeStore>,
-    space: &Arc<OwnerSpace>,
-    quota: u64,
-    id: FragmentId,
-    len: u64,
-    mut send: SendStream,
-    mut recv: RecvStream,
-) -> Result<(), StreamError> {
-    if len > MAX_FRAGMENT_LEN {
-        return Err(StreamError::Protocol(WireError::Malformed(format!(
-            "fragment of {len} bytes is over the limit"
-        ))));
-    }
-    if space.folder.fragment_file(&id).exists() {
-        // Already held: the owner retried. Hash what comes, keep nothing.
-        let r = if receive_hashed(&mut recv, len, None).await? == id {
-            Response::Ok
-        } else {
-            err(ErrorKind::HashMismatch, "bytes do not match the id")
-        };
-        return reply(&mut send, &r).await;
-    }
-    if let Err(r) = store.reserve(space, quota, len) {
-        drain(&mut recv).await;
-        return reply(&mut send, &refusal(&space.owner, r)).await;
-    }
-    let tmp = space.folder.new_tmp_path();
-    let result = match tokio::fs::File::create(&tmp).await {
-        Ok(file) => receive_hashed(&mut recv, len, Some(file)).await,
-        Err(e) => Err(write_error(e)),
-    };
-    let outcome = match result {
-        Ok(hash) if hash == id => {
-            let (s, t) = (space.clone(), tmp.clone());
-            match blocking(move || s.folder.adopt_fragment(&id, &t)).await? {
-                Ok(true) => {
-                    debug!(owner = %space.owner.short(), fragment = %id.short(), len, "stored");
-                    Ok(Response::Ok)
-                }
-                Ok(false) => {
-                    store.release(space, len);
-                    Ok(Response::Ok)
-                }
-                Err(e) => {
-                    store.release(space, len);
-                    Ok(peer_err(&e))
-                }
-            }
-        }
-        Ok(_) => {
-            store.release(space, len);
-            warn!(owner = %space.owner.short(), fragment = %id.short(), "refused a put whose bytes do not match its id");
-            Ok(err(
-                ErrorKind::HashMismatch,
-                "bytes do not match the id; nothing was stored",
-            ))
-        }
-        Err(e) => {
-            store.release(space, len);
-            Err(e)
-        }
-    };
-    let _ = tokio::fs::remove_file(&tmp).await;
-    match outcome {
-        Ok(r) => reply(&mut send, &r).await,
-        Err(StreamError::DiskFull) => {
-            reply(
-                &mut send,
-                &err(ErrorKind::NodeFull, "the node's disk is full"),
-            )
-            .await
-        }
-        Err(e) => Err(e),
-    }
 }
 
 /// Read exactly `len` bytes of a put, hashing them and writing them to
@@ -567,52 +809,4 @@ fn write_error(e: std::io::Error) -> StreamError {
         }
         _ => transfer(e),
     }
-}
-
-async fn get(
-    space: &Arc<OwnerSpace>,
-    id: FragmentId,
-    offset: u64,
-    len: Option<u64>,
-    mut send: SendStream,
-) -> Result<(), StreamError> {
-    let path = space.folder.fragment_file(&id);
-    let mut file = match tokio::fs::File::open(&path).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return reply(
-                &mut send,
-                &err(
-                    ErrorKind::NotFound,
-                    format!("fragment {} is not here", id.short()),
-                ),
-            )
-            .await
-        }
-        Err(e) => {
-            warn!(error = %e, path = %path.display(), "reading a fragment failed");
-            return reply(
-                &mut send,
-                &err(ErrorKind::Internal, "the node cannot read the fragment"),
-            )
-            .await;
-        }
-    };
-    let size = file.metadata().await.map_err(transfer)?.len();
-    let n = size.saturating_sub(offset).min(len.unwrap_or(u64::MAX));
-    file.seek(std::io::SeekFrom::Start(offset.min(size)))
-        .await
-        .map_err(transfer)?;
-    proto::write_msg(&mut send, &Response::Data { len: n }).await?;
-    let mut reader = file.take(n);
-    let mut buf = vec![0u8; STREAM_BUF];
-    loop {
-        let k = reader.read(&mut buf).await.map_err(transfer)?;
-        if k == 0 {
-            break;
-        }
-        send.write_all(&buf[..k]).await.map_err(transfer)?;
-    }
-    send.finish().map_err(transfer)?;
-    Ok(())
 }

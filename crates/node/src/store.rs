@@ -6,19 +6,22 @@
 //! DIR/node.key         the node's secret key (32 bytes, mode 0600)
 //! DIR/grants.json      granted owners and their quotas (the operator's file)
 //! DIR/ticket           the ticket of the last start
-//! DIR/owners/<owner>/  a folder peer: fragments/, meta/, tmp/, trash/
+//! DIR/owners/<owner>/  a folder peer: fragments/, meta/, tmp/, trash/,
+//!                      and `identity`: the owner's pinned identity key
 //! ```
+//!
+//! Everything here is private to the node's user (folders 0700, files 0600).
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use trove_net::{FolderPeer, Peer};
+use trove_core::keys::PublicIdentity;
+use trove_peer::{durable, FolderPeer, Peer};
 
 use crate::error::NodeError;
 
@@ -28,6 +31,8 @@ const KEY_FILE: &str = "node.key";
 const GRANTS_FILE: &str = "grants.json";
 const TICKET_FILE: &str = "ticket";
 const OWNERS: &str = "owners";
+/// In an owner's folder: the identity its metadata must be signed by.
+const IDENTITY_FILE: &str = "identity";
 const GRANTS_VERSION: u32 = 1;
 
 /// An owner as nodes know it: the public half of its transport key.
@@ -136,27 +141,9 @@ fn now_unix() -> u64 {
         .as_secs()
 }
 
-/// Write `bytes` to `path` atomically and durably (tmp, fsync, rename).
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), NodeError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(|e| NodeError::io("write", &tmp, e))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| NodeError::io("write", &tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| NodeError::io("replace", path, e))?;
-    if let Some(dir) = path.parent() {
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| NodeError::io("sync", dir, e))?;
-    }
-    Ok(())
+/// Write `bytes` to `path` atomically, durably and privately.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
+    durable::replace(path, bytes, None).map_err(|e| NodeError::io("write", path, e))
 }
 
 /// The node's data folder, for the admin commands (which run while the node
@@ -180,21 +167,31 @@ impl NodeDir {
                     root.display()
                 )));
             }
-            fs::create_dir_all(root.join(OWNERS)).map_err(|e| NodeError::io("create", root, e))?;
+            durable::create_dir_all(&root.join(OWNERS))
+                .map_err(|e| NodeError::io("create", root, e))?;
             let key = iroh::SecretKey::generate();
-            write_atomic(&root.join(KEY_FILE), &key.to_bytes(), 0o600)?;
-            write_atomic(&marker, MARKER_BODY, 0o644)?;
+            write_atomic(&root.join(KEY_FILE), &key.to_bytes())?;
+            write_atomic(&marker, MARKER_BODY)?;
             tracing::info!(dir = %root.display(), "created a new node");
         }
         Self::open(root)
     }
 
-    /// Open an existing node folder.
+    /// Open an existing node folder. A data folder that other users can
+    /// enter (made by hand, or by an older Trove) is made private, and the
+    /// log says so.
     pub fn open(root: &Path) -> Result<Self, NodeError> {
         match fs::read(root.join(MARKER)) {
-            Ok(b) if b == MARKER_BODY => Ok(Self {
-                root: root.to_owned(),
-            }),
+            Ok(b) if b == MARKER_BODY => {
+                let had = durable::restrict(root, durable::DIR_MODE)
+                    .map_err(|e| NodeError::io("restrict the permissions of", root, e))?;
+                if let Some(had) = had {
+                    tracing::warn!(dir = %root.display(), "the node's data folder was open to other users (mode {had:04o}); it is now 0700");
+                }
+                Ok(Self {
+                    root: root.to_owned(),
+                })
+            }
             Ok(_) => Err(NodeError::Corrupt {
                 path: root.to_owned(),
                 what: "unknown node data format (made by a newer Trove?)".into(),
@@ -265,7 +262,7 @@ impl NodeDir {
                 .collect(),
         };
         let json = serde_json::to_vec_pretty(&file).unwrap_or_default();
-        write_atomic(&self.grants_path(), &json, 0o644)
+        write_atomic(&self.grants_path(), &json)
     }
 
     /// Grant (or change the quota of) an owner. Takes effect on the running
@@ -295,6 +292,11 @@ impl NodeDir {
         self.root.join(OWNERS).join(owner.to_hex())
     }
 
+    /// The identity an owner's metadata must be signed by, once pinned.
+    pub fn owner_identity(&self, owner: &OwnerId) -> Result<Option<PublicIdentity>, NodeError> {
+        read_identity(&self.owner_dir(owner).join(IDENTITY_FILE))
+    }
+
     /// Owners with data here (granted or not).
     pub fn owners_with_data(&self) -> Vec<OwnerId> {
         let Ok(rd) = fs::read_dir(self.root.join(OWNERS)) else {
@@ -321,7 +323,6 @@ impl NodeDir {
         write_atomic(
             &self.root.join(TICKET_FILE),
             format!("{ticket}\n").as_bytes(),
-            0o644,
         )
     }
 
@@ -344,9 +345,54 @@ impl NodeDir {
 pub struct OwnerSpace {
     pub owner: OwnerId,
     pub folder: FolderPeer,
-    /// Live bytes (fragments and metadata), including reservations of puts
-    /// in flight so concurrent puts cannot overrun the quota together.
+    /// Bytes charged to the owner's quota: live fragments and metadata, and
+    /// what the owner deleted or replaced that waits in the trash, so that
+    /// putting and deleting cannot fill the disk past the quota. Includes
+    /// reservations of puts in flight, so concurrent puts cannot overrun
+    /// the quota together.
     pub used: AtomicU64,
+    /// The identity the owner's metadata must be signed by: pinned at the
+    /// first metadata object the node accepts from this owner.
+    identity: Mutex<Option<PublicIdentity>>,
+}
+
+impl OwnerSpace {
+    /// The pinned identity, if any.
+    pub fn identity(&self) -> Option<PublicIdentity> {
+        *self.identity.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Pin the owner's identity (first accepted metadata object); later
+    /// objects must be signed by it. Persisted before it takes effect.
+    pub fn pin_identity(&self, id: PublicIdentity) -> Result<(), NodeError> {
+        let mut pinned = self.identity.lock().unwrap_or_else(|p| p.into_inner());
+        if pinned.is_none() {
+            let path = self.folder.path().join(IDENTITY_FILE);
+            write_atomic(&path, format!("{}\n", id.to_hex()).as_bytes())?;
+            *pinned = Some(id);
+            tracing::info!(owner = %self.owner.short(), identity = %id.fingerprint(), "pinned the owner's identity");
+        }
+        Ok(())
+    }
+}
+
+/// Read an owner's pinned identity; a damaged file is an error, not "none"
+/// (which would let the next put pin another identity).
+fn read_identity(path: &Path) -> Result<Option<PublicIdentity>, NodeError> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(NodeError::io("read", path, e)),
+    };
+    let corrupt = || NodeError::Corrupt {
+        path: path.to_owned(),
+        what: "the owner's pinned identity is not 64 hex digits".into(),
+    };
+    let bytes: [u8; 32] = hex::decode(text.trim())
+        .map_err(|_| corrupt())?
+        .try_into()
+        .map_err(|_| corrupt())?;
+    Ok(Some(PublicIdentity(bytes)))
 }
 
 /// The storage of a running node: grants (re-read when the operator changes
@@ -366,6 +412,32 @@ pub struct NodeStore {
 pub enum Refusal {
     Quota { used: u64, quota: u64 },
     Full { detail: String },
+}
+
+/// Bytes reserved for a put in flight. Dropped without [`Reservation::keep`]
+/// (the put failed, was refused, or its request was dropped at a timeout),
+/// it gives the bytes back: no exit path leaks a reservation.
+#[derive(Debug)]
+#[must_use]
+pub struct Reservation<'a> {
+    store: &'a NodeStore,
+    space: &'a OwnerSpace,
+    len: u64,
+}
+
+impl Reservation<'_> {
+    /// The bytes are stored: they stay charged.
+    pub fn keep(mut self) {
+        self.len = 0;
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            self.store.release(self.space, self.len);
+        }
+    }
 }
 
 impl NodeStore {
@@ -401,18 +473,26 @@ impl NodeStore {
         }
         let path = self.dir.owner_dir(owner);
         let folder = FolderPeer::create(&format!("owner {}", owner.short()), &path)?;
-        let (live, _) = self.dir.usage(owner);
+        let (live, trash) = self.dir.usage(owner);
+        let identity = read_identity(&path.join(IDENTITY_FILE))?;
         let s = Arc::new(OwnerSpace {
             owner: *owner,
             folder,
-            used: AtomicU64::new(live),
+            used: AtomicU64::new(live + trash),
+            identity: Mutex::new(identity),
         });
         spaces.insert(*owner, s.clone());
         Ok(s)
     }
 
-    /// Reserve `len` more bytes for `space` (quota, capacity, disk), or say why not.
-    pub fn reserve(&self, space: &OwnerSpace, quota: u64, len: u64) -> Result<(), Refusal> {
+    /// Reserve `len` more bytes for `space` (quota, capacity, disk), or say
+    /// why not. The reservation is given back when dropped unless kept.
+    pub fn reserve<'a>(
+        &'a self,
+        space: &'a OwnerSpace,
+        quota: u64,
+        len: u64,
+    ) -> Result<Reservation<'a>, Refusal> {
         let used = space.used.fetch_add(len, Ordering::SeqCst);
         if used.saturating_add(len) > quota {
             space.used.fetch_sub(len, Ordering::SeqCst);
@@ -436,11 +516,15 @@ impl NodeStore {
                 return refuse(format!("its disk has only {free} bytes free"));
             }
         }
-        Ok(())
+        Ok(Reservation {
+            store: self,
+            space,
+            len,
+        })
     }
 
-    /// Undo a reservation (failed or duplicate put, deletion).
-    pub fn release(&self, space: &OwnerSpace, len: u64) {
+    /// Give bytes back (a dropped reservation, purged trash).
+    fn release(&self, space: &OwnerSpace, len: u64) {
         space
             .used
             .fetch_sub(len.min(space.used.load(Ordering::SeqCst)), Ordering::SeqCst);
@@ -460,23 +544,22 @@ impl NodeStore {
         free
     }
 
-    /// Free fragments deleted longer ago than the grace period.
+    /// Free what owners deleted or replaced longer ago than the grace
+    /// period, and remove transfers that were dropped and left behind.
     pub fn purge_expired(&self) -> u64 {
         let now = SystemTime::now();
         let mut freed = 0;
         for o in self.dir.owners_with_data() {
             let Ok(space) = self.space(&o) else { continue };
+            space.folder.clean_stale_tmp(now);
             let before = self.dir.usage(&o).1;
             match space.folder.purge_expired(self.grace, now) {
                 Ok(n) if n > 0 => {
                     let after = self.dir.usage(&o).1;
                     let bytes = before.saturating_sub(after);
-                    self.total.fetch_sub(
-                        bytes.min(self.total.load(Ordering::SeqCst)),
-                        Ordering::SeqCst,
-                    );
+                    self.release(&space, bytes);
                     freed += bytes;
-                    tracing::info!(owner = %o.short(), fragments = n, bytes, "freed deleted fragments after the grace period");
+                    tracing::info!(owner = %o.short(), files = n, bytes, "freed deleted data after the grace period");
                 }
                 Ok(_) => {}
                 Err(e) => {
@@ -488,7 +571,7 @@ impl NodeStore {
     }
 
     /// Fragment count and bytes of one owner (a full walk, for `stat`).
-    pub fn stat(&self, space: &OwnerSpace) -> Result<trove_net::PeerStat, trove_net::PeerError> {
+    pub fn stat(&self, space: &OwnerSpace) -> Result<trove_peer::PeerStat, trove_peer::PeerError> {
         space.folder.stat()
     }
 }
@@ -546,7 +629,7 @@ mod tests {
         let store = NodeStore::open(dir, Some(1500), Duration::ZERO).unwrap();
         let owner = OwnerId(*iroh::SecretKey::generate().public().as_bytes());
         let space = store.space(&owner).unwrap();
-        store.reserve(&space, 1000, 600).unwrap();
+        store.reserve(&space, 1000, 600).unwrap().keep();
         assert!(matches!(
             store.reserve(&space, 1000, 600),
             Err(Refusal::Quota {
@@ -554,7 +637,7 @@ mod tests {
                 quota: 1000
             })
         ));
-        store.reserve(&space, 1000, 400).unwrap();
+        let dropped = store.reserve(&space, 1000, 400).unwrap();
         let other = store
             .space(&OwnerId(*iroh::SecretKey::generate().public().as_bytes()))
             .unwrap();
@@ -562,8 +645,10 @@ mod tests {
             store.reserve(&other, 1000, 600),
             Err(Refusal::Full { .. })
         ));
-        store.release(&space, 400);
-        store.reserve(&other, 1000, 400).unwrap();
+        // A reservation that is not kept is given back, whatever the exit path.
+        drop(dropped);
+        assert_eq!(space.used.load(Ordering::SeqCst), 600);
+        store.reserve(&other, 1000, 400).unwrap().keep();
         assert_eq!(store.free_for(&other, 1000), 500);
     }
 }

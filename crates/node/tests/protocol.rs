@@ -2,34 +2,34 @@
 //!
 //! Every node and owner here binds 127.0.0.1 in [`NetworkMode::Direct`]: no
 //! relays, no mDNS, no internet. Each node runs on its own tokio runtime in a
-//! background thread ([`TestNode`]); owners use the blocking [`NodePeer`]
-//! from plain threads, as the owner's code does. Every test body runs under
-//! [`bounded`], so a hang fails that test instead of stalling the suite.
+//! background thread (`trove_node::testing::TestNode`); owners use the
+//! blocking `NodePeer` from plain threads, as the owner's code does. Every
+//! test body runs under [`bounded`], so a hang fails that test instead of
+//! stalling the suite.
 //!
-//! Layout: harness (bounded runs, test nodes, owners, files), then one
-//! section per property: round trip, grants, namespaces, hash mismatch,
-//! quota, malformed messages, audits, interrupted transfers, grace period.
+//! Layout: harness (bounded runs, files; test nodes and owners come from
+//! `trove_node::testing`), then one section per property: the peer
+//! contract, round trip, grants, namespaces, hash mismatch, quota,
+//! malformed messages, audits, interrupted transfers, grace period.
 
 use std::fs;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use iroh::endpoint::{Connection, ConnectionError};
 use rand::RngCore;
-use tempfile::TempDir;
-use tokio::sync::oneshot;
+use trove_core::keys::MasterSecret;
 use trove_core::{ContainerId, FragmentId, SegmentId, SnapshotId};
-use trove_net::audit::{self, AuditRange};
-use trove_net::{MetaKey, Peer, PeerError};
 use trove_node::proto::{self, Request, Response, ALPN, MAX_RESPONSE_FRAME};
 use trove_node::store::NodeStore;
-use trove_node::{
-    NetworkConfig, NetworkMode, NodeClient, NodeDir, NodeOptions, NodePeer, NodeTicket, OwnerId,
-};
+use trove_node::testing::{direct_local, new_client, Stop, TestNode};
+use trove_node::{NodeClient, NodeDir, NodeTicket, OwnerId};
+use trove_peer::audit::{self, AuditRange};
+use trove_peer::testing::{contract, signed_by};
+use trove_peer::{MetaKey, MetaRejection, Peer, PeerError};
 
 // ---------------------------------------------------------------------------
 // Harness
@@ -63,209 +63,10 @@ fn bounded(limit: Duration, body: impl FnOnce() + Send + 'static) {
     }
 }
 
-fn localhost() -> SocketAddr {
-    "127.0.0.1:0".parse().expect("socket address")
-}
-
-/// Owner-side network settings: direct, bound to 127.0.0.1.
-fn direct_local() -> NetworkConfig {
-    NetworkConfig {
-        mode: NetworkMode::Direct,
-        relay: None,
-        bind: Some(localhost()),
-    }
-}
-
 fn random_bytes(len: usize) -> Vec<u8> {
     let mut v = vec![0u8; len];
     rand::thread_rng().fill_bytes(&mut v);
     v
-}
-
-/// A fresh owner (random transport key) with its own endpoint.
-fn new_client() -> Arc<NodeClient> {
-    NodeClient::start(rand::random(), &direct_local()).expect("start an owner's client")
-}
-
-fn owner_of(client: &NodeClient) -> OwnerId {
-    OwnerId(client.owner_id())
-}
-
-/// How a [`TestNode`] is stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
-    /// As on Ctrl-C: the node closes its endpoint politely.
-    Graceful,
-    /// As on `kill -9`: the runtime is dropped mid-flight, no goodbyes.
-    Kill,
-}
-
-/// A node serving on 127.0.0.1 from its own runtime in a background thread.
-#[derive(Debug)]
-struct TestNode {
-    ticket: NodeTicket,
-    dir: Option<TempDir>,
-    stop: Option<oneshot::Sender<Stop>>,
-    done: mpsc::Receiver<()>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl TestNode {
-    /// A new node in a fresh temporary data folder.
-    fn start(grace: Duration) -> Self {
-        Self::start_in(tempfile::tempdir().expect("temporary node folder"), grace)
-    }
-
-    /// A node on `dir`, new or the data folder of an earlier node.
-    fn start_in(dir: TempDir, grace: Duration) -> Self {
-        let opts = NodeOptions {
-            data: dir.path().to_owned(),
-            listen: Some(localhost()),
-            capacity: None,
-            grace,
-            network: NetworkConfig {
-                mode: NetworkMode::Direct,
-                relay: None,
-                bind: None,
-            },
-        };
-        let (ticket_tx, ticket_rx) = mpsc::channel::<Result<NodeTicket, String>>();
-        let (stop_tx, stop_rx) = oneshot::channel::<Stop>();
-        let (done_tx, done_rx) = mpsc::channel::<()>();
-        let thread = thread::Builder::new()
-            .name("test-node".into())
-            .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("node runtime");
-                let how = rt.block_on(serve_node(opts, ticket_tx, stop_rx));
-                match how {
-                    Stop::Kill => rt.shutdown_background(),
-                    Stop::Graceful => rt.shutdown_timeout(Duration::from_secs(5)),
-                }
-                let _ = done_tx.send(());
-            })
-            .expect("spawn the node thread");
-        let ticket = match ticket_rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(Ok(t)) => t,
-            Ok(Err(e)) => panic!("the node did not start: {e}"),
-            Err(e) => panic!("the node did not start within 20 s: {e}"),
-        };
-        assert!(
-            !ticket.addrs.is_empty() && ticket.addrs.iter().all(|a| a.ip().is_loopback()),
-            "a test node must be reachable on 127.0.0.1 only: {:?}",
-            ticket.addrs
-        );
-        Self {
-            ticket,
-            dir: Some(dir),
-            stop: Some(stop_tx),
-            done: done_rx,
-            thread: Some(thread),
-        }
-    }
-
-    fn data(&self) -> &Path {
-        self.dir.as_ref().expect("node folder").path()
-    }
-
-    fn node_dir(&self) -> NodeDir {
-        NodeDir::open(self.data()).expect("open the node folder")
-    }
-
-    fn grant(&self, client: &NodeClient, quota: u64) {
-        self.node_dir()
-            .grant(owner_of(client), quota)
-            .expect("grant an owner");
-    }
-
-    fn revoke(&self, client: &NodeClient) {
-        assert!(
-            self.node_dir().revoke(&owner_of(client)).expect("revoke"),
-            "the owner was not granted"
-        );
-    }
-
-    fn peer(&self, client: &Arc<NodeClient>) -> NodePeer {
-        client.peer("test-node", &self.ticket).expect("node peer")
-    }
-
-    /// `owners/<hex>` of one owner in the node's data folder.
-    fn owner_dir(&self, client: &NodeClient) -> PathBuf {
-        self.node_dir().owner_dir(&owner_of(client))
-    }
-
-    /// Stop politely and hand back the data folder.
-    fn stop(mut self) -> TempDir {
-        self.shutdown(Stop::Graceful);
-        self.dir.take().expect("node folder")
-    }
-
-    /// Kill (no polite close) and hand back the data folder.
-    fn kill(mut self) -> TempDir {
-        self.shutdown(Stop::Kill);
-        self.dir.take().expect("node folder")
-    }
-
-    fn shutdown(&mut self, how: Stop) {
-        let Some(stop) = self.stop.take() else { return };
-        let _ = stop.send(how);
-        match self.done.recv_timeout(Duration::from_secs(20)) {
-            Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                let joined = self.thread.take().map(JoinHandle::join);
-                if matches!(joined, Some(Err(_))) && !thread::panicking() {
-                    panic!("the node thread panicked");
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if !thread::panicking() {
-                    panic!("the node did not stop within 20 s");
-                }
-            }
-        }
-    }
-}
-
-impl Drop for TestNode {
-    fn drop(&mut self) {
-        self.shutdown(Stop::Graceful);
-    }
-}
-
-/// The node thread's async part: start, report the ticket, serve until told.
-async fn serve_node(
-    opts: NodeOptions,
-    ticket_tx: mpsc::Sender<Result<NodeTicket, String>>,
-    stop_rx: oneshot::Receiver<Stop>,
-) -> Stop {
-    let running = match trove_node::start(&opts).await {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = ticket_tx.send(Err(e.to_string()));
-            return Stop::Graceful;
-        }
-    };
-    let _ = ticket_tx.send(Ok(running.ticket.clone()));
-    let (graceful_tx, graceful_rx) = oneshot::channel::<()>();
-    let serve = running.serve(async {
-        let _ = graceful_rx.await;
-    });
-    tokio::pin!(serve);
-    tokio::select! {
-        () = &mut serve => Stop::Graceful,
-        how = stop_rx => match how {
-            // Returning drops `serve` (and the endpoint) without closing it.
-            Ok(Stop::Kill) => Stop::Kill,
-            // A dropped sender (the test panicked) stops politely too.
-            Ok(Stop::Graceful) | Err(_) => {
-                let _ = graceful_tx.send(());
-                serve.await;
-                Stop::Graceful
-            }
-        },
-    }
 }
 
 /// Regular files under `dir`, recursively (none if it does not exist).
@@ -354,6 +155,58 @@ fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
 }
 
 // ---------------------------------------------------------------------------
+// 0. The peer contract, as folder and memory peers keep it
+// ---------------------------------------------------------------------------
+
+/// The properties of `trove_peer::testing::contract` run against a node
+/// peer, each for a fresh owner (a namespace of its own) of one node. The
+/// stored bytes are damaged in the owner's folder on the node.
+#[test]
+fn node_peer_keeps_the_peer_contract() {
+    bounded(Duration::from_secs(120), || {
+        let node = TestNode::start(GRACE);
+        let owner = || {
+            let client = new_client();
+            node.grant(&client, 64 * MIB as u64);
+            (node.peer(&client), client)
+        };
+        let (peer, _c) = owner();
+        contract::put_get_has_list_range(&peer);
+        let (peer, _c) = owner();
+        contract::wrong_hash_is_refused_and_nothing_stored(&peer);
+        let (peer, client) = owner();
+        let dir = node.owner_dir(&client);
+        contract::truncated_fragment_is_returned_as_is(&peer, &|id, bytes| {
+            fs::write(fragment_path(&dir, id), bytes).expect("damage a fragment")
+        });
+        let (peer, _c) = owner();
+        contract::deleted_fragment_is_gone_at_once(&peer);
+        let (peer, _c) = owner();
+        contract::meta_put_get_list_per_container(&peer);
+        let (peer, _c) = owner();
+        contract::stolen_key_cannot_overwrite_or_roll_back_metadata(&peer);
+        let (peer, _c) = owner();
+        contract::deleted_and_replaced_metadata_is_in_the_trash(&peer);
+        let (peer, client) = owner();
+        let dir = node.owner_dir(&client);
+        contract::a_damaged_meta_copy_is_replaced(&peer, &|key, bytes| {
+            let MetaKey::IndexSegment(c, g) = key else {
+                unreachable!("the contract damages an index segment")
+            };
+            let path = dir
+                .join("meta")
+                .join(c.to_hex())
+                .join("index")
+                .join(g.to_hex());
+            fs::write(path, bytes).expect("damage a segment")
+        });
+        // Not kept by a node: `put_replaces_a_damaged_copy`. A node answers
+        // a put of a fragment it has a file for with Ok and keeps the file
+        // as it is, damaged or not (server.rs, `put`).
+    });
+}
+
+// ---------------------------------------------------------------------------
 // 1. Round trip of every request
 // ---------------------------------------------------------------------------
 
@@ -420,18 +273,23 @@ fn round_trip_of_every_request() {
         peer.delete_fragment(&small_id)
             .expect("deleting an absent fragment is Ok");
 
-        // Metadata objects of two containers.
+        // Signed metadata objects of two containers.
+        let me = MasterSecret::generate();
         let c1 = ContainerId([1; 32]);
         let c2 = ContainerId([9; 32]);
         let manifest = MetaKey::Container(c1);
         let snapshot = MetaKey::Snapshot(c1, SnapshotId([2; 32]));
         let segment = MetaKey::IndexSegment(c1, SegmentId([3; 32]));
         let other = MetaKey::Container(c2);
+        let old_manifest = signed_by(&me, &manifest, 1, &random_bytes(2_000));
         let objects: Vec<(MetaKey, Vec<u8>)> = vec![
-            (manifest, b"old manifest, longer than the new one".to_vec()),
-            (snapshot, random_bytes(10_000)),
-            (segment, random_bytes(300_000)),
-            (other, b"c2".to_vec()),
+            (manifest, old_manifest.clone()),
+            (
+                snapshot,
+                signed_by(&me, &snapshot, 0, &random_bytes(10_000)),
+            ),
+            (segment, signed_by(&me, &segment, 0, &random_bytes(300_000))),
+            (other, signed_by(&me, &other, 1, b"c2")),
         ];
         for (k, v) in &objects {
             peer.put_meta(k, v).expect("put meta");
@@ -439,10 +297,15 @@ fn round_trip_of_every_request() {
         for (k, v) in &objects {
             assert_same_bytes(&peer.get_meta(k).expect("get meta"), v, "get meta");
         }
-        let new_manifest = b"new manifest".to_vec();
+        let new_manifest = signed_by(&me, &manifest, 2, b"new manifest");
         peer.put_meta(&manifest, &new_manifest)
             .expect("replace meta");
         assert_eq!(peer.get_meta(&manifest).expect("get meta"), new_manifest);
+        // The replaced revision waits in the trash, and counts.
+        assert_eq!(
+            peer.get_deleted_meta(&manifest).expect("replaced copy"),
+            old_manifest
+        );
         let mut of_c1 = vec![manifest, snapshot, segment];
         of_c1.sort();
         assert_eq!(peer.list_meta(Some(&c1)).expect("list meta c1"), of_c1);
@@ -458,8 +321,11 @@ fn round_trip_of_every_request() {
             "get of absent meta",
         );
 
-        // Counts and usage: one fragment; metadata counts towards the quota.
-        let meta_bytes = (new_manifest.len() + 10_000 + 300_000 + 2) as u64;
+        // Counts and usage: one fragment, the deleted one in the trash, and
+        // metadata (live and replaced) count towards the quota.
+        let meta_bytes: u64 = objects.iter().map(|(_, v)| v.len() as u64).sum::<u64>()
+            + new_manifest.len() as u64
+            + 4096;
         let st = peer.stat().expect("stat");
         assert_eq!((st.fragments, st.fragment_bytes), (1, n));
         let free = st.free_bytes.expect("a node reports free bytes");
@@ -581,7 +447,8 @@ fn owners_cannot_touch_each_others_fragments() {
         let id = FragmentId::of(&bytes);
         a.put_fragment(&id, &bytes).expect("A puts");
         let c = ContainerId([4; 32]);
-        a.put_meta(&MetaKey::Container(c), b"A's manifest")
+        let a_manifest = signed_by(&MasterSecret::generate(), &MetaKey::Container(c), 1, b"A's");
+        a.put_meta(&MetaKey::Container(c), &a_manifest)
             .expect("A puts meta");
 
         assert_not_found(b.get_fragment(&id), "B gets A's fragment");
@@ -791,7 +658,7 @@ fn malformed_and_oversized_messages_drop_only_that_connection() {
 
         // A stalled request: 100 bytes announced, 10 sent, stream left open.
         let (stalled_conn, stalled_send) = rt.block_on(async {
-            let conn = raw_connect(&ep, &node.ticket).await;
+            let conn = raw_connect(&ep, node.ticket()).await;
             let (mut send, _recv) = conn.open_bi().await.expect("open a stream");
             send.write_all(&100u32.to_le_bytes()).await.expect("write");
             send.write_all(&[1; 10]).await.expect("write");
@@ -812,7 +679,7 @@ fn malformed_and_oversized_messages_drop_only_that_connection() {
         ];
         for (what, bytes) in cases {
             let started = Instant::now();
-            let (closed, answered) = rt.block_on(send_bad(&ep, &node.ticket, &bytes));
+            let (closed, answered) = rt.block_on(send_bad(&ep, node.ticket(), &bytes));
             match closed {
                 Some(ConnectionError::ApplicationClosed(_)) => {}
                 Some(other) => {
@@ -846,7 +713,7 @@ fn malformed_and_oversized_messages_drop_only_that_connection() {
             "get",
         );
         let resp: Response = rt.block_on(async {
-            let conn = raw_connect(&ep, &node.ticket).await;
+            let conn = raw_connect(&ep, node.ticket()).await;
             let (mut send, mut recv) = conn.open_bi().await.expect("open a stream");
             let hello = Request::Hello {
                 client: "raw".into(),
@@ -944,7 +811,7 @@ fn audits_prove_intact_fragments_and_catch_damage() {
 /// folder and check it holds the fragment whole or not at all.
 fn interrupted_put(how: Stop) {
     let node = TestNode::start(GRACE);
-    let node_id = node.ticket.node;
+    let node_id = node.ticket().node;
     let client = new_client();
     node.grant(&client, 1 << 30);
     let peer = node.peer(&client);
@@ -997,7 +864,8 @@ fn interrupted_put(how: Stop) {
     // Same folder, same key: whole or nothing.
     let node = TestNode::start_in(dir, GRACE);
     assert_eq!(
-        node.ticket.node, node_id,
+        node.ticket().node,
+        node_id,
         "the restarted node has another key"
     );
     let peer = node.peer(&client);
@@ -1044,8 +912,8 @@ fn deleted_fragments_stay_in_the_trash_for_the_grace_period() {
         assert!(peer.list_fragments().expect("list").is_empty());
         assert_eq!(
             peer.hello().expect("hello").1,
-            0,
-            "a deleted fragment still counts against the owner's quota"
+            len,
+            "a deleted fragment counts against the owner's quota until it is purged"
         );
         let trash = node.owner_dir(&client).join("trash");
         let kept = files_under(&trash);
@@ -1073,5 +941,240 @@ fn deleted_fragments_stay_in_the_trash_for_the_grace_period() {
         .expect("store");
         assert_eq!(store.purge_expired(), len, "bytes freed");
         assert!(files_under(&trash).is_empty(), "trash not emptied");
+    });
+}
+
+// ---------------------------------------------------------------------------
+// 10. A stolen transport key (issue 8, findings 1 and 5)
+// ---------------------------------------------------------------------------
+
+/// Ransomware that stole `transport.key` speaks to the node as the owner.
+/// It can no longer overwrite the owner's metadata with garbage, roll a
+/// container manifest back, or slip in objects signed by another identity;
+/// what it deletes waits in the trash, readable by the owner.
+#[test]
+fn stolen_transport_key_cannot_wipe_metadata() {
+    bounded(Duration::from_secs(120), || {
+        let node = TestNode::start(GRACE);
+        let seed: [u8; 32] = rand::random();
+        let owner = NodeClient::start(seed, &direct_local()).expect("owner client");
+        node.grant(&owner, 64 * MIB as u64);
+        let peer = node.peer(&owner);
+        let me = MasterSecret::generate();
+        let c = ContainerId::random();
+        let manifest = MetaKey::Container(c);
+        let snapshot = MetaKey::Snapshot(c, SnapshotId::random());
+        let segment = MetaKey::IndexSegment(c, SegmentId::random());
+        let r1 = signed_by(&me, &manifest, 1, b"roster 1");
+        let r2 = signed_by(&me, &manifest, 2, b"roster 2");
+        let snap = signed_by(&me, &snapshot, 0, b"snapshot");
+        let seg = signed_by(&me, &segment, 0, b"segment");
+        for (k, v) in [(&segment, &seg), (&manifest, &r1), (&snapshot, &snap)] {
+            peer.put_meta(k, v).expect("the owner's put");
+        }
+        peer.put_meta(&manifest, &r2).expect("a newer revision");
+        let pinned = fs::read_to_string(node.owner_dir(&owner).join("identity"))
+            .expect("the node pinned the owner's identity");
+        assert_eq!(pinned.trim(), me.identity().public().to_hex());
+
+        // The thief: same transport key, its own process and endpoint.
+        let thief = NodeClient::start(seed, &direct_local()).expect("thief client");
+        let stolen = node.peer(&thief);
+        let rejected = |r: Result<(), PeerError>| match r {
+            Err(PeerError::MetaRejected { reason, .. }) => *reason,
+            other => panic!("expected the node to refuse, got {other:?}"),
+        };
+        for k in [&manifest, &snapshot, &segment] {
+            assert!(matches!(
+                rejected(stolen.put_meta(k, b"x")),
+                MetaRejection::Invalid(_)
+            ));
+        }
+        assert_eq!(
+            rejected(stolen.put_meta(&manifest, &r1)),
+            MetaRejection::NotNewer {
+                held: 2,
+                offered: 1
+            }
+        );
+        let other = MasterSecret::generate();
+        assert!(matches!(
+            rejected(stolen.put_meta(&manifest, &signed_by(&other, &manifest, 9, b"mine"))),
+            MetaRejection::WrongSigner { .. }
+        ));
+        // Even in a container the node has never seen: the owner is pinned.
+        let elsewhere = MetaKey::Container(ContainerId::random());
+        assert!(matches!(
+            rejected(stolen.put_meta(&elsewhere, &signed_by(&other, &elsewhere, 1, b"x"))),
+            MetaRejection::WrongSigner { .. }
+        ));
+        for (k, v) in [(&manifest, &r2), (&snapshot, &snap), (&segment, &seg)] {
+            assert_eq!(&peer.get_meta(k).expect("intact"), v);
+        }
+
+        // Deleting is delayed: everything waits in the trash.
+        for k in [&manifest, &snapshot, &segment] {
+            stolen.delete_meta(k).expect("delete");
+        }
+        assert!(peer.list_meta(Some(&c)).expect("list").is_empty());
+        let trashed: Vec<MetaKey> = peer
+            .list_deleted_meta(Some(&c))
+            .expect("list deleted")
+            .into_iter()
+            .map(|d| d.key)
+            .collect();
+        for k in [&manifest, &snapshot, &segment] {
+            assert!(trashed.contains(k), "{k} is not in the trash: {trashed:?}");
+        }
+        assert_eq!(peer.get_deleted_meta(&manifest).expect("newest"), r2);
+        assert_eq!(peer.get_deleted_meta(&snapshot).expect("snapshot"), snap);
+        assert_eq!(peer.get_deleted_meta(&segment).expect("segment"), seg);
+        // And the owner can put them back.
+        for (k, v) in [(&segment, &seg), (&manifest, &r2), (&snapshot, &snap)] {
+            peer.put_meta(k, v).expect("put back");
+        }
+    });
+}
+
+/// A granted owner cannot fill the node past its quota by putting and
+/// deleting: deleted fragments count until the grace period ends.
+#[test]
+fn put_and_delete_cannot_fill_the_node_past_the_quota() {
+    bounded(Duration::from_secs(90), || {
+        let node = TestNode::start(GRACE);
+        let client = new_client();
+        let quota = 3 * MIB as u64;
+        node.grant(&client, quota);
+        let peer = node.peer(&client);
+        let mut stored = 0u64;
+        for round in 0..6 {
+            let bytes = random_bytes(MIB);
+            let id = FragmentId::of(&bytes);
+            match peer.put_fragment(&id, &bytes) {
+                Ok(()) => {
+                    stored += MIB as u64;
+                    peer.delete_fragment(&id).expect("delete");
+                }
+                Err(PeerError::Full { .. }) => {
+                    assert_eq!(round, 3, "refused at round {round}");
+                    break;
+                }
+                Err(e) => panic!("round {round}: {e}"),
+            }
+        }
+        assert_eq!(
+            stored, quota,
+            "the node took {stored} bytes on a {quota}-byte quota"
+        );
+        let trash: u64 = files_under(&node.owner_dir(&client).join("trash"))
+            .iter()
+            .map(|f| fs::metadata(f).map_or(0, |m| m.len()))
+            .sum();
+        assert_eq!(trash, quota);
+        assert_eq!(peer.hello().expect("hello"), (quota, quota));
+    });
+}
+
+/// A put that stalls until the request's time limit drops it gives back
+/// what it reserved and leaves no `.part` file.
+#[test]
+fn a_put_dropped_at_the_time_limit_releases_its_reservation() {
+    bounded(Duration::from_secs(90), || {
+        let dir = tempfile::tempdir().expect("node folder");
+        let node = TestNode::start_with(dir, GRACE, Duration::from_secs(2));
+        let seed: [u8; 32] = rand::random();
+        let client = NodeClient::start(seed, &direct_local()).expect("client");
+        let quota = 4 * MIB as u64;
+        node.grant(&client, quota);
+        let peer = node.peer(&client);
+        assert_eq!(peer.hello().expect("hello"), (quota, 0));
+
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("raw owner runtime");
+        let ep = rt
+            .block_on(direct_local().bind(iroh::SecretKey::from_bytes(&seed), Vec::new(), false))
+            .expect("raw endpoint");
+        let ticket = node.ticket().clone();
+        let data = node.data().to_owned();
+        rt.block_on(async move {
+            let conn = raw_connect(&ep, &ticket).await;
+            let (mut send, _recv) = conn.open_bi().await.expect("stream");
+            let id = FragmentId(rand::random());
+            let frame = proto::encode(&Request::Put {
+                id,
+                len: 3 * MIB as u64,
+            });
+            send.write_all(&frame).await.expect("request");
+            send.write_all(&random_bytes(100_000))
+                .await
+                .expect("a little");
+            // Wait until the node holds the reservation and the part file.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while part_files(&data).is_empty() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            assert!(!part_files(&data).is_empty(), "the put never started");
+            // ...then stall past the limit, with the stream open.
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            drop(send);
+            conn.close(0u32.into(), b"done");
+        });
+        assert_eq!(part_files(node.data()), Vec::<PathBuf>::new());
+        assert_eq!(
+            peer.hello().expect("hello"),
+            (quota, 0),
+            "the dropped put still holds its reservation"
+        );
+    });
+}
+
+/// An owner the node does not know gets its answer, then the node closes
+/// the connection instead of reading its requests.
+#[test]
+fn an_ungranted_owner_is_answered_then_disconnected() {
+    bounded(Duration::from_secs(60), || {
+        let node = TestNode::start(GRACE);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let ep = rt
+            .block_on(direct_local().bind(
+                iroh::SecretKey::from_bytes(&rand::random()),
+                Vec::new(),
+                false,
+            ))
+            .expect("endpoint");
+        let ticket = node.ticket().clone();
+        rt.block_on(async move {
+            let conn = raw_connect(&ep, &ticket).await;
+            let (mut send, mut recv) = conn.open_bi().await.expect("stream");
+            send.write_all(&proto::encode(&Request::Stat))
+                .await
+                .expect("request");
+            let _ = send.finish();
+            let answer: Response = proto::read_msg(&mut recv, MAX_RESPONSE_FRAME)
+                .await
+                .expect("an answer");
+            assert!(
+                matches!(
+                    answer,
+                    Response::Error {
+                        kind: proto::ErrorKind::NotGranted,
+                        ..
+                    }
+                ),
+                "{answer:?}"
+            );
+            let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed()).await;
+            assert!(
+                closed.is_ok(),
+                "the node kept the connection of an ungranted owner"
+            );
+        });
     });
 }

@@ -1,9 +1,13 @@
-//! Errors of the repository layer. Every variant names the object, the cause
-//! and, where there is one, the next step, because these messages reach the
-//! user unchanged.
+//! Errors of the repository layer.
+//!
+//! Policy: every public function returns [`RepoError`]; each variant names
+//! the object, the cause and, where there is one, the next step, because the
+//! CLI prints these messages unchanged. Callers decide on the variant, never
+//! on the text: [`RepoError::is_usage`] says which ones are the user's input
+//! (the CLI's exit code 2).
 
 use std::path::PathBuf;
-use trove_net::PeerError;
+use trove_peer::PeerError;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -20,9 +24,45 @@ pub enum RepoError {
     /// The keyfile is damaged or of an unknown version.
     #[error("keyfile {path} is unreadable: {reason}")]
     Keyfile { path: PathBuf, reason: String },
-    /// Another process holds the index.
-    #[error("another trove process is using {0}; wait for it to finish")]
-    Busy(PathBuf),
+    /// Another process holds the index: `holder` names it when its `lock`
+    /// label is there (none while it is starting).
+    #[error(
+        "another trove process is using {}{}; wait for it to finish{}",
+        .home.display(),
+        .holder.as_ref().map(|h| format!(": {h}")).unwrap_or_default(),
+        .waited.map(|w| format!(" (waited {}s)", w.as_secs())).unwrap_or_default()
+    )]
+    Busy {
+        home: PathBuf,
+        holder: Option<crate::lock::LockHolder>,
+        /// How long this command waited for it, if it did.
+        waited: Option<std::time::Duration>,
+    },
+    /// A prune or forget in a process that also runs backups waited for
+    /// them (the in-process lease, see `lock.rs`) longer than it may.
+    #[error("{backups} backup(s) in this process still running after {}s; try again later", .waited.as_secs())]
+    LeaseTimeout {
+        waited: std::time::Duration,
+        backups: usize,
+    },
+    /// `forget` named a snapshot the container does not have.
+    #[error("container `{container}` has no snapshot `{spec}` (see `trove snapshots {container}`); nothing was forgotten")]
+    UnknownSnapshot { container: String, spec: String },
+    /// `forget` without snapshots and without a policy.
+    #[error("forget needs snapshot ids or a policy (--keep-last N, --keep-daily N, --keep-within 30d, ...); nothing was forgotten")]
+    NoForgetPolicy,
+    /// `forget` with both snapshot ids and a policy.
+    #[error("give either snapshot ids or a --keep-* policy, not both; nothing was forgotten")]
+    IdsAndPolicy,
+    /// A `--keep-within` duration that is not understood.
+    #[error("{0}")]
+    BadDuration(String),
+    /// Prune cannot tell what the snapshots use, so it deletes nothing.
+    #[error("prune of `{container}` stopped before changing anything: {reason}; run `trove check --read-data {container}`")]
+    PruneUnsafe { container: String, reason: String },
+    /// A prune would delete the data of a snapshot still being committed.
+    #[error("prune of `{container}` stopped before changing anything: snapshot {snapshot} of an interrupted backup is not yet on enough peers; make more peers reachable, run `trove check`, then prune again")]
+    CommitPending { container: String, snapshot: String },
     #[error("index database: {0}")]
     Db(String),
     #[error("no container named `{0}` (see `trove container list`)")]
@@ -33,26 +73,98 @@ pub enum RepoError {
     NoPeer(String),
     #[error("a peer named `{0}` already exists")]
     PeerExists(String),
+    /// A peer or container name with characters Trove does not allow.
+    #[error("{kind} name `{name}`: use 1-64 letters, digits, `-`, `_` or `.`")]
+    BadName { kind: &'static str, name: String },
+    /// A peer location that cannot be used.
     #[error("{0}")]
-    BadLocation(String),
+    BadLocation(#[from] crate::location::LocationError),
     #[error("no snapshot matches `{0}` (see `trove snapshots`)")]
     NoSnapshot(String),
     #[error("`{0}` matches several snapshots; give more digits")]
     AmbiguousSnapshot(String),
-    #[error("{0}")]
-    Usage(String),
+    /// A SNAPSHOT argument that is not an id prefix or `CONTAINER:latest`.
+    #[error("`{0}` is not a snapshot: give at least 4 hex digits of its id, or CONTAINER:latest")]
+    BadSnapshotSpec(String),
+    /// `CONTAINER:` followed by anything but `latest`.
+    #[error("`{0}`: after `CONTAINER:` only `latest` is understood")]
+    OnlyLatest(String),
+    /// A path that must be relative to the snapshot root.
+    #[error("path `{}` must be relative to the snapshot root, without `..`", .0.display())]
+    BadSnapshotPath(PathBuf),
+    /// A path `ls` was asked for that the snapshot lacks.
+    #[error("`{}` is not in this snapshot", .0.display())]
+    NotInSnapshot(PathBuf),
+    /// A `restore --include` path that names nothing in the snapshot.
+    #[error("--include {}: nothing in the snapshot matches (see `trove ls SNAPSHOT`)", .0.display())]
+    IncludeMatchesNothing(PathBuf),
+    /// `container create` without sources.
+    #[error("a container needs at least one source folder")]
+    NoSources,
+    /// A source that cannot be named in a snapshot (`/`).
+    #[error("source {0} has no name (is it `/`?)")]
+    SourceWithoutName(PathBuf),
+    /// Two sources with the same last component.
+    #[error("two sources are named {0:?}; snapshots store each source under its own name")]
+    DuplicateSource(std::ffi::OsString),
+    /// A command that needs a container name when there is not exactly one.
+    #[error("no containers yet: create one with `trove container create NAME PATH...`")]
+    NoContainers,
+    #[error("several containers ({}): name one", .0.join(", "))]
+    SeveralContainers(Vec<String>),
+    /// A backup with no peer configured at all.
+    #[error("no peers configured: add one with `trove peer add NAME dir:PATH`")]
+    NoPeers,
+    /// None of a container's sources could be read.
+    #[error("none of the sources of `{container}` could be read: {}", .details.join("; "))]
+    SourcesUnreadable {
+        container: String,
+        details: Vec<String>,
+    },
+    /// Not one configured peer could be reached.
+    #[error("no reachable peer: add one with `trove peer add NAME LOCATION`")]
+    NoReachablePeer,
+    /// `sync` found only another identity's data.
+    #[error(
+        "peer(s) {} hold data of another identity only, none of this one (fingerprint {fingerprint}): wrong phrase or shares?",
+        .peers.join(", ")
+    )]
+    ForeignData {
+        peers: Vec<String>,
+        fingerprint: String,
+    },
+    /// `sync` found container manifests of this identity, none valid.
+    #[error("no container manifest on {} could be verified: {}", .peers.join(", "), .refused.join("; "))]
+    NoValidManifest {
+        peers: Vec<String>,
+        refused: Vec<String>,
+    },
+    /// `sync` found nothing of this identity.
+    #[error(
+        "peer(s) {} hold no Trove data of this identity: add another surviving peer \
+         (`trove peer add NAME LOCATION`) and run `trove sync` again",
+        .0.join(", ")
+    )]
+    NoDataOnPeers(Vec<String>),
+    /// A snapshot's manifest reached too few peers to count as committed.
+    #[error(
+        "snapshot {} reached only {reached} of the {needed} peers it needs to survive the loss of the others; \
+         it stays pending, and the next command finishes it once enough peers are reachable",
+        .snapshot.short()
+    )]
+    NotReplicated {
+        snapshot: trove_core::SnapshotId,
+        reached: usize,
+        needed: usize,
+    },
     /// Fewer peers can take data than a pack needs to be stored at all.
     #[error("cannot store pack: {reason}")]
     Placement { reason: String },
     #[error(transparent)]
     Peer(#[from] PeerError),
-    /// A manifest failed its signature or seal.
-    #[error("{what} from peer `{peer}` is invalid and was refused: {reason}")]
-    Tampered {
-        what: String,
-        peer: String,
-        reason: String,
-    },
+    /// The network endpoint for node peers could not be started.
+    #[error(transparent)]
+    Network(#[from] crate::peers::NetworkError),
     /// A blob could not be read back from any combination of fragments.
     #[error("{0}")]
     Lost(String),
@@ -73,6 +185,36 @@ impl RepoError {
             path: path.into(),
             source,
         }
+    }
+
+    /// Whether the user's input is at fault (a name, a path, a snapshot
+    /// argument, a missing setup step) rather than the data or a peer: the
+    /// CLI exits with 2 for these.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            RepoError::BadName { .. }
+                | RepoError::BadSnapshotSpec(_)
+                | RepoError::OnlyLatest(_)
+                | RepoError::BadSnapshotPath(_)
+                | RepoError::NotInSnapshot(_)
+                | RepoError::IncludeMatchesNothing(_)
+                | RepoError::NoSources
+                | RepoError::SourceWithoutName(_)
+                | RepoError::DuplicateSource(_)
+                | RepoError::NoContainers
+                | RepoError::SeveralContainers(_)
+                | RepoError::NoPeers
+                | RepoError::SourcesUnreadable { .. }
+                | RepoError::NoReachablePeer
+                | RepoError::ForeignData { .. }
+                | RepoError::NoValidManifest { .. }
+                | RepoError::NoDataOnPeers(_)
+                | RepoError::UnknownSnapshot { .. }
+                | RepoError::NoForgetPolicy
+                | RepoError::IdsAndPolicy
+                | RepoError::BadDuration(_)
+        )
     }
 }
 

@@ -1,12 +1,12 @@
-//! Verified reads (DESIGN invariant 5): fetch `k` fragments of a pack,
-//! preferring data shards (no decoding needed), check each against its
-//! fragment id, ask for more when one is missing or wrong, decode, and check
-//! the pack against its id. Every problem met on the way is recorded so the
-//! user learns which peer lost or corrupted what.
+//! Verified reads (invariant 5, docs/design.md §Invariants): fetch `k`
+//! fragments of a pack, preferring data shards (no decoding needed), check
+//! each against its fragment id, ask for more when one is missing or wrong,
+//! decode, and check the pack against its id. Every problem met on the way is
+//! recorded so the user learns which peer lost or corrupted what.
 
 use crate::error::{RepoError, Result};
-use crate::home::PeerSlot;
 use crate::index::BlobLocation;
+use crate::peers::PeerSlot;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,16 +17,115 @@ use trove_core::manifest::{FragmentLocation, PackRecord};
 use trove_core::pack;
 use trove_core::seal;
 use trove_core::{BlobId, FragmentId, PackId, PeerId};
-use trove_net::Peer;
+use trove_peer::{Peer, PeerError};
+
+/// What was wrong with one fragment: what restore, check and audits report
+/// and decide on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FragmentFault {
+    /// The peer does not hold it.
+    Missing,
+    /// The peer returned bytes that do not hash to the fragment id.
+    Corrupt { len: u64 },
+    /// The peer could not be reached: says nothing about the fragment, but
+    /// about every other fragment on that peer.
+    Unavailable(String),
+    /// The peer is configured but could not be opened.
+    PeerUnavailable,
+    /// The roster peer that holds it is no longer configured.
+    PeerNotConfigured,
+    /// No answer in time: another fragment was read instead.
+    Slow { waited: Duration },
+    /// An audit proof did not verify.
+    AuditFailed(String),
+    /// Any other failure of the peer (an I/O error on its disk, say).
+    Failed(String),
+}
+
+impl FragmentFault {
+    /// A short name for the kind of fault, for grouping and for scripts.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FragmentFault::Missing => "missing",
+            FragmentFault::Corrupt { .. } => "corrupt",
+            FragmentFault::Unavailable(_) | FragmentFault::PeerUnavailable => "unavailable",
+            FragmentFault::PeerNotConfigured => "not configured",
+            FragmentFault::Slow { .. } => "slow",
+            FragmentFault::AuditFailed(_) => "audit failed",
+            FragmentFault::Failed(_) => "failed",
+        }
+    }
+
+    /// The fault a failed peer call stands for.
+    pub(crate) fn of(e: &PeerError) -> Self {
+        match e {
+            PeerError::NotFound { .. } => FragmentFault::Missing,
+            PeerError::Unavailable { .. } => FragmentFault::Unavailable(e.to_string()),
+            other => FragmentFault::Failed(other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for FragmentFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FragmentFault::Missing => f.write_str("missing"),
+            FragmentFault::Corrupt { len } => write!(f, "corrupt ({len} bytes, hash mismatch)"),
+            FragmentFault::Unavailable(why) | FragmentFault::Failed(why) => f.write_str(why),
+            FragmentFault::PeerUnavailable => f.write_str("peer unavailable"),
+            FragmentFault::PeerNotConfigured => f.write_str("peer no longer configured"),
+            FragmentFault::Slow { waited } => write!(
+                f,
+                "slow (no answer after {:.1}s); read another fragment instead",
+                waited.as_secs_f64()
+            ),
+            FragmentFault::AuditFailed(why) => write!(f, "audit failed: {why}"),
+        }
+    }
+}
 
 /// A problem with one fragment, met and routed around.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FragmentProblem {
-    pub pack: String,
+    pub pack: PackId,
     pub index: u8,
-    pub fragment: String,
+    pub fragment: FragmentId,
     pub peer: String,
-    pub problem: String,
+    pub fault: FragmentFault,
+}
+
+/// As a row: the ids, the peer, the fault in words (`problem`) and its
+/// kind (for scripts).
+impl serde::Serialize for FragmentProblem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut row = s.serialize_struct("FragmentProblem", 6)?;
+        row.serialize_field("pack", &self.pack)?;
+        row.serialize_field("index", &self.index)?;
+        row.serialize_field("fragment", &self.fragment)?;
+        row.serialize_field("peer", &self.peer)?;
+        row.serialize_field("problem", &self.fault.to_string())?;
+        row.serialize_field("kind", self.fault.kind())?;
+        row.end()
+    }
+}
+
+impl FragmentProblem {
+    pub(crate) fn new(
+        rec: &PackRecord,
+        loc: &FragmentLocation,
+        peer: &str,
+        fault: FragmentFault,
+    ) -> Self {
+        Self {
+            pack: rec.id,
+            index: loc.index,
+            fragment: loc.id,
+            peer: peer.to_owned(),
+            fault,
+        }
+    }
 }
 
 impl std::fmt::Display for FragmentProblem {
@@ -34,25 +133,25 @@ impl std::fmt::Display for FragmentProblem {
         write!(
             f,
             "pack {} fragment {} on peer `{}`: {}",
-            &self.pack[..8],
+            self.pack.short(),
             self.index,
             self.peer,
-            self.problem
+            self.fault
         )
     }
 }
 
-/// Read one fragment and check it against its id; the error says what was
-/// wrong in the words restore and check both report.
+/// Read one fragment and check it against its id.
 pub(crate) fn read_verified(
     peer: &dyn Peer,
     id: &FragmentId,
-) -> std::result::Result<Vec<u8>, String> {
+) -> std::result::Result<Vec<u8>, FragmentFault> {
     match peer.get_fragment(id) {
         Ok(bytes) if FragmentId::of(&bytes) == *id => Ok(bytes),
-        Ok(bytes) => Err(format!("corrupt ({} bytes, hash mismatch)", bytes.len())),
-        Err(e) if e.is_not_found() => Err("missing".into()),
-        Err(e) => Err(e.to_string()),
+        Ok(bytes) => Err(FragmentFault::Corrupt {
+            len: bytes.len() as u64,
+        }),
+        Err(e) => Err(FragmentFault::of(&e)),
     }
 }
 
@@ -70,6 +169,8 @@ pub struct Fetcher {
     /// Peers that were slow or unreachable: asked last until they answer
     /// well again, so one dead peer costs one hedge delay, not one per pack.
     suspects: Mutex<std::collections::HashSet<PeerId>>,
+    /// Fragment bytes received (good or not), for reports.
+    received: Arc<AtomicU64>,
 }
 
 const CACHE_PACKS: usize = 3;
@@ -91,35 +192,36 @@ impl Fetcher {
             // Start low: the first dead peer then costs the minimum hedge delay.
             usual_fetch_ms: AtomicU64::new(150),
             suspects: Mutex::new(Default::default()),
+            received: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Fragment bytes received from peers so far, good or not (a straggler
+    /// of a hedged fetch counts when it arrives).
+    pub fn bytes_received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
     }
 
     pub fn problems(&self) -> Vec<FragmentProblem> {
         self.problems.lock().expect("not poisoned").clone()
     }
 
-    fn note(&self, rec: &PackRecord, loc: &FragmentLocation, peer: &str, problem: String) {
+    fn note(&self, rec: &PackRecord, loc: &FragmentLocation, peer: &str, fault: FragmentFault) {
         self.problems
             .lock()
             .expect("not poisoned")
-            .push(FragmentProblem {
-                pack: rec.id.to_hex(),
-                index: loc.index,
-                fragment: loc.id.to_hex(),
-                peer: peer.to_owned(),
-                problem,
-            });
+            .push(FragmentProblem::new(rec, loc, peer, fault));
     }
 
-    /// The peer holding a fragment, or the reason it cannot be asked.
-    fn peer_of(
+    /// The peer holding a fragment, or why it cannot be asked.
+    pub(crate) fn peer_of(
         &self,
         loc: &FragmentLocation,
-    ) -> std::result::Result<(String, Arc<dyn Peer>), (String, String)> {
+    ) -> std::result::Result<(String, Arc<dyn Peer>), (String, FragmentFault)> {
         match self.peers.get(&loc.peer) {
             Some((name, Some(p))) => Ok((name.clone(), p.clone())),
-            Some((name, None)) => Err((name.clone(), "peer unavailable".into())),
-            None => Err((loc.peer.short(), "peer no longer configured".into())),
+            Some((name, None)) => Err((name.clone(), FragmentFault::PeerUnavailable)),
+            None => Err((loc.peer.short(), FragmentFault::PeerNotConfigured)),
         }
     }
 
@@ -188,9 +290,17 @@ impl Fetcher {
                 Ok((name, peer)) => {
                     let tx = tx.clone();
                     let id = loc.id;
+                    let received = self.received.clone();
                     in_flight.insert(i, (name, Instant::now()));
                     std::thread::spawn(move || {
-                        let _ = tx.send((i, read_verified(peer.as_ref(), &id)));
+                        let got = read_verified(peer.as_ref(), &id);
+                        let len = match &got {
+                            Ok(b) => b.len() as u64,
+                            Err(FragmentFault::Corrupt { len }) => *len,
+                            Err(_) => 0,
+                        };
+                        received.fetch_add(len, Ordering::Relaxed);
+                        let _ = tx.send((i, got));
                     });
                 }
                 Err((name, problem)) => self.note(rec, loc, &name, problem),
@@ -211,13 +321,13 @@ impl Fetcher {
                         suspect(order[i].peer, false);
                         got.push(bytes);
                     }
-                    Err(problem) => {
+                    Err(fault) => {
                         // Missing or corrupt says nothing about the peer's
                         // other fragments; unreachable does.
-                        if problem.contains("unavailable") {
+                        if matches!(fault, FragmentFault::Unavailable(_)) {
                             suspect(order[i].peer, true);
                         }
-                        self.note(rec, order[i], &name, problem)
+                        self.note(rec, order[i], &name, fault)
                     }
                 }
             }
@@ -238,10 +348,9 @@ impl Fetcher {
                 rec,
                 order[i],
                 &name,
-                format!(
-                    "slow (no answer after {:.1}s); read another fragment instead",
-                    started.elapsed().as_secs_f64()
-                ),
+                FragmentFault::Slow {
+                    waited: started.elapsed(),
+                },
             );
         }
         if got.len() < k {

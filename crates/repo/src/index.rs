@@ -1,20 +1,24 @@
 //! The local index: an embedded redb database under `TROVE_HOME`. It is a
-//! cache of what the peers hold (DESIGN invariant 6), plus the local
-//! configuration (peers, containers) and the file cache that makes unchanged
-//! files free. Tables and their key/value layouts are listed in
-//! `docs/design.md`.
+//! cache of what the peers hold (invariant 6, docs/design.md §Invariants),
+//! plus the local configuration (peers, containers) and the file cache that
+//! makes unchanged files free. Tables and their key/value layouts are listed
+//! in `docs/design.md`.
 
 use crate::error::{RepoError, Result};
+use crate::health::Sightings;
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::path::Path;
-use trove_core::manifest::{ContainerManifest, PackRecord, PeerRecord, SnapshotManifest};
+use trove_core::manifest::{
+    ContainerManifest, FragmentLocation, IndexSegment, IndexState, PackRecord, PeerRecord,
+    SnapshotManifest,
+};
 use trove_core::pack::PackEntry;
 use trove_core::seal::BlobKind;
-use trove_core::{BlobId, ChunkId, ContainerId, PackId, SnapshotId};
-use trove_net::MetaKey;
+use trove_core::{BlobId, ChunkId, ContainerId, FragmentId, PackId, PeerId, SnapshotId};
+use trove_peer::MetaKey;
 
 type Bytes = &'static [u8];
 const PEERS: TableDefinition<&str, Bytes> = TableDefinition::new("peers");
@@ -31,6 +35,98 @@ const SNAPSHOTS: TableDefinition<Bytes, Bytes> = TableDefinition::new("snapshots
 const META: TableDefinition<Bytes, Bytes> = TableDefinition::new("meta");
 /// container id ‖ absolute path bytes → FileEntry
 const FILES: TableDefinition<Bytes, Bytes> = TableDefinition::new("files");
+/// container id ‖ segment id → seq u64 LE: the index log's segments applied here
+const SEGMENTS: TableDefinition<Bytes, Bytes> = TableDefinition::new("segments");
+/// container id → postcard PendingCommit: a snapshot not yet on enough peers
+const PENDING: TableDefinition<Bytes, Bytes> = TableDefinition::new("pending");
+/// peer id → Sightings: when each peer was last seen, since when it is unreachable
+const PEER_HEALTH: TableDefinition<Bytes, Bytes> = TableDefinition::new("peer_health");
+/// container id ‖ pack id → UploadIntent: fragments being put, not yet recorded
+const INTENTS: TableDefinition<Bytes, Bytes> = TableDefinition::new("intents");
+/// peer id ‖ 0 ‖ fragment id, or peer id ‖ 1 ‖ meta key (65 B) → DeletionValue:
+/// deletions decided (committed) but not yet done on that peer
+const DELETIONS: TableDefinition<Bytes, Bytes> = TableDefinition::new("deletions");
+
+/// What an upload is about to put: the fragments of one pack and the peers
+/// they go to (every peer tried, when a fragment is re-placed). Written
+/// before the first put and removed in the transaction that records the
+/// pack, so fragments of a pack that was never recorded (a killed backup)
+/// are known to be this owner's, and where they are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadIntent {
+    /// Bytes of each fragment.
+    pub fragment_len: u64,
+    pub fragments: Vec<FragmentLocation>,
+}
+
+/// What a deletion removes from a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Doomed {
+    Fragment(FragmentId),
+    Meta(MetaKey),
+}
+
+/// A deletion decided by a committed change of the index (a prune, a
+/// forget, an abandoned upload) and not yet done on its peer: done by the
+/// next prune, forget or backup that reaches the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deletion {
+    pub peer: PeerId,
+    pub what: Doomed,
+    pub container: ContainerId,
+    /// Bytes it frees on the peer (fragments; 0 for metadata).
+    pub bytes: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DeletionValue {
+    container: ContainerId,
+    bytes: u64,
+}
+
+fn deletion_key(peer: &PeerId, what: &Doomed) -> Vec<u8> {
+    let mut k = peer.0.to_vec();
+    match what {
+        Doomed::Fragment(f) => {
+            k.push(0);
+            k.extend_from_slice(&f.0);
+        }
+        Doomed::Meta(m) => {
+            k.push(1);
+            k.extend_from_slice(&meta_key(m));
+        }
+    }
+    k
+}
+
+fn parse_deletion(k: &[u8], v: &[u8]) -> Result<Deletion> {
+    let bad = || RepoError::Db("corrupt deletion entry".into());
+    let peer = PeerId(k.get(..32).ok_or_else(bad)?.try_into().map_err(|_| bad())?);
+    let what = match (k.get(32), k.get(33..)) {
+        (Some(0), Some(f)) => Doomed::Fragment(FragmentId(f.try_into().map_err(|_| bad())?)),
+        (Some(1), Some(m)) => Doomed::Meta(parse_meta_key(m).ok_or_else(bad)?),
+        _ => return Err(bad()),
+    };
+    let v: DeletionValue = de(v)?;
+    Ok(Deletion {
+        peer,
+        what,
+        container: v.container,
+        bytes: v.bytes,
+    })
+}
+
+fn schedule(t: &mut Table, d: &Deletion) -> Result<()> {
+    t.insert(
+        deletion_key(&d.peer, &d.what).as_slice(),
+        ser(&DeletionValue {
+            container: d.container,
+            bytes: d.bytes,
+        })
+        .as_slice(),
+    )?;
+    Ok(())
+}
 
 /// What the file cache remembers of a file, so that an unchanged file is not read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -126,6 +222,97 @@ fn parse_meta_key(k: &[u8]) -> Option<MetaKey> {
     })
 }
 
+fn seq_of(v: &[u8]) -> Result<u64> {
+    v.try_into()
+        .map(u64::from_le_bytes)
+        .map_err(|_| RepoError::Db("corrupt segment entry".into()))
+}
+
+fn blob_value(pack: &PackId, e: &PackEntry) -> Vec<u8> {
+    let mut v = Vec::with_capacity(45);
+    v.extend_from_slice(&pack.0);
+    v.push(e.kind as u8);
+    v.extend_from_slice(&e.offset.to_le_bytes());
+    v.extend_from_slice(&e.length.to_le_bytes());
+    v.extend_from_slice(&e.raw_length.to_le_bytes());
+    v
+}
+
+type Table<'t> = redb::Table<'t, Bytes, Bytes>;
+
+/// Record a pack and point its blobs at it.
+fn put_pack(pt: &mut Table, bt: &mut Table, cid: &ContainerId, rec: &PackRecord) -> Result<()> {
+    pt.insert(key2(&cid.0, &rec.id.0).as_slice(), ser(rec).as_slice())?;
+    for e in &rec.blobs {
+        bt.insert(
+            key2(&cid.0, &e.id.0).as_slice(),
+            blob_value(&rec.id, e).as_slice(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Forget a pack and the blob entries that still point at it (a blob
+/// repacked elsewhere keeps its new entry).
+fn remove_pack(pt: &mut Table, bt: &mut Table, cid: &ContainerId, id: &PackId) -> Result<()> {
+    let Some(rec) = pt.remove(key2(&cid.0, &id.0).as_slice())? else {
+        return Ok(());
+    };
+    let rec: PackRecord = de(rec.value())?;
+    for e in &rec.blobs {
+        let key = key2(&cid.0, &e.id.0);
+        let here = bt
+            .get(key.as_slice())?
+            .is_some_and(|v| v.value().get(..32) == Some(&id.0[..]));
+        if here {
+            bt.remove(key.as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+/// Apply a segment inside a write transaction: its envelope and place in
+/// the log, its pack records (published), removals and forgotten snapshots;
+/// the segments it supersedes leave the log here (their envelopes are no
+/// longer replicated).
+fn apply_in(tx: &redb::WriteTransaction, seg: &IndexSegment, envelope: &[u8]) -> Result<()> {
+    let cid = seg.container;
+    {
+        let mut mt = tx.open_table(META)?;
+        let mut gt = tx.open_table(SEGMENTS)?;
+        for old in &seg.supersedes {
+            mt.remove(meta_key(&MetaKey::IndexSegment(cid, *old)).as_slice())?;
+            gt.remove(key2(&cid.0, &old.0).as_slice())?;
+        }
+        mt.insert(
+            meta_key(&MetaKey::IndexSegment(cid, seg.id)).as_slice(),
+            envelope,
+        )?;
+        gt.insert(
+            key2(&cid.0, &seg.id.0).as_slice(),
+            seg.seq.to_le_bytes().as_slice(),
+        )?;
+    }
+    let mut pt = tx.open_table(PACKS)?;
+    let mut bt = tx.open_table(BLOBS)?;
+    let mut ut = tx.open_table(UNPUBLISHED)?;
+    for rec in &seg.packs {
+        put_pack(&mut pt, &mut bt, &cid, rec)?;
+        ut.remove(key2(&cid.0, &rec.id.0).as_slice())?;
+    }
+    for id in &seg.removed {
+        remove_pack(&mut pt, &mut bt, &cid, id)?;
+        ut.remove(key2(&cid.0, &id.0).as_slice())?;
+    }
+    let mut st = tx.open_table(SNAPSHOTS)?;
+    let mut mt = tx.open_table(META)?;
+    for id in &seg.forgotten {
+        st.remove(key2(&cid.0, &id.0).as_slice())?;
+        mt.remove(meta_key(&MetaKey::Snapshot(cid, *id)).as_slice())?;
+    }
+    Ok(())
+}
+
 /// The local index database.
 #[derive(Debug)]
 pub struct Index {
@@ -134,23 +321,48 @@ pub struct Index {
 
 impl Index {
     /// Open (or create) the database; a second process gets [`RepoError::Busy`].
+    /// A new database file is private (`0600`): it holds every path, size
+    /// and time of the backed-up files.
     pub fn open(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            // redb initialises an empty file as a new database.
+            trove_peer::durable::create_new(path, &[], None)
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => Ok(()),
+                    _ => Err(e),
+                })
+                .map_err(|e| RepoError::io("create", path, e))?;
+        }
         // redb's default cache (1 GiB) would make the index, not the data,
         // the largest user of memory; 64 MiB keeps hot pages of any index.
         let db = Database::builder()
             .set_cache_size(64 * 1024 * 1024)
             .create(path)
             .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => {
-                    RepoError::Busy(path.parent().unwrap_or(path).to_owned())
-                }
+                redb::DatabaseError::DatabaseAlreadyOpen => RepoError::Busy {
+                    home: path.parent().unwrap_or(path).to_owned(),
+                    holder: None,
+                    waited: None,
+                },
                 other => RepoError::Db(format!("{}: {other}", path.display())),
             })?;
         let tx = db.begin_write()?;
         {
             tx.open_table(PEERS)?;
             tx.open_table(CONTAINERS)?;
-            for t in [BLOBS, PACKS, UNPUBLISHED, SNAPSHOTS, META, FILES] {
+            for t in [
+                BLOBS,
+                PACKS,
+                UNPUBLISHED,
+                SNAPSHOTS,
+                META,
+                FILES,
+                SEGMENTS,
+                PENDING,
+                PEER_HEALTH,
+                INTENTS,
+                DELETIONS,
+            ] {
                 tx.open_table(t)?;
             }
         }
@@ -173,17 +385,49 @@ impl Index {
         Ok(())
     }
 
+    /// Take a peer off the configuration, and forget its sightings.
     pub fn remove_peer(&self, name: &str) -> Result<PeerRecord> {
         let tx = self.db.begin_write()?;
-        let rec = {
+        let rec: PeerRecord = {
             let mut t = tx.open_table(PEERS)?;
             let v = t
                 .remove(name)?
                 .ok_or_else(|| RepoError::NoPeer(name.into()))?;
             de(v.value())?
         };
+        tx.open_table(PEER_HEALTH)?.remove(rec.id.0.as_slice())?;
         tx.commit()?;
         Ok(rec)
+    }
+
+    /// What is remembered of each peer's reachability.
+    pub fn sightings(&self) -> Result<HashMap<PeerId, Sightings>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(PEER_HEALTH)?;
+        let mut out = HashMap::new();
+        for r in t.iter()? {
+            let (k, v) = r?;
+            let id = PeerId(
+                k.value()
+                    .try_into()
+                    .map_err(|_| RepoError::Db("corrupt peer health key".into()))?,
+            );
+            out.insert(id, de(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Record peers' reachability, in one transaction.
+    pub fn record_sightings(&self, seen: &[(PeerId, Sightings)]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(PEER_HEALTH)?;
+            for (id, s) in seen {
+                t.insert(id.0.as_slice(), ser(s).as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Replace the record stored under `old_name` (rename and/or re-id).
@@ -222,6 +466,20 @@ impl Index {
         Ok(())
     }
 
+    /// Replace a container's manifest and its signed envelope together, so
+    /// a crash never leaves the manifest without the envelope peers get.
+    pub fn put_container_sealed(&self, m: &ContainerManifest, envelope: &[u8]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            tx.open_table(CONTAINERS)?
+                .insert(m.name.as_str(), ser(m).as_slice())?;
+            tx.open_table(META)?
+                .insert(meta_key(&MetaKey::Container(m.id)).as_slice(), envelope)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     pub fn containers(&self) -> Result<Vec<ContainerManifest>> {
         let tx = self.db.begin_read()?;
         let t = tx.open_table(CONTAINERS)?;
@@ -248,6 +506,26 @@ impl Index {
         for r in t.range::<&[u8]>(p.bounds())? {
             let (k, _) = r?;
             out.insert(BlobId(k.value()[32..64].try_into().expect("32 bytes")));
+        }
+        Ok(out)
+    }
+
+    /// Every blob of a container with the pack its entry points at.
+    pub fn blob_packs(&self, cid: &ContainerId) -> Result<HashMap<BlobId, PackId>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(BLOBS)?;
+        let p = Prefix::new(cid);
+        let mut out = HashMap::new();
+        for r in t.range::<&[u8]>(p.bounds())? {
+            let (k, v) = r?;
+            let pack = v
+                .value()
+                .get(..32)
+                .ok_or_else(|| RepoError::Db("corrupt blob entry".into()))?;
+            out.insert(
+                BlobId(k.value()[32..64].try_into().expect("32 bytes")),
+                PackId(pack.try_into().expect("32 bytes")),
+            );
         }
         Ok(out)
     }
@@ -294,33 +572,235 @@ impl Index {
 
     /// Record packs whose fragments are all acknowledged. They stay
     /// "unpublished" until a committed snapshot's index segment names them
-    /// (the segment then reaches the peers through `sync_meta`).
-    pub fn record_packs(
-        &self,
-        cid: &ContainerId,
-        packs: &[PackRecord],
-        published: bool,
-    ) -> Result<()> {
+    /// (the segment then reaches the peers through `sync_meta`). Their
+    /// upload intents end here; a fragment the intent placed on a peer that
+    /// failed and the record does not name is scheduled for deletion there.
+    pub fn record_packs(&self, cid: &ContainerId, packs: &[PackRecord]) -> Result<()> {
         let tx = self.db.begin_write()?;
         {
             let mut pt = tx.open_table(PACKS)?;
             let mut bt = tx.open_table(BLOBS)?;
             let mut ut = tx.open_table(UNPUBLISHED)?;
+            let mut it = tx.open_table(INTENTS)?;
+            let mut dt = tx.open_table(DELETIONS)?;
             for rec in packs {
-                let pk = key2(&cid.0, &rec.id.0);
-                pt.insert(pk.as_slice(), ser(rec).as_slice())?;
-                if !published {
-                    ut.insert(pk.as_slice(), [].as_slice())?;
+                put_pack(&mut pt, &mut bt, cid, rec)?;
+                ut.insert(key2(&cid.0, &rec.id.0).as_slice(), [].as_slice())?;
+                let intent = it.remove(key2(&cid.0, &rec.id.0).as_slice())?;
+                let Some(intent) = intent.map(|v| de::<UploadIntent>(v.value())).transpose()?
+                else {
+                    continue;
+                };
+                for tried in &intent.fragments {
+                    let kept = rec
+                        .fragments
+                        .iter()
+                        .any(|f| f.id == tried.id && f.peer == tried.peer);
+                    if !kept {
+                        let d = Deletion {
+                            peer: tried.peer,
+                            what: Doomed::Fragment(tried.id),
+                            container: *cid,
+                            bytes: intent.fragment_len,
+                        };
+                        schedule(&mut dt, &d)?;
+                    }
                 }
-                for e in &rec.blobs {
-                    let mut v = Vec::with_capacity(45);
-                    v.extend_from_slice(&rec.id.0);
-                    v.push(e.kind as u8);
-                    v.extend_from_slice(&e.offset.to_le_bytes());
-                    v.extend_from_slice(&e.length.to_le_bytes());
-                    v.extend_from_slice(&e.raw_length.to_le_bytes());
-                    bt.insert(key2(&cid.0, &e.id.0).as_slice(), v.as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Write (or extend) the upload intent of a pack, before its fragments
+    /// are put.
+    pub fn put_intent(
+        &self,
+        cid: &ContainerId,
+        pack: &PackId,
+        intent: &UploadIntent,
+    ) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(INTENTS)?
+            .insert(key2(&cid.0, &pack.0).as_slice(), ser(intent).as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The upload intents of a container: packs whose fragments were being
+    /// put and that were never recorded (once no upload runs).
+    pub fn intents(&self, cid: &ContainerId) -> Result<Vec<(PackId, UploadIntent)>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(INTENTS)?;
+        let p = Prefix::new(cid);
+        let mut out = Vec::new();
+        for r in t.range::<&[u8]>(p.bounds())? {
+            let (k, v) = r?;
+            let pack = PackId(k.value()[32..64].try_into().expect("32 bytes"));
+            out.push((pack, de(v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Turn every upload intent of the container into deletions of its
+    /// fragments (only when no upload runs: a killed one's leftovers), in one
+    /// transaction. Returns what was abandoned.
+    pub fn abandon_intents(&self, cid: &ContainerId) -> Result<Vec<(PackId, UploadIntent)>> {
+        let tx = self.db.begin_write()?;
+        let mut out = Vec::new();
+        {
+            let mut it = tx.open_table(INTENTS)?;
+            let pt = tx.open_table(PACKS)?;
+            let mut dt = tx.open_table(DELETIONS)?;
+            let p = Prefix::new(cid);
+            let all: Vec<(Vec<u8>, UploadIntent)> = it
+                .range::<&[u8]>(p.bounds())?
+                .map(|r| {
+                    let (k, v) = r?;
+                    Ok((k.value().to_vec(), de(v.value())?))
+                })
+                .collect::<Result<_>>()?;
+            for (key, intent) in all {
+                it.remove(key.as_slice())?;
+                // Recorded after all (cannot happen: recording clears it).
+                if pt.get(key.as_slice())?.is_some() {
+                    continue;
                 }
+                for f in &intent.fragments {
+                    let d = Deletion {
+                        peer: f.peer,
+                        what: Doomed::Fragment(f.id),
+                        container: *cid,
+                        bytes: intent.fragment_len,
+                    };
+                    schedule(&mut dt, &d)?;
+                }
+                out.push((PackId(key[32..64].try_into().expect("32 bytes")), intent));
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Deletions decided and not yet done, of one container.
+    pub fn deletions(&self, cid: &ContainerId) -> Result<Vec<Deletion>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(DELETIONS)?;
+        let mut out = Vec::new();
+        for r in t.iter()? {
+            let (k, v) = r?;
+            let d = parse_deletion(k.value(), v.value())?;
+            if d.container == *cid {
+                out.push(d);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Forget deletions that were done.
+    pub fn deletions_done(&self, done: &[Deletion]) -> Result<()> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(DELETIONS)?;
+            for d in done {
+                t.remove(deletion_key(&d.peer, &d.what).as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The next position in a container's index log.
+    pub fn next_segment_seq(&self, cid: &ContainerId) -> Result<u64> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(SEGMENTS)?;
+        let p = Prefix::new(cid);
+        let mut max = 0;
+        for r in t.range::<&[u8]>(p.bounds())? {
+            max = max.max(seq_of(r?.1.value())?);
+        }
+        Ok(max + 1)
+    }
+
+    /// Apply one new segment of the index log (a repair, prune, forget or
+    /// undelete) with its envelope, in one transaction.
+    // Prune and forget apply theirs with the deletions they justify
+    // (`apply_segment_deleting`).
+    pub fn apply_segment(&self, seg: &IndexSegment, envelope: &[u8]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        apply_in(&tx, seg, envelope)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Apply one new segment and schedule the deletions it decides (on
+    /// peers, done later), in one transaction: a crash leaves neither or
+    /// both, so no deletion is ever done that the log does not justify, and
+    /// none it justifies is forgotten.
+    pub fn apply_segment_deleting(
+        &self,
+        seg: &IndexSegment,
+        envelope: &[u8],
+        deletions: &[Deletion],
+    ) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        apply_in(&tx, seg, envelope)?;
+        {
+            let mut dt = tx.open_table(DELETIONS)?;
+            for d in deletions {
+                schedule(&mut dt, d)?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Make the container's published packs what the index log says
+    /// (`state`, from every segment known: `sync`), keeping packs not yet
+    /// published, and record the segments and their envelopes.
+    pub fn rebuild_packs(
+        &self,
+        cid: &ContainerId,
+        state: &IndexState,
+        segments: &[(&IndexSegment, &[u8])],
+    ) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut pt = tx.open_table(PACKS)?;
+            let mut bt = tx.open_table(BLOBS)?;
+            let ut = tx.open_table(UNPUBLISHED)?;
+            let p = Prefix::new(cid);
+            let unpublished: Vec<PackRecord> = {
+                let mut v = Vec::new();
+                for r in ut.range::<&[u8]>(p.bounds())? {
+                    if let Some(rec) = pt.get(r?.0.value())? {
+                        v.push(de(rec.value())?);
+                    }
+                }
+                v
+            };
+            pt.retain_in::<&[u8], _>(p.bounds(), |_, _| false)?;
+            bt.retain_in::<&[u8], _>(p.bounds(), |_, _| false)?;
+            for rec in state.packs.values().chain(&unpublished) {
+                put_pack(&mut pt, &mut bt, cid, rec)?;
+            }
+            let mut mt = tx.open_table(META)?;
+            let mut gt = tx.open_table(SEGMENTS)?;
+            for (seg, env) in segments {
+                let mkey = meta_key(&MetaKey::IndexSegment(*cid, seg.id));
+                let gkey = key2(&cid.0, &seg.id.0);
+                // A superseded segment (found in a trash, or held here
+                // before a compaction made elsewhere) is not replicated again.
+                if state.superseded.contains(&seg.id) {
+                    mt.remove(mkey.as_slice())?;
+                    gt.remove(gkey.as_slice())?;
+                    continue;
+                }
+                mt.insert(mkey.as_slice(), *env)?;
+                gt.insert(gkey.as_slice(), seg.seq.to_le_bytes().as_slice())?;
             }
         }
         tx.commit()?;
@@ -346,15 +826,15 @@ impl Index {
 
     // ---- snapshots, meta objects, file cache --------------------------------
 
-    /// Commit a snapshot locally in one transaction: its manifest, the signed
-    /// envelopes to replicate, the published packs and the new file cache.
-    /// Only the file-cache entries that differ from `old_files` are written,
-    /// so an unchanged re-run writes almost nothing.
+    /// Commit a snapshot locally in one transaction: its manifest and
+    /// envelope, the segment publishing its packs (if any) and the new file
+    /// cache. Only the file-cache entries that differ from `old_files` are
+    /// written, so an unchanged re-run writes almost nothing.
     pub fn commit_snapshot(
         &self,
         snap: &SnapshotManifest,
-        envelopes: &[(MetaKey, Vec<u8>)],
-        published: &[PackId],
+        envelope: &[u8],
+        segment: Option<(&IndexSegment, &[u8])>,
         files: &HashMap<Vec<u8>, FileEntry>,
         old_files: &HashMap<Vec<u8>, FileEntry>,
     ) -> Result<()> {
@@ -363,14 +843,16 @@ impl Index {
         {
             let mut st = tx.open_table(SNAPSHOTS)?;
             st.insert(key2(&cid.0, &snap.id.0).as_slice(), ser(snap).as_slice())?;
-            let mut mt = tx.open_table(META)?;
-            for (k, v) in envelopes {
-                mt.insert(meta_key(k).as_slice(), v.as_slice())?;
-            }
-            let mut ut = tx.open_table(UNPUBLISHED)?;
-            for p in published {
-                ut.remove(key2(&cid.0, &p.0).as_slice())?;
-            }
+            tx.open_table(META)?.insert(
+                meta_key(&MetaKey::Snapshot(cid, snap.id)).as_slice(),
+                envelope,
+            )?;
+        }
+        if let Some((seg, env)) = segment {
+            apply_in(&tx, seg, env)?;
+        }
+        tx.open_table(PENDING)?.remove(cid.0.as_slice())?;
+        {
             let mut ft = tx.open_table(FILES)?;
             for path in old_files.keys().filter(|p| !files.contains_key(*p)) {
                 ft.remove(key2(&cid.0, path).as_slice())?;
@@ -379,6 +861,64 @@ impl Index {
                 if old_files.get(path) != Some(entry) {
                     ft.insert(key2(&cid.0, path).as_slice(), ser(entry).as_slice())?;
                 }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Record (or clear) the snapshot a backup is committing peers first.
+    pub(crate) fn set_pending(
+        &self,
+        cid: &ContainerId,
+        pending: Option<&crate::pending::PendingCommit>,
+    ) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(PENDING)?;
+            match pending {
+                Some(p) => t.insert(cid.0.as_slice(), ser(p).as_slice())?,
+                None => t.remove(cid.0.as_slice())?,
+            };
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The containers with a pending commit.
+    pub(crate) fn pending_containers(&self) -> Result<Vec<ContainerId>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(PENDING)?;
+        t.iter()?
+            .map(|r| {
+                let (k, _) = r?;
+                k.value()
+                    .try_into()
+                    .map(ContainerId)
+                    .map_err(|_| RepoError::Db("corrupt pending entry".into()))
+            })
+            .collect()
+    }
+
+    /// The snapshot an interrupted backup left pending, if any.
+    pub(crate) fn pending(
+        &self,
+        cid: &ContainerId,
+    ) -> Result<Option<crate::pending::PendingCommit>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(PENDING)?;
+        t.get(cid.0.as_slice())?.map(|v| de(v.value())).transpose()
+    }
+
+    /// Drop snapshots the index log says were forgotten.
+    pub fn forget_snapshots(&self, cid: &ContainerId, ids: &[SnapshotId]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut st = tx.open_table(SNAPSHOTS)?;
+            let mut mt = tx.open_table(META)?;
+            for id in ids {
+                st.remove(key2(&cid.0, &id.0).as_slice())?;
+                mt.remove(meta_key(&MetaKey::Snapshot(*cid, *id)).as_slice())?;
             }
         }
         tx.commit()?;

@@ -10,9 +10,9 @@
 use crate::error::{RepoError, Result};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use std::io::Write;
 use std::path::Path;
 use trove_core::keys::{MasterSecret, PublicIdentity};
+use trove_peer::durable;
 use zeroize::Zeroizing;
 
 const MAGIC: &[u8; 4] = b"TRVK";
@@ -26,6 +26,38 @@ pub struct KdfParams {
     pub m_kib: u32,
     pub t: u32,
     pub p: u32,
+}
+
+impl KdfParams {
+    /// Bounds on parameters read from a keyfile, checked before they are
+    /// used: the parameters are authenticated only by the tag that the
+    /// derived key checks, so a tampered keyfile could otherwise make an
+    /// unlock allocate terabytes or run for days. 4 GiB and 64 passes are
+    /// far beyond any sensible setting.
+    const MAX_M_KIB: u32 = 4 * 1024 * 1024;
+    const MAX_T: u32 = 64;
+    const MAX_P: u32 = 64;
+
+    fn check(&self) -> std::result::Result<(), String> {
+        let ok = (1..=Self::MAX_P).contains(&self.p)
+            && (8 * self.p..=Self::MAX_M_KIB).contains(&self.m_kib)
+            && (1..=Self::MAX_T).contains(&self.t);
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "its Argon2 parameters (memory {} KiB, {} passes, {} lanes) are out of range \
+                 (at most {} KiB, {} passes, {} lanes): the file was damaged or tampered with; \
+                 recover from the 24-word phrase into a new TROVE_HOME",
+                self.m_kib,
+                self.t,
+                self.p,
+                Self::MAX_M_KIB,
+                Self::MAX_T,
+                Self::MAX_P
+            ))
+        }
+    }
 }
 
 impl Default for KdfParams {
@@ -72,31 +104,12 @@ pub fn create(path: &Path, master: &MasterSecret, passphrase: &[u8], kdf: KdfPar
         .expect("encrypting 32 bytes cannot fail");
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&ct);
-    // Write aside, fsync, then link into place: a crash leaves either no
-    // keyfile or a whole one, and `hard_link` refuses to replace one.
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".keyfile.{}.tmp",
-        hex::encode(rand::random::<[u8; 8]>())
-    ));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        f.write_all(&out)?;
-        f.sync_all()
-    };
-    let linked = write().and_then(|_| std::fs::hard_link(&tmp, path));
-    let _ = std::fs::remove_file(&tmp);
-    linked.map_err(|e| match e.kind() {
+    // A crash leaves either no keyfile or a whole one, and an existing
+    // keyfile is never replaced.
+    durable::create_new(path, &out, None).map_err(|e| match e.kind() {
         std::io::ErrorKind::AlreadyExists => RepoError::IdentityExists(path.to_owned()),
         _ => RepoError::io("create", path, e),
-    })?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| RepoError::io("sync", dir, e))?;
-    Ok(())
+    })
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -130,16 +143,22 @@ pub fn unlock(path: &Path, passphrase: &[u8]) -> Result<MasterSecret> {
         t: word(1),
         p: word(2),
     };
+    kdf.check().map_err(|reason| RepoError::Keyfile {
+        path: path.to_owned(),
+        reason,
+    })?;
     let key = derive(passphrase, &b[17..33], kdf)?;
-    let pt = XChaCha20Poly1305::new(key.as_ref().into())
-        .decrypt(
-            XNonce::from_slice(&b[HEADER_LEN..HEADER_LEN + 24]),
-            Payload {
-                msg: &b[HEADER_LEN + 24..],
-                aad: &b[..HEADER_LEN],
-            },
-        )
-        .map_err(|_| RepoError::WrongPassphrase(path.to_owned()))?;
+    let pt = Zeroizing::new(
+        XChaCha20Poly1305::new(key.as_ref().into())
+            .decrypt(
+                XNonce::from_slice(&b[HEADER_LEN..HEADER_LEN + 24]),
+                Payload {
+                    msg: &b[HEADER_LEN + 24..],
+                    aad: &b[..HEADER_LEN],
+                },
+            )
+            .map_err(|_| RepoError::WrongPassphrase(path.to_owned()))?,
+    );
     let master = MasterSecret::from_bytes(pt.as_slice().try_into().expect("32 bytes"));
     if master.identity().public().0 != b[33..65] {
         return Err(RepoError::Keyfile {
@@ -184,5 +203,36 @@ mod tests {
         b[40] ^= 1;
         std::fs::write(&path, &b).unwrap();
         assert!(unlock(&path, b"correct horse").is_err());
+    }
+
+    /// A tampered keyfile asking for a huge Argon2 memory or pass count is
+    /// refused before Argon2 runs (the parameters are only authenticated by
+    /// the tag the derived key checks).
+    #[test]
+    fn out_of_range_kdf_parameters_are_refused_before_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyfile");
+        create(&path, &MasterSecret::generate(), b"pass", FAST).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        for (offset, value) in [(5, u32::MAX), (9, 1_000_000), (13, 0), (5, 4)] {
+            let mut b = good.clone();
+            b[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+            std::fs::write(&path, &b).unwrap();
+            match unlock(&path, b"pass") {
+                Err(RepoError::Keyfile { reason, .. }) => {
+                    assert!(reason.contains("out of range"), "{reason}")
+                }
+                other => panic!("offset {offset} = {value}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_keyfile_is_private() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyfile");
+        create(&path, &MasterSecret::generate(), b"pass", FAST).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
     }
 }

@@ -1,33 +1,69 @@
-//! Trove's container state and operations: the keyfile and local index
-//! under `TROVE_HOME`, and backup, restore and check over a set of peers.
+//! Trove's container state and operations: `TROVE_HOME` (keyfile, identity,
+//! peers, containers, the local index) and one module per operation over a
+//! set of peers: backup, restore, check, repair, sync, listing.
 //!
 //! Error policy: every public function returns [`RepoError`], whose messages
-//! name the object, the cause and the next step; the CLI prints them as is.
+//! name the object, the cause and the next step; the CLI prints them as is
+//! and decides on the variant ([`RepoError::is_usage`]). Listings and
+//! reports are typed rows (`serde::Serialize`): the CLI prints them as text
+//! or as `--json` from the same rows.
 
 mod backup;
 mod check;
+mod containers;
+mod deletions;
 mod error;
 mod fetch;
+mod forget;
+mod health;
 mod home;
 mod index;
 mod keyfile;
+mod location;
+mod lock;
 mod meta;
+mod peers;
+mod pending;
 mod progress;
+mod prune;
+mod repair;
 mod restore;
 mod scan;
 mod snapshot;
 mod sync;
+mod time;
+mod undelete;
 mod upload;
 
-pub(crate) use backup::now_ns;
-pub use backup::{backup, BackupOptions, BackupReport};
-pub use check::{check, CheckOptions, CheckReport};
+pub use backup::{
+    backup, parse_compression, BackupOptions, BackupReport, SkippedPath, UnreadablePath,
+};
+pub use check::{check, CheckOptions, CheckProblem, CheckReport, MetaIssue};
+pub use containers::{ContainerRow, Containers, CreatedContainer, SnapshotRow};
+pub use deletions::{DeletionReport, Leftovers, PendingDeletions};
 pub use error::{RepoError, Result};
-pub use fetch::{Fetcher, FragmentProblem};
-pub use home::{Container, Home, Owner, PeerSlot};
-pub use index::FileEntry;
+pub use fetch::{FragmentFault, FragmentProblem};
+pub use forget::{
+    forget, ForgetOptions, ForgetReport, ForgetRow, KeepPolicy, KeepReason, KeepWithin,
+};
+pub use health::{
+    format_duration, parse_duration, PeerHealth, PeerState, Sightings, DEFAULT_PEER_LOST_AFTER,
+};
+pub use home::{Container, Home, Owner, PublicIds};
 pub use keyfile::KdfParams;
+pub use location::{LocationError, PeerLocation};
+pub use lock::{parse_wait, ExclusiveLease, Lease, LockHolder, SharedLease};
+pub use peers::{
+    AddedPeer, NetworkError, NodeWelcome, PeerRow, PeerSet, PeerSlot, Peers, RemovedPeer,
+};
 pub use progress::{Event, Progress, Quiet};
-pub use restore::{restore, RestoreOptions, RestoreReport};
-pub use snapshot::{list_tree, resolve_snapshot, LsEntry, TreeReader};
-pub use sync::{sync, SyncReport};
+pub use prune::{prune, MaxUnused, PruneOptions, PruneReport};
+pub use repair::{
+    repair, ContainerRepair, Damage, FragmentMove, LostFile, LostPack, PackRepair, RepairOptions,
+    RepairReport,
+};
+pub use restore::{restore, LostPath, RestoreOptions, RestoreReport};
+pub use snapshot::{ls, resolve_snapshot, LsEntry};
+pub use sync::{sync, PeerContribution, SyncReport};
+pub use time::utc;
+pub use undelete::{list_deleted, undelete, DeletedSnapshot, UndeleteReport};

@@ -1,20 +1,66 @@
 //! Replication of the small signed objects (container manifest, snapshot
 //! manifests, index segments) to every peer, so that a new machine can
-//! rebuild everything from one peer (DESIGN invariant 6).
+//! rebuild everything from one peer (invariant 6, docs/design.md
+//! §Invariants), and their verification.
 
 use crate::error::Result;
 use crate::home::{Container, Home, Owner};
 use crate::progress::{Event, Progress};
 use std::sync::Arc;
-use trove_core::envelope::{self, EnvelopeError};
-use trove_core::manifest::PeerRecord;
+use trove_core::envelope::{self, EnvelopeError, EnvelopeHeader};
+use trove_core::manifest::{ContainerManifest, ManifestError, PeerRecord};
 use trove_core::seal::BlobKind;
-use trove_net::{MetaKey, Peer};
+use trove_core::ContainerId;
+use trove_peer::{MetaKey, MetaRejection, Peer, PeerError};
+
+/// Why a signed object read from a peer is refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ObjectError {
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    #[error("its body does not decode: {0}")]
+    Decode(#[from] ManifestError),
+    #[error("it names another object")]
+    WrongObject,
+    /// The revision a peer reads in the clear must be the one inside.
+    #[error("its signed revision {header} differs from the revision {body} inside")]
+    RevisionMismatch { header: u64, body: u64 },
+}
+
+/// Open and decode a container manifest envelope of container `cid`.
+pub fn open_container_manifest(
+    owner: &Owner,
+    cid: &ContainerId,
+    bytes: &[u8],
+) -> Result<ContainerManifest, ObjectError> {
+    let (header, body) = envelope::open_signed(
+        &owner.public(),
+        &owner.master.manifest_key(),
+        BlobKind::ContainerManifest,
+        &cid.0,
+        bytes,
+    )?;
+    let m = ContainerManifest::decode(&body)?;
+    if m.id != *cid {
+        return Err(ObjectError::WrongObject);
+    }
+    // Version-1 envelopes carry no revision in the clear.
+    if header.version >= 2 && header.revision != m.revision {
+        return Err(ObjectError::RevisionMismatch {
+            header: header.revision,
+            body: m.revision,
+        });
+    }
+    Ok(m)
+}
 
 /// Push every envelope the index holds for the container to each peer that
 /// lacks it. With `verify`, also read back the copies a peer has and replace
 /// any that differ: silently when the peer's copy is a valid older version,
-/// with a warning naming the peer when it fails verification.
+/// with a warning naming the peer when it fails verification. A peer that
+/// holds a newer container manifest than this machine keeps it, and the
+/// warning says to run `trove sync`.
 pub fn sync_meta(
     home: &Home,
     owner: &Owner,
@@ -49,22 +95,39 @@ pub fn sync_meta(
             } else if verify {
                 match peer.get_meta(key) {
                     Ok(b) if &b == bytes => false,
-                    Ok(theirs) => {
-                        if let Err(e) = verify_envelope(owner, container, key, &theirs) {
+                    Ok(theirs) => match verify_envelope(owner, container, key, &theirs) {
+                        Err(e) => {
                             progress.event(Event::Warning(format!(
                                 "peer `{}` held an invalid copy of {key} ({e}); replaced it",
                                 rec.name
                             )));
+                            true
                         }
-                        true
-                    }
+                        Ok(h) => h.revision < revision_of(bytes),
+                    },
                     Err(_) => true,
                 }
             } else {
                 false
             };
-            if needs_put {
-                if let Err(e) = peer.put_meta(key, bytes) {
+            if !needs_put {
+                continue;
+            }
+            match peer.put_meta(key, bytes) {
+                Ok(()) => {}
+                Err(PeerError::MetaRejected { reason, .. })
+                    if matches!(*reason, MetaRejection::NotNewer { .. }) =>
+                {
+                    progress.event(Event::Warning(format!(
+                        "peer `{}` holds a newer revision of {key} than this machine ({reason}): \
+                         run `trove sync` to bring this machine up to date",
+                        rec.name
+                    )))
+                }
+                Err(e @ PeerError::MetaRejected { .. }) => {
+                    progress.event(Event::Warning(e.to_string()))
+                }
+                Err(e) => {
                     progress.event(Event::Warning(format!(
                         "peer `{}`: could not store {key}: {e} (it will be retried at the next backup)",
                         rec.name
@@ -77,13 +140,18 @@ pub fn sync_meta(
     Ok(())
 }
 
+/// The revision an envelope carries (0 if it is unreadable).
+fn revision_of(bytes: &[u8]) -> u64 {
+    envelope::peek(bytes).map_or(0, |h| h.revision)
+}
+
 /// Verify a signed envelope of `container` as found on a peer.
 pub fn verify_envelope(
     owner: &Owner,
     container: &Container,
     key: &MetaKey,
     bytes: &[u8],
-) -> Result<(), EnvelopeError> {
+) -> Result<EnvelopeHeader, EnvelopeError> {
     let (kind, object, seal) = match key {
         MetaKey::Container(c) => (
             BlobKind::ContainerManifest,
@@ -97,5 +165,5 @@ pub fn verify_envelope(
         ),
         MetaKey::IndexSegment(_, id) => (BlobKind::IndexSegment, id.0, container.keys.seal.clone()),
     };
-    envelope::open_signed(&owner.public(), &seal, kind, &object, bytes).map(|_| ())
+    envelope::open_signed(&owner.public(), &seal, kind, &object, bytes).map(|(h, _)| h)
 }

@@ -41,14 +41,37 @@ pub struct ScanFile {
     pub cached: bool,
 }
 
+/// A file or folder the backup could not read (it went on without it).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UnreadablePath {
+    pub path: PathBuf,
+    pub error: String,
+}
+
+/// A special file (socket, device, FIFO) that is not backed up.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SkippedPath {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// One regular file the walk found, in slot order.
+#[derive(Debug)]
+pub struct ScannedFile {
+    pub path: PathBuf,
+    pub stat: FileEntry,
+    /// The cache says it is unchanged: it is not read.
+    pub cached: bool,
+}
+
 /// Result of the walk.
 #[derive(Debug, Default)]
 pub struct Scan {
     pub roots: Vec<ScanNode>,
     /// Every file in slot order.
-    pub files: Vec<(PathBuf, FileEntry, bool)>,
-    pub unreadable: Vec<(PathBuf, String)>,
-    pub skipped: Vec<(PathBuf, String)>,
+    pub files: Vec<ScannedFile>,
+    pub unreadable: Vec<UnreadablePath>,
+    pub skipped: Vec<SkippedPath>,
     pub dirs: u64,
 }
 
@@ -71,11 +94,18 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
+    fn unreadable(&mut self, path: &Path, e: impl std::fmt::Display) {
+        self.out.unreadable.push(UnreadablePath {
+            path: path.to_owned(),
+            error: e.to_string(),
+        });
+    }
+
     fn node(&mut self, path: &Path, name: Vec<u8>) -> Option<ScanNode> {
         let meta = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
             Err(e) => {
-                self.out.unreadable.push((path.to_owned(), e.to_string()));
+                self.unreadable(path, e);
                 return None;
             }
         };
@@ -91,7 +121,7 @@ impl Walker<'_> {
                     target: t.as_os_str().as_bytes().to_vec(),
                 }),
                 Err(e) => {
-                    self.out.unreadable.push((path.to_owned(), e.to_string()));
+                    self.unreadable(path, e);
                     None
                 }
             };
@@ -103,14 +133,14 @@ impl Walker<'_> {
                     .filter_map(|e| match e {
                         Ok(e) => Some((e.file_name().as_bytes().to_vec(), e.path())),
                         Err(err) => {
-                            self.out.unreadable.push((path.to_owned(), err.to_string()));
+                            self.unreadable(path, err);
                             None
                         }
                     })
                     .collect(),
                 Err(e) => {
                     // The directory itself is kept (empty), its contents reported.
-                    self.out.unreadable.push((path.to_owned(), e.to_string()));
+                    self.unreadable(path, e);
                     Vec::new()
                 }
             };
@@ -127,10 +157,10 @@ impl Walker<'_> {
             }));
         }
         if !ft.is_file() {
-            self.out.skipped.push((
-                path.to_owned(),
-                "not a regular file, directory or symlink".into(),
-            ));
+            self.out.skipped.push(SkippedPath {
+                path: path.to_owned(),
+                reason: "not a regular file, directory or symlink".into(),
+            });
             return None;
         }
         let key = path.as_os_str().as_bytes().to_vec();
@@ -153,7 +183,11 @@ impl Walker<'_> {
             _ => false,
         };
         let slot = self.out.files.len();
-        self.out.files.push((path.to_owned(), stat.clone(), cached));
+        self.out.files.push(ScannedFile {
+            path: path.to_owned(),
+            stat: stat.clone(),
+            cached,
+        });
         Some(ScanNode::File(ScanFile {
             name,
             mode,

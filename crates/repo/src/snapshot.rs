@@ -17,11 +17,9 @@ pub fn resolve_snapshot(
 ) -> Result<(Container, SnapshotManifest)> {
     if let Some((name, which)) = spec.split_once(':') {
         if which != "latest" {
-            return Err(RepoError::Usage(format!(
-                "`{spec}`: after `CONTAINER:` only `latest` is understood"
-            )));
+            return Err(RepoError::OnlyLatest(spec.to_owned()));
         }
-        let c = home.container(owner, name)?;
+        let c = home.containers().open(owner, name)?;
         let snap = home
             .index
             .snapshots(&c.manifest.id)?
@@ -31,9 +29,7 @@ pub fn resolve_snapshot(
     }
     let prefix = spec.to_ascii_lowercase();
     if prefix.len() < 4 || !prefix.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(RepoError::Usage(format!(
-            "`{spec}` is not a snapshot: give at least 4 hex digits of its id, or CONTAINER:latest"
-        )));
+        return Err(RepoError::BadSnapshotSpec(spec.to_owned()));
     }
     let mut found = Vec::new();
     for m in home.index.containers()? {
@@ -47,7 +43,7 @@ pub fn resolve_snapshot(
         0 => Err(RepoError::NoSnapshot(spec.into())),
         1 => {
             let (name, snap) = found.pop().expect("one");
-            Ok((home.container(owner, &name)?, snap))
+            Ok((home.containers().open(owner, &name)?, snap))
         }
         _ => Err(RepoError::AmbiguousSnapshot(spec.into())),
     }
@@ -102,12 +98,7 @@ pub fn path_components(p: &Path) -> Result<Vec<Vec<u8>>> {
         match c {
             Component::Normal(n) => out.push(n.as_bytes().to_vec()),
             Component::RootDir | Component::CurDir => {}
-            _ => {
-                return Err(RepoError::Usage(format!(
-                    "path `{}` must be relative to the snapshot root, without `..`",
-                    p.display()
-                )))
-            }
+            _ => return Err(RepoError::BadSnapshotPath(p.to_owned())),
         }
     }
     Ok(out)
@@ -123,21 +114,39 @@ pub struct LsEntry {
     pub mtime_ns: i64,
 }
 
-/// List a snapshot recursively, under `under` if given.
-pub fn list_tree(reader: &TreeReader, root: &TreeId, under: Option<&Path>) -> Result<Vec<LsEntry>> {
+/// List snapshot `spec` (as in [`resolve_snapshot`]) recursively, under
+/// `under` if given: what `trove ls` shows.
+pub fn ls(home: &Home, owner: &Owner, spec: &str, under: Option<&Path>) -> Result<Vec<LsEntry>> {
+    crate::pending::finish_all(home, owner, &crate::progress::Quiet)?;
+    let (container, snap) = resolve_snapshot(home, owner, spec)?;
+    let peers = home.peers().open_all()?;
+    let fetcher = Fetcher::new(&peers.slots);
+    let reader = TreeReader {
+        home,
+        container: &container,
+        fetcher: &fetcher,
+    };
+    list_tree(&reader, &snap.root, under)
+}
+
+/// List a tree recursively, under `under` if given.
+pub(crate) fn list_tree(
+    reader: &TreeReader,
+    root: &TreeId,
+    under: Option<&Path>,
+) -> Result<Vec<LsEntry>> {
     let want = match under {
         Some(p) => path_components(p)?,
         None => Vec::new(),
     };
     let mut out = Vec::new();
     walk(reader, root, PathBuf::new(), &want, &mut out)?;
-    if !want.is_empty() && out.is_empty() {
-        return Err(RepoError::Usage(format!(
-            "`{}` is not in this snapshot",
-            under.map(|p| p.display().to_string()).unwrap_or_default()
-        )));
+    match under {
+        Some(p) if !want.is_empty() && out.is_empty() => {
+            Err(RepoError::NotInSnapshot(p.to_owned()))
+        }
+        _ => Ok(out),
     }
-    Ok(out)
 }
 
 fn walk(

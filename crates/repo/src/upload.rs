@@ -2,15 +2,22 @@
 //! parallel, and re-place a fragment whose peer fails. A pack counts as
 //! stored only when every one of its `k+m` fragments is acknowledged
 //! (fsynced) by some peer.
+//!
+//! With [`Uploader::recording_intents`], every put is announced first in
+//! the index (an upload intent: the pack, its fragments and their peers),
+//! so fragments of a pack that is never recorded — the backup was killed —
+//! are known to be this owner's, and `prune` deletes them.
 
 use crate::error::{RepoError, Result};
+use crate::index::{Index, UploadIntent};
 use crate::progress::{Event, Progress};
 use std::sync::Arc;
 use trove_core::erasure;
 use trove_core::manifest::{FragmentLocation, PackRecord, PeerRecord, Redundancy};
 use trove_core::pack::FinishedPack;
-use trove_net::placement::{place, replace_one, Candidate, Placement};
-use trove_net::Peer;
+use trove_core::ContainerId;
+use trove_peer::placement::{place, replace_one, Candidate, Placement};
+use trove_peer::Peer;
 
 /// Places and uploads packs for one backup.
 pub struct Uploader<'a> {
@@ -23,6 +30,8 @@ pub struct Uploader<'a> {
     warned_not_distinct: bool,
     pub fragment_bytes: u64,
     progress: &'a dyn Progress,
+    /// Where to announce puts before they happen.
+    intents: Option<(&'a Index, ContainerId)>,
 }
 
 impl<'a> Uploader<'a> {
@@ -50,7 +59,30 @@ impl<'a> Uploader<'a> {
             warned_not_distinct: false,
             fragment_bytes: 0,
             progress,
+            intents: None,
         }
+    }
+
+    /// Announce each pack's fragments and peers in `index` before putting
+    /// them (see the module doc); recording the pack ends the intent.
+    pub(crate) fn recording_intents(mut self, index: &'a Index, cid: ContainerId) -> Self {
+        self.intents = Some((index, cid));
+        self
+    }
+
+    /// Write the intent: every fragment with every peer it was given so far.
+    fn announce(&self, pack: &FinishedPack, tried: &[FragmentLocation], len: u64) -> Result<()> {
+        let Some((index, cid)) = self.intents else {
+            return Ok(());
+        };
+        index.put_intent(
+            &cid,
+            &pack.id,
+            &UploadIntent {
+                fragment_len: len,
+                fragments: tried.to_vec(),
+            },
+        )
     }
 
     fn excluded(&self) -> Vec<usize> {
@@ -80,21 +112,30 @@ impl<'a> Uploader<'a> {
         }
         let mut assign: Vec<usize> = p.peers.iter().map(|i| live[*i]).collect();
         let mut done = vec![false; frags.len()];
+        let frag_len = frags.first().map_or(0, |f| f.bytes.len() as u64);
+        let at = |i: usize, slot: usize| FragmentLocation {
+            index: frags[i].index,
+            id: frags[i].id,
+            peer: self.peers[slot].0.id,
+        };
+        let mut tried: Vec<FragmentLocation> = (0..frags.len()).map(|i| at(i, assign[i])).collect();
+        self.announce(pack, &tried, frag_len)?;
         loop {
-            let results: Vec<(usize, Result<(), trove_net::PeerError>)> = std::thread::scope(|s| {
-                let handles: Vec<_> = (0..frags.len())
-                    .filter(|i| !done[*i])
-                    .map(|i| {
-                        let peer = &self.peers[assign[i]].1;
-                        let f = &frags[i];
-                        s.spawn(move || (i, peer.put_fragment(&f.id, &f.bytes)))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("upload thread does not panic"))
-                    .collect()
-            });
+            let results: Vec<(usize, Result<(), trove_peer::PeerError>)> =
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = (0..frags.len())
+                        .filter(|i| !done[*i])
+                        .map(|i| {
+                            let peer = &self.peers[assign[i]].1;
+                            let f = &frags[i];
+                            s.spawn(move || (i, peer.put_fragment(&f.id, &f.bytes)))
+                        })
+                        .collect();
+                    handles
+                        .into_iter()
+                        .map(|h| h.join().expect("upload thread does not panic"))
+                        .collect()
+                });
             let mut failed = Vec::new();
             for (i, res) in results {
                 match res {
@@ -136,7 +177,9 @@ impl<'a> Uploader<'a> {
                     }
                 })?;
                 assign[i] = sub;
+                tried.push(at(i, sub));
             }
+            self.announce(pack, &tried, frag_len)?;
         }
         let bytes: u64 = frags.iter().map(|f| f.bytes.len() as u64).sum();
         self.fragment_bytes += bytes;
@@ -165,82 +208,24 @@ mod tests {
     //! Real folder peers, some wrapped to fail, under the uploader.
     use super::*;
     use crate::progress::Quiet;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use trove_core::keys::SealKey;
     use trove_core::pack::PackBuilder;
     use trove_core::seal::BlobKind;
-    use trove_core::{BlobId, ContainerId, FragmentId, PeerId};
-    use trove_net::{FolderPeer, MetaKey, PeerError, PeerStat};
+    use trove_core::{BlobId, FragmentId, PeerId};
+    use trove_peer::testing::{full, hash_mismatch, FailingPeer, MakeError, Op};
+    use trove_peer::{FolderPeer, PeerError};
 
-    /// A folder peer whose puts fail with a chosen error.
-    #[derive(Debug)]
-    struct Failing {
-        inner: FolderPeer,
-        fail: FailWith,
-        attempts: AtomicUsize,
-    }
+    type Peers = Vec<(PeerRecord, Arc<dyn Peer>)>;
 
-    impl Peer for Failing {
-        fn describe(&self) -> String {
-            self.inner.describe()
-        }
-        fn put_fragment(&self, _: &FragmentId, _: &[u8]) -> Result<(), PeerError> {
-            self.attempts.fetch_add(1, Ordering::SeqCst);
-            Err((self.fail)(self.inner.name()))
-        }
-        fn get_fragment(&self, id: &FragmentId) -> Result<Vec<u8>, PeerError> {
-            self.inner.get_fragment(id)
-        }
-        fn get_fragment_range(
-            &self,
-            id: &FragmentId,
-            o: u64,
-            l: u64,
-        ) -> Result<Vec<u8>, PeerError> {
-            self.inner.get_fragment_range(id, o, l)
-        }
-        fn has_fragment(&self, id: &FragmentId) -> Result<bool, PeerError> {
-            self.inner.has_fragment(id)
-        }
-        fn list_fragments(&self) -> Result<Vec<FragmentId>, PeerError> {
-            self.inner.list_fragments()
-        }
-        fn delete_fragment(&self, id: &FragmentId) -> Result<(), PeerError> {
-            self.inner.delete_fragment(id)
-        }
-        fn put_meta(&self, k: &MetaKey, b: &[u8]) -> Result<(), PeerError> {
-            self.inner.put_meta(k, b)
-        }
-        fn get_meta(&self, k: &MetaKey) -> Result<Vec<u8>, PeerError> {
-            self.inner.get_meta(k)
-        }
-        fn list_meta(&self, c: Option<&ContainerId>) -> Result<Vec<MetaKey>, PeerError> {
-            self.inner.list_meta(c)
-        }
-        fn stat(&self) -> Result<PeerStat, PeerError> {
-            self.inner.stat()
-        }
-    }
-
-    fn full(peer: &str) -> PeerError {
-        PeerError::Full { peer: peer.into() }
-    }
-
-    type FailWith = fn(&str) -> PeerError;
-
-    fn mismatch(peer: &str) -> PeerError {
-        PeerError::HashMismatch {
-            peer: peer.into(),
-            id: FragmentId([0; 32]),
-        }
-    }
-
+    /// `n` folder peers, those named in `failing` failing every put with
+    /// the given error; and those failing peers, to count their attempts.
     fn peers(
         dir: &std::path::Path,
         n: usize,
-        failing: &[(usize, FailWith)],
-    ) -> Vec<(PeerRecord, Arc<dyn Peer>)> {
-        (0..n)
+        failing: &[(usize, MakeError)],
+    ) -> (Peers, Vec<Arc<FailingPeer>>) {
+        let mut failing_peers = Vec::new();
+        let peers = (0..n)
             .map(|i| {
                 let name = format!("p{i}");
                 let folder = FolderPeer::create(&name, &dir.join(&name)).unwrap();
@@ -251,16 +236,19 @@ mod tests {
                     labels: Default::default(),
                 };
                 let peer: Arc<dyn Peer> = match failing.iter().find(|(j, _)| *j == i) {
-                    Some((_, f)) => Arc::new(Failing {
-                        inner: folder,
-                        fail: *f,
-                        attempts: AtomicUsize::new(0),
-                    }),
+                    Some((_, f)) => {
+                        let failing = Arc::new(
+                            FailingPeer::new(Arc::new(folder)).failing(Op::PutFragment, *f),
+                        );
+                        failing_peers.push(failing.clone());
+                        failing
+                    }
                     None => Arc::new(folder),
                 };
                 (rec, peer)
             })
-            .collect()
+            .collect();
+        (peers, failing_peers)
     }
 
     fn a_pack() -> trove_core::pack::FinishedPack {
@@ -272,7 +260,7 @@ mod tests {
     #[test]
     fn a_full_peer_is_routed_around_and_every_fragment_lands() {
         let dir = tempfile::tempdir().unwrap();
-        let ps = peers(dir.path(), 7, &[(2, full)]);
+        let (ps, failing) = peers(dir.path(), 7, &[(2, full)]);
         let mut up = Uploader::new(ps.clone(), Redundancy { k: 4, m: 2 }, &Quiet);
         for _ in 0..5 {
             let rec = up.store(&a_pack()).unwrap();
@@ -294,12 +282,16 @@ mod tests {
                 assert_eq!(FragmentId::of(&p.get_fragment(&f.id).unwrap()), f.id);
             }
         }
+        assert!(
+            failing[0].attempts(Op::PutFragment) <= 1,
+            "a peer that failed is not tried again in the same backup"
+        );
     }
 
     #[test]
     fn every_peer_failing_refuses_the_pack() {
         let dir = tempfile::tempdir().unwrap();
-        let ps = peers(dir.path(), 3, &[(0, full), (1, full), (2, full)]);
+        let (ps, _) = peers(dir.path(), 3, &[(0, full), (1, full), (2, full)]);
         let mut up = Uploader::new(ps, Redundancy { k: 2, m: 1 }, &Quiet);
         assert!(matches!(
             up.store(&a_pack()),
@@ -310,10 +302,10 @@ mod tests {
     #[test]
     fn a_local_bug_fails_at_once_instead_of_excluding_peers() {
         let dir = tempfile::tempdir().unwrap();
-        let ps = peers(
+        let (ps, _) = peers(
             dir.path(),
             3,
-            &[(0, mismatch), (1, mismatch), (2, mismatch)],
+            &[(0, hash_mismatch), (1, hash_mismatch), (2, hash_mismatch)],
         );
         let mut up = Uploader::new(ps, Redundancy { k: 2, m: 1 }, &Quiet);
         assert!(matches!(

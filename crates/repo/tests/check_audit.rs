@@ -8,7 +8,7 @@ use trove_core::keys::MasterSecret;
 use trove_core::manifest::PackRecord;
 use trove_core::FragmentId;
 use trove_repo::{backup, check, BackupOptions, CheckOptions, CheckReport, Home, KdfParams};
-use trove_repo::{Owner, Quiet};
+use trove_repo::{CheckProblem, FragmentFault, Owner, Quiet};
 
 const FAST_KDF: KdfParams = KdfParams {
     m_kib: 64,
@@ -18,6 +18,7 @@ const FAST_KDF: KdfParams = KdfParams {
 const AUDIT: CheckOptions = CheckOptions {
     read_data: false,
     audit: true,
+    peer_lost_after: trove_repo::DEFAULT_PEER_LOST_AFTER,
 };
 
 /// A home with three folder peers `p1`..`p3` (redundancy 2+1) and one
@@ -32,7 +33,7 @@ fn backed_up(tmp: &Path) -> (Home, Owner) {
     .unwrap();
     for p in ["p1", "p2", "p3"] {
         let loc = format!("dir:{}", tmp.join(p).display());
-        home.add_peer(p, &loc, BTreeMap::new()).unwrap();
+        home.peers().add(p, &loc, BTreeMap::new()).unwrap();
     }
     let src = tmp.join("src");
     std::fs::create_dir_all(&src).unwrap();
@@ -41,14 +42,14 @@ fn backed_up(tmp: &Path) -> (Home, Owner) {
         rand::thread_rng().fill_bytes(&mut bytes);
         std::fs::write(src.join(format!("f{i}")), bytes).unwrap();
     }
-    home.create_container(&owner, "c", &[src], None).unwrap();
+    home.containers().create(&owner, "c", &[src], None).unwrap();
     backup(&home, &owner, "c", &BackupOptions::default(), &Quiet).unwrap();
     (home, owner)
 }
 
 fn packs(home: &Home, owner: &Owner) -> Vec<PackRecord> {
-    let c = home.container(owner, "c").unwrap();
-    home.index.packs(&c.manifest.id).unwrap()
+    let c = home.containers().open(owner, "c").unwrap();
+    home.containers().packs(&c.manifest.id).unwrap()
 }
 
 /// Where folder peer `peer` keeps fragment `id` (`fragments/<2 hex>/<64 hex>`).
@@ -60,8 +61,8 @@ fn fragment_file(tmp: &Path, peer: &str, id: &FragmentId) -> PathBuf {
 /// The one fragment of the first pack that `peer` holds.
 fn held_by(home: &Home, owner: &Owner, peer: &str) -> (PackRecord, FragmentId) {
     let id = home
-        .index
         .peers()
+        .records()
         .unwrap()
         .into_iter()
         .find(|p| p.name == peer)
@@ -81,7 +82,7 @@ fn audit_passes_a_healthy_backup_and_counts_what_it_asked() {
     let tmp = tempfile::tempdir().unwrap();
     let (home, owner) = backed_up(tmp.path());
     let r = check_c(&home, &owner, &AUDIT);
-    assert_eq!(r.problems, Vec::<String>::new());
+    assert_eq!(r.problems, Vec::<CheckProblem>::new());
     assert!(r.packs >= 1);
     assert_eq!(r.fragments, r.packs * 3);
     assert_eq!(r.fragments_ok, r.fragments);
@@ -112,7 +113,13 @@ fn audit_names_the_peer_of_a_damaged_or_missing_fragment() {
     assert_eq!(r.fragments_ok, r.fragments - 1);
     assert_eq!(r.packs_unrecoverable, 0);
     assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
-    let p = &r.problems[0];
+    assert!(
+        matches!(&r.problems[0], CheckProblem::Fragment(f)
+            if f.pack == rec.id && f.peer == "p1" && matches!(f.fault, FragmentFault::AuditFailed(_))),
+        "{:?}",
+        r.problems[0]
+    );
+    let p = &r.problems[0].to_string();
     assert!(p.starts_with(&format!("pack {}", rec.id.short())), "{p}");
     assert!(p.contains("on peer `p1`"), "{p}");
     assert!(
@@ -129,16 +136,17 @@ fn audit_names_the_peer_of_a_damaged_or_missing_fragment() {
     let r = check_c(&home, &owner, &AUDIT);
     assert_eq!(r.fragments_ok, r.fragments - 2);
     assert_eq!(r.packs_unrecoverable, 1);
+    let problems: Vec<String> = r.problems.iter().map(ToString::to_string).collect();
     assert!(
-        r.problems
-            .iter()
-            .any(|p| p.contains("on peer `p2`: missing")),
-        "{:?}",
-        r.problems
+        problems.iter().any(|p| p.contains("on peer `p2`: missing")),
+        "{problems:?}"
     );
     assert!(
-        r.problems.iter().any(|p| p.contains("its data is lost")),
-        "{:?}",
-        r.problems
+        problems.iter().any(|p| p.contains("its data is lost")),
+        "{problems:?}"
     );
+    assert!(r.problems.iter().any(|p| matches!(
+        p,
+        CheckProblem::Fragment(f) if f.peer == "p2" && f.fault == FragmentFault::Missing
+    )));
 }

@@ -1,0 +1,21 @@
+//! One module per command: its arguments and what it does, over
+//! `trove-repo`, printing rows as text or `--json` (see [`crate::context`]).
+
+pub mod backup;
+pub mod check;
+pub mod container;
+pub mod demo;
+pub mod forget;
+pub mod init;
+pub mod ls;
+pub mod node;
+pub mod peer;
+pub mod prune;
+pub mod recover;
+pub mod recovery;
+pub mod repair;
+pub mod restore;
+pub mod snapshots;
+pub mod sync;
+pub mod undelete;
+pub mod whoami;

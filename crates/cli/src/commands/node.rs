@@ -1,0 +1,302 @@
+//! `trove node run | ticket | grant | revoke | status`: running and
+//! administering a node for others.
+
+use crate::context::Out;
+use crate::ui;
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+use trove_node::{NetworkConfig, NetworkMode, NodeDir, NodeOptions, OwnerId};
+
+#[derive(Subcommand)]
+pub enum NodeCmd {
+    /// Run a node: store encrypted fragments for the owners you grant.
+    Run {
+        #[command(flatten)]
+        data: DataArg,
+        /// UDP address to listen on, e.g. 0.0.0.0:7420 (default: all interfaces, random port).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Most bytes to store for all owners together, e.g. 500G (default: the disk).
+        #[arg(long, value_parser = parse_size)]
+        capacity: Option<u64>,
+        /// Days to keep deleted fragments before freeing them (protects owners
+        /// against mistakes and ransomware).
+        #[arg(long, default_value_t = 30.0)]
+        grace: f64,
+        /// internet (relays, address lookup, LAN), lan (LAN discovery and
+        /// tickets only) or direct (tickets only).
+        #[arg(long, env = "TROVE_NETWORK", default_value = "internet")]
+        network: NetworkMode,
+        /// Your own relay server instead of the public ones.
+        #[arg(long, env = "TROVE_RELAY")]
+        relay: Option<String>,
+    },
+    /// Print the ticket to give to owners (`trove peer add NAME TICKET`).
+    Ticket {
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Let an owner store data here (OWNER_ID: what `trove whoami` prints on their side).
+    Grant {
+        owner: String,
+        /// e.g. 100G
+        #[arg(long, value_parser = parse_size)]
+        quota: u64,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Refuse an owner from now on (its data stays until you delete it).
+    Revoke {
+        owner: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Owners, their quotas and usage, and free space.
+    Status {
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct DataArg {
+    /// The node's data folder.
+    #[arg(long = "data", env = "TROVE_NODE_DATA")]
+    dir: PathBuf,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    trove_node::parse_size(s).map_err(|e| e.to_string())
+}
+
+pub fn run(cmd: NodeCmd, out: Out) -> Result<ExitCode> {
+    match cmd {
+        NodeCmd::Run {
+            data,
+            listen,
+            capacity,
+            grace,
+            network,
+            relay,
+        } => {
+            anyhow::ensure!(
+                grace >= 0.0 && grace.is_finite(),
+                "--grace must be 0 or more days"
+            );
+            let opts = NodeOptions {
+                data: data.dir,
+                listen,
+                capacity,
+                grace: Duration::from_secs_f64(grace * 86400.0),
+                network: NetworkConfig {
+                    mode: network,
+                    relay,
+                    bind: None,
+                },
+                request_limit: trove_node::DEFAULT_REQUEST_LIMIT,
+            };
+            serve(&opts, out)
+        }
+        NodeCmd::Ticket { data } => {
+            let dir = NodeDir::open(&data.dir)?;
+            let row = Ticket {
+                ticket: dir.ticket()?,
+                node_id: hex::encode(dir.node_id()?),
+            };
+            out.emit(&row, |r| println!("{}", r.ticket))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        NodeCmd::Grant { owner, quota, data } => {
+            let dir = NodeDir::open(&data.dir)?;
+            let id: OwnerId = owner.parse()?;
+            dir.grant(id, quota)?;
+            let row = Granted {
+                granted: id.to_hex(),
+                quota,
+            };
+            out.emit(&row, |r| {
+                println!(
+                    "granted owner {} a quota of {}",
+                    id.short(),
+                    ui::bytes(r.quota)
+                )
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        NodeCmd::Revoke { owner, data } => {
+            let dir = NodeDir::open(&data.dir)?;
+            let id: OwnerId = owner.parse()?;
+            let row = Revoked {
+                revoked: id.to_hex(),
+                was_granted: dir.revoke(&id)?,
+            };
+            out.emit(&row, |r| {
+                if r.was_granted {
+                    println!(
+                        "revoked owner {}; its data stays in {} until you remove it",
+                        id.short(),
+                        dir.owner_dir(&id).display()
+                    );
+                } else {
+                    println!("owner {} was not granted", id.short());
+                }
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        NodeCmd::Status { data } => status(&data.dir, out),
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Ticket {
+    ticket: String,
+    node_id: String,
+}
+
+#[derive(serde::Serialize)]
+struct Granted {
+    granted: String,
+    quota: u64,
+}
+
+#[derive(serde::Serialize)]
+struct Revoked {
+    revoked: String,
+    was_granted: bool,
+}
+
+#[derive(serde::Serialize)]
+struct Running {
+    node_id: String,
+    ticket: String,
+    addrs: Vec<SocketAddr>,
+}
+
+fn serve(opts: &NodeOptions, out: Out) -> Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async {
+        let node = trove_node::start(opts).await?;
+        let row = Running {
+            node_id: node.ticket.node_hex(),
+            ticket: node.ticket.to_string(),
+            addrs: node.ticket.addrs.clone(),
+        };
+        out.emit(&row, |r| {
+            println!("node {} is running", r.node_id);
+            println!("ticket: {}", r.ticket);
+        })?;
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        node.serve(shutdown_signal()).await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// One owner of a node, for `node status`.
+#[derive(serde::Serialize)]
+struct OwnerRow {
+    owner: String,
+    granted: bool,
+    quota: Option<u64>,
+    /// Live bytes (fragments and metadata).
+    used: u64,
+    /// Bytes deleted or replaced, kept for the grace period (they count
+    /// against the quota too).
+    trash: u64,
+    /// The identity key the owner's metadata must be signed by, once pinned.
+    identity: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct Status {
+    node_id: String,
+    ticket: Option<String>,
+    free_bytes: Option<u64>,
+    owners: Vec<OwnerRow>,
+}
+
+fn status(data: &Path, out: Out) -> Result<ExitCode> {
+    let dir = NodeDir::open(data)?;
+    let grants = dir.grants()?;
+    let mut owners: Vec<OwnerId> = grants.keys().copied().collect();
+    for o in dir.owners_with_data() {
+        if !grants.contains_key(&o) {
+            owners.push(o);
+        }
+    }
+    let rows = owners
+        .iter()
+        .map(|o| {
+            let (used, trash) = dir.usage(o);
+            Ok(OwnerRow {
+                owner: o.to_hex(),
+                granted: grants.contains_key(o),
+                quota: grants.get(o).map(|g| g.quota),
+                used,
+                trash,
+                identity: dir.owner_identity(o)?.map(|i| i.fingerprint()),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let row = Status {
+        node_id: hex::encode(dir.node_id()?),
+        ticket: dir.ticket().ok(),
+        free_bytes: trove_node::store::free_space(data),
+        owners: rows,
+    };
+    out.emit(&row, |s| {
+        println!("node {}", s.node_id);
+        if let Some(t) = &s.ticket {
+            println!("ticket: {t}");
+        }
+        println!("free disk: {}", s.free_bytes.map_or("?".into(), ui::bytes));
+        if s.owners.is_empty() {
+            println!(
+                "no owners granted yet: `trove node grant OWNER_ID --quota SIZE --data {}`",
+                data.display()
+            );
+        }
+        for r in &s.owners {
+            println!(
+                "owner {}  {}  used {} of {}, {} awaiting deletion{}",
+                &r.owner[..12.min(r.owner.len())],
+                if r.quota.is_some() {
+                    "granted"
+                } else {
+                    "REVOKED"
+                },
+                ui::bytes(r.used),
+                r.quota.map_or("-".into(), ui::bytes),
+                ui::bytes(r.trash),
+                r.identity
+                    .as_deref()
+                    .map(|i| format!(", identity {i}"))
+                    .unwrap_or_default()
+            );
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,110 @@
+//! What every command shares: where the home is, opening and unlocking it,
+//! the passphrase, logging, and printing rows as text or `--json`.
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::path::PathBuf;
+use trove_repo::{Home, Owner};
+
+/// How output is printed: `--json` rows for scripts, or text for people.
+#[derive(Debug, Clone, Copy)]
+pub struct Out {
+    pub json: bool,
+}
+
+impl Out {
+    /// Print `row` as pretty JSON, or let `text` print it for people.
+    pub fn emit<T: Serialize + ?Sized>(&self, row: &T, text: impl FnOnce(&T)) -> Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(row)?);
+        } else {
+            text(row);
+        }
+        Ok(())
+    }
+}
+
+/// Log what a node does (info) when running one; otherwise only errors,
+/// which Trove reports in its own words anyway. `TROVE_LOG` overrides.
+pub fn init_logging(node: bool) {
+    let default = if node {
+        "info,iroh=warn,noq=warn,noq_proto=warn,iroh_mdns_address_lookup=warn,swarm_discovery=warn"
+    } else {
+        // iroh reports a peer that vanished mid-connection as an error.
+        "error,iroh=off"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TROVE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// `TROVE_HOME`, else `$XDG_DATA_HOME/trove`, else `~/.local/share/trove`.
+pub fn home_dir() -> Result<PathBuf> {
+    if let Some(h) = std::env::var_os("TROVE_HOME") {
+        return Ok(PathBuf::from(h));
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME") {
+        return Ok(PathBuf::from(x).join("trove"));
+    }
+    let home = std::env::var_os("HOME").context("neither TROVE_HOME nor HOME is set")?;
+    Ok(PathBuf::from(home).join(".local/share/trove"))
+}
+
+/// Open `TROVE_HOME`, telling the user about permissions that had to be
+/// restricted (a home readable by other users).
+pub fn open_home() -> Result<Home> {
+    let home = Home::open(&home_dir()?)?;
+    for line in &home.made_private {
+        eprintln!("warning: {line}");
+    }
+    Ok(home)
+}
+
+/// [`open_home`], waiting up to `wait` for another process that holds the
+/// index (a backup), and saying whom it waits for.
+pub fn open_home_waiting(wait: std::time::Duration) -> Result<Home> {
+    let home = Home::open_waiting(&home_dir()?, wait, &|holder| {
+        if let Some(h) = holder {
+            eprintln!(
+                "waiting up to {}s for another trove process to finish: {h}",
+                wait.as_secs()
+            );
+        }
+    })?;
+    for line in &home.made_private {
+        eprintln!("warning: {line}");
+    }
+    Ok(home)
+}
+
+/// The passphrase from `TROVE_PASSPHRASE`, or asked on the terminal
+/// (twice when `confirm`).
+pub fn passphrase(confirm: bool) -> Result<String> {
+    if let Ok(p) = std::env::var("TROVE_PASSPHRASE") {
+        return Ok(p);
+    }
+    let p = rpassword::prompt_password("passphrase: ")
+        .context("no TROVE_PASSPHRASE set and no terminal to ask for a passphrase")?;
+    if confirm {
+        let again = rpassword::prompt_password("again: ")?;
+        anyhow::ensure!(p == again, "the two passphrases differ");
+    }
+    Ok(p)
+}
+
+/// A passphrase for a new keyfile: asked twice, never empty.
+pub fn new_passphrase() -> Result<String> {
+    let pass = passphrase(true)?;
+    anyhow::ensure!(
+        !pass.is_empty(),
+        "an empty passphrase protects nothing; choose one"
+    );
+    Ok(pass)
+}
+
+pub fn unlock(home: &Home) -> Result<Owner> {
+    Ok(home.unlock(passphrase(false)?.as_bytes())?)
+}

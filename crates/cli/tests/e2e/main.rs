@@ -1,0 +1,22 @@
+//! End-to-end tests of the `trove` binary, in one test binary (one link
+//! instead of one per file): each module drives the real binary in
+//! throwaway directories, with the helpers of [`common`].
+//!
+//! The tests run side by side, except one that takes `common::Turn::alone`
+//! (the demo's, whose report depends on timing). Run one area with a
+//! filter, e.g. `cargo test -p trove-cli --test e2e faults::`.
+
+mod common;
+
+mod backup_restore;
+mod crash;
+mod demo;
+mod faults;
+mod nodes;
+mod privacy;
+mod prune;
+mod recovery;
+mod repair;
+mod restore_symlinks;
+mod security;
+mod undelete;

@@ -1,0 +1,325 @@
+//! Stage 2 of a backup: read, chunk, dedup and seal on worker threads; pack;
+//! erasure-code, place and upload; record each pack in the index once all
+//! its fragments are acknowledged. Trees are built bottom-up after the
+//! workers and go through the same packer.
+
+use super::prepare::Prepared;
+use super::BackupOptions;
+use crate::error::Result;
+use crate::home::Container;
+use crate::home::Home;
+use crate::progress::{Event, Progress};
+use crate::scan::{ScanFile, ScanNode};
+use crate::upload::Uploader;
+use crossbeam_channel::{bounded, unbounded, Sender};
+use std::collections::HashSet;
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use trove_core::chunk::Chunker;
+use trove_core::pack::PackBuilder;
+use trove_core::seal::{self, BlobKind, Compression};
+use trove_core::tree::{Node, NodeKind, Tree};
+use trove_core::{BlobId, ChunkId, PackId, TreeId};
+
+/// Files up to this size are read whole; larger ones are streamed.
+const WHOLE_FILE_MAX: u64 = 8 * 1024 * 1024;
+
+/// A file as read: its chunk ids and length, or why it could not be read.
+pub(super) type FileResult = std::result::Result<ReadFile, String>;
+
+/// A file read and queued.
+#[derive(Debug, Clone)]
+pub(super) struct ReadFile {
+    pub chunks: Vec<ChunkId>,
+    pub len: u64,
+}
+
+/// What the pipeline stored.
+pub(super) struct Stored {
+    /// The snapshot's root tree.
+    pub root: TreeId,
+    /// Packs this backup stored (all recorded in the index).
+    pub packs: Vec<PackId>,
+    /// Per scanned file (slot order): read, unreadable, or not read (cached,
+    /// or the backup was aborted).
+    pub files: Vec<Option<FileResult>>,
+    pub blobs_new: u64,
+    /// Fragment bytes of the new packs, parity included.
+    pub fragment_bytes: u64,
+}
+
+struct SealedBlob {
+    kind: BlobKind,
+    id: BlobId,
+    raw_len: u32,
+    bytes: Vec<u8>,
+}
+
+/// What worker threads share.
+struct Shared<'a> {
+    container: &'a Container,
+    chunker: Chunker,
+    compression: Compression,
+    known: Mutex<HashSet<BlobId>>,
+    abort: &'a AtomicBool,
+    progress: &'a dyn Progress,
+    blobs_new: AtomicU64,
+}
+
+impl Shared<'_> {
+    /// Dedup and, if new, seal and queue one blob.
+    fn emit(&self, tx: &Sender<SealedBlob>, kind: BlobKind, id: BlobId, data: &[u8]) {
+        if !self.known.lock().expect("not poisoned").insert(id) {
+            return;
+        }
+        let bytes = seal::seal(
+            &self.container.keys.seal,
+            kind,
+            &id.0,
+            data,
+            self.compression,
+        );
+        self.blobs_new.fetch_add(1, Ordering::Relaxed);
+        // A closed channel means the backup is aborting; the error is reported there.
+        let raw_len = data.len() as u32;
+        let _ = tx.send(SealedBlob {
+            kind,
+            id,
+            raw_len,
+            bytes,
+        });
+    }
+
+    fn chunk(&self, tx: &Sender<SealedBlob>, data: &[u8], chunks: &mut Vec<ChunkId>) {
+        let id = self.container.keys.chunk_id(data);
+        chunks.push(id);
+        self.emit(tx, BlobKind::Data, id.into(), data);
+        self.progress.event(Event::Read(data.len() as u64));
+    }
+
+    /// Read, chunk and queue one file.
+    fn file(&self, tx: &Sender<SealedBlob>, path: &std::path::Path) -> std::io::Result<ReadFile> {
+        let mut f = std::fs::File::open(path)?;
+        let len = f.metadata()?.len();
+        let mut chunks = Vec::new();
+        let mut total = 0u64;
+        if len <= WHOLE_FILE_MAX {
+            let mut buf = Vec::with_capacity(len as usize);
+            f.read_to_end(&mut buf)?;
+            for (off, n) in self.chunker.cuts(&buf) {
+                self.chunk(tx, &buf[off..off + n], &mut chunks);
+            }
+            total = buf.len() as u64;
+        } else {
+            for c in self.chunker.stream(f) {
+                if self.abort.load(Ordering::Relaxed) {
+                    break;
+                }
+                let c = c?;
+                total += c.len() as u64;
+                self.chunk(tx, &c, &mut chunks);
+            }
+        }
+        Ok(ReadFile { chunks, len: total })
+    }
+
+    /// Build the tree of a scanned directory, queueing tree blobs.
+    fn tree(
+        &self,
+        tx: &Sender<SealedBlob>,
+        children: &[ScanNode],
+        results: &[Option<FileResult>],
+    ) -> TreeId {
+        let mut nodes: Vec<Node> = children
+            .iter()
+            .filter_map(|c| self.node(tx, c, results))
+            .collect();
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        let bytes = Tree { nodes }.encode();
+        let id = self.container.keys.tree_id(&bytes);
+        self.emit(tx, BlobKind::Tree, id.into(), &bytes);
+        id
+    }
+
+    fn node(
+        &self,
+        tx: &Sender<SealedBlob>,
+        n: &ScanNode,
+        results: &[Option<FileResult>],
+    ) -> Option<Node> {
+        Some(match n {
+            ScanNode::File(f) => file_node(f, results)?,
+            ScanNode::Dir(d) => Node {
+                name: d.name.clone(),
+                mode: d.mode,
+                mtime_ns: d.mtime_ns,
+                kind: NodeKind::Dir {
+                    tree: self.tree(tx, &d.children, results),
+                },
+            },
+            ScanNode::Symlink {
+                name,
+                mode,
+                mtime_ns,
+                target,
+            } => Node {
+                name: name.clone(),
+                mode: *mode,
+                mtime_ns: *mtime_ns,
+                kind: NodeKind::Symlink {
+                    target: target.clone(),
+                },
+            },
+        })
+    }
+}
+
+/// The tree node of a file: from the cache, or as read; none if unreadable.
+fn file_node(f: &ScanFile, results: &[Option<FileResult>]) -> Option<Node> {
+    let (chunks, size) = if f.cached {
+        (f.stat.chunks.clone(), f.stat.size)
+    } else {
+        match results[f.slot].as_ref()? {
+            Ok(read) => (read.chunks.clone(), read.len),
+            Err(_) => return None,
+        }
+    };
+    Some(Node {
+        name: f.name.clone(),
+        mode: f.mode,
+        mtime_ns: f.mtime_ns,
+        kind: NodeKind::File { size, chunks },
+    })
+}
+
+/// Run the pipeline over the files the scan says must be read.
+pub(super) fn run(
+    home: &Home,
+    prepared: &Prepared,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<Stored> {
+    let container = &prepared.container;
+    let cid = container.manifest.id;
+    let scanned = &prepared.scan;
+    let to_read: Vec<usize> = (0..scanned.files.len())
+        .filter(|i| !scanned.files[*i].cached)
+        .collect();
+    let abort = AtomicBool::new(false);
+    let (blob_tx, blob_rx) = bounded::<SealedBlob>(16);
+    let (pack_tx, pack_rx) = bounded(1);
+    let shared = Shared {
+        container,
+        chunker: Chunker::new(container.manifest.chunker, container.keys.chunker_seed),
+        compression: opts.compression,
+        known: Mutex::new(prepared.known.clone()),
+        abort: &abort,
+        progress,
+        blobs_new: AtomicU64::new(0),
+    };
+    let results: Mutex<Vec<Option<FileResult>>> = Mutex::new(vec![None; scanned.files.len()]);
+    let pack_target = container.manifest.pack_target as usize;
+    let mut uploader = Uploader::new(
+        prepared.peers.clone(),
+        container.manifest.redundancy,
+        progress,
+    )
+    .recording_intents(&home.index, cid);
+
+    let (root, packs, files, blobs_new) = std::thread::scope(|s| -> Result<_> {
+        // Packer: sealed blobs in, finished packs out.
+        let seal_key = &container.keys.seal;
+        let packer = s.spawn(move || {
+            let mut b = PackBuilder::with_capacity(pack_target + 4 * 1024 * 1024);
+            for blob in blob_rx {
+                b.add(blob.kind, blob.id, &blob.bytes, blob.raw_len);
+                if b.len() >= pack_target {
+                    let full = std::mem::replace(
+                        &mut b,
+                        PackBuilder::with_capacity(pack_target + 4 * 1024 * 1024),
+                    );
+                    if pack_tx.send(full.finish(seal_key)).is_err() {
+                        return;
+                    }
+                }
+            }
+            if !b.is_empty() {
+                let _ = pack_tx.send(b.finish(seal_key));
+            }
+        });
+        // Uploader: packs in, records into the index as each is fully stored.
+        let abort_ref = &abort;
+        let index = &home.index;
+        let uploader_ref = &mut uploader;
+        let upload = s.spawn(move || -> Result<Vec<PackId>> {
+            let mut stored = Vec::new();
+            let mut first_err = None;
+            for pack in pack_rx {
+                if first_err.is_some() {
+                    continue; // drain so the packer never blocks
+                }
+                match uploader_ref
+                    .store(&pack)
+                    .and_then(|rec| index.record_packs(&cid, std::slice::from_ref(&rec)))
+                {
+                    Ok(()) => stored.push(pack.id),
+                    Err(e) => {
+                        abort_ref.store(true, Ordering::Relaxed);
+                        first_err = Some(e);
+                    }
+                }
+            }
+            match first_err {
+                Some(e) => Err(e),
+                None => Ok(stored),
+            }
+        });
+        // Workers: read, chunk, seal.
+        let (job_tx, job_rx) = unbounded::<usize>();
+        for i in &to_read {
+            job_tx.send(*i).expect("receiver alive");
+        }
+        drop(job_tx);
+        let workers: Vec<_> = (0..opts.workers.max(1))
+            .map(|_| {
+                let job_rx = job_rx.clone();
+                let tx = blob_tx.clone();
+                let (shared, files, results) = (&shared, &scanned.files, &results);
+                s.spawn(move || {
+                    for slot in job_rx {
+                        if shared.abort.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let r = shared
+                            .file(&tx, &files[slot].path)
+                            .map_err(|e| e.to_string());
+                        results.lock().expect("not poisoned")[slot] = Some(r);
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().expect("worker does not panic");
+        }
+        let files = std::mem::take(&mut *results.lock().expect("not poisoned"));
+        // Trees, bottom-up; the root lists one entry per source.
+        let root = if abort.load(Ordering::Relaxed) {
+            TreeId([0; 32])
+        } else {
+            shared.tree(&blob_tx, &scanned.roots, &files)
+        };
+        let blobs_new = shared.blobs_new.load(Ordering::Relaxed);
+        drop(blob_tx); // closes the blob channel: the packer flushes its last pack
+        packer.join().expect("packer does not panic");
+        let packs = upload.join().expect("uploader does not panic")?;
+        Ok((root, packs, files, blobs_new))
+    })?;
+    Ok(Stored {
+        root,
+        packs,
+        files,
+        blobs_new,
+        fragment_bytes: uploader.fragment_bytes,
+    })
+}

@@ -1,0 +1,90 @@
+//! Stage 1 of a backup: the container, its peers, an up-to-date roster and
+//! replicated metadata, and the walk of the sources.
+
+use crate::error::{RepoError, Result};
+use crate::health::DEFAULT_PEER_LOST_AFTER;
+use crate::home::{Container, Home, Owner};
+use crate::index::FileEntry;
+use crate::meta::sync_meta;
+use crate::progress::{Event, Progress};
+use crate::scan::{self, Scan};
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use trove_core::manifest::PeerRecord;
+use trove_core::BlobId;
+use trove_peer::Peer;
+
+/// What the pipeline and the commit start from.
+pub(super) struct Prepared {
+    pub container: Container,
+    /// The peers that could be opened.
+    pub peers: Vec<(PeerRecord, Arc<dyn Peer>)>,
+    /// The dedup set: every blob stored for the container.
+    pub known: HashSet<BlobId>,
+    /// The file cache as it was before this backup.
+    pub cache: HashMap<Vec<u8>, FileEntry>,
+    pub scan: Scan,
+}
+
+pub(super) fn prepare(
+    home: &Home,
+    owner: &Owner,
+    name: &str,
+    progress: &dyn Progress,
+) -> Result<Prepared> {
+    let mut container = home.containers().open(owner, name)?;
+    let cid = container.manifest.id;
+    let mut peers = home.peers().open_all()?;
+    if peers.is_empty() {
+        return Err(RepoError::NoPeers);
+    }
+    peers.record_health(home, DEFAULT_PEER_LOST_AFTER, true)?;
+    peers.warn_unavailable(progress);
+    let available = peers.available();
+    if available.is_empty() {
+        return Err(RepoError::Placement {
+            reason: "no configured peer is reachable; nothing was stored".into(),
+        });
+    }
+
+    // The roster is every configured peer, so a new machine finds them all.
+    home.containers()
+        .update_roster(owner, &mut container, peers.records())?;
+    crate::pending::finish_interrupted(home, &container, &available, progress)?;
+    sync_meta(home, owner, &container, &available, true, progress)?;
+
+    let known = home.index.blob_ids(&cid)?;
+    let cache = home.index.file_cache(&cid)?;
+    let sources: Vec<PathBuf> = container
+        .manifest
+        .sources
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    let scan = scan::scan(&sources, &cache, &known);
+    if scan.roots.is_empty() {
+        return Err(RepoError::SourcesUnreadable {
+            container: name.to_owned(),
+            details: scan
+                .unreadable
+                .iter()
+                .map(|u| format!("{}: {}", u.path.display(), u.error))
+                .collect(),
+        });
+    }
+    let to_read = scan.files.iter().filter(|f| !f.cached);
+    progress.event(Event::Scanned {
+        files: scan.files.len() as u64,
+        bytes: scan.files.iter().map(|f| f.stat.size).sum(),
+        to_read: to_read.clone().count() as u64,
+        to_read_bytes: to_read.map(|f| f.stat.size).sum(),
+    });
+    Ok(Prepared {
+        container,
+        peers: available,
+        known,
+        cache,
+        scan,
+    })
+}
