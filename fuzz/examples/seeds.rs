@@ -26,9 +26,9 @@ use trove_core::{
 use trove_fuzz::keys::{identity, master, seal_key};
 use trove_fuzz::{audit, erasure as ferasure, node, pack as fpack, recovery as frecovery};
 use trove_fuzz::{envelope as fenvelope, InputBuilder};
-use trove_peer::{AuditRange, MetaKey};
 use trove_node::proto::{self, ErrorKind, Request, Response};
 use trove_node::NodeTicket;
+use trove_peer::{AuditRange, MetaKey};
 use trove_recovery::slip39::GroupSpec;
 
 struct Out {
@@ -150,10 +150,11 @@ fn snapshot() -> SnapshotManifest {
 }
 
 fn segment() -> IndexSegment {
-    IndexSegment {
-        id: SegmentId([13; 32]),
-        container: ContainerId([7; 32]),
-        packs: vec![PackRecord {
+    let mut s = IndexSegment::adding(
+        SegmentId([13; 32]),
+        ContainerId([7; 32]),
+        3,
+        vec![PackRecord {
             id: PackId([14; 32]),
             k: 2,
             m: 1,
@@ -182,7 +183,13 @@ fn segment() -> IndexSegment {
                 },
             ],
         }],
-    }
+    );
+    // A version-2 segment uses every field of the index log.
+    s.removed = vec![PackId([17; 32])];
+    s.forgotten = vec![SnapshotId([18; 32])];
+    s.restored = vec![SnapshotId([19; 32])];
+    s.supersedes = vec![SegmentId([12; 32])];
+    s
 }
 
 /// Sealed blobs and the entries of a pack holding them.
@@ -265,8 +272,8 @@ fn main() {
             entries: entries.clone(),
         })
         .unwrap();
-        let input = fpack::input(&region, &plain, n % 2 == 0);
-        let p = fpack::assemble(&region, &plain, true);
+        let input = fpack::input(&region, &plain, n % 2 == 0, n == 1);
+        let p = fpack::assemble(&region, &plain, true, n == 1);
         assert_eq!(trove_core::pack::read_header(&key, &p).unwrap(), entries);
         out.write("pack", &format!("header-{n}-blobs"), &input, o);
     }
@@ -367,7 +374,8 @@ fn main() {
         } else {
             seal_key()
         };
-        let env = envelope::seal_signed(identity(), &k, *kind, object, body);
+        let revision = u64::from(*kind == BlobKind::ContainerManifest) * 7;
+        let env = envelope::seal_signed(identity(), &k, *kind, object, revision, body);
         out.write(
             "envelope",
             &format!("{kind:?}"),

@@ -8,7 +8,14 @@ use trove_core::envelope::{self, EnvelopeError};
 use trove_core::keys::SealKey;
 use trove_core::seal::BlobKind;
 
-const HEADER_LEN: usize = 74;
+/// Bytes before the sealed body, by envelope version (v2 adds the revision).
+fn header_len(version: u8) -> usize {
+    if version == 1 {
+        74
+    } else {
+        82
+    }
+}
 const KINDS: [BlobKind; 3] = [
     BlobKind::ContainerManifest,
     BlobKind::SnapshotManifest,
@@ -40,10 +47,13 @@ fn check_agreement(bytes: &[u8], kind: BlobKind, object: &[u8; 32]) -> Option<Ve
             assert_eq!((*expected, *found), (kind, h.kind))
         }
         (Ok(h), Err(EnvelopeError::WrongObject)) => assert_ne!(&h.object, object),
-        (Ok(h), Ok(_)) => {
+        (Ok(h), Ok((opened_header, _))) => {
             assert_eq!((h.kind, &h.object, h.signer), (kind, object, public()));
-            let body_len = u32::from_le_bytes(bytes[70..74].try_into().expect("4")) as usize;
-            assert_eq!(bytes.len(), HEADER_LEN + body_len + 64);
+            assert_eq!(h, opened_header, "peek and open_signed read one header");
+            assert!(h.version == 2 || h.revision == 0, "v1 has no revision");
+            let hl = header_len(h.version);
+            let body_len = u32::from_le_bytes(bytes[hl - 4..hl].try_into().expect("4")) as usize;
+            assert_eq!(bytes.len(), hl + body_len + 64);
             // The signature verifies under the fixed identity, checked here
             // with ed25519-dalek directly.
             let (signed, sig) = bytes.split_at(bytes.len() - 64);
@@ -56,13 +66,14 @@ fn check_agreement(bytes: &[u8], kind: BlobKind, object: &[u8; 32]) -> Option<Ve
         }
         (Ok(_), Err(_)) => {}
     }
-    opened.ok()
+    opened.ok().map(|(_, body)| body)
 }
 
 /// Mode 0: the rest is an envelope, tried for each kind, with the object id
 /// its header names. Mode 1: `kind u8 ‖ object [32] ‖ changes u8 ‖
 /// n × (offset u16 LE, xor u8) ‖ cut u16 LE ‖ body`: the oracle signs the
-/// body with the fixed identity, then changes the bytes (and cuts
+/// body with the fixed identity (revision: the object's first 8 bytes, LE),
+/// then changes the bytes (and cuts
 /// `cut % 4` bytes off the end if `cut ≥ 4`, appends one if `cut % 4 == 0`).
 ///
 /// Asserts:
@@ -99,10 +110,15 @@ pub fn open(data: &[u8]) {
     let cut = r.u16();
     let body = r.rest();
     let key = key_for(kind);
-    let env = envelope::seal_signed(identity(), &key, kind, &object, body);
+    // The revision (signed, in the clear) comes from the object's bytes, so
+    // the input layout stays as it was before envelopes carried one.
+    let revision = u64::from_le_bytes(object[..8].try_into().expect("8"));
+    let env = envelope::seal_signed(identity(), &key, kind, &object, revision, body);
+    let (h, opened) = envelope::open_signed(&public(), &key, kind, &object, &env)
+        .expect("a signed envelope opens");
     assert_eq!(
-        envelope::open_signed(&public(), &key, kind, &object, &env).as_deref(),
-        Ok(body)
+        (h.version, h.revision, opened.as_slice()),
+        (2, revision, body)
     );
     crate::manifest::decode_as(kind, body);
 
@@ -121,7 +137,7 @@ pub fn open(data: &[u8]) {
         assert!(opened.is_none(), "an altered envelope opened");
     }
 
-    let forged = envelope::seal_signed(stranger(), &key, kind, &object, body);
+    let forged = envelope::seal_signed(stranger(), &key, kind, &object, revision, body);
     assert_eq!(
         envelope::open_signed(&public(), &key, kind, &object, &forged),
         Err(EnvelopeError::WrongSigner)

@@ -343,9 +343,18 @@ mod tests {
         // The bound is not tighter than zstd: its densest output (runs of
         // one byte, stored as RLE blocks) still opens.
         let zeros = vec![0u8; 16 << 20];
-        let s = seal(&key(1), BlobKind::Data, &[2; 32], &zeros, Compression::Zstd(19));
+        let s = seal(
+            &key(1),
+            BlobKind::Data,
+            &[2; 32],
+            &zeros,
+            Compression::Zstd(19),
+        );
         let ratio = zeros.len() / s.len();
-        assert!(ratio > ZSTD_MAX_EXPANSION * 3 / 4, "near the bound: {ratio}");
+        assert!(
+            ratio > ZSTD_MAX_EXPANSION * 3 / 4,
+            "near the bound: {ratio}"
+        );
         assert_eq!(open(&key(1), BlobKind::Data, &[2; 32], &s).unwrap(), zeros);
     }
 
