@@ -16,6 +16,13 @@ pub const SEAL_OVERHEAD: usize = 1 + 24 + 1 + 16;
 /// stays well below it).
 pub const MAX_BLOB_LEN: usize = 1024 * 1024 * 1024;
 
+/// Most bytes any zstd frame yields per byte of it: the densest block is an
+/// RLE block, 3 header bytes and 1 content byte for at most 128 KiB (zstd's
+/// block maximum); every other block type costs more per output byte. So a
+/// declared length above `payload × 32 768` cannot be true, and is refused
+/// before the output buffer is allocated.
+const ZSTD_MAX_EXPANSION: usize = 128 * 1024 / 4;
+
 const AAD_PREFIX: &[u8] = b"trove-blob-v1";
 const CODEC_RAW: u8 = 0;
 const CODEC_ZSTD: u8 = 1;
@@ -209,13 +216,20 @@ pub fn open(
                 return Err(SealError::Malformed("compressed blob without length"));
             }
             let raw_len = u32::from_le_bytes(buf[1..5].try_into().expect("4 bytes")) as usize;
+            let frame = &buf[5..];
             if raw_len > MAX_BLOB_LEN {
                 return Err(SealError::Decompress(format!(
                     "declared length {raw_len} too large"
                 )));
             }
+            if raw_len > frame.len().saturating_mul(ZSTD_MAX_EXPANSION) {
+                return Err(SealError::Decompress(format!(
+                    "declared length {raw_len} is more than {} compressed bytes can hold",
+                    frame.len()
+                )));
+            }
             let out =
-                decompress(&buf[5..], raw_len).map_err(|e| SealError::Decompress(e.to_string()))?;
+                decompress(frame, raw_len).map_err(|e| SealError::Decompress(e.to_string()))?;
             if out.len() != raw_len {
                 return Err(SealError::Decompress(
                     "length differs from the declared one".into(),
@@ -299,6 +313,49 @@ mod tests {
             );
         }
         assert!(open(&key(1), BlobKind::Data, &[2; 32], &s[..10]).is_err());
+    }
+
+    /// Seal `region` (codec byte and payload) as `seal` would, to test what
+    /// `open` does with contents `seal` never writes.
+    fn seal_region(key: &SealKey, kind: BlobKind, id: &[u8; 32], region: &[u8]) -> Vec<u8> {
+        let mut body = region.to_vec();
+        let tag = XChaCha20Poly1305::new(&key.0.into())
+            .encrypt_in_place_detached(XNonce::from_slice(&[7; 24]), &aad(kind, id), &mut body)
+            .unwrap();
+        [&[SEAL_VERSION][..], &[7; 24], &body, &tag].concat()
+    }
+
+    /// Fuzzing (seal_open, fuzz/regressions/seal_open/oom-zstd-declared-length):
+    /// a 55-byte blob declaring 805 MB made `open` allocate 805 MB before
+    /// zstd found the frame far too small. Now the declared length is
+    /// checked against what the frame can hold first.
+    #[test]
+    fn zstd_declared_length_beyond_the_frame_is_refused_before_allocating() {
+        let frame = zstd::bulk::compress(b"lazy dog", 3).unwrap();
+        let mut region = vec![CODEC_ZSTD];
+        region.extend_from_slice(&805_308_168u32.to_le_bytes());
+        region.extend_from_slice(&frame);
+        let s = seal_region(&key(1), BlobKind::Data, &[2; 32], &region);
+        match open(&key(1), BlobKind::Data, &[2; 32], &s) {
+            Err(SealError::Decompress(m)) => assert!(m.contains("can hold"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        // The bound is not tighter than zstd: its densest output (runs of
+        // one byte, stored as RLE blocks) still opens.
+        let zeros = vec![0u8; 16 << 20];
+        let s = seal(
+            &key(1),
+            BlobKind::Data,
+            &[2; 32],
+            &zeros,
+            Compression::Zstd(19),
+        );
+        let ratio = zeros.len() / s.len();
+        assert!(
+            ratio > ZSTD_MAX_EXPANSION * 3 / 4,
+            "near the bound: {ratio}"
+        );
+        assert_eq!(open(&key(1), BlobKind::Data, &[2; 32], &s).unwrap(), zeros);
     }
 
     #[test]

@@ -102,9 +102,17 @@ impl Wordlist {
                 return Some(word);
             }
         }
+        // Two words' edit distance is at least the difference of their
+        // lengths, so only words within two letters of the typed length can
+        // be suggested: a long pasted "word" is not compared letter by
+        // letter with every word of the list.
+        let typed_len = typed.chars().count();
         let mut best: Option<(usize, &'static str)> = None;
         let mut tied = false;
         for &word in self.words() {
+            if typed_len.abs_diff(word.len()) > 2 {
+                continue;
+            }
             let distance = edit_distance(typed, word);
             match best {
                 Some((d, _)) if distance > d => {}
@@ -180,6 +188,24 @@ mod tests {
         // Nothing close.
         let err = SLIP39.to_indices("xxxxxxxxxxxx").unwrap_err();
         assert_eq!(err.suggestion, None);
+    }
+
+    /// Found by `tests/decoders_on_garbage.rs` (which took 158 s): an
+    /// unknown word was compared by edit distance with all 2048 list words,
+    /// at a cost proportional to its length, so a 20 000-letter "word" (a
+    /// pasted line) took 11 s in a debug build. Words more than two letters
+    /// longer than any list word have no suggestion and are no longer
+    /// compared at all.
+    #[test]
+    fn long_unknown_word_is_not_compared_with_every_word() {
+        let long = "x".repeat(20_000);
+        let started = std::time::Instant::now();
+        let err = BIP39_ENGLISH.to_indices(&long).unwrap_err();
+        assert_eq!(err.suggestion, None);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // Typos in the first letters are still found by edit distance.
+        let err = BIP39_ENGLISH.to_indices("xbandonn").unwrap_err();
+        assert_eq!(err.suggestion.as_deref(), Some("abandon"));
     }
 
     #[test]
