@@ -1,6 +1,7 @@
 //! What every command shares: where the home is, opening and unlocking it,
 //! the passphrase, logging, and printing rows as text or `--json`.
 
+use crate::ui::Bar;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::PathBuf;
@@ -22,6 +23,34 @@ impl Out {
         }
         Ok(())
     }
+
+    /// Run a long operation under a progress bar, then print its report
+    /// (text, or `--json` with the warnings the bar collected, so that a
+    /// script sees them too). Returns the report for the exit code.
+    pub fn run_reported<T: Serialize>(
+        &self,
+        op: impl FnOnce(&Bar) -> trove_repo::Result<T>,
+        text: impl FnOnce(&T),
+    ) -> Result<T> {
+        let bar = Bar::new(self.json);
+        let r = op(&bar);
+        bar.finish();
+        let report = r?;
+        let row = WithWarnings {
+            report: &report,
+            warnings: bar.warnings(),
+        };
+        self.emit(&row, |row| text(row.report))?;
+        Ok(report)
+    }
+}
+
+/// A report and the warnings met on the way, as `--json` prints them.
+#[derive(Serialize)]
+struct WithWarnings<'a, T> {
+    #[serde(flatten)]
+    report: &'a T,
+    warnings: Vec<String>,
 }
 
 /// Log what a node does (info) when running one; otherwise only errors,

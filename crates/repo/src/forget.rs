@@ -22,9 +22,7 @@ use crate::progress::Progress;
 use crate::prune::{finish_deletions, prune_locked, MaxUnused, PruneOptions, PruneReport};
 use std::collections::BTreeSet;
 use std::time::Duration;
-use trove_core::envelope;
-use trove_core::manifest::{IndexSegment, SnapshotManifest};
-use trove_core::seal::BlobKind;
+use trove_core::manifest::SnapshotManifest;
 use trove_core::{SegmentId, SnapshotId};
 use trove_peer::MetaKey;
 
@@ -153,21 +151,9 @@ pub fn forget(
         return Ok(report);
     }
     if !report.forget.is_empty() {
-        let mut seg = IndexSegment::adding(
-            SegmentId::random(),
-            cid,
-            home.index.next_segment_seq(&cid)?,
-            Vec::new(),
-        );
+        let mut seg = crate::meta::next_segment(home, cid, Vec::new())?;
         seg.forgotten = report.forget.iter().map(|r| r.id).collect();
-        let env = envelope::seal_signed(
-            &owner.identity,
-            &container.keys.seal,
-            BlobKind::IndexSegment,
-            &seg.id.0,
-            0,
-            &seg.encode(),
-        );
+        let env = crate::meta::seal_segment(owner, &container, &seg);
         let mut doomed = Vec::new();
         for peer in home.peers().records()? {
             for id in &seg.forgotten {

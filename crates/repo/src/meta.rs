@@ -8,9 +8,11 @@ use crate::home::{Container, Home, Owner};
 use crate::progress::{Event, Progress};
 use std::sync::Arc;
 use trove_core::envelope::{self, EnvelopeError, EnvelopeHeader};
-use trove_core::manifest::{ContainerManifest, ManifestError, PeerRecord};
+use trove_core::manifest::{
+    ContainerManifest, IndexSegment, ManifestError, PackRecord, PeerRecord,
+};
 use trove_core::seal::BlobKind;
-use trove_core::ContainerId;
+use trove_core::{ContainerId, SegmentId};
 use trove_peer::{MetaKey, MetaRejection, Peer, PeerError};
 
 /// Why a signed object read from a peer is refused.
@@ -26,6 +28,34 @@ pub enum ObjectError {
     /// The revision a peer reads in the clear must be the one inside.
     #[error("its signed revision {header} differs from the revision {body} inside")]
     RevisionMismatch { header: u64, body: u64 },
+}
+
+/// The next segment of container `cid`'s index log: a random id, `seq` one
+/// past the highest this index knows (§5), adding `packs`.
+pub(crate) fn next_segment(
+    home: &Home,
+    cid: ContainerId,
+    packs: Vec<PackRecord>,
+) -> Result<IndexSegment> {
+    Ok(IndexSegment::adding(
+        SegmentId::random(),
+        cid,
+        home.index.next_segment_seq(&cid)?,
+        packs,
+    ))
+}
+
+/// A segment sealed under the container's key and signed, as it travels
+/// to the peers.
+pub(crate) fn seal_segment(owner: &Owner, container: &Container, seg: &IndexSegment) -> Vec<u8> {
+    envelope::seal_signed(
+        &owner.identity,
+        &container.keys.seal,
+        BlobKind::IndexSegment,
+        &seg.id.0,
+        0,
+        &seg.encode(),
+    )
 }
 
 /// Open and decode a container manifest envelope of container `cid`.

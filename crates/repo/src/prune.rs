@@ -45,9 +45,7 @@ use crate::progress::Progress;
 use crate::snapshot::TreeReader;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
-use trove_core::envelope;
-use trove_core::manifest::{replay, IndexSegment, PackRecord};
-use trove_core::seal::BlobKind;
+use trove_core::manifest::{replay, PackRecord};
 use trove_core::{BlobId, PackId, SegmentId};
 use trove_peer::MetaKey;
 
@@ -353,24 +351,11 @@ fn compact(
         .copied()
         .chain(state.superseded.iter().copied())
         .collect();
-    let seg = IndexSegment {
-        id: SegmentId::random(),
-        container: cid,
-        seq: home.index.next_segment_seq(&cid)?,
-        packs,
-        removed: removed.iter().map(|r| r.id).collect(),
-        forgotten: state.forgotten.iter().copied().collect(),
-        restored: Vec::new(),
-        supersedes: supersedes.into_iter().collect(),
-    };
-    let env = envelope::seal_signed(
-        &owner.identity,
-        &container.keys.seal,
-        BlobKind::IndexSegment,
-        &seg.id.0,
-        0,
-        &seg.encode(),
-    );
+    let mut seg = crate::meta::next_segment(home, cid, packs)?;
+    seg.removed = removed.iter().map(|r| r.id).collect();
+    seg.forgotten = state.forgotten.iter().copied().collect();
+    seg.supersedes = supersedes.into_iter().collect();
+    let env = crate::meta::seal_segment(owner, container, &seg);
     let mut doomed = Vec::new();
     for rec in removed {
         for f in &rec.fragments {

@@ -39,9 +39,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
-use trove_core::envelope;
-use trove_core::manifest::{IndexSegment, PeerRecord};
-use trove_core::seal::BlobKind;
+use trove_core::manifest::PeerRecord;
 use trove_core::{FragmentId, PackId, PeerId, SegmentId};
 use trove_peer::Peer;
 
@@ -539,20 +537,8 @@ impl<'a> Ctx<'a> {
         let segment = if records.is_empty() {
             None
         } else {
-            let seg = IndexSegment::adding(
-                SegmentId::random(),
-                cid,
-                self.home.index.next_segment_seq(&cid)?,
-                records,
-            );
-            let env = envelope::seal_signed(
-                &self.owner.identity,
-                &c.keys.seal,
-                BlobKind::IndexSegment,
-                &seg.id.0,
-                0,
-                &seg.encode(),
-            );
+            let seg = crate::meta::next_segment(self.home, cid, records)?;
+            let env = crate::meta::seal_segment(self.owner, c, &seg);
             self.home.index.apply_segment(&seg, &env)?;
             Some(seg.id)
         };

@@ -28,9 +28,7 @@ use crate::progress::{Event, Progress};
 use crate::snapshot::TreeReader;
 use crate::sync::{collect, open_object, Found, Opened};
 use std::collections::{BTreeMap, HashSet};
-use trove_core::envelope;
 use trove_core::manifest::{IndexSegment, PackRecord, SnapshotManifest};
-use trove_core::seal::BlobKind;
 use trove_core::tree::NodeKind;
 use trove_core::{BlobId, PackId, SegmentId, SnapshotId, TreeId};
 
@@ -229,23 +227,11 @@ pub fn undelete(
     report.packs_restored = back.len() as u64;
 
     // One segment: the packs again, and the snapshot restored.
-    let mut seg = IndexSegment::adding(
-        SegmentId::random(),
-        cid,
-        home.index.next_segment_seq(&cid)?,
-        back,
-    );
+    let mut seg = crate::meta::next_segment(home, cid, back)?;
     if !listed {
         seg.restored.push(snap.id);
     }
-    let env = envelope::seal_signed(
-        &owner.identity,
-        &c.keys.seal,
-        BlobKind::IndexSegment,
-        &seg.id.0,
-        0,
-        &seg.encode(),
-    );
+    let env = crate::meta::seal_segment(owner, &c, &seg);
     home.index.apply_segment(&seg, &env)?;
     if !listed {
         home.index.insert_snapshot(&snap, &found.bytes)?;

@@ -1,7 +1,7 @@
 //! `trove backup`: an incremental snapshot of a container.
 
 use crate::context::{open_home, unlock, Out};
-use crate::ui::{self, Bar};
+use crate::ui;
 use anyhow::Result;
 use std::process::ExitCode;
 use trove_repo::{BackupOptions, BackupReport};
@@ -14,29 +14,16 @@ pub struct Args {
     opts: BackupOptions,
 }
 
-/// The report, and the warnings met on the way.
-#[derive(serde::Serialize)]
-struct Row<'a> {
-    #[serde(flatten)]
-    report: &'a BackupReport,
-    warnings: Vec<String>,
-}
-
 pub fn run(args: Args, out: Out) -> Result<ExitCode> {
     let home = open_home()?;
     let owner = unlock(&home)?;
     let c = home
         .containers()
         .open_or_only(&owner, args.name.as_deref())?;
-    let bar = Bar::new(out.json);
-    let r = trove_repo::backup(&home, &owner, &c.manifest.name, &args.opts, &bar);
-    bar.finish();
-    let r = r?;
-    let row = Row {
-        report: &r,
-        warnings: bar.warnings(),
-    };
-    out.emit(&row, |row| print(row.report))?;
+    let r = out.run_reported(
+        |bar| trove_repo::backup(&home, &owner, &c.manifest.name, &args.opts, bar),
+        print,
+    )?;
     if !r.unreadable.is_empty() {
         eprintln!(
             "{} file(s) or folder(s) could not be read; the snapshot has everything else",

@@ -1,7 +1,6 @@
 //! `trove forget`: forget snapshots by id or by a `--keep-*` policy.
 
 use crate::context::{open_home_waiting, unlock, Out};
-use crate::ui::Bar;
 use anyhow::Result;
 use std::process::ExitCode;
 use trove_repo::{ForgetOptions, ForgetReport, ForgetRow};
@@ -14,26 +13,13 @@ pub struct Args {
     opts: ForgetOptions,
 }
 
-/// The report, and the warnings met on the way.
-#[derive(serde::Serialize)]
-struct Row<'a> {
-    #[serde(flatten)]
-    report: &'a ForgetReport,
-    warnings: Vec<String>,
-}
-
 pub fn run(args: Args, out: Out) -> Result<ExitCode> {
     let home = open_home_waiting(args.opts.wait)?;
     let owner = unlock(&home)?;
-    let bar = Bar::new(out.json);
-    let r = trove_repo::forget(&home, &owner, &args.container, &args.opts, &bar);
-    bar.finish();
-    let r = r?;
-    let row = Row {
-        report: &r,
-        warnings: bar.warnings(),
-    };
-    out.emit(&row, |row| print(row.report))?;
+    out.run_reported(
+        |bar| trove_repo::forget(&home, &owner, &args.container, &args.opts, bar),
+        print,
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

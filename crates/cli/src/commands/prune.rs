@@ -1,7 +1,7 @@
 //! `trove prune`: delete what no snapshot uses, repack what is mostly unused.
 
 use crate::context::{open_home_waiting, unlock, Out};
-use crate::ui::{self, Bar};
+use crate::ui;
 use anyhow::Result;
 use std::process::ExitCode;
 use trove_repo::{PruneOptions, PruneReport};
@@ -14,26 +14,13 @@ pub struct Args {
     opts: PruneOptions,
 }
 
-/// The report, and the warnings met on the way.
-#[derive(serde::Serialize)]
-struct Row<'a> {
-    #[serde(flatten)]
-    report: &'a PruneReport,
-    warnings: Vec<String>,
-}
-
 pub fn run(args: Args, out: Out) -> Result<ExitCode> {
     let home = open_home_waiting(args.opts.wait)?;
     let owner = unlock(&home)?;
-    let bar = Bar::new(out.json);
-    let r = trove_repo::prune(&home, &owner, args.name.as_deref(), &args.opts, &bar);
-    bar.finish();
-    let r = r?;
-    let row = Row {
-        report: &r,
-        warnings: bar.warnings(),
-    };
-    out.emit(&row, |row| print(row.report))?;
+    out.run_reported(
+        |bar| trove_repo::prune(&home, &owner, args.name.as_deref(), &args.opts, bar),
+        print,
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,7 +2,7 @@
 //! pack is back at `k+m` fragments on distinct peers.
 
 use crate::context::{open_home, unlock, Out};
-use crate::ui::{self, Bar};
+use crate::ui;
 use anyhow::Result;
 use std::process::ExitCode;
 use trove_repo::{PeerState, RepairOptions, RepairReport};
@@ -15,26 +15,13 @@ pub struct Args {
     opts: RepairOptions,
 }
 
-/// The report, and the warnings met on the way.
-#[derive(serde::Serialize)]
-struct Row<'a> {
-    #[serde(flatten)]
-    report: &'a RepairReport,
-    warnings: Vec<String>,
-}
-
 pub fn run(args: Args, out: Out) -> Result<ExitCode> {
     let home = open_home()?;
     let owner = unlock(&home)?;
-    let bar = Bar::new(out.json);
-    let r = trove_repo::repair(&home, &owner, args.name.as_deref(), &args.opts, &bar);
-    bar.finish();
-    let r = r?;
-    let row = Row {
-        report: &r,
-        warnings: bar.warnings(),
-    };
-    out.emit(&row, |row| print(row.report))?;
+    let r = out.run_reported(
+        |bar| trove_repo::repair(&home, &owner, args.name.as_deref(), &args.opts, bar),
+        print,
+    )?;
     // 3: finished, but some pack is not back at full redundancy (or lost).
     Ok(if r.full_redundancy {
         ExitCode::SUCCESS

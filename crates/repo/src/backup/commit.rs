@@ -15,24 +15,15 @@ use crate::scan::{SkippedPath, UnreadablePath};
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use trove_core::envelope;
-use trove_core::manifest::{IndexSegment, SnapshotManifest, SnapshotSummary};
+use trove_core::manifest::{SnapshotManifest, SnapshotSummary};
 use trove_core::seal::BlobKind;
-use trove_core::{SegmentId, SnapshotId};
+use trove_core::SnapshotId;
 
 /// What was committed.
 pub(super) struct Committed {
     pub snapshot: SnapshotManifest,
     pub unreadable: Vec<UnreadablePath>,
     pub skipped: Vec<SkippedPath>,
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown".into())
 }
 
 pub(super) fn commit(
@@ -101,20 +92,8 @@ pub(super) fn commit(
     let segment = if unpublished.is_empty() {
         None
     } else {
-        let seg = IndexSegment::adding(
-            SegmentId::random(),
-            cid,
-            home.index.next_segment_seq(&cid)?,
-            unpublished,
-        );
-        let env = envelope::seal_signed(
-            &owner.identity,
-            &container.keys.seal,
-            BlobKind::IndexSegment,
-            &seg.id.0,
-            0,
-            &seg.encode(),
-        );
+        let seg = crate::meta::next_segment(home, cid, unpublished)?;
+        let env = crate::meta::seal_segment(owner, &container, &seg);
         Some((seg, env))
     };
     let parent = home.index.snapshots(&cid)?.last().map(|s| s.id);
@@ -122,7 +101,7 @@ pub(super) fn commit(
         id: SnapshotId::random(),
         container: cid,
         time_unix_ns: crate::time::now_ns(),
-        host: hostname(),
+        host: crate::lock::hostname(),
         sources: container.manifest.sources.clone(),
         root: stored.root,
         parent,

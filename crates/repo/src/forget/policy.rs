@@ -11,6 +11,7 @@
 //! kept if any rule keeps it, and lists every rule that does. The latest
 //! snapshot is never forgotten by a policy.
 
+use crate::time::civil_from_days;
 use serde::Serialize;
 use std::fmt;
 use trove_core::manifest::SnapshotManifest;
@@ -256,20 +257,6 @@ pub fn decide(
         out.push((s.id, reasons));
     }
     out
-}
-
-/// (year, month 1-12, day 1-31) of a day count since 1970-01-01 (Howard
-/// Hinnant's civil_from_days).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// Days since 1970-01-01 of a civil date (Hinnant's days_from_civil); a day

@@ -67,17 +67,10 @@ pub fn corrupt_a_data_shard(peer_dir: &Path) -> Result<std::path::PathBuf> {
 /// same length (as an encryption would). Returns how many files.
 pub fn encrypt_files(dir: &Path) -> Result<u64> {
     let mut n = 0;
-    let mut x: u64 = 0xC0FF_EE00_DEAD_BEEF;
+    let mut next = super::sample::noise(0xC0FF_EE00_DEAD_BEEF);
     for e in walk(dir)? {
         let len = std::fs::metadata(&e)?.len() as usize;
-        let noise: Vec<u8> = (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let noise: Vec<u8> = (0..len).map(|_| next() as u8).collect();
         std::fs::write(&e, noise)?;
         n += 1;
     }

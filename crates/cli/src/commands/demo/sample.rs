@@ -5,16 +5,21 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-/// Deterministic sample data: text, binary noise, a large file, duplicates,
-/// nested and empty folders, a symlink and unusual modes.
-pub fn make_sample(root: &Path) -> Result<u64> {
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut next = move || {
+/// xorshift64: the same seed always gives the same noise.
+pub fn noise(seed: u64) -> impl FnMut() -> u64 {
+    let mut x = seed;
+    move || {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         x
-    };
+    }
+}
+
+/// Deterministic sample data: text, binary noise, a large file, duplicates,
+/// nested and empty folders, a symlink and unusual modes.
+pub fn make_sample(root: &Path) -> Result<u64> {
+    let mut next = noise(0x9E37_79B9_7F4A_7C15);
     const WORDS: &[&str] = &[
         "backup", "photo", "letter", "tax", "family", "garden", "holiday", "invoice", "recipe",
         "poem", "draft", "meeting", "budget", "school", "music", "travel", "notes", "health",
@@ -37,7 +42,7 @@ pub fn make_sample(root: &Path) -> Result<u64> {
         let mut text = String::with_capacity(len);
         while text.len() < len {
             text.push_str(WORDS[(next() % WORDS.len() as u64) as usize]);
-            text.push(if next() % 12 == 0 { '\n' } else { ' ' });
+            text.push(if next().is_multiple_of(12) { '\n' } else { ' ' });
         }
         std::fs::write(root.join(format!("{dir}/doc-{i:03}.txt")), &text)?;
         total += text.len() as u64;
