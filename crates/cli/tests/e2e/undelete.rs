@@ -1,7 +1,8 @@
 //! `trove undelete` end to end, as issue 10's acceptance runs it: three
 //! real node processes (2+1); an attacker holding the owner's key forgets
 //! and prunes the history and wipes the home; the owner recovers from the
-//! 24 words alone and brings the old snapshot back from the nodes' trash.
+//! 24 words and one node's ticket, and brings the old snapshot back from
+//! the nodes' trash.
 
 use crate::common::*;
 use crate::nodes::{make_data, nodes_for};
@@ -40,19 +41,19 @@ fn an_attacker_forgets_prunes_and_wipes_then_the_owner_recovers_and_undeletes() 
     );
     std::fs::remove_dir_all(&t.home).unwrap();
 
-    // The owner: the phrase, the nodes' tickets, and nothing else.
+    // The owner: the phrase and one node's ticket, nothing else; sync
+    // finds the other nodes in the container's roster.
     let pf = t.tmp.path().join("phrase.txt");
     std::fs::write(&pf, init["phrase"].as_str().unwrap()).unwrap();
     t.ok_json(&["recover", "--phrase-file", &pf.display().to_string()]);
-    for n in &nodes {
-        t.ok_json(&["peer", "add", &n.name, &n.ticket(&t)]);
-    }
+    t.ok_json(&["peer", "add", "found", &nodes[0].ticket(&t)]);
     let s = t.ok_json(&["sync"]);
     assert_eq!(
         s["snapshots"], 1,
         "the forgotten snapshot stays forgotten: {s}"
     );
     assert_eq!(id_of(&t.snapshots()[0], "id"), new);
+    assert_eq!(t.ok_json(&["peer", "list"]).as_array().unwrap().len(), 3);
     // What the nodes can bring back: the forgotten snapshot.
     let listed = t.ok_json(&["undelete", "data"]);
     let ids: Vec<String> = listed["snapshots"]
