@@ -249,6 +249,21 @@ pub(crate) fn sweep_tmp(peers: &PeerSet, progress: &dyn Progress) -> (u64, u64) 
     (files, bytes)
 }
 
+/// Empty folder peers' `trash/` of what was deleted at least `grace` ago
+/// (nodes empty their own, on their operator's grace period). Returns how
+/// many files went; a peer that fails is a warning.
+pub(crate) fn empty_folder_trash(peers: &PeerSet, grace: Duration, progress: &dyn Progress) -> u64 {
+    let now = SystemTime::now();
+    let mut purged = 0;
+    for f in folders(peers) {
+        match f.purge_expired(grace, now) {
+            Ok(n) => purged += n,
+            Err(e) => progress.event(Event::Warning(e.to_string())),
+        }
+    }
+    purged
+}
+
 /// What killed uploads and unfinished deletions left on the peers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Leftovers {

@@ -182,6 +182,7 @@ pub fn forget(
             max_unused: opts.max_unused,
             dry_run: false,
             wait: opts.wait,
+            ..Default::default()
         };
         report.prune = Some(prune_locked(home, owner, &container, &p, progress)?);
     }

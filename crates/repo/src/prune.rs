@@ -69,7 +69,19 @@ pub struct PruneOptions {
         arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::lock::parse_wait)
     )]
     pub wait: Duration,
+    /// Empty from folder peers' `trash/` what was deleted at least this
+    /// long ago (`0s` empties it). Nodes keep their operator's grace period
+    /// whatever this says.
+    #[cfg_attr(
+        feature = "clap",
+        arg(long, value_name = "DURATION", default_value = "30d", value_parser = crate::health::parse_duration)
+    )]
+    pub folder_trash_grace: Duration,
 }
+
+/// How long a folder peer's trash keeps what prune and forget deleted
+/// unless told otherwise: a node's default grace period.
+pub const DEFAULT_FOLDER_TRASH_GRACE: Duration = Duration::from_secs(30 * 86_400);
 
 impl Default for PruneOptions {
     fn default() -> Self {
@@ -77,6 +89,7 @@ impl Default for PruneOptions {
             max_unused: MaxUnused::default(),
             dry_run: false,
             wait: Duration::from_secs(300),
+            folder_trash_grace: DEFAULT_FOLDER_TRASH_GRACE,
         }
     }
 }
@@ -119,6 +132,8 @@ pub struct PruneReport {
     /// Stale files removed from folder peers' `tmp/`.
     pub tmp_files_removed: u64,
     pub tmp_bytes_removed: u64,
+    /// Files emptied from folder peers' `trash/` (older than the grace).
+    pub trash_files_purged: u64,
     pub seconds: f64,
 }
 
@@ -263,6 +278,8 @@ pub(crate) fn prune_locked(
     let (files, bytes) = deletions::sweep_tmp(&peers, progress);
     report.tmp_files_removed = files;
     report.tmp_bytes_removed = bytes;
+    report.trash_files_purged =
+        deletions::empty_folder_trash(&peers, opts.folder_trash_grace, progress);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

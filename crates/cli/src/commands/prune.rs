@@ -54,6 +54,12 @@ pub fn print(r: &PruneReport) {
             ui::bytes(r.tmp_bytes_removed)
         );
     }
+    if r.trash_files_purged > 0 {
+        println!(
+            "  emptied {} file(s) from folder peers' trash/ (deleted longer ago than --folder-trash-grace)",
+            r.trash_files_purged
+        );
+    }
     for p in &d.pending {
         println!("  later: {p}");
     }

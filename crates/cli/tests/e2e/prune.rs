@@ -580,3 +580,41 @@ fn a_busy_index_names_its_holder_and_prune_waits_for_it() {
         "a finished command removes its label"
     );
 }
+
+/// A folder peer's trash keeps what prune deleted for the grace period
+/// (undelete can still bring it back), and prune empties it afterwards.
+#[test]
+fn folder_trash_is_emptied_after_its_grace_and_not_before() {
+    let t = Trove::setup(3, "2+1");
+    let mut g = Gen::new(91);
+    replace(&t, &mut g, "a.bin", 3 << 20);
+    t.backup();
+    replace(&t, &mut g, "a.bin", 3 << 20);
+    t.backup();
+    let f = t.ok_json(&["forget", "data", "--keep-last", "1", "--prune"]);
+    assert_eq!(f["prune"]["trash_files_purged"], 0, "{f}");
+    let in_trash = trash_files(&t, 3);
+    assert!(in_trash >= 3, "{in_trash}");
+    // Within the grace period: kept, and undelete still lists the snapshot.
+    let p = t.ok_json(&["prune", "data", "--folder-trash-grace", "1h"]);
+    assert_eq!(p["trash_files_purged"], 0, "{p}");
+    assert_eq!(trash_files(&t, 3), in_trash);
+    let listed = t.ok_json(&["undelete", "data"]);
+    assert_eq!(listed["snapshots"].as_array().unwrap().len(), 1, "{listed}");
+    // Past it: emptied, and what was deleted is gone for good.
+    let p = t.ok_json(&["prune", "data", "--folder-trash-grace", "0s"]);
+    assert_eq!(
+        p["trash_files_purged"].as_u64().unwrap() as usize,
+        in_trash,
+        "{p}"
+    );
+    assert_eq!(trash_files(&t, 3), 0);
+    let listed = t.ok_json(&["undelete", "data"]);
+    assert!(
+        listed["snapshots"].as_array().unwrap().is_empty(),
+        "{listed}"
+    );
+    let (_, restored) = t.restore("data:latest");
+    assert_same_tree(&t.src, &restored);
+    assert_healthy(&t);
+}
