@@ -303,6 +303,15 @@ impl Trove {
         self.create_container(redundancy);
     }
 
+    /// The owner's machine is gone: destroy the home and recover it from
+    /// the 24-word `phrase` (`recover --phrase-file`).
+    pub fn lose_home_and_recover(&self, phrase: &str) {
+        std::fs::remove_dir_all(&self.home).unwrap();
+        let pf = self.tmp.path().join("phrase.txt");
+        std::fs::write(&pf, phrase).unwrap();
+        self.ok_json(&["recover", "--phrase-file", &pf.display().to_string()]);
+    }
+
     /// `trove --json backup`, asserting success.
     pub fn backup(&self) -> Value {
         self.ok_json(&["backup"])

@@ -366,11 +366,7 @@ fn mixed_folder_and_node_peers_back_up_restore_and_recover() {
 
     // Recovery from nothing but the phrase and one node's ticket.
     nodes[0].spawn();
-    std::fs::remove_dir_all(&t.home).unwrap();
-    let phrase = init["phrase"].as_str().unwrap().to_owned();
-    let pf = t.tmp.path().join("phrase.txt");
-    std::fs::write(&pf, &phrase).unwrap();
-    t.ok_json(&["recover", "--phrase-file", &pf.display().to_string()]);
+    t.lose_home_and_recover(init["phrase"].as_str().unwrap());
     let ticket = nodes[1].ticket(&t);
     t.ok_json(&["peer", "add", "found", &ticket]);
     let s = t.ok_json(&["sync"]);
@@ -458,10 +454,7 @@ fn stolen_transport_key_overwriting_and_deleting_meta_then_recovery_from_the_phr
     // recover from the phrase and one node, whose metadata is all in its trash.
     let unplugged = t.tmp.path().join("p1-unplugged");
     std::fs::rename(t.peer(1), &unplugged).unwrap();
-    std::fs::remove_dir_all(&t.home).unwrap();
-    let pf = t.tmp.path().join("phrase.txt");
-    std::fs::write(&pf, init["phrase"].as_str().unwrap()).unwrap();
-    t.ok_json(&["recover", "--phrase-file", &pf.display().to_string()]);
+    t.lose_home_and_recover(init["phrase"].as_str().unwrap());
     t.ok_json(&["peer", "add", "found", &nodes[0].ticket(&t)]);
     let s = t.ok_json(&["sync"]);
     assert_eq!(s["snapshots"], 3, "{s}");

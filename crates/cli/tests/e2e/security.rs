@@ -8,14 +8,6 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Destroy the home and recover it from `phrase`.
-fn lose_home_and_recover(t: &Trove, phrase: &str) {
-    std::fs::remove_dir_all(&t.home).unwrap();
-    let pf = t.tmp.path().join("phrase.txt");
-    std::fs::write(&pf, phrase).unwrap();
-    t.ok_json(&["recover", "--phrase-file", &pf.display().to_string()]);
-}
-
 fn add_peer(t: &Trove, name: &str, dir: &Path) -> Value {
     t.ok_json(&["peer", "add", name, &format!("dir:{}", dir.display())])
 }
@@ -62,7 +54,7 @@ fn sync_through_a_stale_peer_finds_every_newer_snapshot_in_one_run() {
     assert_eq!(t.snapshots().len(), 3);
     std::fs::rename(&away, t.peer(1)).unwrap();
 
-    lose_home_and_recover(&t, &init_phrase);
+    t.lose_home_and_recover(&init_phrase);
     add_peer(&t, "stale", &t.peer(1));
     let s = t.ok_json(&["sync"]);
     assert_eq!(s["snapshots"], 3, "one sync must find every snapshot: {s}");
@@ -119,7 +111,7 @@ fn a_lying_peer_never_takes_an_honest_peers_place() {
     let liar = plant_liar(&t, &t.peer(1));
 
     // p1 still answers at its recorded location.
-    lose_home_and_recover(&t, &phrase);
+    t.lose_home_and_recover(&phrase);
     add_peer(&t, "liar", &liar);
     let s = t.ok_json(&["sync"]);
     let now = peers(&t);
@@ -132,7 +124,7 @@ fn a_lying_peer_never_takes_an_honest_peers_place() {
     assert_eq!(p1_rec.1, p1_id);
 
     // p1's disk moves; the liar is tried first, then the disk at its new place.
-    lose_home_and_recover(&t, &phrase);
+    t.lose_home_and_recover(&phrase);
     let moved = t.tmp.path().join("p1-moved");
     std::fs::rename(t.peer(1), &moved).unwrap();
     add_peer(&t, "liar", &liar);

@@ -39,13 +39,10 @@ fn an_attacker_forgets_prunes_and_wipes_then_the_owner_recovers_and_undeletes() 
         f["prune"]["fragment_bytes_removed"].as_u64().unwrap() > 2 << 20,
         "the big file's fragments were deleted: {f}"
     );
-    std::fs::remove_dir_all(&t.home).unwrap();
 
-    // The owner: the phrase and one node's ticket, nothing else; sync
-    // finds the other nodes in the container's roster.
-    let pf = t.tmp.path().join("phrase.txt");
-    std::fs::write(&pf, init["phrase"].as_str().unwrap()).unwrap();
-    t.ok_json(&["recover", "--phrase-file", &pf.display().to_string()]);
+    // The home is wiped. The owner: the phrase and one node's ticket,
+    // nothing else; sync finds the other nodes in the container's roster.
+    t.lose_home_and_recover(init["phrase"].as_str().unwrap());
     t.ok_json(&["peer", "add", "found", &nodes[0].ticket(&t)]);
     let s = t.ok_json(&["sync"]);
     assert_eq!(
