@@ -45,6 +45,9 @@ pub enum RepoError {
         waited: std::time::Duration,
         backups: usize,
     },
+    /// `TROVE_HOME/config.toml` does not parse or holds a bad value.
+    #[error("{}: {reason}; fix it, or remove it to use the defaults (`trove config show` prints them)", .path.display())]
+    Config { path: PathBuf, reason: String },
     /// `forget` named a snapshot the container does not have.
     #[error("container `{container}` has no snapshot `{spec}` (see `trove snapshots {container}`); nothing was forgotten")]
     UnknownSnapshot { container: String, spec: String },
@@ -214,6 +217,7 @@ impl RepoError {
                 | RepoError::NoForgetPolicy
                 | RepoError::IdsAndPolicy
                 | RepoError::BadDuration(_)
+                | RepoError::Config { .. }
         )
     }
 }

@@ -8,10 +8,13 @@
 //! reports are typed rows (`serde::Serialize`): the CLI prints them as text
 //! or as `--json` from the same rows.
 
+mod audit;
 mod backup;
 mod check;
+mod config;
 mod containers;
 mod deletions;
+mod durability;
 mod error;
 mod fetch;
 mod forget;
@@ -24,6 +27,7 @@ mod lock;
 mod meta;
 mod peers;
 mod pending;
+mod redundancy;
 mod progress;
 mod prune;
 mod repair;
@@ -39,6 +43,9 @@ pub use backup::{
     backup, parse_compression, BackupOptions, BackupReport, SkippedPath, UnreadablePath,
 };
 pub use check::{check, CheckOptions, CheckProblem, CheckReport, MetaIssue};
+pub use config::{
+    Config, ContainerSchedule, DaemonSettings, Retention, CONFIG_FILE, CONFIG_VERSION,
+};
 pub use containers::{ContainerRow, Containers, CreatedContainer, SnapshotRow};
 pub use deletions::{DeletionReport, Leftovers, PendingDeletions};
 pub use error::{RepoError, Result};

@@ -1,0 +1,2 @@
+//! The estimated probability of losing data within a year (placeholder:
+//! being written).

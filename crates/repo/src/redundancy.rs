@@ -1,0 +1,1 @@
+//! Redundancy (being written).
