@@ -86,6 +86,74 @@ impl Sightings {
     }
 }
 
+/// What the index remembers of a peer's audits (table `peer_audits`,
+/// keyed by peer id): the daemon audits a sample of each peer's fragments
+/// every round ([`crate::audit_round`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Rounds in which every fragment asked of it was proven.
+    pub rounds_passed: u64,
+    /// Rounds in which some fragment was missing, corrupt or unproven.
+    pub rounds_failed: u64,
+    pub fragments_passed: u64,
+    pub fragments_failed: u64,
+    /// When it was last audited (ns since the Unix epoch).
+    pub last_audit_ns: Option<i64>,
+    /// Since when its audits fail: set by a failed round, cleared only by a
+    /// later round that proves at least one fragment and fails none. While
+    /// set, the peer is lost: its fragments are rebuilt elsewhere.
+    pub failing_since_ns: Option<i64>,
+    /// What the last failure was, for people.
+    pub last_failure: Option<String>,
+}
+
+impl AuditRecord {
+    /// The record after one round that asked `passed + failed` fragments.
+    pub fn after_round(mut self, passed: u64, failed: u64, failure: Option<String>, now: i64) -> Self {
+        if passed + failed == 0 {
+            return self;
+        }
+        self.last_audit_ns = Some(now);
+        self.fragments_passed += passed;
+        self.fragments_failed += failed;
+        if failed == 0 {
+            self.rounds_passed += 1;
+            self.failing_since_ns = None;
+        } else {
+            self.rounds_failed += 1;
+            self.failing_since_ns.get_or_insert(now);
+            self.last_failure = failure;
+        }
+        self
+    }
+}
+
+/// Too many peers unreachable at once to believe they all failed: more
+/// than a quarter of them, and at least two. It is more likely this
+/// machine's own network or a disk hub, so none is declared lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Storm {
+    pub unreachable: usize,
+    pub peers: usize,
+}
+
+impl Storm {
+    /// A storm, if `unreachable` of `peers` is one.
+    pub fn of(unreachable: usize, peers: usize) -> Option<Self> {
+        (unreachable >= 2 && unreachable * 4 > peers).then_some(Self { unreachable, peers })
+    }
+}
+
+impl std::fmt::Display for Storm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} of {} peers are unreachable at once: more likely this machine's network (or a disk hub) than {} failures, so none is declared lost and nothing is repaired away; if they are gone for good, `trove peer remove NAME` each",
+            self.unreachable, self.peers, self.unreachable
+        )
+    }
+}
+
 /// One peer's state as an operation met it: what `peer list`, `check` and
 /// `repair` report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -97,8 +165,10 @@ pub struct PeerHealth {
     pub last_seen: Option<String>,
     /// Since when it has not answered (UTC), if it does not answer now.
     pub unreachable_since: Option<String>,
-    /// Why it did not answer.
+    /// Why it did not answer, or why it is lost although it answers.
     pub error: Option<String>,
+    /// Its audit record (all zero if it was never audited).
+    pub audits: AuditRecord,
     #[serde(skip)]
     pub sightings: Sightings,
 }
@@ -108,19 +178,38 @@ impl PeerHealth {
         peer: &str,
         id: PeerId,
         sightings: Sightings,
+        audits: AuditRecord,
         error: Option<String>,
         now: i64,
         lost_after: Duration,
     ) -> Self {
+        let mut state = sightings.state(now, lost_after);
+        let mut error = error;
+        // A peer that answers but fails its audits holds data it cannot
+        // prove: as good as lost.
+        if let (PeerState::Online, Some(since)) = (state, audits.failing_since_ns) {
+            state = PeerState::Lost;
+            error = Some(format!(
+                "failing its audits since {} UTC: {}",
+                utc(since),
+                audits.last_failure.as_deref().unwrap_or("a fragment was not proven")
+            ));
+        }
         Self {
             peer: peer.to_owned(),
             id,
-            state: sightings.state(now, lost_after),
+            state,
             last_seen: sightings.last_seen_ns.map(utc),
             unreachable_since: sightings.unreachable_since_ns.map(utc),
             error,
+            audits,
             sightings,
         }
+    }
+
+    /// Lost because it failed audits (it answers).
+    pub fn failed_audits(&self) -> bool {
+        self.state == PeerState::Lost && self.sightings.unreachable_since_ns.is_none()
     }
 
     /// A sentence for people: "suspect: unreachable since …, last seen …".
@@ -131,6 +220,10 @@ impl PeerHealth {
         };
         match (self.state, &self.unreachable_since) {
             (PeerState::Online, _) => "online".to_owned(),
+            (PeerState::Lost, None) => format!(
+                "lost: {}",
+                self.error.as_deref().unwrap_or("failing its audits")
+            ),
             (state, Some(since)) => format!("{state}: unreachable since {since} UTC, {seen}"),
             (state, None) => format!("{state}: {seen}"),
         }
@@ -153,6 +246,9 @@ pub fn advice(h: &PeerHealth, lost_after: Duration) -> String {
             format_duration(lost_after),
             h.peer
         ),
+        PeerState::Lost if h.failed_audits() => {
+            "its fragments count as lost until it passes an audit again: run `trove repair` to rebuild them on the other peers".to_owned()
+        }
         PeerState::Lost => format!(
             "unreachable for {} or longer, so its fragments count as lost: run `trove repair` to rebuild them on the other peers",
             format_duration(lost_after)

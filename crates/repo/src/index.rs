@@ -5,7 +5,7 @@
 //! in `docs/design.md`.
 
 use crate::error::{RepoError, Result};
-use crate::health::Sightings;
+use crate::health::{AuditRecord, Sightings};
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -42,6 +42,8 @@ const PENDING: TableDefinition<Bytes, Bytes> = TableDefinition::new("pending");
 /// peer id → Sightings: when each peer was last seen, since when it is unreachable
 const PEER_HEALTH: TableDefinition<Bytes, Bytes> = TableDefinition::new("peer_health");
 /// container id ‖ pack id → UploadIntent: fragments being put, not yet recorded
+/// peer id -> AuditRecord (postcard): what the daemon's audits found.
+const PEER_AUDITS: TableDefinition<Bytes, Bytes> = TableDefinition::new("peer_audits");
 const INTENTS: TableDefinition<Bytes, Bytes> = TableDefinition::new("intents");
 /// peer id ‖ 0 ‖ fragment id, or peer id ‖ 1 ‖ meta key (65 B) → DeletionValue:
 /// deletions decided (committed) but not yet done on that peer
@@ -360,6 +362,7 @@ impl Index {
                 SEGMENTS,
                 PENDING,
                 PEER_HEALTH,
+                PEER_AUDITS,
                 INTENTS,
                 DELETIONS,
             ] {
@@ -396,6 +399,7 @@ impl Index {
             de(v.value())?
         };
         tx.open_table(PEER_HEALTH)?.remove(rec.id.0.as_slice())?;
+        tx.open_table(PEER_AUDITS)?.remove(rec.id.0.as_slice())?;
         tx.commit()?;
         Ok(rec)
     }
@@ -415,6 +419,36 @@ impl Index {
             out.insert(id, de(v.value())?);
         }
         Ok(out)
+    }
+
+    /// What is remembered of each peer's audits.
+    pub fn audits(&self) -> Result<HashMap<PeerId, AuditRecord>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(PEER_AUDITS)?;
+        let mut out = HashMap::new();
+        for r in t.iter()? {
+            let (k, v) = r?;
+            let id = PeerId(
+                k.value()
+                    .try_into()
+                    .map_err(|_| RepoError::Db("corrupt peer audit key".into()))?,
+            );
+            out.insert(id, de(v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Record audit results, in one transaction.
+    pub fn record_audits(&self, records: &[(PeerId, AuditRecord)]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(PEER_AUDITS)?;
+            for (id, r) in records {
+                t.insert(id.0.as_slice(), ser(r).as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Record peers' reachability, in one transaction.

@@ -39,6 +39,7 @@ mod time;
 mod undelete;
 mod upload;
 
+pub use audit::{audit_round, AuditFailure, AuditOptions, AuditRound, PeerAudit};
 pub use backup::{
     backup, parse_compression, BackupOptions, BackupReport, SkippedPath, UnreadablePath,
 };
@@ -54,7 +55,8 @@ pub use forget::{
     forget, ForgetOptions, ForgetReport, ForgetRow, KeepPolicy, KeepReason, KeepWithin,
 };
 pub use health::{
-    format_duration, parse_duration, PeerHealth, PeerState, Sightings, DEFAULT_PEER_LOST_AFTER,
+    format_duration, parse_duration, AuditRecord, PeerHealth, PeerState, Sightings, Storm,
+    DEFAULT_PEER_LOST_AFTER,
 };
 pub use home::{Container, Home, Owner, PublicIds};
 pub use keyfile::KdfParams;
@@ -65,6 +67,7 @@ pub use peers::{
 };
 pub use progress::{Event, Progress, Quiet};
 pub use prune::{prune, MaxUnused, PruneOptions, PruneReport};
+pub use redundancy::{redundancy, ContainerRedundancy};
 pub use repair::{
     repair, ContainerRepair, Damage, FragmentMove, LostFile, LostPack, PackRepair, RepairOptions,
     RepairReport,

@@ -3,7 +3,7 @@
 //! network endpoint.
 
 use crate::error::Result;
-use crate::health::{probe, PeerHealth, PeerState};
+use crate::health::{probe, PeerHealth, PeerState, Storm};
 use crate::home::{check_name, Home};
 use crate::location::{LocationError, PeerLocation};
 use crate::progress::{Event, Progress};
@@ -109,6 +109,7 @@ impl PeerSet {
         persist: bool,
     ) -> Result<()> {
         let known = home.index.sightings()?;
+        let audits = home.index.audits()?;
         let answers: Vec<Option<String>> = std::thread::scope(|s| {
             let asks: Vec<_> = self
                 .slots
@@ -141,6 +142,7 @@ impl PeerSet {
                 &slot.record.name,
                 id,
                 sightings,
+                audits.get(&id).cloned().unwrap_or_default(),
                 error,
                 now,
                 lost_after,
@@ -150,6 +152,30 @@ impl PeerSet {
             home.index.record_sightings(&seen)?;
         }
         Ok(())
+    }
+
+    /// The storm guard (after [`PeerSet::record_health`]): when more than a
+    /// quarter of the peers are unreachable at once ([`Storm`]), none of
+    /// them counts as lost by time, only as suspect: their fragments still
+    /// count and nothing is rebuilt away from them. Peers lost because they
+    /// fail audits stay lost. Returns the storm, if there is one.
+    pub fn storm_guard(&mut self) -> Option<Storm> {
+        let unreachable = self
+            .slots
+            .iter()
+            .filter(|s| {
+                s.health
+                    .as_ref()
+                    .is_some_and(|h| h.sightings.unreachable_since_ns.is_some())
+            })
+            .count();
+        let storm = Storm::of(unreachable, self.slots.len())?;
+        for h in self.slots.iter_mut().filter_map(|s| s.health.as_mut()) {
+            if h.state == PeerState::Lost && !h.failed_audits() {
+                h.state = PeerState::Suspect;
+            }
+        }
+        Some(storm)
     }
 
     /// Each peer's state, once [`PeerSet::record_health`] asked them.

@@ -1,1 +1,105 @@
-//! Redundancy (being written).
+//! How much redundancy each container has left, from the index and the
+//! peers' states alone (nothing is read from the peers): what `trove
+//! status` reports and what tells the daemon whether a repair is due.
+
+use crate::error::Result;
+use crate::health::{PeerHealth, PeerState};
+use crate::home::Home;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use trove_core::PeerId;
+use trove_peer::placement::DEFAULT_DOMAIN_LABEL;
+
+/// One container's packs against the peers' states.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ContainerRedundancy {
+    pub name: String,
+    pub k: u8,
+    pub m: u8,
+    /// Published packs (an interrupted backup's packs are not counted).
+    pub packs_total: u64,
+    /// Packs below `k+m` fragments on distinct online peers: a fragment on
+    /// a suspect, lost or removed peer, or fewer fragments than that.
+    pub packs_degraded: u64,
+    /// Packs with a fragment on a lost or removed peer, or a second one on
+    /// the same peer: what a repair rebuilds.
+    pub packs_to_repair: u64,
+    /// Packs with fewer than `k` fragments on peers that are online or
+    /// suspect: their data cannot be read until a peer comes back.
+    pub packs_unreadable: u64,
+    /// Bytes of the packs (before erasure coding) and of their fragments.
+    pub bytes_packed: u64,
+    pub bytes_stored: u64,
+    /// Failure domains (the `site` label; a peer without one is its own)
+    /// that hold its fragments.
+    pub failure_domains: u32,
+}
+
+/// Every container's redundancy, given each configured peer's state.
+/// A peer the index places fragments on that is not in `peers` has been
+/// removed: its fragments count as lost.
+pub fn redundancy(home: &Home, peers: &[PeerHealth]) -> Result<Vec<ContainerRedundancy>> {
+    let states: HashMap<PeerId, PeerState> = peers.iter().map(|p| (p.id, p.state)).collect();
+    let domains: HashMap<PeerId, String> = home
+        .index
+        .peers()?
+        .into_iter()
+        .map(|r| {
+            let domain = r
+                .labels
+                .get(DEFAULT_DOMAIN_LABEL)
+                .map_or_else(|| format!("peer:{}", r.id), |d| format!("site:{d}"));
+            (r.id, domain)
+        })
+        .collect();
+    let mut out = Vec::new();
+    for c in home.index.containers()? {
+        let unpublished: HashSet<_> = home
+            .index
+            .unpublished_packs(&c.id)?
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        let mut row = ContainerRedundancy {
+            name: c.name.clone(),
+            k: c.redundancy.k,
+            m: c.redundancy.m,
+            ..Default::default()
+        };
+        let mut used_domains = HashSet::new();
+        for p in home.index.packs(&c.id)? {
+            if unpublished.contains(&p.id) {
+                continue;
+            }
+            row.packs_total += 1;
+            row.bytes_packed += p.pack_len;
+            row.bytes_stored += p.fragments.len() as u64 * crate::check::fragment_len(&p);
+            let mut seen = HashSet::new();
+            let (mut online, mut readable, mut to_repair) = (0usize, 0usize, false);
+            for f in &p.fragments {
+                if let Some(d) = domains.get(&f.peer) {
+                    used_domains.insert(d.clone());
+                }
+                if !seen.insert(f.peer) {
+                    to_repair = true;
+                    continue;
+                }
+                match states.get(&f.peer) {
+                    Some(PeerState::Online) => {
+                        online += 1;
+                        readable += 1;
+                    }
+                    Some(PeerState::Suspect) => readable += 1,
+                    Some(PeerState::Lost) | None => to_repair = true,
+                }
+            }
+            let full = usize::from(p.k) + usize::from(p.m);
+            row.packs_degraded += u64::from(online < full);
+            row.packs_to_repair += u64::from(to_repair || p.fragments.len() < full);
+            row.packs_unreadable += u64::from(readable < usize::from(p.k));
+        }
+        row.failure_domains = used_domains.len() as u32;
+        out.push(row);
+    }
+    Ok(out)
+}

@@ -65,6 +65,15 @@ pub struct RepairOptions {
         arg(long, default_value = "72h", value_parser = crate::health::parse_duration)
     )]
     pub peer_lost_after: Duration,
+    /// Stop rebuilding once this many MiB were read plus written; the
+    /// least healthy packs go first, the rest wait for the next run.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "MIB"))]
+    pub budget_mib: Option<u64>,
+    /// The storm guard ([`crate::Storm`]): with more than a quarter of the
+    /// peers unreachable at once, declare none lost. The daemon sets it; a
+    /// person who runs `trove repair` decides for themselves.
+    #[cfg_attr(feature = "clap", arg(skip))]
+    pub storm_guard: bool,
 }
 
 impl Default for RepairOptions {
@@ -73,6 +82,8 @@ impl Default for RepairOptions {
             dry_run: false,
             audit: false,
             peer_lost_after: DEFAULT_PEER_LOST_AFTER,
+            budget_mib: None,
+            storm_guard: false,
         }
     }
 }
@@ -115,6 +126,10 @@ pub struct RepairReport {
     /// Peers that served a fragment wrong right after storing it: no
     /// fragment was left on them.
     pub liars: Vec<String>,
+    /// Damaged packs left for the next run because the budget was spent.
+    pub packs_deferred: u64,
+    /// The storm guard held: these peers were not declared lost.
+    pub storm: Option<crate::health::Storm>,
     pub seconds: f64,
 }
 
@@ -128,6 +143,8 @@ pub struct ContainerRepair {
     pub repaired: Vec<PackRepair>,
     /// Packs with fewer than `k` fragments left anywhere.
     pub lost: Vec<LostPack>,
+    /// Damaged packs not rebuilt in this run: the budget was spent.
+    pub deferred: u64,
     /// Files that need a lost pack, with the snapshots that hold them.
     pub lost_files: Vec<LostFile>,
     /// Folders whose tree is in a lost pack: nothing below them can be
@@ -221,6 +238,14 @@ pub fn repair(
         return Err(RepoError::NoPeers);
     }
     set.record_health(home, opts.peer_lost_after, !opts.dry_run)?;
+    let storm = if opts.storm_guard {
+        set.storm_guard()
+    } else {
+        None
+    };
+    if let Some(s) = storm {
+        progress.event(Event::Warning(s.to_string()));
+    }
     // With no peer answering, every fragment would be "on a suspect peer"
     // and count: that is no reason to say all is well.
     if set
@@ -234,6 +259,7 @@ pub fn repair(
     let ctx = Ctx::new(home, owner, opts, &set, progress);
     let mut report = RepairReport {
         dry_run: opts.dry_run,
+        storm,
         peers: set.health(),
         ..Default::default()
     };
@@ -246,7 +272,8 @@ pub fn repair(
     report.bytes_checked = ctx.checked_bytes.load(Ordering::Relaxed);
     report.bad_data = ctx.bad_data();
     report.liars = ctx.liars();
-    report.full_redundancy = report.packs_short == 0 && report.packs_lost == 0;
+    report.full_redundancy =
+        report.packs_short == 0 && report.packs_lost == 0 && report.packs_deferred == 0;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -256,6 +283,7 @@ impl RepairReport {
         self.packs += c.packs;
         self.packs_healthy += c.healthy;
         self.packs_lost += c.lost.len() as u64;
+        self.packs_deferred += c.deferred;
         for p in &c.repaired {
             if p.complete {
                 self.packs_repaired += 1;
@@ -485,6 +513,7 @@ impl<'a> Ctx<'a> {
         let mut records = Vec::new();
         let mut deletions: Vec<(PeerId, FragmentId)> = Vec::new();
         let mut lost_packs = HashSet::new();
+        let mut damaged = Vec::new();
         for (n, rec) in packs.into_iter().enumerate() {
             let s = survey::survey(self, rec);
             self.progress.event(Event::Step {
@@ -505,7 +534,19 @@ impl<'a> Ctx<'a> {
                 });
                 continue;
             }
+            damaged.push(s);
+        }
+        // The least healthy first: the fewest fragments beyond `k` left.
+        damaged.sort_by_key(|s| s.readable() + s.suspect() - s.rec.k as usize);
+        let budget = self.opts.budget_mib.map(|m| m.saturating_mul(1 << 20));
+        let mut spent = 0u64;
+        for s in damaged {
+            if budget.is_some_and(|b| spent >= b) {
+                out.deferred += 1;
+                continue;
+            }
             let done = rebuild::rebuild(self, s);
+            spent += done.repair.bytes_read + done.repair.bytes_written;
             if let Some(r) = done.record {
                 records.push(r);
             }
