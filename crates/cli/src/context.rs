@@ -109,11 +109,15 @@ pub fn open_home_waiting(wait: std::time::Duration) -> Result<Home> {
     Ok(home)
 }
 
-/// The passphrase from `TROVE_PASSPHRASE`, or asked on the terminal
-/// (twice when `confirm`).
+/// The passphrase from `TROVE_PASSPHRASE`, from the file
+/// `TROVE_PASSPHRASE_FILE` names (for a service: private to its user), or
+/// asked on the terminal (twice when `confirm`).
 pub fn passphrase(confirm: bool) -> Result<String> {
     if let Ok(p) = std::env::var("TROVE_PASSPHRASE") {
         return Ok(p);
+    }
+    if let Some(path) = std::env::var_os("TROVE_PASSPHRASE_FILE") {
+        return passphrase_file(std::path::Path::new(&path));
     }
     let p = rpassword::prompt_password("passphrase: ")
         .context("no TROVE_PASSPHRASE set and no terminal to ask for a passphrase")?;
@@ -122,6 +126,28 @@ pub fn passphrase(confirm: bool) -> Result<String> {
         anyhow::ensure!(p == again, "the two passphrases differ");
     }
     Ok(p)
+}
+
+/// The passphrase in `path` (its first line), refused if other users may
+/// read the file.
+fn passphrase_file(path: &std::path::Path) -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).with_context(|| {
+        format!(
+            "TROVE_PASSPHRASE_FILE names {}, which cannot be read",
+            path.display()
+        )
+    })?;
+    anyhow::ensure!(
+        meta.mode() & 0o077 == 0,
+        "{} holds the passphrase but other users may read it (mode {:04o}); run `chmod 600 {}`",
+        path.display(),
+        meta.mode() & 0o777,
+        path.display()
+    );
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the passphrase from {}", path.display()))?;
+    Ok(text.lines().next().unwrap_or_default().to_owned())
 }
 
 /// A passphrase for a new keyfile: asked twice, never empty.

@@ -16,7 +16,7 @@
 use crate::check::{audit_fragment, fragment_len};
 use crate::error::Result;
 use crate::fetch::{read_verified, FragmentFault};
-use crate::health::{AuditRecord, PeerHealth, PeerState, Storm};
+use crate::health::{PeerHealth, PeerState, Storm};
 use crate::home::Home;
 use crate::location::PeerLocation;
 use crate::progress::{Event, Progress};

@@ -1,0 +1,702 @@
+//! The daemon's loop: one step at a time, the earliest due first.
+//!
+//! - **backup** of a container: its changes have been quiet for `debounce`
+//!   or the first is `max_delay` old ([`Dirty`]), or its rescan is due
+//!   (every `rescan`, at start, and when the watcher lost events);
+//! - **audit**: every `audit_every`, an audit round over every peer; then,
+//!   if some pack has a fragment on a lost or removed peer or an audit
+//!   failed, a repair (least healthy packs first, within the budget);
+//! - **retention**: every container's `prune_every`, its policy applied by
+//!   `forget --prune`.
+//!
+//! The index is opened for each step and closed after it, so that other
+//! commands run between steps (and a step waits for a command that holds
+//! it). A failed step is logged and retried with a backoff: the daemon
+//! never exits on a peer down or a disk full. A kill -9 at any point is
+//! safe because every step is: the next start finishes or discards what
+//! was under way, and its first backup is a rescan.
+
+use crate::schedule::{backoff, Dirty};
+use crate::state::{ContainerState, DaemonState};
+use crate::watch::{looks_gone, WatchFailure, Watches};
+use crate::{DaemonError, Msg};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use trove_repo::{
+    audit_round, redundancy, AuditOptions, BackupOptions, Config, ContainerSchedule,
+    DaemonSettings, Event, ForgetOptions, Home, Owner, PeerState, Progress, RepairOptions,
+    RepoError,
+};
+
+/// Library warnings go to the log.
+#[derive(Debug)]
+struct LogProgress<'a> {
+    what: &'a str,
+}
+
+impl Progress for LogProgress<'_> {
+    fn event(&self, e: Event) {
+        if let Event::Warning(w) = e {
+            tracing::warn!("{}: {w}", self.what);
+        }
+    }
+}
+
+/// One container the daemon looks after.
+#[derive(Debug)]
+struct Watched {
+    name: String,
+    sources: Vec<PathBuf>,
+    schedule: ContainerSchedule,
+    /// Changes not yet in a snapshot.
+    dirty: Option<Dirty>,
+    next_rescan: Instant,
+    next_prune: Instant,
+    /// After a failure: not before this.
+    retry_at: Option<Instant>,
+    failures: u32,
+    watching: bool,
+    watch_problem: Option<String>,
+    /// Since when a source has looked deleted or unmounted.
+    gone_since: Option<Instant>,
+    /// Its last snapshot held files: an empty source then needs a rescan
+    /// to confirm it before an empty tree is committed.
+    had_data: bool,
+    last_backup_unix: Option<i64>,
+    last_prune_unix: Option<i64>,
+    last_error: Option<String>,
+    held: Option<String>,
+}
+
+/// What to do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Step {
+    Backup(usize),
+    Audit,
+    Retention(usize),
+}
+
+/// The running daemon.
+#[derive(Debug)]
+pub struct Daemon {
+    dir: PathBuf,
+    owner: Owner,
+    settings: DaemonSettings,
+    containers: Vec<Watched>,
+    rx: Receiver<Msg>,
+    watches: Option<Watches>,
+    next_audit: Instant,
+    last_audit_unix: Option<i64>,
+    last_repair_unix: Option<i64>,
+    storm: Option<String>,
+    started_unix: i64,
+    /// Peers' states at the last round, to log changes only.
+    peer_states: std::collections::HashMap<String, PeerState>,
+    shutdown: bool,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// `at` as seconds since the epoch (for the state file).
+fn unix_at(at: Instant) -> i64 {
+    let now = Instant::now();
+    if at >= now {
+        unix_now() + (at - now).as_secs() as i64
+    } else {
+        unix_now() - (now - at).as_secs() as i64
+    }
+}
+
+impl Daemon {
+    /// Get ready to look after every container of the home in `dir`:
+    /// read what was last done from the index and the state file, and
+    /// start watching. `tx` is where signals and the watcher send.
+    pub fn new(
+        dir: &Path,
+        owner: Owner,
+        config: &Config,
+        tx: Sender<Msg>,
+        rx: Receiver<Msg>,
+    ) -> Result<Self, DaemonError> {
+        let settings = config.daemon;
+        let home = Home::open(dir)?;
+        let manifests = home.containers().manifests()?;
+        if manifests.is_empty() {
+            return Err(DaemonError::NoContainers(dir.to_owned()));
+        }
+        let previous = DaemonState::load(dir).unwrap_or_default();
+        let now = Instant::now();
+        let rows = home.containers().snapshot_rows(None)?;
+        let mut containers = Vec::new();
+        for m in &manifests {
+            let schedule = config.container(&m.name);
+            let last = rows.iter().filter(|r| r.container == m.name).last();
+            let last_prune_unix = previous
+                .containers
+                .get(&m.name)
+                .and_then(|c| c.last_prune_unix);
+            // A prune due while the daemon was stopped runs soon after start.
+            let next_prune = match last_prune_unix {
+                Some(t) => {
+                    let left = (t + schedule.prune_every.as_secs() as i64 - unix_now()).max(0);
+                    now + Duration::from_secs(left as u64)
+                }
+                None => now + schedule.prune_every.min(Duration::from_secs(600)),
+            };
+            containers.push(Watched {
+                name: m.name.clone(),
+                sources: m.sources.iter().map(PathBuf::from).collect(),
+                schedule,
+                dirty: None,
+                // The first backup is a rescan: whatever changed while no
+                // daemon ran (or a killed one left) is taken now.
+                next_rescan: now,
+                next_prune,
+                retry_at: None,
+                failures: 0,
+                watching: false,
+                watch_problem: None,
+                gone_since: None,
+                had_data: last.is_some_and(|r| r.files > 0),
+                last_backup_unix: last.map(|r| r.time_unix_ns / 1_000_000_000),
+                last_prune_unix,
+                last_error: None,
+                held: None,
+            });
+        }
+        // Paths whose changes are our own doing.
+        let mut ignore = vec![dir.to_owned()];
+        for rec in home.peers().records()? {
+            if let Ok(loc) = rec.location.parse::<trove_repo::PeerLocation>() {
+                ignore.extend(loc.folder().map(Path::to_owned));
+            }
+        }
+        drop(home);
+        let sources: Vec<(usize, PathBuf)> = containers
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.schedule.watch)
+            .flat_map(|(i, c)| c.sources.iter().map(move |s| (i, s.clone())))
+            .collect();
+        let watches = match Watches::start(tx, sources, ignore) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!("cannot watch for changes ({e}); changes are found by the rescan every {}", trove_repo::format_duration(settings.rescan));
+                None
+            }
+        };
+        let mut daemon = Self {
+            dir: dir.to_owned(),
+            owner,
+            settings,
+            containers,
+            rx,
+            watches,
+            next_audit: now + settings.audit_every.min(Duration::from_secs(60)),
+            last_audit_unix: previous.last_audit_unix,
+            last_repair_unix: previous.last_repair_unix,
+            storm: None,
+            started_unix: unix_now(),
+            peer_states: Default::default(),
+            shutdown: false,
+        };
+        for i in 0..daemon.containers.len() {
+            if daemon.containers[i].schedule.watch {
+                daemon.watch(i);
+            }
+        }
+        tracing::info!(
+            "trove daemon started on {}: {} container(s) ({}); debounce {}, max delay {}, rescan {}, audits every {}, peers lost after {}, repair {}",
+            dir.display(),
+            daemon.containers.len(),
+            daemon
+                .containers
+                .iter()
+                .map(|c| format!(
+                    "{}: {}",
+                    c.name,
+                    if c.watching { "watched" } else { "rescans only" }
+                ))
+                .collect::<Vec<_>>()
+                .join(", "),
+            trove_repo::format_duration(settings.debounce),
+            trove_repo::format_duration(settings.max_delay),
+            trove_repo::format_duration(settings.rescan),
+            trove_repo::format_duration(settings.audit_every),
+            trove_repo::format_duration(settings.peer_lost_after),
+            if settings.repair { "on" } else { "off" },
+        );
+        daemon.save_state(None);
+        Ok(daemon)
+    }
+
+    /// Watch a container's sources; log why not where it cannot.
+    fn watch(&mut self, i: usize) {
+        let Some(w) = self.watches.as_mut() else {
+            return;
+        };
+        let failed = w.watch(i);
+        let c = &mut self.containers[i];
+        c.watching = failed.is_empty();
+        let problem = failed
+            .iter()
+            .map(|(p, why)| format!("{}: {why}", p.display()))
+            .collect::<Vec<_>>()
+            .join("; ");
+        if failed.iter().any(|(_, why)| *why == WatchFailure::Limit) {
+            w.unwatch(i);
+        }
+        if !failed.is_empty() && c.watch_problem.as_deref() != Some(problem.as_str()) {
+            tracing::warn!(
+                "container {}: cannot watch {problem}; its changes are found by the rescan every {}",
+                c.name,
+                trove_repo::format_duration(self.settings.rescan)
+            );
+        }
+        c.watch_problem = (!failed.is_empty()).then_some(problem);
+    }
+
+    /// Run until SIGTERM/SIGINT (a [`Msg::Shutdown`]).
+    pub fn run(mut self) {
+        while !self.shutdown {
+            let now = Instant::now();
+            let (at, step) = self.next_step();
+            if at > now {
+                self.save_state(None);
+                self.wait(at - now);
+                continue;
+            }
+            self.step(step);
+            // Messages that came during the step (changes, a signal).
+            while let Ok(msg) = self.rx.try_recv() {
+                self.handle(msg);
+            }
+        }
+        self.save_state(None);
+        tracing::info!("trove daemon stopped");
+    }
+
+    fn next_step(&self) -> (Instant, Step) {
+        let d = &self.settings;
+        let mut best = (self.next_audit, Step::Audit);
+        for (i, c) in self.containers.iter().enumerate() {
+            let mut due = c.next_rescan;
+            if let Some(dirty) = &c.dirty {
+                due = due.min(dirty.due(d.debounce, d.max_delay));
+            }
+            if let Some(r) = c.retry_at {
+                due = due.max(r);
+            }
+            if (due, Step::Backup(i)) < best {
+                best = (due, Step::Backup(i));
+            }
+            if !c.schedule.retention.is_empty() && (c.next_prune, Step::Retention(i)) < best {
+                best = (c.next_prune, Step::Retention(i));
+            }
+        }
+        best
+    }
+
+    fn wait(&mut self, d: Duration) {
+        match self.rx.recv_timeout(d) {
+            Ok(msg) => self.handle(msg),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => self.shutdown = true,
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Changed { container, at } => {
+                if let Some(c) = self.containers.get_mut(container) {
+                    match &mut c.dirty {
+                        Some(d) => d.touch(at),
+                        None => c.dirty = Some(Dirty::new(at)),
+                    }
+                }
+            }
+            Msg::Rescan { container, why } => {
+                let now = Instant::now();
+                for (i, c) in self.containers.iter_mut().enumerate() {
+                    if container.is_none_or(|x| x == i) {
+                        tracing::warn!("container {}: rescanning: {why}", c.name);
+                        c.next_rescan = now;
+                    }
+                }
+            }
+            Msg::WatchFailed { container, why } => {
+                let now = Instant::now();
+                for (i, c) in self.containers.iter_mut().enumerate() {
+                    if container.is_none_or(|x| x == i) && c.watching {
+                        tracing::warn!(
+                            "container {}: the watcher failed ({why}); rescanning now, and every {} until it watches again",
+                            c.name,
+                            trove_repo::format_duration(self.settings.rescan)
+                        );
+                        c.watching = false;
+                        c.watch_problem = Some(why.to_string());
+                        c.next_rescan = now;
+                    }
+                }
+            }
+            Msg::Shutdown => {
+                if !self.shutdown {
+                    tracing::info!("stopping: the step under way (if any) was finished; press Ctrl-C again to stop at once (safe: the next start picks up)");
+                }
+                self.shutdown = true;
+            }
+        }
+    }
+
+    /// Open the index for one step, waiting while another command holds
+    /// it; `None` on shutdown or an error (logged).
+    fn open_home(&mut self, what: &str) -> Option<Home> {
+        let mut told = false;
+        loop {
+            match Home::open(&self.dir) {
+                Ok(h) => return Some(h),
+                Err(RepoError::Busy { holder, .. }) => {
+                    if !told {
+                        tracing::info!(
+                            "{what}: waiting for another trove command to finish{}",
+                            holder.map(|h| format!(" ({h})")).unwrap_or_default()
+                        );
+                        told = true;
+                    }
+                    self.wait(Duration::from_millis(500));
+                    if self.shutdown {
+                        return None;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("{what}: cannot open the index: {e}");
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn step(&mut self, step: Step) {
+        let what = match step {
+            Step::Backup(i) => format!("backup {}", self.containers[i].name),
+            Step::Audit => "audit".to_owned(),
+            Step::Retention(i) => format!("retention {}", self.containers[i].name),
+        };
+        self.save_state(Some(what.clone()));
+        match step {
+            Step::Backup(i) => self.backup(i),
+            Step::Audit => self.audit(),
+            Step::Retention(i) => self.retention(i),
+        }
+    }
+
+    fn backup(&mut self, i: usize) {
+        let now = Instant::now();
+        let rescan = self.settings.rescan;
+        let c = &mut self.containers[i];
+        let trigger = if now >= c.next_rescan {
+            "rescan"
+        } else {
+            "changes"
+        };
+        // A source that looks deleted or unmounted is not taken for a user
+        // who deleted everything: only a rescan a full interval later that
+        // finds it so again is.
+        let gone: Vec<String> = c
+            .sources
+            .iter()
+            .filter(|s| looks_gone(s))
+            .map(|s| s.display().to_string())
+            .collect();
+        if gone.is_empty() || !c.had_data {
+            if c.gone_since.take().is_some() {
+                tracing::info!("container {}: its sources are back", c.name);
+            }
+            c.held = None;
+        } else {
+            let since = *c.gone_since.get_or_insert(now);
+            if now < since + rescan {
+                let held = format!(
+                    "source {} is empty or missing (deleted? a disk not mounted?): the last snapshot is kept, and an empty tree is backed up only if a rescan in {} finds it so again",
+                    gone.join(", "),
+                    trove_repo::format_duration(rescan)
+                );
+                if c.held.as_deref() != Some(held.as_str()) {
+                    tracing::warn!("container {}: {held}", c.name);
+                }
+                c.held = Some(held);
+                c.dirty = None;
+                c.next_rescan = since + rescan;
+                return;
+            }
+            tracing::warn!(
+                "container {}: source {} still empty or missing after {}: backing it up as it is",
+                c.name,
+                gone.join(", "),
+                trove_repo::format_duration(rescan)
+            );
+            c.held = None;
+        }
+        let pending = c.dirty.take();
+        let name = c.name.clone();
+        if c.schedule.watch && !c.watching {
+            self.watch(i);
+        }
+        let Some(home) = self.open_home(&format!("backup {name}")) else {
+            self.containers[i].dirty = pending;
+            return;
+        };
+        let progress = LogProgress { what: &name };
+        let result = trove_repo::backup(
+            &home,
+            &self.owner,
+            &name,
+            &BackupOptions::default(),
+            &progress,
+        );
+        drop(home);
+        let c = &mut self.containers[i];
+        match result {
+            Ok(r) => {
+                let s = &r.snapshot.summary;
+                let files = s.files_new + s.files_changed + s.files_unchanged;
+                let delay = pending.map(|d| d.first.elapsed().as_secs_f64());
+                tracing::info!(
+                    "snapshot {} of {name} ({trigger}{}): {} new, {} changed, {} unchanged files, {} bytes read, {} stored, {:.1}s{}",
+                    r.snapshot.id.short(),
+                    delay.map(|d| format!(", {d:.1}s after the first change")).unwrap_or_default(),
+                    s.files_new,
+                    s.files_changed,
+                    s.files_unchanged,
+                    s.bytes_read,
+                    s.bytes_stored,
+                    r.seconds,
+                    if r.unreadable.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {} unreadable, left out", r.unreadable.len())
+                    }
+                );
+                for u in &r.unreadable {
+                    tracing::warn!("{name}: could not read {}: {}", u.path.display(), u.error);
+                }
+                c.had_data = files > 0;
+                c.failures = 0;
+                c.retry_at = None;
+                c.last_error = None;
+                c.last_backup_unix = Some(unix_now());
+                c.next_rescan = now + rescan;
+            }
+            Err(e) => {
+                c.failures += 1;
+                let wait = backoff(c.failures, rescan);
+                tracing::error!(
+                    "backup of {name} failed: {e}; trying again in {}",
+                    trove_repo::format_duration(wait)
+                );
+                c.last_error = Some(e.to_string());
+                c.retry_at = Some(Instant::now() + wait);
+                // The changes are still to be backed up.
+                c.dirty = Some(pending.unwrap_or_else(|| Dirty::new(now)));
+            }
+        }
+    }
+
+    fn audit(&mut self) {
+        let now = Instant::now();
+        self.next_audit = now + self.settings.audit_every;
+        let Some(home) = self.open_home("audit") else {
+            return;
+        };
+        let progress = LogProgress { what: "audit" };
+        let opts = AuditOptions {
+            per_peer: self.settings.audit_sample,
+            peer_lost_after: self.settings.peer_lost_after,
+            storm_guard: true,
+        };
+        let round = match audit_round(&home, &opts, &progress) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("audit round failed: {e}; trying again at the next round");
+                return;
+            }
+        };
+        self.last_audit_unix = Some(unix_now());
+        let count = |s: PeerState| {
+            round
+                .peers
+                .iter()
+                .filter(|p| p.health.state == s)
+                .count()
+        };
+        tracing::info!(
+            "audit: {} fragment(s) proven, {} failed; peers: {} online, {} suspect, {} lost; {:.1}s",
+            round.passed,
+            round.failed,
+            count(PeerState::Online),
+            count(PeerState::Suspect),
+            count(PeerState::Lost),
+            round.seconds
+        );
+        for p in &round.peers {
+            for f in &p.failed {
+                tracing::warn!(
+                    "audit: peer {} failed fragment {} of pack {}: {}",
+                    p.health.peer,
+                    f.fragment.short(),
+                    f.pack.short(),
+                    f.detail
+                );
+            }
+            let was = self.peer_states.insert(p.health.peer.clone(), p.health.state);
+            if was.is_some_and(|w| w != p.health.state) || (was.is_none() && p.health.state != PeerState::Online) {
+                tracing::info!("peer {} is {}", p.health.peer, p.health.describe());
+            }
+        }
+        let storm = round.storm.map(|s| s.to_string());
+        if storm.is_some() && storm != self.storm {
+            tracing::warn!("audit: {}", storm.as_deref().unwrap_or_default());
+        }
+        self.storm = storm;
+        if !self.settings.repair {
+            return;
+        }
+        let health: Vec<_> = round.peers.iter().map(|p| p.health.clone()).collect();
+        let to_repair: u64 = match redundancy(&home, &health) {
+            Ok(rows) => rows.iter().map(|r| r.packs_to_repair).sum(),
+            Err(e) => {
+                tracing::error!("audit: cannot read the packs' redundancy: {e}");
+                return;
+            }
+        };
+        if to_repair == 0 && round.failed == 0 {
+            return;
+        }
+        tracing::info!(
+            "repair: {to_repair} pack(s) have fragments on lost or removed peers, {} fragment(s) failed their audit: repairing",
+            round.failed
+        );
+        let opts = RepairOptions {
+            audit: true,
+            peer_lost_after: self.settings.peer_lost_after,
+            budget_mib: Some(self.settings.repair_budget_mib),
+            storm_guard: true,
+            dry_run: false,
+        };
+        let progress = LogProgress { what: "repair" };
+        match trove_repo::repair(&home, &self.owner, None, &opts, &progress) {
+            Ok(r) => {
+                self.last_repair_unix = Some(unix_now());
+                tracing::info!(
+                    "repair: {} pack(s) repaired, {} fragment(s) rebuilt ({} bytes read, {} written), {} short, {} lost, {} left for the next round; {}; {:.1}s",
+                    r.packs_repaired,
+                    r.fragments_rebuilt,
+                    r.bytes_read,
+                    r.bytes_written,
+                    r.packs_short,
+                    r.packs_lost,
+                    r.packs_deferred,
+                    if r.full_redundancy {
+                        "every pack is at full redundancy".to_owned()
+                    } else if r.peers_needed > 0 {
+                        format!(
+                            "not at full redundancy: add {} peer(s) (`trove peer add`)",
+                            r.peers_needed
+                        )
+                    } else {
+                        "not at full redundancy yet".to_owned()
+                    },
+                    r.seconds
+                );
+            }
+            Err(e) => tracing::error!("repair failed: {e}; trying again at the next round"),
+        }
+    }
+
+    fn retention(&mut self, i: usize) {
+        let now = Instant::now();
+        let c = &mut self.containers[i];
+        c.next_prune = now + c.schedule.prune_every;
+        let name = c.name.clone();
+        let policy = match c.schedule.retention.policy() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("retention of {name}: {e}");
+                return;
+            }
+        };
+        let Some(home) = self.open_home(&format!("retention {name}")) else {
+            return;
+        };
+        let opts = ForgetOptions {
+            policy,
+            prune: true,
+            ..Default::default()
+        };
+        let progress = LogProgress { what: &name };
+        let result = trove_repo::forget(&home, &self.owner, &name, &opts, &progress);
+        drop(home);
+        let c = &mut self.containers[i];
+        match result {
+            Ok(r) => {
+                c.last_prune_unix = Some(unix_now());
+                let freed = r.prune.as_ref().map_or(0, |p| p.fragment_bytes_removed);
+                tracing::info!(
+                    "retention of {name} ({}): {} snapshot(s) kept, {} forgotten; prune removed {freed} bytes of fragments",
+                    c.schedule.retention.describe(),
+                    r.keep.len(),
+                    r.forget.len()
+                );
+            }
+            Err(e) => {
+                c.last_error = Some(e.to_string());
+                tracing::error!("retention of {name} failed: {e}; trying again in {}", trove_repo::format_duration(c.schedule.prune_every));
+            }
+        }
+    }
+
+    fn save_state(&self, working_on: Option<String>) {
+        let d = &self.settings;
+        let state = DaemonState {
+            pid: std::process::id(),
+            started_unix: self.started_unix,
+            updated_unix: unix_now(),
+            working_on,
+            last_audit_unix: self.last_audit_unix,
+            next_audit_unix: Some(unix_at(self.next_audit)),
+            last_repair_unix: self.last_repair_unix,
+            storm: self.storm.clone(),
+            containers: self
+                .containers
+                .iter()
+                .map(|c| {
+                    let mut next = c.next_rescan;
+                    if let Some(dirty) = &c.dirty {
+                        next = next.min(dirty.due(d.debounce, d.max_delay));
+                    }
+                    let row = ContainerState {
+                        watching: c.watching,
+                        watch_problem: c.watch_problem.clone(),
+                        changes_since_unix: c.dirty.map(|x| unix_at(x.first)),
+                        next_backup_unix: Some(unix_at(c.retry_at.map_or(next, |r| r.max(next)))),
+                        last_backup_unix: c.last_backup_unix,
+                        last_prune_unix: c.last_prune_unix,
+                        next_prune_unix: (!c.schedule.retention.is_empty())
+                            .then(|| unix_at(c.next_prune)),
+                        held: c.held.clone(),
+                        last_error: c.last_error.clone(),
+                    };
+                    (c.name.clone(), row)
+                })
+                .collect(),
+        };
+        if let Err(e) = state.save(&self.dir) {
+            tracing::warn!("cannot write {}: {e}", DaemonState::path(&self.dir).display());
+        }
+    }
+}

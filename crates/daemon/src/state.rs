@@ -1,0 +1,66 @@
+//! `TROVE_HOME/daemon.json`: what the daemon is doing and will do next,
+//! rewritten after every step so that `trove status` can say it without
+//! asking the daemon. Advisory: nothing depends on it to be correct, and a
+//! killed daemon's file is simply stale (status checks the daemon runs).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The file's name in `TROVE_HOME`.
+pub const STATE_FILE: &str = "daemon.json";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonState {
+    pub pid: u32,
+    pub started_unix: i64,
+    pub updated_unix: i64,
+    /// The step under way, if any (`backup docs`, `audit`, ...).
+    pub working_on: Option<String>,
+    pub last_audit_unix: Option<i64>,
+    pub next_audit_unix: Option<i64>,
+    pub last_repair_unix: Option<i64>,
+    /// The storm guard holds (why, for people).
+    pub storm: Option<String>,
+    pub containers: BTreeMap<String, ContainerState>,
+}
+
+/// One container, as the daemon sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerState {
+    /// Changes are watched (else found by rescans only).
+    pub watching: bool,
+    /// Why it is not watched, if it should be.
+    pub watch_problem: Option<String>,
+    /// Changes not yet in a snapshot, seen since.
+    pub changes_since_unix: Option<i64>,
+    pub next_backup_unix: Option<i64>,
+    pub last_backup_unix: Option<i64>,
+    pub last_prune_unix: Option<i64>,
+    pub next_prune_unix: Option<i64>,
+    /// Why backups are held back (a source that looks gone), if they are.
+    pub held: Option<String>,
+    /// The last step's failure, until one succeeds.
+    pub last_error: Option<String>,
+}
+
+impl DaemonState {
+    pub fn path(home: &Path) -> PathBuf {
+        home.join(STATE_FILE)
+    }
+
+    /// The last state written in `home`, if any and readable.
+    pub fn load(home: &Path) -> Option<Self> {
+        let text = std::fs::read(Self::path(home)).ok()?;
+        serde_json::from_slice(&text).ok()
+    }
+
+    /// Replace the file (write aside, then rename: never half a file).
+    pub fn save(&self, home: &Path) -> std::io::Result<()> {
+        let path = Self::path(home);
+        let tmp = home.join(format!("{STATE_FILE}.tmp"));
+        let text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(tmp, path)
+    }
+}
