@@ -82,10 +82,20 @@ pub fn home_dir() -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".local/share/trove"))
 }
 
+/// How long a command waits for a step of `trove daemon` (a backup, an
+/// audit, a repair) to let go of the index.
+const DAEMON_STEP_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Open `TROVE_HOME`, telling the user about permissions that had to be
-/// restricted (a home readable by other users).
+/// restricted (a home readable by other users). When `trove daemon` runs
+/// on the home, wait for its step under way; otherwise a busy index is an
+/// error at once (naming its holder).
 pub fn open_home() -> Result<Home> {
-    let home = Home::open(&home_dir()?)?;
+    let dir = home_dir()?;
+    if trove_daemon::instance::running(&dir).is_some() {
+        return open_home_waiting(DAEMON_STEP_WAIT);
+    }
+    let home = Home::open(&dir)?;
     for line in &home.made_private {
         eprintln!("warning: {line}");
     }

@@ -29,6 +29,9 @@ use trove_repo::{
     RepoError,
 };
 
+/// How often a source that looks gone is looked at again.
+const GONE_RECHECK: Duration = Duration::from_secs(5);
+
 /// Library warnings go to the log.
 #[derive(Debug)]
 struct LogProgress<'a> {
@@ -431,7 +434,10 @@ impl Daemon {
                 }
                 c.held = Some(held);
                 c.dirty = None;
-                c.next_rescan = since + rescan;
+                // Look again soon (a disk mounted again is backed up at
+                // once, and watched anew), and confirm at the rescan.
+                c.next_rescan = (since + rescan).min(now + GONE_RECHECK);
+                c.watching = false;
                 return;
             }
             tracing::warn!(
@@ -443,14 +449,19 @@ impl Daemon {
             c.held = None;
         }
         let pending = c.dirty.take();
+        // When it was due to start: what the schedule promises (a command
+        // holding the index may delay the start further; logged apart).
+        let delay = pending.map(|d| d.first.elapsed().as_secs_f64());
         let name = c.name.clone();
         if c.schedule.watch && !c.watching {
             self.watch(i);
         }
+        let waiting = Instant::now();
         let Some(home) = self.open_home(&format!("backup {name}")) else {
             self.containers[i].dirty = pending;
             return;
         };
+        let waited = waiting.elapsed().as_secs_f64();
         let progress = LogProgress { what: &name };
         let result = trove_repo::backup(
             &home,
@@ -465,11 +476,11 @@ impl Daemon {
             Ok(r) => {
                 let s = &r.snapshot.summary;
                 let files = s.files_new + s.files_changed + s.files_unchanged;
-                let delay = pending.map(|d| d.first.elapsed().as_secs_f64());
                 tracing::info!(
-                    "snapshot {} of {name} ({trigger}{}): {} new, {} changed, {} unchanged files, {} bytes read, {} stored, {:.1}s{}",
+                    "snapshot {} of {name} ({trigger}{}{}): {} new, {} changed, {} unchanged files, {} bytes read, {} stored, {:.1}s{}",
                     r.snapshot.id.short(),
                     delay.map(|d| format!(", {d:.1}s after the first change")).unwrap_or_default(),
+                    if waited >= 0.1 { format!(", then {waited:.1}s waiting for another command") } else { String::new() },
                     s.files_new,
                     s.files_changed,
                     s.files_unchanged,
@@ -665,6 +676,7 @@ impl Daemon {
         let state = DaemonState {
             pid: std::process::id(),
             started_unix: self.started_unix,
+            settings: Some(self.settings),
             updated_unix: unix_now(),
             working_on,
             last_audit_unix: self.last_audit_unix,

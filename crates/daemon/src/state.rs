@@ -14,6 +14,9 @@ pub const STATE_FILE: &str = "daemon.json";
 pub struct DaemonState {
     pub pid: u32,
     pub started_unix: i64,
+    /// The settings it runs with (config.toml and its flags): `trove
+    /// status` judges peers by the same threshold.
+    pub settings: Option<trove_repo::DaemonSettings>,
     pub updated_unix: i64,
     /// The step under way, if any (`backup docs`, `audit`, ...).
     pub working_on: Option<String>,

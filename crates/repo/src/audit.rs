@@ -77,14 +77,14 @@ pub struct AuditFailure {
 
 /// A fragment the index places on a peer.
 #[derive(Debug, Clone, Copy)]
-struct Held {
-    pack: PackId,
-    id: FragmentId,
-    len: u64,
+pub(crate) struct Held {
+    pub pack: PackId,
+    pub id: FragmentId,
+    pub len: u64,
 }
 
 /// Every fragment of every published pack, by the peer holding it.
-fn held_by_peer(home: &Home) -> Result<HashMap<PeerId, Vec<Held>>> {
+pub(crate) fn held_by_peer(home: &Home) -> Result<HashMap<PeerId, Vec<Held>>> {
     let mut held: HashMap<PeerId, Vec<Held>> = HashMap::new();
     for c in home.index.containers()? {
         let unpublished: HashSet<PackId> = home

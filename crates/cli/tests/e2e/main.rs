@@ -10,6 +10,7 @@ mod common;
 
 mod backup_restore;
 mod crash;
+mod daemon;
 mod demo;
 mod faults;
 mod nodes;

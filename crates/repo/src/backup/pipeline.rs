@@ -25,6 +25,28 @@ use trove_core::{BlobId, ChunkId, PackId, TreeId};
 /// Files up to this size are read whole; larger ones are streamed.
 const WHOLE_FILE_MAX: u64 = 8 * 1024 * 1024;
 
+/// Reads of a file that keeps changing before it is kept as last read.
+const READ_ATTEMPTS: u32 = 3;
+
+/// What tells that a file changed while it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Fingerprint {
+    fn of(m: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
 /// A file as read: its chunk ids and length, or why it could not be read.
 pub(super) type FileResult = std::result::Result<ReadFile, String>;
 
@@ -98,10 +120,39 @@ impl Shared<'_> {
         self.progress.event(Event::Read(data.len() as u64));
     }
 
-    /// Read, chunk and queue one file.
+    /// Read, chunk and queue one file. A file that changes while it is read
+    /// (its size, mtime or ctime differ before and after, on the same open
+    /// descriptor) is read again, up to [`READ_ATTEMPTS`] times; after that
+    /// it is kept as last read, with a warning. Either way the chunk list is
+    /// exactly the bytes read, and the node keeps the scan's mtime, so the
+    /// next backup sees a changed file and reads it again.
     fn file(&self, tx: &Sender<SealedBlob>, path: &std::path::Path) -> std::io::Result<ReadFile> {
-        let mut f = std::fs::File::open(path)?;
-        let len = f.metadata()?.len();
+        let mut attempt = 1;
+        loop {
+            let mut f = std::fs::File::open(path)?;
+            let before = Fingerprint::of(&f.metadata()?);
+            let read = self.read_open(tx, &mut f, before.len)?;
+            let after = Fingerprint::of(&f.metadata()?);
+            if before == after && read.len == before.len {
+                return Ok(read);
+            }
+            if attempt == READ_ATTEMPTS || self.abort.load(Ordering::Relaxed) {
+                self.progress.event(Event::Warning(format!(
+                    "{} kept changing while it was read ({attempt} tries): backed up as last read; the next backup reads it again",
+                    path.display()
+                )));
+                return Ok(read);
+            }
+            attempt += 1;
+        }
+    }
+
+    fn read_open(
+        &self,
+        tx: &Sender<SealedBlob>,
+        f: &mut std::fs::File,
+        len: u64,
+    ) -> std::io::Result<ReadFile> {
         let mut chunks = Vec::new();
         let mut total = 0u64;
         if len <= WHOLE_FILE_MAX {

@@ -1,0 +1,428 @@
+//! `trove daemon` as a real process: changes backed up as they happen, a
+//! lost peer repaired with no command, a brief outage left alone, kill -9
+//! mid-backup, a source that vanishes, one daemon per home, SIGTERM.
+//! Every wait is bounded; every daemon is killed by its guard on failure.
+
+use crate::common::*;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Longest wait for anything the daemon should do within seconds.
+const SOON: Duration = Duration::from_secs(90);
+
+/// A running `trove daemon`, its log in a file.
+struct Daemon {
+    guard: ChildGuard,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(t: &Trove, args: &[&str]) -> Self {
+        let dir = t.fresh_dir("daemon-log");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("daemon.log");
+        let mut all = vec!["daemon"];
+        all.extend_from_slice(args);
+        let mut cmd = t.command(&all);
+        cmd.env("TROVE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let d = Self {
+            guard: ChildGuard(Some(cmd.spawn().expect("spawn trove daemon"))),
+            log,
+        };
+        // Started once it says so (or died: the log says why).
+        d.wait_log("trove daemon started");
+        d
+    }
+
+    fn pid(&mut self) -> u32 {
+        self.guard.child().id()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_log(&self, text: &str) {
+        wait_for(&format!("`{text}` in the daemon's log"), || {
+            self.log().contains(text).then_some(())
+        });
+    }
+
+    /// SIGTERM, and its exit status (bounded).
+    fn terminate(mut self) -> ExitStatus {
+        let pid = self.pid();
+        signal(pid, "TERM");
+        let deadline = Instant::now() + SOON;
+        loop {
+            if let Some(s) = self.guard.child().try_wait().unwrap() {
+                self.guard.0 = None;
+                return s;
+            }
+            assert!(Instant::now() < deadline, "daemon ignored SIGTERM:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill_9(mut self) {
+        let child = self.guard.child();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        self.guard.0 = None;
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let st = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// Poll `f` until it gives a value, for at most [`SOON`].
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + SOON;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "no {what} within {SOON:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Paths in the latest snapshot of `data`.
+fn latest_paths(t: &Trove) -> Vec<String> {
+    let v = t.ok_json(&["ls", "data:latest"]);
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn status(t: &Trove) -> Value {
+    let out = t.run(&["--json", "status"]);
+    assert!(
+        matches!(out.status.code(), Some(0 | 3)),
+        "status: {}",
+        describe(&out)
+    );
+    parse_json(&out)
+}
+
+fn peer_state(s: &Value, name: &str) -> String {
+    s["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .map(|p| p["state"].as_str().unwrap().to_owned())
+        .unwrap()
+}
+
+/// Seconds the daemon logged between the first change and its backup.
+fn logged_delays(log: &str) -> Vec<f64> {
+    log.lines()
+        .filter_map(|l| l.split_once("s after the first change"))
+        .filter_map(|(head, _)| head.rsplit(", ").next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn changes_are_backed_up_within_max_delay_status_reports_and_sigterm_stops_cleanly() {
+    let t = Trove::setup(7, "4+2");
+    make_small_tree(&t.src, 31);
+    let mut d = Daemon::start(
+        &t,
+        &["--debounce", "1s", "--max-delay", "3s", "--audit-every", "2s"],
+    );
+    // The first backup is a rescan at start.
+    wait_for("a first snapshot", || (t.snapshots().len() == 1).then_some(()));
+
+    // One daemon per home: a second one says which process holds it.
+    let pid = d.pid();
+    let out = t.run(&["daemon"]);
+    assert_code(&out, 1, &["daemon"]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("already runs") && err.contains(&format!("pid={pid}")),
+        "{err}"
+    );
+
+    // A new file is in a snapshot within seconds, with no command.
+    write(&t.src.join("new/hello.txt"), b"written while the daemon runs");
+    wait_for("new/hello.txt in data:latest", || {
+        latest_paths(&t)
+            .iter()
+            .any(|p| p.ends_with("new/hello.txt"))
+            .then_some(())
+    });
+
+    // A file that never stops changing is still backed up, by max-delay.
+    let busy = t.src.join("busy.log");
+    let before = t.snapshots().len();
+    let writer = {
+        let busy = busy.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut n = 0u64;
+            while start.elapsed() < Duration::from_secs(8) {
+                n += 1;
+                let line = format!("line {n}\n");
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&busy)
+                    .unwrap();
+                std::io::Write::write_all(&mut f, line.as_bytes()).unwrap();
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        })
+    };
+    writer.join().unwrap();
+    let during = t.snapshots().len() - before;
+    // Then quiet: its last state is backed up after the debounce.
+    let final_len = std::fs::metadata(&busy).unwrap().len();
+    wait_for("busy.log's last state in data:latest", || {
+        let v = t.ok_json(&["ls", "data:latest"]);
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["path"] == "src/busy.log" && e["size"] == final_len)
+            .then_some(())
+    });
+    assert!(
+        during >= 1,
+        "no snapshot while busy.log kept changing for 8s (max-delay 3s):\n{}",
+        d.log()
+    );
+    // The scheduler kept its promise: no backup started later than
+    // max-delay after the first change (plus scheduling slack).
+    let delays = logged_delays(&d.log());
+    assert!(!delays.is_empty(), "{}", d.log());
+    assert!(
+        delays.iter().all(|s| *s <= 3.0 + 1.0),
+        "delays {delays:?}:\n{}",
+        d.log()
+    );
+
+    // Status: the container, redundancy, the estimate, every peer, the daemon.
+    wait_for("an audit round", || {
+        d.log().contains("audit: ").then_some(())
+    });
+    let s = status(&t);
+    let c = &s["containers"][0];
+    assert_eq!(c["name"], "data");
+    assert!(c["last_snapshot_unix"].as_i64().unwrap() > 0);
+    assert!(c["packs_total"].as_u64().unwrap() > 0);
+    assert_eq!(c["packs_degraded"], 0, "{s}");
+    let p = c["loss_probability_year"].as_f64().unwrap();
+    assert!(p > 0.0 && p < 1e-3, "{s}");
+    let peers = s["peers"].as_array().unwrap();
+    assert_eq!(peers.len(), 7);
+    for peer in peers {
+        assert_eq!(peer["state"], "online", "{s}");
+        assert!(peer["last_seen_unix"].as_i64().is_some());
+    }
+    assert!(
+        peers
+            .iter()
+            .any(|p| p["audit_rounds_passed"].as_u64().unwrap() > 0),
+        "{s}"
+    );
+    assert_eq!(s["daemon"]["running"], true);
+    assert_eq!(s["daemon"]["pid"], pid);
+
+    // SIGTERM: clean exit, and the home is free for the next daemon.
+    let log_before = d.log.clone();
+    let st = d.terminate();
+    assert!(st.success(), "{st:?}");
+    let log = std::fs::read_to_string(log_before).unwrap();
+    assert!(log.contains("trove daemon stopped"), "{log}");
+    let s = status(&t);
+    assert_eq!(s["daemon"]["running"], false);
+    // Nothing it wrote is damaged.
+    let v = t.ok_json(&["check", "--read-data"]);
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    let (_, out) = t.restore("data:latest");
+    assert_same_tree(&t.src, &out);
+}
+
+#[test]
+fn a_lost_peer_is_repaired_with_no_command_and_a_brief_outage_is_not() {
+    let t = Trove::setup(7, "4+2");
+    let mut g = Gen::new(32);
+    for i in 0..6 {
+        write(&t.src.join(format!("f{i}.bin")), &g.bytes(3 << 20));
+    }
+    make_small_tree(&t.src.join("tree"), 33);
+    let d = Daemon::start(
+        &t,
+        &[
+            "--debounce",
+            "1s",
+            "--max-delay",
+            "3s",
+            "--audit-every",
+            "1s",
+            "--peer-lost-after",
+            "10s",
+        ],
+    );
+    wait_for("a first snapshot", || (t.snapshots().len() == 1).then_some(()));
+    wait_for("an audit round", || d.log().contains("audit: ").then_some(()));
+
+    // p2 away for less than the threshold (a disk unplugged and back).
+    let away = t.peers_dir.join("p2.away");
+    std::fs::rename(t.peer(2), &away).unwrap();
+    wait_for("p2 suspect", || {
+        d.log().contains("peer p2 is suspect").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    std::fs::rename(&away, t.peer(2)).unwrap();
+    wait_for("p2 online again", || {
+        (peer_state(&status(&t), "p2") == "online").then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(12));
+    assert!(
+        !d.log().contains("repair:"),
+        "a brief outage caused a repair:\n{}",
+        d.log()
+    );
+
+    // p3's folder is deleted: lost after 10s, then repaired, unasked.
+    let held_by_p3 = fragment_files(&t.peer(3)).len();
+    assert!(held_by_p3 > 0);
+    std::fs::remove_dir_all(t.peer(3)).unwrap();
+    let gone = Instant::now();
+    let s = wait_for("p3 lost and every pack at full redundancy", || {
+        let s = status(&t);
+        let c = &s["containers"][0];
+        (peer_state(&s, "p3") == "lost"
+            && c["packs_degraded"] == 0
+            && c["packs_to_repair"] == 0)
+            .then_some(s)
+    });
+    eprintln!(
+        "peer loss to full redundancy: {:.1}s",
+        gone.elapsed().as_secs_f64()
+    );
+    assert!(d.log().contains("repair: "), "{}", d.log());
+    assert!(s["containers"][0]["packs_total"].as_u64().unwrap() > 0);
+    d.terminate();
+    // Two more peers vanish: 4 of the 6 fragments of every pack are left.
+    std::fs::remove_dir_all(t.peer(1)).unwrap();
+    std::fs::remove_dir_all(t.peer(5)).unwrap();
+    let (_, out) = t.restore("data:latest");
+    assert_same_tree(&t.src, &out);
+}
+
+#[test]
+fn kill_9_of_the_daemon_mid_backup_then_restart_loses_nothing() {
+    let t = Trove::setup(7, "4+2");
+    make_small_tree(&t.src, 34);
+    let d = Daemon::start(&t, &["--debounce", "1s", "--max-delay", "2s"]);
+    wait_for("a first snapshot", || (t.snapshots().len() == 1).then_some(()));
+    let fragments = || t.all_fragments(7).len();
+    let before = fragments();
+    let mut g = Gen::new(35);
+    for i in 0..4 {
+        write(&t.src.join(format!("big/{i}.bin")), &g.bytes(20 << 20));
+    }
+    // Killed once the big backup has stored some, not all, of its packs.
+    wait_for("the big backup under way", || {
+        (fragments() >= before + 12).then_some(())
+    });
+    d.kill_9();
+    let d = Daemon::start(&t, &["--debounce", "1s", "--max-delay", "2s"]);
+    wait_for("every big file in data:latest", || {
+        let paths = latest_paths(&t);
+        (0..4)
+            .all(|i| paths.iter().any(|p| p.ends_with(&format!("big/{i}.bin"))))
+            .then_some(())
+    });
+    assert!(d.terminate().success());
+    let v = t.ok_json(&["check", "--read-data"]);
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    let (_, out) = t.restore("data:latest");
+    assert_same_tree(&t.src, &out);
+}
+
+#[test]
+fn a_vanished_source_is_not_backed_up_as_empty_until_a_rescan_confirms_it() {
+    let t = Trove::setup(3, "2+1");
+    make_small_tree(&t.src, 36);
+    let d = Daemon::start(&t, &["--debounce", "1s", "--max-delay", "2s"]);
+    wait_for("a first snapshot", || (t.snapshots().len() == 1).then_some(()));
+    // The disk "unmounts": the source folder is gone.
+    let aside = t.tmp.path().join("src.aside");
+    std::fs::rename(&t.src, &aside).unwrap();
+    d.wait_log("the last snapshot is kept");
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(t.snapshots().len(), 1, "{}", d.log());
+    let s = status(&t);
+    assert!(
+        s["containers"][0]["daemon"]["held"]
+            .as_str()
+            .is_some_and(|h| h.contains("empty or missing")),
+        "{s}"
+    );
+    // It comes back with a change: backed up, and watched again.
+    std::fs::rename(&aside, &t.src).unwrap();
+    write(&t.src.join("after.txt"), b"back");
+    wait_for("after.txt in data:latest", || {
+        latest_paths(&t)
+            .iter()
+            .any(|p| p.ends_with("after.txt"))
+            .then_some(())
+    });
+    write(&t.src.join("watched.txt"), b"watched again");
+    wait_for("watched.txt in data:latest", || {
+        latest_paths(&t)
+            .iter()
+            .any(|p| p.ends_with("watched.txt"))
+            .then_some(())
+    });
+    assert!(d.terminate().success());
+
+    // With a short rescan, a source emptied for good is confirmed, and
+    // then backed up as it is.
+    let d = Daemon::start(
+        &t,
+        &["--debounce", "1s", "--max-delay", "2s", "--rescan", "4s"],
+    );
+    for e in std::fs::read_dir(&t.src).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            std::fs::remove_dir_all(p).unwrap();
+        } else {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    d.wait_log("backing it up as it is");
+    wait_for("an empty snapshot", || {
+        latest_paths(&t)
+            .iter()
+            .all(|p| p == "src")
+            .then_some(())
+    });
+    assert!(d.terminate().success());
+}
+
+#[test]
+fn a_wrong_passphrase_stops_the_daemon_at_start_and_frees_the_home() {
+    let t = Trove::setup(3, "2+1");
+    make_small_tree(&t.src, 37);
+    let out = t.run_with_pass("not the passphrase", &["daemon"]);
+    assert_code(&out, 1, &["daemon"]);
+    assert!(stderr(&out).contains("wrong passphrase"), "{}", describe(&out));
+    // Nothing holds the home: a daemon with the right one starts.
+    let d = Daemon::start(&t, &["--debounce", "1s", "--max-delay", "2s"]);
+    wait_for("a first snapshot", || (t.snapshots().len() == 1).then_some(()));
+    assert!(d.terminate().success());
+}
