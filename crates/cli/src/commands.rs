@@ -3,7 +3,9 @@
 
 pub mod backup;
 pub mod check;
+pub mod config;
 pub mod container;
+pub mod daemon;
 pub mod demo;
 pub mod forget;
 pub mod init;
@@ -16,6 +18,7 @@ pub mod recovery;
 pub mod repair;
 pub mod restore;
 pub mod snapshots;
+pub mod status;
 pub mod sync;
 pub mod undelete;
 pub mod whoami;

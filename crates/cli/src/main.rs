@@ -45,6 +45,17 @@ enum Cmd {
     /// Manage data containers (named backups of folders).
     #[command(subcommand)]
     Container(container::ContainerCmd),
+    /// The settings in TROVE_HOME/config.toml: the daemon's, and each
+    /// container's schedule and retention.
+    #[command(subcommand)]
+    Config(config::ConfigCmd),
+    /// Look after every container until stopped: back up changes as they
+    /// happen, audit peers, repair what is lost, apply retention.
+    Daemon(daemon::Args),
+    /// Containers (last snapshot, redundancy, durability estimate), peers
+    /// (state, audits, bytes held) and the daemon. Exit 3 if some pack is
+    /// degraded.
+    Status(status::Args),
     /// Back up a container (incremental); prints the snapshot id.
     Backup(backup::Args),
     /// List snapshots.
@@ -81,7 +92,10 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    context::init_logging(matches!(cli.cmd, Cmd::Node(node::NodeCmd::Run { .. })));
+    context::init_logging(matches!(
+        cli.cmd,
+        Cmd::Node(node::NodeCmd::Run { .. }) | Cmd::Daemon(_)
+    ));
     let out = Out { json: cli.json };
     match run(cli.cmd, out) {
         Ok(code) => code,
@@ -102,6 +116,9 @@ fn run(cmd: Cmd, out: Out) -> anyhow::Result<ExitCode> {
         Cmd::Node(c) => node::run(c, out),
         Cmd::Whoami => whoami::run(out),
         Cmd::Container(c) => container::run(c, out),
+        Cmd::Config(c) => config::run(c, out),
+        Cmd::Daemon(a) => daemon::run(a),
+        Cmd::Status(a) => status::run(a, out),
         Cmd::Backup(a) => backup::run(a, out),
         Cmd::Snapshots(a) => snapshots::run(a, out),
         Cmd::Ls(a) => ls::run(a, out),

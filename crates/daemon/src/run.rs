@@ -138,7 +138,7 @@ impl Daemon {
         let mut containers = Vec::new();
         for m in &manifests {
             let schedule = config.container(&m.name);
-            let last = rows.iter().filter(|r| r.container == m.name).last();
+            let last = rows.iter().rfind(|r| r.container == m.name);
             let last_prune_unix = previous
                 .containers
                 .get(&m.name)
@@ -189,7 +189,10 @@ impl Daemon {
         let watches = match Watches::start(tx, sources, ignore) {
             Ok(w) => Some(w),
             Err(e) => {
-                tracing::warn!("cannot watch for changes ({e}); changes are found by the rescan every {}", trove_repo::format_duration(settings.rescan));
+                tracing::warn!(
+                    "cannot watch for changes ({e}); changes are found by the rescan every {}",
+                    trove_repo::format_duration(settings.rescan)
+                );
                 None
             }
         };
@@ -538,13 +541,7 @@ impl Daemon {
             }
         };
         self.last_audit_unix = Some(unix_now());
-        let count = |s: PeerState| {
-            round
-                .peers
-                .iter()
-                .filter(|p| p.health.state == s)
-                .count()
-        };
+        let count = |s: PeerState| round.peers.iter().filter(|p| p.health.state == s).count();
         tracing::info!(
             "audit: {} fragment(s) proven, {} failed; peers: {} online, {} suspect, {} lost; {:.1}s",
             round.passed,
@@ -564,8 +561,12 @@ impl Daemon {
                     f.detail
                 );
             }
-            let was = self.peer_states.insert(p.health.peer.clone(), p.health.state);
-            if was.is_some_and(|w| w != p.health.state) || (was.is_none() && p.health.state != PeerState::Online) {
+            let was = self
+                .peer_states
+                .insert(p.health.peer.clone(), p.health.state);
+            if was.is_some_and(|w| w != p.health.state)
+                || (was.is_none() && p.health.state != PeerState::Online)
+            {
                 tracing::info!("peer {} is {}", p.health.peer, p.health.describe());
             }
         }
@@ -666,7 +667,10 @@ impl Daemon {
             }
             Err(e) => {
                 c.last_error = Some(e.to_string());
-                tracing::error!("retention of {name} failed: {e}; trying again in {}", trove_repo::format_duration(c.schedule.prune_every));
+                tracing::error!(
+                    "retention of {name} failed: {e}; trying again in {}",
+                    trove_repo::format_duration(c.schedule.prune_every)
+                );
             }
         }
     }
@@ -708,7 +712,10 @@ impl Daemon {
                 .collect(),
         };
         if let Err(e) = state.save(&self.dir) {
-            tracing::warn!("cannot write {}: {e}", DaemonState::path(&self.dir).display());
+            tracing::warn!(
+                "cannot write {}: {e}",
+                DaemonState::path(&self.dir).display()
+            );
         }
     }
 }

@@ -46,7 +46,9 @@ impl std::fmt::Display for WatchFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             WatchFailure::Limit => f.write_str(WATCH_LIMIT_FIX),
-            WatchFailure::Missing => f.write_str("it does not exist (deleted, or a disk not mounted)"),
+            WatchFailure::Missing => {
+                f.write_str("it does not exist (deleted, or a disk not mounted)")
+            }
             WatchFailure::Other(e) => f.write_str(e),
         }
     }
@@ -69,9 +71,7 @@ fn is_change(kind: &EventKind) -> bool {
     match kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
         EventKind::Access(_) => false,
-        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Any => {
-            true
-        }
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) | EventKind::Any => true,
         EventKind::Other => false,
     }
 }

@@ -214,10 +214,14 @@ pub fn audit_round(
             continue;
         }
         let id = set.slots[*i].record.id;
-        let failure = asked
-            .failed
-            .first()
-            .map(|f| format!("fragment {} of pack {}: {}", f.fragment.short(), f.pack.short(), f.detail));
+        let failure = asked.failed.first().map(|f| {
+            format!(
+                "fragment {} of pack {}: {}",
+                f.fragment.short(),
+                f.pack.short(),
+                f.detail
+            )
+        });
         let rec = known.get(&id).cloned().unwrap_or_default().after_round(
             asked.passed,
             asked.failed.len() as u64,

@@ -184,7 +184,11 @@ impl Retention {
         ]
         .into_iter()
         .filter_map(|(rule, n)| n.map(|n| format!("--keep-{rule} {n}")))
-        .chain(self.keep_within.iter().map(|w| format!("--keep-within {w}")))
+        .chain(
+            self.keep_within
+                .iter()
+                .map(|w| format!("--keep-within {w}")),
+        )
         .collect();
         if rules.is_empty() {
             "keep everything".to_owned()
@@ -248,7 +252,9 @@ impl Config {
         }
         for (name, c) in &self.containers {
             if c.prune_every.is_zero() {
-                return Err(format!("containers.{name}.prune_every must be longer than 0s"));
+                return Err(format!(
+                    "containers.{name}.prune_every must be longer than 0s"
+                ));
             }
             if let Some(w) = &c.retention.keep_within {
                 KeepWithin::parse(w).map_err(|e| format!("containers.{name}.keep_within: {e}"))?;
@@ -323,7 +329,10 @@ mod tests {
         assert_eq!(Config::load(dir.path()).unwrap(), c);
         let policy = c.container("docs").retention.policy().unwrap();
         assert_eq!(policy.keep_daily, Some(7));
-        assert_eq!(Retention::from_policy(&policy), c.containers["docs"].retention);
+        assert_eq!(
+            Retention::from_policy(&policy),
+            c.containers["docs"].retention
+        );
         assert_eq!(
             c.containers["docs"].retention.describe(),
             "--keep-daily 7 --keep-within 30d"
@@ -334,10 +343,16 @@ mod tests {
     fn bad_files_are_refused_with_the_reason() {
         for (text, says) in [
             ("[daemon]\ndebounce = \"ten\"\n", "duration `ten`"),
-            ("[daemon]\ndebounce = \"2m\"\nmax_delay = \"1m\"\n", "longer than"),
+            (
+                "[daemon]\ndebounce = \"2m\"\nmax_delay = \"1m\"\n",
+                "longer than",
+            ),
             ("[daemon]\nwatch_limit = 3\n", "unknown field"),
             ("version = 9\n", "newer"),
-            ("[containers.x]\nkeep_within = \"soon\"\n", "containers.x.keep_within"),
+            (
+                "[containers.x]\nkeep_within = \"soon\"\n",
+                "containers.x.keep_within",
+            ),
             ("[containers.x]\nprune_every = \"0s\"\n", "prune_every"),
         ] {
             let err = Config::parse(text).unwrap_err();

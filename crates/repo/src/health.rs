@@ -109,7 +109,13 @@ pub struct AuditRecord {
 
 impl AuditRecord {
     /// The record after one round that asked `passed + failed` fragments.
-    pub fn after_round(mut self, passed: u64, failed: u64, failure: Option<String>, now: i64) -> Self {
+    pub fn after_round(
+        mut self,
+        passed: u64,
+        failed: u64,
+        failure: Option<String>,
+        now: i64,
+    ) -> Self {
         if passed + failed == 0 {
             return self;
         }
@@ -192,7 +198,10 @@ impl PeerHealth {
             error = Some(format!(
                 "failing its audits since {} UTC: {}",
                 utc(since),
-                audits.last_failure.as_deref().unwrap_or("a fragment was not proven")
+                audits
+                    .last_failure
+                    .as_deref()
+                    .unwrap_or("a fragment was not proven")
             ));
         }
         Self {

@@ -27,13 +27,14 @@ mod lock;
 mod meta;
 mod peers;
 mod pending;
-mod redundancy;
 mod progress;
 mod prune;
+mod redundancy;
 mod repair;
 mod restore;
 mod scan;
 mod snapshot;
+mod status;
 mod sync;
 mod time;
 mod undelete;
@@ -49,6 +50,9 @@ pub use config::{
 };
 pub use containers::{ContainerRow, Containers, CreatedContainer, SnapshotRow};
 pub use deletions::{DeletionReport, Leftovers, PendingDeletions};
+pub use durability::{
+    estimate_loss, observed_loss_rate, repair_window, Durability, PRIOR_LOSS_RATE_PER_YEAR,
+};
 pub use error::{RepoError, Result};
 pub use fetch::{FragmentFault, FragmentProblem};
 pub use forget::{
@@ -74,6 +78,7 @@ pub use repair::{
 };
 pub use restore::{restore, LostPath, RestoreOptions, RestoreReport};
 pub use snapshot::{ls, resolve_snapshot, LsEntry};
+pub use status::{status, ContainerStatus, PeerStatus, StatusReport};
 pub use sync::{sync, PeerContribution, SyncReport};
 pub use time::utc;
 pub use undelete::{list_deleted, undelete, DeletedSnapshot, UndeleteReport};

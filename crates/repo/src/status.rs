@@ -134,7 +134,8 @@ pub fn status(home: &Home, config: &Config) -> Result<StatusReport> {
         containers.push(ContainerStatus {
             snapshots: snaps.len() as u64,
             last_snapshot_unix: secs(last),
-            last_snapshot_age_secs: last.map(|t| (now_ns.saturating_sub(t) / 1_000_000_000).max(0) as u64),
+            last_snapshot_age_secs: last
+                .map(|t| (now_ns.saturating_sub(t) / 1_000_000_000).max(0) as u64),
             k: r.k,
             m: r.m,
             packs_total: r.packs_total,

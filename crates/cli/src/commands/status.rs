@@ -55,7 +55,11 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
     let state = DaemonState::load(&dir);
     // Peers are judged as the running daemon judges them (its flags may
     // override the file).
-    if let Some(settings) = state.as_ref().filter(|_| pid.is_some()).and_then(|s| s.settings) {
+    if let Some(settings) = state
+        .as_ref()
+        .filter(|_| pid.is_some())
+        .and_then(|s| s.settings)
+    {
         config.daemon = settings;
     }
     if let Some(d) = args.peer_lost_after {

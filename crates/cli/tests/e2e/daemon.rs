@@ -62,7 +62,11 @@ impl Daemon {
                 self.guard.0 = None;
                 return s;
             }
-            assert!(Instant::now() < deadline, "daemon ignored SIGTERM:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "daemon ignored SIGTERM:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -139,10 +143,19 @@ fn changes_are_backed_up_within_max_delay_status_reports_and_sigterm_stops_clean
     make_small_tree(&t.src, 31);
     let mut d = Daemon::start(
         &t,
-        &["--debounce", "1s", "--max-delay", "3s", "--audit-every", "2s"],
+        &[
+            "--debounce",
+            "1s",
+            "--max-delay",
+            "3s",
+            "--audit-every",
+            "2s",
+        ],
     );
     // The first backup is a rescan at start.
-    wait_for("a first snapshot", || (t.snapshots().len() == 1).then_some(()));
+    wait_for("a first snapshot", || {
+        (t.snapshots().len() == 1).then_some(())
+    });
 
     // One daemon per home: a second one says which process holds it.
     let pid = d.pid();
@@ -155,7 +168,10 @@ fn changes_are_backed_up_within_max_delay_status_reports_and_sigterm_stops_clean
     );
 
     // A new file is in a snapshot within seconds, with no command.
-    write(&t.src.join("new/hello.txt"), b"written while the daemon runs");
+    write(
+        &t.src.join("new/hello.txt"),
+        b"written while the daemon runs",
+    );
     wait_for("new/hello.txt in data:latest", || {
         latest_paths(&t)
             .iter()
@@ -274,8 +290,12 @@ fn a_lost_peer_is_repaired_with_no_command_and_a_brief_outage_is_not() {
             "10s",
         ],
     );
-    wait_for("a first snapshot", || (t.snapshots().len() == 1).then_some(()));
-    wait_for("an audit round", || d.log().contains("audit: ").then_some(()));
+    wait_for("a first snapshot", || {
+        (t.snapshots().len() == 1).then_some(())
+    });
+    wait_for("an audit round", || {
+        d.log().contains("audit: ").then_some(())
+    });
 
     // p2 away for less than the threshold (a disk unplugged and back).
     let away = t.peers_dir.join("p2.away");
@@ -303,9 +323,7 @@ fn a_lost_peer_is_repaired_with_no_command_and_a_brief_outage_is_not() {
     let s = wait_for("p3 lost and every pack at full redundancy", || {
         let s = status(&t);
         let c = &s["containers"][0];
-        (peer_state(&s, "p3") == "lost"
-            && c["packs_degraded"] == 0
-            && c["packs_to_repair"] == 0)
+        (peer_state(&s, "p3") == "lost" && c["packs_degraded"] == 0 && c["packs_to_repair"] == 0)
             .then_some(s)
     });
     eprintln!(
@@ -327,7 +345,9 @@ fn kill_9_of_the_daemon_mid_backup_then_restart_loses_nothing() {
     let t = Trove::setup(7, "4+2");
     make_small_tree(&t.src, 34);
     let d = Daemon::start(&t, &["--debounce", "1s", "--max-delay", "2s"]);
-    wait_for("a first snapshot", || (t.snapshots().len() == 1).then_some(()));
+    wait_for("a first snapshot", || {
+        (t.snapshots().len() == 1).then_some(())
+    });
     let fragments = || t.all_fragments(7).len();
     let before = fragments();
     let mut g = Gen::new(35);
@@ -358,7 +378,9 @@ fn a_vanished_source_is_not_backed_up_as_empty_until_a_rescan_confirms_it() {
     let t = Trove::setup(3, "2+1");
     make_small_tree(&t.src, 36);
     let d = Daemon::start(&t, &["--debounce", "1s", "--max-delay", "2s"]);
-    wait_for("a first snapshot", || (t.snapshots().len() == 1).then_some(()));
+    wait_for("a first snapshot", || {
+        (t.snapshots().len() == 1).then_some(())
+    });
     // The disk "unmounts": the source folder is gone.
     let aside = t.tmp.path().join("src.aside");
     std::fs::rename(&t.src, &aside).unwrap();
@@ -406,10 +428,7 @@ fn a_vanished_source_is_not_backed_up_as_empty_until_a_rescan_confirms_it() {
     }
     d.wait_log("backing it up as it is");
     wait_for("an empty snapshot", || {
-        latest_paths(&t)
-            .iter()
-            .all(|p| p == "src")
-            .then_some(())
+        latest_paths(&t).iter().all(|p| p == "src").then_some(())
     });
     assert!(d.terminate().success());
 }
@@ -420,9 +439,15 @@ fn a_wrong_passphrase_stops_the_daemon_at_start_and_frees_the_home() {
     make_small_tree(&t.src, 37);
     let out = t.run_with_pass("not the passphrase", &["daemon"]);
     assert_code(&out, 1, &["daemon"]);
-    assert!(stderr(&out).contains("wrong passphrase"), "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("wrong passphrase"),
+        "{}",
+        describe(&out)
+    );
     // Nothing holds the home: a daemon with the right one starts.
     let d = Daemon::start(&t, &["--debounce", "1s", "--max-delay", "2s"]);
-    wait_for("a first snapshot", || (t.snapshots().len() == 1).then_some(()));
+    wait_for("a first snapshot", || {
+        (t.snapshots().len() == 1).then_some(())
+    });
     assert!(d.terminate().success());
 }
