@@ -4,9 +4,10 @@
 //! a disk destroyed, a node's machine gone and a fragment corrupted, a
 //! restore verified byte for byte; then the lost peers replaced and
 //! repaired, and ransomware that encrypts files and deletes the history
-//! undone by `undelete`.
+//! undone by `undelete`; last, `trove daemon` looks after it by itself.
 
 mod attacks;
+mod daemon;
 mod node;
 mod sample;
 
@@ -54,6 +55,8 @@ struct DemoReport {
     repair: RepairSummary,
     /// Absent with `--source`: the demo does not encrypt your files.
     ransomware: Option<RansomwareSummary>,
+    /// What `trove daemon` did by itself.
+    daemon: daemon::DaemonSummary,
     #[serde(skip)]
     seconds: f64,
     #[serde(skip)]
@@ -98,7 +101,7 @@ fn print(r: &DemoReport) {
     }
     if r.ok {
         println!(
-            "\nOK: {} files ({}) restored identical to the source after losing a disk and a node (2 of 6 peers) and a corrupted fragment; full redundancy repaired; the history ransomware deleted brought back ({:.1}s in all).",
+            "\nOK: {} files ({}) restored identical to the source after losing a disk and a node (2 of 6 peers) and a corrupted fragment; full redundancy repaired; the history ransomware deleted brought back; a dead disk repaired by the daemon with no command ({:.1}s in all).",
             r.files,
             ui::bytes(r.bytes),
             r.seconds
@@ -116,7 +119,10 @@ fn print(r: &DemoReport) {
     }
 }
 
-const STEPS: u32 = 11;
+const STEPS: u32 = 12;
+
+/// The demo home's passphrase (the daemon, a separate process, needs it).
+const PASSPHRASE: &str = "demo passphrase";
 
 fn step(json: bool, n: u32, text: &str) {
     if !json {
@@ -237,7 +243,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
     let (home, owner) = Home::init(
         &base.join("home"),
         MasterSecret::generate(),
-        b"demo passphrase",
+        PASSPHRASE.as_bytes(),
         KdfParams::default(),
     )?;
     // Loopback only: the demo never touches the internet.
@@ -332,11 +338,39 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
         println!("[9-11/{STEPS}] skipped: ransomware would encrypt your own folder; run `trove demo` without --source to see undelete");
     }
 
+    step(
+        json,
+        12,
+        "`trove daemon` (a separate process) looks after it: a new file is backed up by itself; disk-2 dies and is rebuilt on a spare disk, with no command",
+    );
+    home.peers().add(
+        "disk-7",
+        &format!("dir:{}", base.join("peers/disk-7").display()),
+        labels("spare"),
+    )?;
+    drop(home);
+    let daemon = daemon::look_after_itself(
+        &base.join("home"),
+        &base,
+        source.is_none().then_some(sample_dir.as_path()),
+        &base.join("peers/disk-2"),
+    )?;
+    if !json {
+        if let Some(s) = daemon.snapshot_after_write_seconds {
+            println!("      a file written into the sample was in a snapshot {s:.1}s later");
+        }
+        println!(
+            "      disk-2 deleted: declared lost and repaired {:.1}s later: {}",
+            daemon.repaired_after_loss_seconds, daemon.repair
+        );
+    }
+
     let ok = diffs.is_empty()
         && r.lost.is_empty()
         && repair.full_redundancy
         && repair.check_problems.is_empty()
-        && ransomware.as_ref().is_none_or(|w| w.differences.is_empty());
+        && ransomware.as_ref().is_none_or(|w| w.differences.is_empty())
+        && daemon.full_redundancy;
     let report = DemoReport {
         ok,
         files,
@@ -352,6 +386,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
         lost: r.lost,
         repair,
         ransomware,
+        daemon,
         seconds: started.elapsed().as_secs_f64(),
         kept_in: args.dir.map(|_| base.clone()),
     };

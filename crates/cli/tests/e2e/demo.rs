@@ -41,6 +41,13 @@ fn demo_survives_losses_repairs_and_undoes_ransomware() {
     );
     assert!(w["fragments_undeleted"].as_u64().unwrap() >= 3, "{v}");
     assert!(strings(&w["differences"]).is_empty(), "{v}");
+    // The daemon, by itself: a new file in a snapshot, a dead disk repaired.
+    let dm = &v["daemon"];
+    assert!(dm["snapshot_after_write_seconds"].as_f64().is_some(), "{v}");
+    assert_eq!(dm["full_redundancy"], true, "{v}");
+    assert!(dm["repair"].as_str().unwrap().contains("pack(s) repaired"), "{v}");
+    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap();
+    assert!(log.contains("trove daemon stopped"), "{log}");
     // The demo's node processes are gone when it returns: their data
     // folders exist, and a node's ticket names a loopback address.
     for n in ["friend-1", "friend-2"] {
