@@ -16,8 +16,9 @@ use trove_core::PeerId;
 use trove_peer::testing::{self, FailingPeer, LyingPeer, MemoryPeer, Op};
 use trove_peer::{MetaKey, Peer};
 use trove_repo::{
-    backup, check, repair, restore, sync, BackupOptions, CheckOptions, Home, KdfParams, Owner,
-    PeerState, Quiet, RepairOptions, RepairReport, RestoreOptions,
+    audit_round, backup, check, redundancy, repair, restore, sync, AuditOptions, BackupOptions,
+    CheckOptions, Home, KdfParams, Owner, PeerState, Quiet, RepairOptions, RepairReport,
+    RestoreOptions,
 };
 
 const FAST_KDF: KdfParams = KdfParams {
@@ -450,4 +451,163 @@ fn no_peer_answering_is_an_error() {
     }
     let err = repair(&home, &owner, None, &RepairOptions::default(), &Quiet).unwrap_err();
     assert!(err.to_string().contains("no reachable peer"), "{err}");
+}
+
+/// Seven peers at 4+2 (a spare for every pack), `m3` wrapped as given.
+fn seven_with(tmp: &Path, m3: impl Fn(Arc<MemoryPeer>) -> Arc<dyn Peer>) -> (Home, Owner) {
+    let mem = memory(&["m0", "m1", "m2", "m3", "m4", "m5", "m6"]);
+    let as_peers: Vec<(&str, Arc<dyn Peer>)> = mem
+        .iter()
+        .map(|p| {
+            let peer: Arc<dyn Peer> = if p.name() == "m3" {
+                m3(p.clone())
+            } else {
+                p.clone()
+            };
+            (p.name(), peer)
+        })
+        .collect();
+    backed_up(tmp, &as_peers, 12)
+}
+
+fn audit_opts(lost_after: Duration) -> AuditOptions {
+    AuditOptions {
+        per_peer: 16,
+        peer_lost_after: lost_after,
+        storm_guard: true,
+    }
+}
+
+fn to_repair(home: &Home, health: &[trove_repo::PeerHealth]) -> u64 {
+    redundancy(home, health)
+        .unwrap()
+        .iter()
+        .map(|r| r.packs_to_repair)
+        .sum()
+}
+
+#[test]
+fn a_peer_failing_its_audit_is_lost_its_fragments_are_rebuilt_and_its_record_is_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, owner) = seven_with(tmp.path(), |p| {
+        Arc::new(LyingPeer::new(p).corrupting_reads())
+    });
+    let round = audit_round(&home, &audit_opts(Duration::from_secs(3600)), &Quiet).unwrap();
+    let m3 = round.peers.iter().find(|p| p.health.peer == "m3").unwrap();
+    assert!(m3.fragments_held > 0 && !m3.failed.is_empty(), "{m3:#?}");
+    assert_eq!(m3.health.state, PeerState::Lost, "{m3:#?}");
+    assert!(m3.health.failed_audits());
+    assert_eq!(m3.health.audits.rounds_failed, 1);
+    assert!(m3.health.audits.failing_since_ns.is_some());
+    for p in round.peers.iter().filter(|p| p.health.peer != "m3") {
+        assert_eq!(p.health.state, PeerState::Online, "{p:#?}");
+        assert_eq!(p.failed.len(), 0);
+        if p.fragments_held > 0 {
+            assert_eq!(p.health.audits.rounds_passed, 1, "{p:#?}");
+        }
+    }
+    assert_eq!(round.lost(), vec!["m3"]);
+    let health: Vec<_> = round.peers.iter().map(|p| p.health.clone()).collect();
+    assert!(to_repair(&home, &health) > 0);
+
+    // The daemon's repair: proofs, storm guard, a budget.
+    let r = run(
+        &home,
+        &owner,
+        RepairOptions {
+            audit: true,
+            storm_guard: true,
+            budget_mib: Some(1024),
+            ..RepairOptions::default()
+        },
+    );
+    assert!(r.full_redundancy, "{r:#?}");
+    assert!(r.fragments_rebuilt > 0);
+    let m3_id = home.peers().records().unwrap()[3].id;
+    assert_full(&home, &[m3_id]);
+    // Still lost (it proved nothing since), and nothing left to repair.
+    let again = audit_round(&home, &audit_opts(Duration::from_secs(3600)), &Quiet).unwrap();
+    let m3 = again.peers.iter().find(|p| p.health.peer == "m3").unwrap();
+    assert_eq!((m3.fragments_held, m3.health.state), (0, PeerState::Lost));
+    let health: Vec<_> = again.peers.iter().map(|p| p.health.clone()).collect();
+    assert_eq!(to_repair(&home, &health), 0);
+    assert_restores(&home, &owner, tmp.path());
+}
+
+#[test]
+fn the_storm_guard_declares_none_lost_when_a_quarter_vanish_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mem = memory(&["m0", "m1", "m2", "m3", "m4", "m5", "m6"]);
+    let failing: Vec<Arc<FailingPeer>> = mem
+        .iter()
+        .map(|p| Arc::new(FailingPeer::new(p.clone())))
+        .collect();
+    let as_peers: Vec<(&str, Arc<dyn Peer>)> = mem
+        .iter()
+        .zip(&failing)
+        .map(|(m, f)| (m.name(), f.clone() as Arc<dyn Peer>))
+        .collect();
+    let (home, owner) = backed_up(tmp.path(), &as_peers, 12);
+    let before = packs(&home);
+    for gone in [&failing[1], &failing[4]] {
+        for op in Op::ALL {
+            gone.fail(op, testing::unavailable);
+        }
+    }
+    let lost_now = RepairOptions {
+        peer_lost_after: Duration::ZERO,
+        storm_guard: true,
+        ..RepairOptions::default()
+    };
+    let r = run(&home, &owner, lost_now);
+    let storm = r.storm.expect("2 of 7 is a storm");
+    assert_eq!((storm.unreachable, storm.peers), (2, 7));
+    assert_eq!(r.fragments_rebuilt, 0, "{r:#?}");
+    assert_eq!(packs(&home), before);
+    for p in r.peers.iter().filter(|p| p.peer == "m1" || p.peer == "m4") {
+        assert_eq!(p.state, PeerState::Suspect, "{p:?}");
+    }
+    let round = audit_round(&home, &audit_opts(Duration::ZERO), &Quiet).unwrap();
+    assert!(round.storm.is_some());
+    assert!(round.lost().is_empty(), "{:?}", round.lost());
+    // Without the guard (a person running `trove repair`), they are lost.
+    let r = run(
+        &home,
+        &owner,
+        RepairOptions {
+            storm_guard: false,
+            ..lost_now
+        },
+    );
+    assert!(r.storm.is_none());
+    assert!(r.fragments_rebuilt > 0, "{r:#?}");
+}
+
+#[test]
+fn a_repair_budget_defers_what_it_cannot_afford() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mem = memory(&["m0", "m1", "m2", "m3", "m4", "m5", "m6"]);
+    let as_peers: Vec<(&str, Arc<dyn Peer>)> =
+        mem.iter().map(|p| (p.name(), p.clone() as Arc<dyn Peer>)).collect();
+    let (home, owner) = backed_up(tmp.path(), &as_peers, 12);
+    let on_m2 = packs(&home)
+        .iter()
+        .filter(|p| p.fragments.iter().any(|f| f.peer == home.peers().records().unwrap()[2].id))
+        .count() as u64;
+    assert!(on_m2 > 0);
+    home.peers().remove("m2").unwrap();
+    let broke = run(
+        &home,
+        &owner,
+        RepairOptions {
+            budget_mib: Some(0),
+            ..RepairOptions::default()
+        },
+    );
+    assert_eq!(broke.packs_deferred, on_m2, "{broke:#?}");
+    assert_eq!(broke.fragments_rebuilt, 0);
+    assert!(!broke.full_redundancy);
+    let r = run(&home, &owner, RepairOptions::default());
+    assert!(r.full_redundancy, "{r:#?}");
+    assert_eq!(r.packs_deferred, 0);
 }
