@@ -380,7 +380,7 @@ impl Daemon {
                     }
                 }
                 Err(e) => {
-                    tracing::error!("{what}: cannot open the index: {e}");
+                    tracing::error!("{what}: cannot open the index: {e}; trying again later");
                     return None;
                 }
             }
@@ -461,7 +461,12 @@ impl Daemon {
         }
         let waiting = Instant::now();
         let Some(home) = self.open_home(&format!("backup {name}")) else {
-            self.containers[i].dirty = pending;
+            let c = &mut self.containers[i];
+            c.dirty = Some(pending.unwrap_or_else(|| Dirty::new(now)));
+            if !self.shutdown {
+                c.failures += 1;
+                c.retry_at = Some(Instant::now() + backoff(c.failures, rescan));
+            }
             return;
         };
         let waited = waiting.elapsed().as_secs_f64();

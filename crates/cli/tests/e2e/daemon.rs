@@ -451,3 +451,79 @@ fn a_wrong_passphrase_stops_the_daemon_at_start_and_frees_the_home() {
     });
     assert!(d.terminate().success());
 }
+
+/// A tmpfs mounted on a path for a test, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    /// `None` when this machine does not let the tests mount (not root, no
+    /// CAP_SYS_ADMIN): the caller says so and skips.
+    fn mount(path: &std::path::Path, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(path).unwrap();
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(path)
+            .stderr(Stdio::null())
+            .status()
+            .ok()?;
+        st.success().then(|| Self(path.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_trove_home_disk_is_retried_and_nothing_is_lost() {
+    let t = Trove::new();
+    let Some(_disk) = Tmpfs::mount(&t.home, "64m") else {
+        eprintln!(
+            "SKIPPED a_full_trove_home_disk_is_retried_and_nothing_is_lost: cannot mount a tmpfs here (needs root)"
+        );
+        return;
+    };
+    t.setup_in_place(3, "2+1");
+    make_small_tree(&t.src, 38);
+    // A short rescan caps the retry backoff, so the test need not wait 30s.
+    let d = Daemon::start(
+        &t,
+        &["--debounce", "1s", "--max-delay", "2s", "--rescan", "3s"],
+    );
+    wait_for("a first snapshot", || (t.snapshots().len() == 1).then_some(()));
+    // Fill TROVE_HOME's disk.
+    let filler = t.home.join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0xA5u8; 1 << 20];
+        while std::io::Write::write_all(&mut f, &block).is_ok() {}
+    }
+    let mut g = Gen::new(39);
+    write(&t.src.join("while-full.bin"), &g.bytes(3 << 20));
+    let failure = wait_for("a step failing for want of space", || {
+        d.log()
+            .lines()
+            .find(|l| l.contains("No space left on device") && l.contains("backup"))
+            .map(str::to_owned)
+    });
+    eprintln!("the daemon said: {failure}");
+    assert!(d.guard.0.is_some(), "the daemon is still running");
+    // Space again: the retry backs the file up.
+    std::fs::remove_file(&filler).unwrap();
+    wait_for("while-full.bin in data:latest", || {
+        latest_paths(&t)
+            .iter()
+            .any(|p| p.ends_with("while-full.bin"))
+            .then_some(())
+    });
+    assert!(d.terminate().success());
+    let v = t.ok_json(&["check", "--read-data"]);
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    let (_, out) = t.restore("data:latest");
+    assert_same_tree(&t.src, &out);
+}
