@@ -12,20 +12,9 @@
 #
 #   scripts/acceptance-lifecycle.sh [WORKDIR] [SOURCE_TREE]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
 W=${1:-/tmp/trove-acceptance}
 SRC_TREE=${2:-/usr/share/doc}
-B=$root/target/release/trove
-[ -x "$B" ] || (cd "$root" && cargo build --release -q -p trove-cli)
-rm -rf "$W"
-mkdir -p "$W"
-export TROVE_HOME=$W/home TROVE_PASSPHRASE=acceptance
-now() { date +%s.%N; }
-took() { python3 -c "print(f'{$(now) - $1:.1f}')"; }
-jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
-same() { # same tree, bytes and modes
-  diff -r --no-dereference "$1" "$2" >/dev/null || { echo "DIFFERENT: $1 vs $2"; exit 1; }
-}
+. "$(dirname "$0")/acceptance-lib.sh"
 
 $B init --json >"$W/init.json"
 for i in 1 2 3 4 5 6 7; do $B peer add "p$i" "dir:$W/peers/p$i" --label "site=s$i" >/dev/null; done

@@ -6,17 +6,9 @@
 #
 #   scripts/acceptance-undelete.sh [WORKDIR] [SOURCE_TREE]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
 W=${1:-/tmp/trove-acceptance-undelete}
 SRC_TREE=${2:-/usr/share/doc}
-B=$root/target/release/trove
-[ -x "$B" ] || (cd "$root" && cargo build --release -q -p trove-cli)
-rm -rf "$W"
-mkdir -p "$W"
-export TROVE_HOME=$W/home TROVE_PASSPHRASE=acceptance
-now() { date +%s.%N; }
-took() { python3 -c "print(f'{$(now) - $1:.1f}')"; }
-jq_() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+. "$(dirname "$0")/acceptance-lib.sh"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT

@@ -19,7 +19,7 @@ use crate::fetch::{read_verified, FragmentFault};
 use crate::health::{PeerHealth, PeerState, Storm};
 use crate::home::Home;
 use crate::location::PeerLocation;
-use crate::progress::{Event, Progress};
+use crate::progress::Progress;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -234,14 +234,7 @@ pub fn audit_round(
     // The states again, with the new audit records (the peers answered a
     // moment ago: asking is cheap).
     set.record_health(home, opts.peer_lost_after, false)?;
-    let storm = if opts.storm_guard {
-        set.storm_guard()
-    } else {
-        None
-    };
-    if let Some(s) = storm {
-        progress.event(Event::Warning(s.to_string()));
-    }
+    let storm = set.storm_guard(opts.storm_guard, progress);
     let mut round = AuditRound {
         peers: Vec::new(),
         storm,

@@ -6,7 +6,7 @@
 
 use crate::error::{RepoError, Result};
 use crate::health::{AuditRecord, Sightings};
-use redb::{Database, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable, TableDefinition, TableHandle};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
@@ -406,33 +406,27 @@ impl Index {
 
     /// What is remembered of each peer's reachability.
     pub fn sightings(&self) -> Result<HashMap<PeerId, Sightings>> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(PEER_HEALTH)?;
-        let mut out = HashMap::new();
-        for r in t.iter()? {
-            let (k, v) = r?;
-            let id = PeerId(
-                k.value()
-                    .try_into()
-                    .map_err(|_| RepoError::Db("corrupt peer health key".into()))?,
-            );
-            out.insert(id, de(v.value())?);
-        }
-        Ok(out)
+        self.by_peer(PEER_HEALTH)
     }
 
     /// What is remembered of each peer's audits.
     pub fn audits(&self) -> Result<HashMap<PeerId, AuditRecord>> {
+        self.by_peer(PEER_AUDITS)
+    }
+
+    /// Every value of a table keyed by peer id.
+    fn by_peer<T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<Bytes, Bytes>,
+    ) -> Result<HashMap<PeerId, T>> {
         let tx = self.db.begin_read()?;
-        let t = tx.open_table(PEER_AUDITS)?;
+        let t = tx.open_table(table)?;
         let mut out = HashMap::new();
         for r in t.iter()? {
             let (k, v) = r?;
-            let id = PeerId(
-                k.value()
-                    .try_into()
-                    .map_err(|_| RepoError::Db("corrupt peer audit key".into()))?,
-            );
+            let id = PeerId(k.value().try_into().map_err(|_| {
+                RepoError::Db(format!("corrupt peer id key in table `{}`", table.name()))
+            })?);
             out.insert(id, de(v.value())?);
         }
         Ok(out)

@@ -158,8 +158,12 @@ impl PeerSet {
     /// quarter of the peers are unreachable at once ([`Storm`]), none of
     /// them counts as lost by time, only as suspect: their fragments still
     /// count and nothing is rebuilt away from them. Peers lost because they
-    /// fail audits stay lost. Returns the storm, if there is one.
-    pub fn storm_guard(&mut self) -> Option<Storm> {
+    /// fail audits stay lost. With `enabled` (else nothing happens), returns
+    /// the storm, if there is one, and tells `progress`.
+    pub fn storm_guard(&mut self, enabled: bool, progress: &dyn Progress) -> Option<Storm> {
+        if !enabled {
+            return None;
+        }
         let unreachable = self
             .slots
             .iter()
@@ -175,6 +179,7 @@ impl PeerSet {
                 h.state = PeerState::Suspect;
             }
         }
+        progress.event(Event::Warning(storm.to_string()));
         Some(storm)
     }
 

@@ -238,14 +238,7 @@ pub fn repair(
         return Err(RepoError::NoPeers);
     }
     set.record_health(home, opts.peer_lost_after, !opts.dry_run)?;
-    let storm = if opts.storm_guard {
-        set.storm_guard()
-    } else {
-        None
-    };
-    if let Some(s) = storm {
-        progress.event(Event::Warning(s.to_string()));
-    }
+    let storm = set.storm_guard(opts.storm_guard, progress);
     // With no peer answering, every fragment would be "on a suspect peer"
     // and count: that is no reason to say all is well.
     if set

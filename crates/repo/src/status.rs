@@ -9,7 +9,7 @@ use crate::durability::{estimate_loss, observed_loss_rate, repair_window, Durabi
 use crate::error::Result;
 use crate::health::{PeerHealth, PeerState, Storm};
 use crate::home::Home;
-use crate::redundancy::redundancy;
+use crate::redundancy::{redundancy, ContainerRedundancy};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -28,25 +28,15 @@ pub struct StatusReport {
     pub storm: Option<Storm>,
 }
 
-/// One container.
+/// One container: its redundancy (flattened: `name`, `k`, `m`,
+/// `packs_total`, `packs_degraded`, ...), snapshots and durability.
 #[derive(Debug, Clone, Serialize)]
 pub struct ContainerStatus {
-    pub name: String,
+    #[serde(flatten)]
+    pub redundancy: ContainerRedundancy,
     pub snapshots: u64,
     pub last_snapshot_unix: Option<i64>,
     pub last_snapshot_age_secs: Option<u64>,
-    pub k: u8,
-    pub m: u8,
-    pub packs_total: u64,
-    /// Below `k+m` fragments on distinct online peers.
-    pub packs_degraded: u64,
-    /// With a fragment on a lost or removed peer: repair work.
-    pub packs_to_repair: u64,
-    /// Fewer than `k` fragments on peers that answer or may come back.
-    pub packs_unreadable: u64,
-    pub bytes_packed: u64,
-    pub bytes_stored: u64,
-    pub failure_domains: u32,
     /// The retention policy (`--keep-daily 7 ...` or `keep everything`).
     pub retention: String,
     /// The estimated probability of losing data within a year (see
@@ -86,7 +76,7 @@ pub fn status(home: &Home, config: &Config) -> Result<StatusReport> {
     let settings = &config.daemon;
     let mut set = home.peers().open_all()?;
     set.record_health(home, settings.peer_lost_after, true)?;
-    let storm = set.storm_guard();
+    let storm = set.storm_guard(true, &crate::progress::Quiet);
     let health: Vec<PeerHealth> = set.health();
     let held = held_by_peer(home)?;
     let now_ns = crate::time::now_ns();
@@ -136,20 +126,11 @@ pub fn status(home: &Home, config: &Config) -> Result<StatusReport> {
             last_snapshot_unix: secs(last),
             last_snapshot_age_secs: last
                 .map(|t| (now_ns.saturating_sub(t) / 1_000_000_000).max(0) as u64),
-            k: r.k,
-            m: r.m,
-            packs_total: r.packs_total,
-            packs_degraded: r.packs_degraded,
-            packs_to_repair: r.packs_to_repair,
-            packs_unreadable: r.packs_unreadable,
-            bytes_packed: r.bytes_packed,
-            bytes_stored: r.bytes_stored,
-            failure_domains: r.failure_domains,
             retention: config.container(&r.name).retention.describe(),
             loss_probability_year: durability.annual_loss_probability,
             durability_text: durability.describe(),
             durability,
-            name: r.name,
+            redundancy: r,
         });
     }
     Ok(StatusReport {

@@ -587,12 +587,18 @@ fn the_storm_guard_declares_none_lost_when_a_quarter_vanish_at_once() {
 fn a_repair_budget_defers_what_it_cannot_afford() {
     let tmp = tempfile::tempdir().unwrap();
     let mem = memory(&["m0", "m1", "m2", "m3", "m4", "m5", "m6"]);
-    let as_peers: Vec<(&str, Arc<dyn Peer>)> =
-        mem.iter().map(|p| (p.name(), p.clone() as Arc<dyn Peer>)).collect();
+    let as_peers: Vec<(&str, Arc<dyn Peer>)> = mem
+        .iter()
+        .map(|p| (p.name(), p.clone() as Arc<dyn Peer>))
+        .collect();
     let (home, owner) = backed_up(tmp.path(), &as_peers, 12);
     let on_m2 = packs(&home)
         .iter()
-        .filter(|p| p.fragments.iter().any(|f| f.peer == home.peers().records().unwrap()[2].id))
+        .filter(|p| {
+            p.fragments
+                .iter()
+                .any(|f| f.peer == home.peers().records().unwrap()[2].id)
+        })
         .count() as u64;
     assert!(on_m2 > 0);
     home.peers().remove("m2").unwrap();

@@ -76,7 +76,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
             .iter()
             .map(|c| ContainerRow {
                 status: c,
-                daemon: live.and_then(|s| s.containers.get(&c.name).cloned()),
+                daemon: live.and_then(|s| s.containers.get(&c.redundancy.name).cloned()),
             })
             .collect(),
         peers: &report.peers,
@@ -91,7 +91,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
     let degraded = report
         .containers
         .iter()
-        .any(|c| c.packs_degraded > 0 || c.packs_unreadable > 0);
+        .any(|c| c.redundancy.packs_degraded > 0 || c.redundancy.packs_unreadable > 0);
     Ok(if degraded {
         ExitCode::from(3)
     } else {
@@ -130,9 +130,10 @@ fn when(t: Option<i64>) -> String {
 fn print_text(s: &Status) {
     println!("containers:");
     for row in &s.containers {
-        let c = row.status;
-        let last = match c.last_snapshot_unix {
-            Some(t) => format!("last snapshot {} ({} in all)", when(Some(t)), c.snapshots),
+        let c = &row.status.redundancy;
+        let st = row.status;
+        let last = match st.last_snapshot_unix {
+            Some(t) => format!("last snapshot {} ({} in all)", when(Some(t)), st.snapshots),
             None => "no snapshot yet".to_owned(),
         };
         println!("  {}: {last}", c.name);
@@ -150,8 +151,8 @@ fn print_text(s: &Status) {
             ));
         }
         println!("    {health}; {} stored", bytes(c.bytes_stored));
-        println!("    retention: {}", c.retention);
-        println!("    durability: {}", c.durability_text);
+        println!("    retention: {}", st.retention);
+        println!("    durability: {}", st.durability_text);
         if let Some(d) = &row.daemon {
             let mut next = vec![format!("backup {}", when(d.next_backup_unix))];
             if d.next_prune_unix.is_some() {

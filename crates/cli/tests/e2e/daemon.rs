@@ -109,6 +109,16 @@ fn latest_paths(t: &Trove) -> Vec<String> {
         .collect()
 }
 
+/// Wait until the latest snapshot of `data` has a path ending in `suffix`.
+fn wait_in_latest(t: &Trove, suffix: &str) {
+    wait_for(&format!("{suffix} in data:latest"), || {
+        latest_paths(t)
+            .iter()
+            .any(|p| p.ends_with(suffix))
+            .then_some(())
+    });
+}
+
 fn status(t: &Trove) -> Value {
     let out = t.run(&["--json", "status"]);
     assert!(
@@ -172,12 +182,7 @@ fn changes_are_backed_up_within_max_delay_status_reports_and_sigterm_stops_clean
         &t.src.join("new/hello.txt"),
         b"written while the daemon runs",
     );
-    wait_for("new/hello.txt in data:latest", || {
-        latest_paths(&t)
-            .iter()
-            .any(|p| p.ends_with("new/hello.txt"))
-            .then_some(())
-    });
+    wait_in_latest(&t, "new/hello.txt");
 
     // A file that never stops changing is still backed up, by max-delay.
     let busy = t.src.join("busy.log");
@@ -397,19 +402,9 @@ fn a_vanished_source_is_not_backed_up_as_empty_until_a_rescan_confirms_it() {
     // It comes back with a change: backed up, and watched again.
     std::fs::rename(&aside, &t.src).unwrap();
     write(&t.src.join("after.txt"), b"back");
-    wait_for("after.txt in data:latest", || {
-        latest_paths(&t)
-            .iter()
-            .any(|p| p.ends_with("after.txt"))
-            .then_some(())
-    });
+    wait_in_latest(&t, "after.txt");
     write(&t.src.join("watched.txt"), b"watched again");
-    wait_for("watched.txt in data:latest", || {
-        latest_paths(&t)
-            .iter()
-            .any(|p| p.ends_with("watched.txt"))
-            .then_some(())
-    });
+    wait_in_latest(&t, "watched.txt");
     assert!(d.terminate().success());
 
     // With a short rescan, a source emptied for good is confirmed, and
@@ -461,7 +456,13 @@ impl Tmpfs {
     fn mount(path: &std::path::Path, size: &str) -> Option<Self> {
         std::fs::create_dir_all(path).unwrap();
         let st = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(path)
             .stderr(Stdio::null())
             .status()
@@ -495,7 +496,9 @@ fn a_full_trove_home_disk_is_retried_and_nothing_is_lost() {
         &t,
         &["--debounce", "1s", "--max-delay", "2s", "--rescan", "3s"],
     );
-    wait_for("a first snapshot", || (t.snapshots().len() == 1).then_some(()));
+    wait_for("a first snapshot", || {
+        (t.snapshots().len() == 1).then_some(())
+    });
     // Fill TROVE_HOME's disk.
     let filler = t.home.join("filler");
     {
@@ -515,12 +518,7 @@ fn a_full_trove_home_disk_is_retried_and_nothing_is_lost() {
     assert!(d.guard.0.is_some(), "the daemon is still running");
     // Space again: the retry backs the file up.
     std::fs::remove_file(&filler).unwrap();
-    wait_for("while-full.bin in data:latest", || {
-        latest_paths(&t)
-            .iter()
-            .any(|p| p.ends_with("while-full.bin"))
-            .then_some(())
-    });
+    wait_in_latest(&t, "while-full.bin");
     assert!(d.terminate().success());
     let v = t.ok_json(&["check", "--read-data"]);
     assert_eq!(v["problems"], serde_json::json!([]), "{v}");

@@ -45,7 +45,10 @@ fn demo_survives_losses_repairs_and_undoes_ransomware() {
     let dm = &v["daemon"];
     assert!(dm["snapshot_after_write_seconds"].as_f64().is_some(), "{v}");
     assert_eq!(dm["full_redundancy"], true, "{v}");
-    assert!(dm["repair"].as_str().unwrap().contains("pack(s) repaired"), "{v}");
+    assert!(
+        dm["repair"].as_str().unwrap().contains("pack(s) repaired"),
+        "{v}"
+    );
     let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap();
     assert!(log.contains("trove daemon stopped"), "{log}");
     // The demo's node processes are gone when it returns: their data

@@ -79,8 +79,15 @@ impl DemoDaemon {
             {
                 return Ok(line.to_owned());
             }
-            if let Some(st) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                bail!("the demo's daemon exited ({st}); see {}", self.log.display());
+            if let Some(st) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                bail!(
+                    "the demo's daemon exited ({st}); see {}",
+                    self.log.display()
+                );
             }
             if Instant::now() > deadline {
                 bail!(
