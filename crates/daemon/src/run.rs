@@ -127,7 +127,11 @@ impl Daemon {
         rx: Receiver<Msg>,
     ) -> Result<Self, DaemonError> {
         let settings = config.daemon;
-        let home = Home::open(dir)?;
+        let home = Home::open_waiting(dir, Duration::from_secs(300), &|holder| {
+            if let Some(h) = holder {
+                tracing::info!("waiting for another trove command to finish: {h}");
+            }
+        })?;
         let manifests = home.containers().manifests()?;
         if manifests.is_empty() {
             return Err(DaemonError::NoContainers(dir.to_owned()));
@@ -580,9 +584,6 @@ impl Daemon {
             tracing::warn!("audit: {}", storm.as_deref().unwrap_or_default());
         }
         self.storm = storm;
-        if !self.settings.repair {
-            return;
-        }
         let health: Vec<_> = round.peers.iter().map(|p| p.health.clone()).collect();
         let to_repair: u64 = match redundancy(&home, &health) {
             Ok(rows) => rows.iter().map(|r| r.packs_to_repair).sum(),
@@ -592,6 +593,12 @@ impl Daemon {
             }
         };
         if to_repair == 0 && round.failed == 0 {
+            return;
+        }
+        if !self.settings.repair {
+            tracing::warn!(
+                "repair is off (--no-repair): {to_repair} pack(s) have fragments on lost or removed peers; run `trove repair`"
+            );
             return;
         }
         tracing::info!(

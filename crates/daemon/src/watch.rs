@@ -159,3 +159,42 @@ pub fn looks_gone(path: &Path) -> bool {
         Err(e) => e.kind() == std::io::ErrorKind::NotFound,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watch_limit_is_told_with_its_fix() {
+        let e = notify::Error::new(notify::ErrorKind::MaxFilesWatch);
+        let f = failure(&e);
+        assert_eq!(f, WatchFailure::Limit);
+        let text = f.to_string();
+        assert!(text.contains("sysctl fs.inotify.max_user_watches="), "{text}");
+        assert!(text.contains("/etc/sysctl.d/"), "{text}");
+        assert_eq!(
+            failure(&notify::Error::path_not_found()),
+            WatchFailure::Missing
+        );
+    }
+
+    #[test]
+    fn reads_are_not_changes_and_writes_are() {
+        use notify::event::{CreateKind, ModifyKind};
+        assert!(!is_change(&EventKind::Access(AccessKind::Open(AccessMode::Any))));
+        assert!(!is_change(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
+        assert!(is_change(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
+        assert!(is_change(&EventKind::Create(CreateKind::File)));
+        assert!(is_change(&EventKind::Modify(ModifyKind::Any)));
+    }
+
+    #[test]
+    fn an_empty_or_missing_folder_looks_gone_and_a_file_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(looks_gone(dir.path()));
+        assert!(looks_gone(&dir.path().join("nowhere")));
+        std::fs::write(dir.path().join("f"), b"x").unwrap();
+        assert!(!looks_gone(dir.path()));
+        assert!(!looks_gone(&dir.path().join("f")));
+    }
+}

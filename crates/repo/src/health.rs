@@ -255,9 +255,10 @@ pub fn advice(h: &PeerHealth, lost_after: Duration) -> String {
             format_duration(lost_after),
             h.peer
         ),
-        PeerState::Lost if h.failed_audits() => {
-            "its fragments count as lost until it passes an audit again: run `trove repair` to rebuild them on the other peers".to_owned()
-        }
+        PeerState::Lost if h.failed_audits() => format!(
+            "its fragments count as lost and it gets no new data: run `trove repair` to rebuild them on the other peers; to trust it again (a disk replaced), `trove peer remove {0}` and add it anew",
+            h.peer
+        ),
         PeerState::Lost => format!(
             "unreachable for {} or longer, so its fragments count as lost: run `trove repair` to rebuild them on the other peers",
             format_duration(lost_after)

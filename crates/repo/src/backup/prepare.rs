@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use trove_core::manifest::PeerRecord;
-use trove_core::BlobId;
+use trove_core::{BlobId, PeerId};
 use trove_peer::Peer;
 
 /// What the pipeline and the commit start from.
@@ -41,7 +41,27 @@ pub(super) fn prepare(
     }
     peers.record_health(home, DEFAULT_PEER_LOST_AFTER, true)?;
     peers.warn_unavailable(progress);
-    let available = peers.available();
+    // A peer failing its audits is lost: what it holds is being rebuilt
+    // elsewhere, and it gets nothing new.
+    let distrusted: Vec<PeerId> = peers
+        .slots
+        .iter()
+        .filter_map(|s| s.health.as_ref())
+        .filter(|h| h.failed_audits())
+        .map(|h| {
+            progress.event(Event::Warning(format!(
+                "peer {} {}; it gets no new data",
+                h.peer,
+                h.describe()
+            )));
+            h.id
+        })
+        .collect();
+    let available: Vec<_> = peers
+        .available()
+        .into_iter()
+        .filter(|(rec, _)| !distrusted.contains(&rec.id))
+        .collect();
     if available.is_empty() {
         return Err(RepoError::Placement {
             reason: "no configured peer is reachable; nothing was stored".into(),
