@@ -378,7 +378,8 @@ impl Daemon {
                         );
                         told = true;
                     }
-                    self.wait(Duration::from_millis(500));
+                    // Often: a command polling in a loop must not starve us.
+                    self.wait(Duration::from_millis(100));
                     if self.shutdown {
                         return None;
                     }

@@ -170,7 +170,10 @@ mod tests {
         let f = failure(&e);
         assert_eq!(f, WatchFailure::Limit);
         let text = f.to_string();
-        assert!(text.contains("sysctl fs.inotify.max_user_watches="), "{text}");
+        assert!(
+            text.contains("sysctl fs.inotify.max_user_watches="),
+            "{text}"
+        );
         assert!(text.contains("/etc/sysctl.d/"), "{text}");
         assert_eq!(
             failure(&notify::Error::path_not_found()),
@@ -181,9 +184,15 @@ mod tests {
     #[test]
     fn reads_are_not_changes_and_writes_are() {
         use notify::event::{CreateKind, ModifyKind};
-        assert!(!is_change(&EventKind::Access(AccessKind::Open(AccessMode::Any))));
-        assert!(!is_change(&EventKind::Access(AccessKind::Close(AccessMode::Read))));
-        assert!(is_change(&EventKind::Access(AccessKind::Close(AccessMode::Write))));
+        assert!(!is_change(&EventKind::Access(AccessKind::Open(
+            AccessMode::Any
+        ))));
+        assert!(!is_change(&EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(is_change(&EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
         assert!(is_change(&EventKind::Create(CreateKind::File)));
         assert!(is_change(&EventKind::Modify(ModifyKind::Any)));
     }

@@ -539,15 +539,29 @@ fn the_daemon_applies_a_containers_retention_on_its_schedule() {
         "--prune-every",
         "3s",
     ]);
-    assert_eq!((v["keep_last"].as_u64(), v["changed"].as_bool()), (Some(2), Some(true)), "{v}");
+    assert_eq!(
+        (v["keep_last"].as_u64(), v["changed"].as_bool()),
+        (Some(2), Some(true)),
+        "{v}"
+    );
     let c = t.ok_json(&["config", "show"]);
     assert_eq!(c["exists"], true, "{c}");
     assert_eq!(c["config"]["containers"]["data"]["keep_last"], 2, "{c}");
-    assert_eq!(c["config"]["containers"]["data"]["prune_every"], "3s", "{c}");
+    assert_eq!(
+        c["config"]["containers"]["data"]["prune_every"], "3s",
+        "{c}"
+    );
     let out = t.run(&["container", "set", "nope", "--keep-last", "1"]);
-    assert!(!out.status.success() && stderr(&out).contains("nope"), "{}", describe(&out));
+    assert!(
+        !out.status.success() && stderr(&out).contains("nope"),
+        "{}",
+        describe(&out)
+    );
     for i in 0..4 {
-        write(&t.src.join(format!("gen-{i}.txt")), format!("generation {i}").as_bytes());
+        write(
+            &t.src.join(format!("gen-{i}.txt")),
+            format!("generation {i}").as_bytes(),
+        );
         t.backup();
     }
     assert_eq!(t.snapshots().len(), 4);
@@ -556,7 +570,11 @@ fn the_daemon_applies_a_containers_retention_on_its_schedule() {
     d.wait_log("retention of data");
     let kept = t.snapshots();
     assert_eq!(kept.len(), 2, "{kept:?}\n{}", d.log());
-    assert!(d.log().contains("2 snapshot(s) kept, 3 forgotten"), "{}", d.log());
+    assert!(
+        d.log().contains("2 snapshot(s) kept, 3 forgotten"),
+        "{}",
+        d.log()
+    );
     assert!(d.terminate().success());
     let v = t.ok_json(&["check", "--read-data"]);
     assert_eq!(v["problems"], serde_json::json!([]), "{v}");
@@ -592,9 +610,17 @@ fn a_file_rewritten_during_its_backup_is_never_stored_torn() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let rounds = writer.join().unwrap();
     assert!(rounds > 0);
-    eprintln!("rewrites during the backup: {rounds}; warnings: {}", during["warnings"]);
+    eprintln!(
+        "rewrites during the backup: {rounds}; warnings: {}",
+        during["warnings"]
+    );
     for w in during["warnings"].as_array().unwrap() {
-        assert!(w.as_str().unwrap().contains("kept changing while it was read"), "{during}");
+        assert!(
+            w.as_str()
+                .unwrap()
+                .contains("kept changing while it was read"),
+            "{during}"
+        );
     }
     // Whatever was stored restores as a whole, verified (sizes and chunks
     // agree), and the next backup takes the final bytes.
