@@ -111,3 +111,10 @@ pub fn summarize(problems: &[trove_repo::FragmentProblem]) -> Vec<String> {
 pub fn bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }
+
+/// Send SIGTERM to a child process (by its pid, which it keeps until reaped).
+pub fn terminate(child: &std::process::Child) -> std::io::Result<()> {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32)
+        .ok_or_else(|| std::io::Error::other("a child process without a pid"))?;
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).map_err(Into::into)
+}

@@ -453,21 +453,15 @@ fn no_peer_answering_is_an_error() {
     assert!(err.to_string().contains("no reachable peer"), "{err}");
 }
 
-/// Seven peers at 4+2 (a spare for every pack), `m3` wrapped as given.
-fn seven_with(tmp: &Path, m3: impl Fn(Arc<MemoryPeer>) -> Arc<dyn Peer>) -> (Home, Owner) {
-    let mem = memory(&["m0", "m1", "m2", "m3", "m4", "m5", "m6"]);
-    let as_peers: Vec<(&str, Arc<dyn Peer>)> = mem
-        .iter()
-        .map(|p| {
-            let peer: Arc<dyn Peer> = if p.name() == "m3" {
-                m3(p.clone())
-            } else {
-                p.clone()
-            };
-            (p.name(), peer)
-        })
-        .collect();
-    backed_up(tmp, &as_peers, 12)
+/// Six peers at 4+2, so that each holds a fragment of every pack, with
+/// `wrap` applied to each; then a seventh, the spare.
+fn six_and_a_spare(tmp: &Path, wrap: impl Fn(Arc<MemoryPeer>) -> Arc<dyn Peer>) -> (Home, Owner) {
+    let mem = memory(&["m0", "m1", "m2", "m3", "m4", "m5"]);
+    let as_peers: Vec<(&str, Arc<dyn Peer>)> =
+        mem.iter().map(|p| (p.name(), wrap(p.clone()))).collect();
+    let (home, owner) = backed_up(tmp, &as_peers, 12);
+    attach(&home, "m6", Arc::new(MemoryPeer::new("m6")));
+    (home, owner)
 }
 
 fn audit_opts(lost_after: Duration) -> AuditOptions {
@@ -489,8 +483,12 @@ fn to_repair(home: &Home, health: &[trove_repo::PeerHealth]) -> u64 {
 #[test]
 fn a_peer_failing_its_audit_is_lost_its_fragments_are_rebuilt_and_its_record_is_kept() {
     let tmp = tempfile::tempdir().unwrap();
-    let (home, owner) = seven_with(tmp.path(), |p| {
-        Arc::new(LyingPeer::new(p).corrupting_reads())
+    let (home, owner) = six_and_a_spare(tmp.path(), |p| {
+        if p.name() == "m3" {
+            Arc::new(LyingPeer::new(p).corrupting_reads())
+        } else {
+            p
+        }
     });
     let round = audit_round(&home, &audit_opts(Duration::from_secs(3600)), &Quiet).unwrap();
     let m3 = round.peers.iter().find(|p| p.health.peer == "m3").unwrap();
@@ -537,17 +535,13 @@ fn a_peer_failing_its_audit_is_lost_its_fragments_are_rebuilt_and_its_record_is_
 #[test]
 fn the_storm_guard_declares_none_lost_when_a_quarter_vanish_at_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let mem = memory(&["m0", "m1", "m2", "m3", "m4", "m5", "m6"]);
-    let failing: Vec<Arc<FailingPeer>> = mem
-        .iter()
-        .map(|p| Arc::new(FailingPeer::new(p.clone())))
-        .collect();
-    let as_peers: Vec<(&str, Arc<dyn Peer>)> = mem
-        .iter()
-        .zip(&failing)
-        .map(|(m, f)| (m.name(), f.clone() as Arc<dyn Peer>))
-        .collect();
-    let (home, owner) = backed_up(tmp.path(), &as_peers, 12);
+    let failing: std::sync::Mutex<Vec<Arc<FailingPeer>>> = Default::default();
+    let (home, owner) = six_and_a_spare(tmp.path(), |p| {
+        let f = Arc::new(FailingPeer::new(p));
+        failing.lock().unwrap().push(f.clone());
+        f
+    });
+    let failing = failing.into_inner().unwrap();
     let before = packs(&home);
     for gone in [&failing[1], &failing[4]] {
         for op in Op::ALL {
@@ -586,12 +580,7 @@ fn the_storm_guard_declares_none_lost_when_a_quarter_vanish_at_once() {
 #[test]
 fn a_repair_budget_defers_what_it_cannot_afford() {
     let tmp = tempfile::tempdir().unwrap();
-    let mem = memory(&["m0", "m1", "m2", "m3", "m4", "m5", "m6"]);
-    let as_peers: Vec<(&str, Arc<dyn Peer>)> = mem
-        .iter()
-        .map(|p| (p.name(), p.clone() as Arc<dyn Peer>))
-        .collect();
-    let (home, owner) = backed_up(tmp.path(), &as_peers, 12);
+    let (home, owner) = six_and_a_spare(tmp.path(), |p| p);
     let on_m2 = packs(&home)
         .iter()
         .filter(|p| {

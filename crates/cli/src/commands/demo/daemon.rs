@@ -102,9 +102,7 @@ impl DemoDaemon {
     /// SIGTERM, and wait for it to finish its step and exit.
     fn stop(&mut self) -> Result<()> {
         if let Some(mut c) = self.child.take() {
-            Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status()?;
+            crate::ui::terminate(&c)?;
             c.wait()?;
         }
         Ok(())
