@@ -106,6 +106,26 @@ fn latest_paths(t: &Trove) -> Vec<String> {
         .collect()
 }
 
+/// A daemon started with `args`, once its first snapshot (the start's
+/// rescan) is committed.
+fn started(t: &Trove, args: &[&str]) -> Daemon {
+    let before = t.snapshots().len();
+    let d = Daemon::start(t, args);
+    wait_for("the start's snapshot", || {
+        (t.snapshots().len() > before).then_some(())
+    });
+    d
+}
+
+/// Nothing is damaged: `check --read-data` finds no problem and the latest
+/// snapshot restores exactly.
+fn assert_intact(t: &Trove) {
+    let v = t.ok_json(&["check", "--read-data"]);
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    let (_, out) = t.restore("data:latest");
+    assert_same_tree(&t.src, &out);
+}
+
 /// Wait until the latest snapshot of `data` has a path ending in `suffix`.
 fn wait_in_latest(t: &Trove, suffix: &str) {
     wait_for(&format!("{suffix} in data:latest"), || {
@@ -148,7 +168,8 @@ fn logged_delays(log: &str) -> Vec<f64> {
 fn changes_are_backed_up_within_max_delay_status_reports_and_sigterm_stops_cleanly() {
     let t = Trove::setup(7, "4+2");
     make_small_tree(&t.src, 31);
-    let mut d = Daemon::start(
+    // The first backup is a rescan at start.
+    let mut d = started(
         &t,
         &[
             "--debounce",
@@ -159,10 +180,6 @@ fn changes_are_backed_up_within_max_delay_status_reports_and_sigterm_stops_clean
             "2s",
         ],
     );
-    // The first backup is a rescan at start.
-    wait_for("a first snapshot", || {
-        (t.snapshots().len() == 1).then_some(())
-    });
 
     // One daemon per home: a second one says which process holds it.
     let pid = d.pid();
@@ -265,10 +282,7 @@ fn changes_are_backed_up_within_max_delay_status_reports_and_sigterm_stops_clean
     let s = status(&t);
     assert_eq!(s["daemon"]["running"], false);
     // Nothing it wrote is damaged.
-    let v = t.ok_json(&["check", "--read-data"]);
-    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
-    let (_, out) = t.restore("data:latest");
-    assert_same_tree(&t.src, &out);
+    assert_intact(&t);
 }
 
 #[test]
@@ -279,7 +293,7 @@ fn a_lost_peer_is_repaired_with_no_command_and_a_brief_outage_is_not() {
         write(&t.src.join(format!("f{i}.bin")), &g.bytes(3 << 20));
     }
     make_small_tree(&t.src.join("tree"), 33);
-    let d = Daemon::start(
+    let d = started(
         &t,
         &[
             "--debounce",
@@ -292,9 +306,6 @@ fn a_lost_peer_is_repaired_with_no_command_and_a_brief_outage_is_not() {
             "10s",
         ],
     );
-    wait_for("a first snapshot", || {
-        (t.snapshots().len() == 1).then_some(())
-    });
     wait_for("an audit round", || {
         d.log().contains("audit: ").then_some(())
     });
@@ -349,10 +360,7 @@ fn a_lost_peer_is_repaired_with_no_command_and_a_brief_outage_is_not() {
 fn kill_9_of_the_daemon_mid_backup_then_restart_loses_nothing() {
     let t = Trove::setup(7, "4+2");
     make_small_tree(&t.src, 34);
-    let d = Daemon::start(&t, &["--debounce", "1s", "--max-delay", "2s"]);
-    wait_for("a first snapshot", || {
-        (t.snapshots().len() == 1).then_some(())
-    });
+    let d = started(&t, &["--debounce", "1s", "--max-delay", "2s"]);
     let fragments = || t.all_fragments(7).len();
     let before = fragments();
     let mut g = Gen::new(35);
@@ -372,20 +380,14 @@ fn kill_9_of_the_daemon_mid_backup_then_restart_loses_nothing() {
             .then_some(())
     });
     assert!(d.terminate().success());
-    let v = t.ok_json(&["check", "--read-data"]);
-    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
-    let (_, out) = t.restore("data:latest");
-    assert_same_tree(&t.src, &out);
+    assert_intact(&t);
 }
 
 #[test]
 fn a_vanished_source_is_not_backed_up_as_empty_until_a_rescan_confirms_it() {
     let t = Trove::setup(3, "2+1");
     make_small_tree(&t.src, 36);
-    let d = Daemon::start(&t, &["--debounce", "1s", "--max-delay", "2s"]);
-    wait_for("a first snapshot", || {
-        (t.snapshots().len() == 1).then_some(())
-    });
+    let d = started(&t, &["--debounce", "1s", "--max-delay", "2s"]);
     // The disk "unmounts": the source folder is gone.
     let aside = t.tmp.path().join("src.aside");
     std::fs::rename(&t.src, &aside).unwrap();
@@ -440,10 +442,7 @@ fn a_wrong_passphrase_stops_the_daemon_at_start_and_frees_the_home() {
         describe(&out)
     );
     // Nothing holds the home: a daemon with the right one starts.
-    let d = Daemon::start(&t, &["--debounce", "1s", "--max-delay", "2s"]);
-    wait_for("a first snapshot", || {
-        (t.snapshots().len() == 1).then_some(())
-    });
+    let d = started(&t, &["--debounce", "1s", "--max-delay", "2s"]);
     assert!(d.terminate().success());
 }
 
@@ -492,13 +491,10 @@ fn a_full_trove_home_disk_is_retried_and_nothing_is_lost() {
     t.setup_in_place(3, "2+1");
     make_small_tree(&t.src, 38);
     // A short rescan caps the retry backoff, so the test need not wait 30s.
-    let d = Daemon::start(
+    let d = started(
         &t,
         &["--debounce", "1s", "--max-delay", "2s", "--rescan", "3s"],
     );
-    wait_for("a first snapshot", || {
-        (t.snapshots().len() == 1).then_some(())
-    });
     // Fill TROVE_HOME's disk.
     let filler = t.home.join("filler");
     {
@@ -520,10 +516,7 @@ fn a_full_trove_home_disk_is_retried_and_nothing_is_lost() {
     std::fs::remove_file(&filler).unwrap();
     wait_in_latest(&t, "while-full.bin");
     assert!(d.terminate().success());
-    let v = t.ok_json(&["check", "--read-data"]);
-    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
-    let (_, out) = t.restore("data:latest");
-    assert_same_tree(&t.src, &out);
+    assert_intact(&t);
 }
 
 #[test]
@@ -576,10 +569,7 @@ fn the_daemon_applies_a_containers_retention_on_its_schedule() {
         d.log()
     );
     assert!(d.terminate().success());
-    let v = t.ok_json(&["check", "--read-data"]);
-    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
-    let (_, out) = t.restore("data:latest");
-    assert_same_tree(&t.src, &out);
+    assert_intact(&t);
 }
 
 #[test]
