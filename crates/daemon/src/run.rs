@@ -72,6 +72,22 @@ struct Watched {
     held: Option<String>,
 }
 
+/// When a container's retention is next due: `prune_every` after the last
+/// one (a prune due while no daemon ran runs at once), or within ten
+/// minutes if there never was one.
+fn next_prune(schedule: &ContainerSchedule, last_prune_unix: Option<i64>, now: Instant) -> Instant {
+    match last_prune_unix {
+        Some(t) => {
+            let left = (t + schedule.prune_every.as_secs() as i64 - unix_now()).max(0);
+            now + Duration::from_secs(left as u64)
+        }
+        None => now + schedule.prune_every.min(Duration::from_secs(600)),
+    }
+}
+
+/// How often `config.toml` is looked at for new container schedules.
+const CONFIG_CHECK: Duration = Duration::from_secs(10);
+
 /// What to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Step {
@@ -94,9 +110,17 @@ pub struct Daemon {
     last_repair_unix: Option<i64>,
     storm: Option<String>,
     started_unix: i64,
+    /// `config.toml`'s modification time when its schedules were last read.
+    config_mtime: Option<SystemTime>,
     /// Peers' states at the last round, to log changes only.
     peer_states: std::collections::HashMap<String, PeerState>,
     shutdown: bool,
+}
+
+fn config_mtime(home: &Path) -> Option<SystemTime> {
+    std::fs::metadata(Config::path(home))
+        .and_then(|m| m.modified())
+        .ok()
 }
 
 fn unix_now() -> i64 {
@@ -147,14 +171,7 @@ impl Daemon {
                 .containers
                 .get(&m.name)
                 .and_then(|c| c.last_prune_unix);
-            // A prune due while the daemon was stopped runs soon after start.
-            let next_prune = match last_prune_unix {
-                Some(t) => {
-                    let left = (t + schedule.prune_every.as_secs() as i64 - unix_now()).max(0);
-                    now + Duration::from_secs(left as u64)
-                }
-                None => now + schedule.prune_every.min(Duration::from_secs(600)),
-            };
+            let next_prune = next_prune(&schedule, last_prune_unix, now);
             containers.push(Watched {
                 name: m.name.clone(),
                 sources: m.sources.iter().map(PathBuf::from).collect(),
@@ -184,10 +201,11 @@ impl Daemon {
             }
         }
         drop(home);
+        // Every container's sources (one may be set to `watch` later); only
+        // those with `watch` are watched now.
         let sources: Vec<(usize, PathBuf)> = containers
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.schedule.watch)
             .flat_map(|(i, c)| c.sources.iter().map(move |s| (i, s.clone())))
             .collect();
         let watches = match Watches::start(tx, sources, ignore) {
@@ -213,6 +231,7 @@ impl Daemon {
             storm: None,
             started_unix: unix_now(),
             peer_states: Default::default(),
+            config_mtime: config_mtime(dir),
             shutdown: false,
         };
         for i in 0..daemon.containers.len() {
@@ -274,11 +293,12 @@ impl Daemon {
     /// Run until SIGTERM/SIGINT (a [`Msg::Shutdown`]).
     pub fn run(mut self) {
         while !self.shutdown {
+            self.reload_schedules();
             let now = Instant::now();
             let (at, step) = self.next_step();
             if at > now {
                 self.save_state(None);
-                self.wait(at - now);
+                self.wait((at - now).min(CONFIG_CHECK));
                 continue;
             }
             self.step(step);
@@ -289,6 +309,55 @@ impl Daemon {
         }
         self.save_state(None);
         tracing::info!("trove daemon stopped");
+    }
+
+    /// Take in the `[containers.NAME]` sections of `config.toml` when the
+    /// file changed (`trove container set`): retention, `prune_every`,
+    /// `watch`. The `[daemon]` settings stay as at start (flags override
+    /// them). A file that no longer parses is logged and the old schedules
+    /// kept.
+    fn reload_schedules(&mut self) {
+        let mtime = config_mtime(&self.dir);
+        if mtime == self.config_mtime {
+            return;
+        }
+        self.config_mtime = mtime;
+        let config = match Config::load(&self.dir) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("{e}; the schedules in use are kept");
+                return;
+            }
+        };
+        let now = Instant::now();
+        for i in 0..self.containers.len() {
+            let c = &mut self.containers[i];
+            let new = config.container(&c.name);
+            if new == c.schedule {
+                continue;
+            }
+            tracing::info!(
+                "container {}: new schedule from config.toml: {}, every {}, {}",
+                c.name,
+                new.retention.describe(),
+                trove_repo::format_duration(new.prune_every),
+                if new.watch { "watched" } else { "rescans only" }
+            );
+            c.next_prune = next_prune(&new, c.last_prune_unix, now);
+            let watch = new.watch;
+            let was = c.schedule.watch;
+            c.schedule = new;
+            match (was, watch) {
+                (false, true) => self.watch(i),
+                (true, false) => {
+                    if let Some(w) = self.watches.as_mut() {
+                        w.unwatch(i);
+                    }
+                    self.containers[i].watching = false;
+                }
+                _ => {}
+            }
+        }
     }
 
     fn next_step(&self) -> (Instant, Step) {

@@ -215,7 +215,7 @@ fn print_schedule(r: &ScheduleRow) {
     }
     if r.changed {
         println!(
-            "saved in {}; a running `trove daemon` applies it once restarted (`systemctl --user restart trove-daemon`)",
+            "saved in {}; a running `trove daemon` takes it in within 10 seconds",
             r.config_file.display()
         );
     }

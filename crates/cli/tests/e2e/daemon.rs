@@ -568,6 +568,12 @@ fn the_daemon_applies_a_containers_retention_on_its_schedule() {
         "{}",
         d.log()
     );
+    // A new schedule while it runs is taken in without a restart.
+    t.ok_json(&["container", "set", "data", "--keep-last", "1"]);
+    d.wait_log("new schedule from config.toml");
+    wait_for("one snapshot kept", || {
+        (t.snapshots().len() == 1).then_some(())
+    });
     assert!(d.terminate().success());
     assert_intact(&t);
 }

@@ -321,35 +321,41 @@ fn briefly_unmounted_peer_is_suspect_and_not_repaired_away() {
     let t = Trove::setup(7, "4+2");
     make_small_tree(&t.src, 34);
     t.backup();
-    let held_by_p3 = fragment_files(&t.peer(3)).len();
-    assert!(held_by_p3 > 0, "p3 holds a fragment");
+    // One that holds a fragment (placement takes 6 of the 7 per pack).
+    let n = (1..=7)
+        .find(|i| !fragment_files(&t.peer(*i)).is_empty())
+        .unwrap();
+    let name = format!("p{n}");
+    let held = fragment_files(&t.peer(n)).len();
     let all = |t: &Trove| t.all_fragments(7).len();
     let before = all(&t);
-    let away = t.peers_dir.join("p3-unmounted");
-    std::fs::rename(t.peer(3), &away).unwrap();
+    let away = t.peers_dir.join(format!("{name}-unmounted"));
+    std::fs::rename(t.peer(n), &away).unwrap();
 
     let r = t.ok_json(&["repair"]);
     assert_eq!(r["full_redundancy"], true, "{r}");
     assert_eq!(u(&r, "fragments_rebuilt"), 0, "{r}");
-    let p3 = r["peers"]
+    let gone = r["peers"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["peer"] == "p3")
+        .find(|p| p["peer"] == name.as_str())
         .unwrap();
-    assert_eq!(p3["state"], "suspect", "{r}");
+    assert_eq!(gone["state"], "suspect", "{r}");
     assert!(
-        p3["unreachable_since"].is_string() && p3["last_seen"].is_string(),
-        "{p3}"
+        gone["unreachable_since"].is_string() && gone["last_seen"].is_string(),
+        "{gone}"
     );
-    assert_eq!(all(&t), before - held_by_p3, "nothing was rebuilt");
+    assert_eq!(all(&t), before - held, "nothing was rebuilt");
 
     let c = t.json_code(1, &["check"]);
     let problems = strings(&c["problems"]);
     assert!(
         problems
             .iter()
-            .any(|p| p.contains("peer p3 (") && p.contains("unavailable") && p.contains("suspect")),
+            .any(|p| p.contains(&format!("peer {name} ("))
+                && p.contains("unavailable")
+                && p.contains("suspect")),
         "{problems:#?}"
     );
     let list = t.ok_json(&["peer", "list"]);
@@ -357,26 +363,26 @@ fn briefly_unmounted_peer_is_suspect_and_not_repaired_away() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["name"] == "p3")
+        .find(|p| p["name"] == name.as_str())
         .unwrap();
     assert_eq!(row["state"], "suspect", "{list}");
     assert!(row["last_seen"].is_string(), "{row}");
 
     let dry = t.ok_json(&["repair", "--dry-run", "--peer-lost-after", "0s"]);
     assert_eq!(dry["dry_run"], true);
-    assert_eq!(u(&dry, "fragments_rebuilt"), held_by_p3 as u64, "{dry}");
-    assert_eq!(all(&t), before - held_by_p3, "a dry run writes nothing");
+    assert_eq!(u(&dry, "fragments_rebuilt"), held as u64, "{dry}");
+    assert_eq!(all(&t), before - held, "a dry run writes nothing");
 
-    std::fs::rename(&away, t.peer(3)).unwrap();
+    std::fs::rename(&away, t.peer(n)).unwrap();
     let r = t.ok_json(&["repair"]);
     assert_eq!(u(&r, "fragments_rebuilt"), 0, "{r}");
-    let p3 = r["peers"]
+    let back = r["peers"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["peer"] == "p3")
+        .find(|p| p["peer"] == name.as_str())
         .unwrap();
-    assert_eq!(p3["state"], "online", "{r}");
+    assert_eq!(back["state"], "online", "{r}");
     assert_eq!(all(&t), before);
     let c = t.ok_json(&["check"]);
     assert_eq!(c["problems"], serde_json::json!([]), "{c}");
