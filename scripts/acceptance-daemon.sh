@@ -29,12 +29,8 @@ in_latest() { # the newest snapshot lists path $1
 }
 snapshots() { "$B" snapshots --json | jq_ 'len(d)'; }
 
-$B init --json >"$W/init.json"
-for i in 1 2 3 4 5 6 7; do $B peer add "p$i" "dir:$W/peers/p$i" --label "site=s$i" >/dev/null; done
-mkdir -p "$W/src"
-cp -a "$SRC_TREE" "$W/src/tree"
-$B container create data "$W/src" --redundancy 4+2 >/dev/null
-echo "source: $(du -sh "$W/src" | cut -f1), $(find "$W/src" -type f | wc -l) files; daemon ${DAEMON_ARGS[*]}"
+seven_peers_over_tree
+echo "; daemon ${DAEMON_ARGS[*]}"
 
 t=$(now)
 start_daemon

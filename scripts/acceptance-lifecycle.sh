@@ -16,12 +16,8 @@ W=${1:-/tmp/trove-acceptance}
 SRC_TREE=${2:-/usr/share/doc}
 . "$(dirname "$0")/acceptance-lib.sh"
 
-$B init --json >"$W/init.json"
-for i in 1 2 3 4 5 6 7; do $B peer add "p$i" "dir:$W/peers/p$i" --label "site=s$i" >/dev/null; done
-mkdir -p "$W/src"
-cp -a "$SRC_TREE" "$W/src/tree"
-$B container create data "$W/src" --redundancy 4+2 >/dev/null
-echo "source: $(du -sh "$W/src" | cut -f1), $(find "$W/src" -type f | wc -l) files"
+seven_peers_over_tree
+echo
 
 backup() { $B backup data --json | jq_ 'd["snapshot"]'; }
 s1=$(backup)

@@ -7,7 +7,7 @@
 //! between its steps.
 
 use crate::error::DaemonError;
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -30,13 +30,8 @@ impl Instance {
             path: path.clone(),
             source: e,
         };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io)?;
+        // Not emptied before the lock is ours: it names the holder.
+        let mut file = crate::state::private_file(&path, false).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -52,9 +47,7 @@ impl Instance {
         let me = format!(
             "pid={}\nsince_unix={}\n",
             std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs())
+            trove_repo::now_unix()
         );
         file.set_len(0)
             .and_then(|()| file.seek(SeekFrom::Start(0)))
@@ -100,6 +93,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(running(dir.path()), None);
         let first = Instance::acquire(dir.path()).unwrap();
+        let mode = std::fs::metadata(first.path()).unwrap().permissions();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
         let err = Instance::acquire(dir.path()).unwrap_err();
         let text = err.to_string();
         assert!(

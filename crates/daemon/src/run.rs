@@ -22,9 +22,9 @@ use crate::watch::{looks_gone, WatchFailure, Watches};
 use crate::{DaemonError, Msg};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 use trove_repo::{
-    audit_round, redundancy, AuditOptions, BackupOptions, Config, ContainerSchedule,
+    audit_round, now_unix, redundancy, AuditOptions, BackupOptions, Config, ContainerSchedule,
     DaemonSettings, Event, ForgetOptions, Home, Owner, PeerState, Progress, RepairOptions,
     RepoError,
 };
@@ -78,7 +78,7 @@ struct Watched {
 fn next_prune(schedule: &ContainerSchedule, last_prune_unix: Option<i64>, now: Instant) -> Instant {
     match last_prune_unix {
         Some(t) => {
-            let left = (t + schedule.prune_every.as_secs() as i64 - unix_now()).max(0);
+            let left = (t + schedule.prune_every.as_secs() as i64 - now_unix()).max(0);
             now + Duration::from_secs(left as u64)
         }
         None => now + schedule.prune_every.min(Duration::from_secs(600)),
@@ -87,6 +87,18 @@ fn next_prune(schedule: &ContainerSchedule, last_prune_unix: Option<i64>, now: I
 
 /// How often `config.toml` is looked at for new container schedules.
 const CONFIG_CHECK: Duration = Duration::from_secs(10);
+
+impl Watched {
+    /// When its next backup is due: its rescan, or sooner for changes
+    /// ([`Dirty::due`]), but not before a failure's retry time.
+    fn backup_due(&self, d: &DaemonSettings) -> Instant {
+        let mut due = self.next_rescan;
+        if let Some(dirty) = &self.dirty {
+            due = due.min(dirty.due(d.debounce, d.max_delay));
+        }
+        self.retry_at.map_or(due, |r| due.max(r))
+    }
+}
 
 /// What to do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -110,6 +122,10 @@ pub struct Daemon {
     last_repair_unix: Option<i64>,
     storm: Option<String>,
     started_unix: i64,
+    clock: WallClock,
+    /// The state last written (`updated_unix` zeroed): an unchanged state
+    /// is not written again.
+    saved: Option<DaemonState>,
     /// `config.toml`'s modification time when its schedules were last read.
     config_mtime: Option<SystemTime>,
     /// Peers' states at the last round, to log changes only.
@@ -123,19 +139,29 @@ fn config_mtime(home: &Path) -> Option<SystemTime> {
         .ok()
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
+/// Converts the loop's [`Instant`]s to seconds since the epoch for the
+/// state file, from one reading of both clocks: the same instant always
+/// gives the same second.
+#[derive(Debug, Clone, Copy)]
+struct WallClock {
+    at: Instant,
+    unix_ns: i64,
 }
 
-/// `at` as seconds since the epoch (for the state file).
-fn unix_at(at: Instant) -> i64 {
-    let now = Instant::now();
-    if at >= now {
-        unix_now() + (at - now).as_secs() as i64
-    } else {
-        unix_now() - (now - at).as_secs() as i64
+impl WallClock {
+    fn now() -> Self {
+        Self {
+            at: Instant::now(),
+            unix_ns: trove_repo::now_ns(),
+        }
+    }
+
+    fn unix(&self, at: Instant) -> i64 {
+        let ns = match at.checked_duration_since(self.at) {
+            Some(after) => self.unix_ns + after.as_nanos() as i64,
+            None => self.unix_ns - (self.at - at).as_nanos() as i64,
+        };
+        ns.div_euclid(1_000_000_000)
     }
 }
 
@@ -229,7 +255,9 @@ impl Daemon {
             last_audit_unix: previous.last_audit_unix,
             last_repair_unix: previous.last_repair_unix,
             storm: None,
-            started_unix: unix_now(),
+            started_unix: now_unix(),
+            clock: WallClock::now(),
+            saved: None,
             peer_states: Default::default(),
             config_mtime: config_mtime(dir),
             shutdown: false,
@@ -361,16 +389,9 @@ impl Daemon {
     }
 
     fn next_step(&self) -> (Instant, Step) {
-        let d = &self.settings;
         let mut best = (self.next_audit, Step::Audit);
         for (i, c) in self.containers.iter().enumerate() {
-            let mut due = c.next_rescan;
-            if let Some(dirty) = &c.dirty {
-                due = due.min(dirty.due(d.debounce, d.max_delay));
-            }
-            if let Some(r) = c.retry_at {
-                due = due.max(r);
-            }
+            let due = c.backup_due(&self.settings);
             if (due, Step::Backup(i)) < best {
                 best = (due, Step::Backup(i));
             }
@@ -582,7 +603,7 @@ impl Daemon {
                 c.failures = 0;
                 c.retry_at = None;
                 c.last_error = None;
-                c.last_backup_unix = Some(unix_now());
+                c.last_backup_unix = Some(now_unix());
                 c.next_rescan = now + rescan;
             }
             Err(e) => {
@@ -619,7 +640,7 @@ impl Daemon {
                 return;
             }
         };
-        self.last_audit_unix = Some(unix_now());
+        self.last_audit_unix = Some(now_unix());
         let count = |s: PeerState| round.peers.iter().filter(|p| p.health.state == s).count();
         tracing::info!(
             "audit: {} fragment(s) proven, {} failed; peers: {} online, {} suspect, {} lost; {:.1}s",
@@ -685,7 +706,7 @@ impl Daemon {
         let progress = LogProgress { what: "repair" };
         match trove_repo::repair(&home, &self.owner, None, &opts, &progress) {
             Ok(r) => {
-                self.last_repair_unix = Some(unix_now());
+                self.last_repair_unix = Some(now_unix());
                 tracing::info!(
                     "repair: {} pack(s) repaired, {} fragment(s) rebuilt ({} bytes read, {} written), {} short, {} lost, {} left for the next round; {}; {:.1}s",
                     r.packs_repaired,
@@ -738,7 +759,7 @@ impl Daemon {
         let c = &mut self.containers[i];
         match result {
             Ok(r) => {
-                c.last_prune_unix = Some(unix_now());
+                c.last_prune_unix = Some(now_unix());
                 let freed = r.prune.as_ref().map_or(0, |p| p.fragment_bytes_removed);
                 tracing::info!(
                     "retention of {name} ({}): {} snapshot(s) kept, {} forgotten; prune removed {freed} bytes of fragments",
@@ -757,35 +778,31 @@ impl Daemon {
         }
     }
 
-    fn save_state(&self, working_on: Option<String>) {
-        let d = &self.settings;
-        let state = DaemonState {
+    fn save_state(&mut self, working_on: Option<String>) {
+        let clock = self.clock;
+        let mut state = DaemonState {
             pid: std::process::id(),
             started_unix: self.started_unix,
             settings: Some(self.settings),
-            updated_unix: unix_now(),
+            updated_unix: 0,
             working_on,
             last_audit_unix: self.last_audit_unix,
-            next_audit_unix: Some(unix_at(self.next_audit)),
+            next_audit_unix: Some(clock.unix(self.next_audit)),
             last_repair_unix: self.last_repair_unix,
             storm: self.storm.clone(),
             containers: self
                 .containers
                 .iter()
                 .map(|c| {
-                    let mut next = c.next_rescan;
-                    if let Some(dirty) = &c.dirty {
-                        next = next.min(dirty.due(d.debounce, d.max_delay));
-                    }
                     let row = ContainerState {
                         watching: c.watching,
                         watch_problem: c.watch_problem.clone(),
-                        changes_since_unix: c.dirty.map(|x| unix_at(x.first)),
-                        next_backup_unix: Some(unix_at(c.retry_at.map_or(next, |r| r.max(next)))),
+                        changes_since_unix: c.dirty.map(|x| clock.unix(x.first)),
+                        next_backup_unix: Some(clock.unix(c.backup_due(&self.settings))),
                         last_backup_unix: c.last_backup_unix,
                         last_prune_unix: c.last_prune_unix,
                         next_prune_unix: (!c.schedule.retention.is_empty())
-                            .then(|| unix_at(c.next_prune)),
+                            .then(|| clock.unix(c.next_prune)),
                         held: c.held.clone(),
                         last_error: c.last_error.clone(),
                     };
@@ -793,11 +810,17 @@ impl Daemon {
                 })
                 .collect(),
         };
-        if let Err(e) = state.save(&self.dir) {
-            tracing::warn!(
+        if self.saved.as_ref() == Some(&state) {
+            return;
+        }
+        let unchanged = state.clone();
+        state.updated_unix = now_unix();
+        match state.save(&self.dir) {
+            Ok(()) => self.saved = Some(unchanged),
+            Err(e) => tracing::warn!(
                 "cannot write {}: {e}",
                 DaemonState::path(&self.dir).display()
-            );
+            ),
         }
     }
 }

@@ -17,6 +17,7 @@ pub struct DaemonState {
     /// The settings it runs with (config.toml and its flags): `trove
     /// status` judges peers by the same threshold.
     pub settings: Option<trove_repo::DaemonSettings>,
+    /// When it last changed (it is written only when it does).
     pub updated_unix: i64,
     /// The step under way, if any (`backup docs`, `audit`, ...).
     pub working_on: Option<String>,
@@ -58,12 +59,56 @@ impl DaemonState {
         serde_json::from_slice(&text).ok()
     }
 
-    /// Replace the file (write aside, then rename: never half a file).
+    /// Replace the file (write aside, then rename: never half a file),
+    /// private to its user (`0600`) like the rest of `TROVE_HOME`. Not
+    /// synced: it is advisory, and rewritten at the next step.
     pub fn save(&self, home: &Path) -> std::io::Result<()> {
         let path = Self::path(home);
         let tmp = home.join(format!("{STATE_FILE}.tmp"));
         let text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(&tmp, text)?;
+        let mut file = private_file(&tmp, true)?;
+        std::io::Write::write_all(&mut file, &text)?;
         std::fs::rename(tmp, path)
+    }
+}
+
+/// Open `path` for writing, created `0600` whatever the umask (and made so
+/// if it existed), emptied if `truncate`.
+pub(crate) fn private_file(path: &Path, truncate: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(truncate)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_state_file_reads_back_and_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(DaemonState::load(dir.path()), None);
+        // An old, open file is replaced by a private one.
+        std::fs::write(DaemonState::path(dir.path()), "{}").unwrap();
+        let state = DaemonState {
+            pid: 7,
+            working_on: Some("audit".into()),
+            ..Default::default()
+        };
+        state.save(dir.path()).unwrap();
+        assert_eq!(DaemonState::load(dir.path()), Some(state));
+        let mode = std::fs::metadata(DaemonState::path(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -22,7 +22,7 @@ use crate::location::PeerLocation;
 use crate::progress::Progress;
 use rand::seq::SliceRandom;
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use trove_core::{FragmentId, PackId, PeerId};
 use trove_peer::Peer;
@@ -87,16 +87,7 @@ pub(crate) struct Held {
 pub(crate) fn held_by_peer(home: &Home) -> Result<HashMap<PeerId, Vec<Held>>> {
     let mut held: HashMap<PeerId, Vec<Held>> = HashMap::new();
     for c in home.index.containers()? {
-        let unpublished: HashSet<PackId> = home
-            .index
-            .unpublished_packs(&c.id)?
-            .into_iter()
-            .map(|p| p.id)
-            .collect();
-        for p in home.index.packs(&c.id)? {
-            if unpublished.contains(&p.id) {
-                continue;
-            }
+        for p in home.index.published_packs(&c.id)? {
             let len = fragment_len(&p);
             for f in &p.fragments {
                 held.entry(f.peer).or_default().push(Held {

@@ -105,7 +105,7 @@ impl<'a> Containers<'a> {
             id,
             name: name.to_owned(),
             revision: 1,
-            created_unix: crate::time::now_ns() / 1_000_000_000,
+            created_unix: crate::time::now_unix(),
             redundancy: layout,
             chunker: ChunkerParams::default(),
             pack_target: DEFAULT_PACK_TARGET as u32,

@@ -835,6 +835,23 @@ impl Index {
         Ok(())
     }
 
+    /// The container's published packs: every pack but those of an
+    /// interrupted backup, which the next backup names (one read).
+    pub fn published_packs(&self, cid: &ContainerId) -> Result<Vec<PackRecord>> {
+        let tx = self.db.begin_read()?;
+        let ut = tx.open_table(UNPUBLISHED)?;
+        let pt = tx.open_table(PACKS)?;
+        let p = Prefix::new(cid);
+        let mut out = Vec::new();
+        for r in pt.range::<&[u8]>(p.bounds())? {
+            let (k, v) = r?;
+            if ut.get(k.value())?.is_none() {
+                out.push(de(v.value())?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Packs stored by this or an interrupted earlier backup but not yet
     /// named by any published index segment.
     pub fn unpublished_packs(&self, cid: &ContainerId) -> Result<Vec<PackRecord>> {

@@ -80,5 +80,5 @@ pub use restore::{restore, LostPath, RestoreOptions, RestoreReport};
 pub use snapshot::{ls, resolve_snapshot, LsEntry};
 pub use status::{status, ContainerStatus, PeerStatus, StatusReport};
 pub use sync::{sync, PeerContribution, SyncReport};
-pub use time::utc;
+pub use time::{now_ns, now_unix, utc};
 pub use undelete::{list_deleted, undelete, DeletedSnapshot, UndeleteReport};

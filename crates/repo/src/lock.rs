@@ -66,7 +66,7 @@ impl LockHolder {
             pid: std::process::id(),
             command,
             host: hostname(),
-            since_unix: crate::time::now_ns() / 1_000_000_000,
+            since_unix: crate::time::now_unix(),
         }
     }
 

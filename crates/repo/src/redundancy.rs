@@ -54,12 +54,6 @@ pub fn redundancy(home: &Home, peers: &[PeerHealth]) -> Result<Vec<ContainerRedu
         .collect();
     let mut out = Vec::new();
     for c in home.index.containers()? {
-        let unpublished: HashSet<_> = home
-            .index
-            .unpublished_packs(&c.id)?
-            .into_iter()
-            .map(|p| p.id)
-            .collect();
         let mut row = ContainerRedundancy {
             name: c.name.clone(),
             k: c.redundancy.k,
@@ -67,10 +61,7 @@ pub fn redundancy(home: &Home, peers: &[PeerHealth]) -> Result<Vec<ContainerRedu
             ..Default::default()
         };
         let mut used_domains = HashSet::new();
-        for p in home.index.packs(&c.id)? {
-            if unpublished.contains(&p.id) {
-                continue;
-            }
+        for p in home.index.published_packs(&c.id)? {
             row.packs_total += 1;
             row.bytes_packed += p.pack_len;
             row.bytes_stored += p.fragments.len() as u64 * crate::check::fragment_len(&p);

@@ -487,20 +487,7 @@ impl<'a> Ctx<'a> {
         }
         // Packs of an interrupted backup are not published yet: the next
         // backup names them, and a later repair sees them.
-        let unpublished: HashSet<PackId> = self
-            .home
-            .index
-            .unpublished_packs(&cid)?
-            .into_iter()
-            .map(|p| p.id)
-            .collect();
-        let packs: Vec<_> = self
-            .home
-            .index
-            .packs(&cid)?
-            .into_iter()
-            .filter(|p| !unpublished.contains(&p.id))
-            .collect();
+        let packs = self.home.index.published_packs(&cid)?;
         out.packs = packs.len() as u64;
         let total = out.packs;
         let mut records = Vec::new();

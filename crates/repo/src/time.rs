@@ -28,6 +28,11 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// Seconds since the Unix epoch, now.
+pub fn now_unix() -> i64 {
+    now_ns().div_euclid(1_000_000_000)
+}
+
 /// Nanoseconds since the Unix epoch, now.
 pub fn now_ns() -> i64 {
     std::time::SystemTime::now()

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use trove_daemon::state::ContainerState;
 use trove_daemon::DaemonState;
-use trove_repo::{parse_duration, Config, ContainerStatus, PeerState, PeerStatus, Storm};
+use trove_repo::{now_unix, parse_duration, Config, ContainerStatus, PeerState, PeerStatus, Storm};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -97,12 +97,6 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// `3m ago`, `in 2h`.
