@@ -102,42 +102,47 @@ pub fn encode(pack: &PackId, bytes: &[u8], k: u8, m: u8) -> Result<Vec<Fragment>
         return Err(ErasureError::Unsupported { k, m });
     }
     let slen = shard_len(bytes.len(), k);
-    let mut data_shards: Vec<Vec<u8>> = (0..k as usize)
+    let header = |index: usize| FragmentHeader {
+        k,
+        m,
+        index: index as u8,
+        pack: *pack,
+        pack_len: bytes.len() as u64,
+        shard_len: slen as u32,
+    };
+    // Data fragments are written once, header then shard, and the parity is
+    // computed from their shard parts: no separate copy of the data shards.
+    let mut out: Vec<Vec<u8>> = (0..k as usize)
         .map(|i| {
             let start = (i * slen).min(bytes.len());
             let end = ((i + 1) * slen).min(bytes.len());
-            let mut s = Vec::with_capacity(slen);
-            s.extend_from_slice(&bytes[start..end]);
-            s.resize(slen, 0);
-            s
+            let mut f = Vec::with_capacity(FRAGMENT_HEADER_LEN + slen);
+            header(i).write(&mut f);
+            f.extend_from_slice(&bytes[start..end]);
+            f.resize(FRAGMENT_HEADER_LEN + slen, 0);
+            f
         })
         .collect();
-    let parity = if m == 0 {
-        Vec::new()
-    } else {
-        reed_solomon_simd::encode(k as usize, m as usize, &data_shards)
-            .map_err(|e| ErasureError::Codec(e.to_string()))?
-    };
-    let mut out = Vec::with_capacity(k as usize + m as usize);
-    for (i, shard) in data_shards.drain(..).chain(parity).enumerate() {
-        let header = FragmentHeader {
-            k,
-            m,
-            index: i as u8,
-            pack: *pack,
-            pack_len: bytes.len() as u64,
-            shard_len: slen as u32,
-        };
-        let mut f = Vec::with_capacity(FRAGMENT_HEADER_LEN + slen);
-        header.write(&mut f);
-        f.extend_from_slice(&shard);
-        out.push(Fragment {
+    if m > 0 {
+        let shards: Vec<&[u8]> = out.iter().map(|f| &f[FRAGMENT_HEADER_LEN..]).collect();
+        let parity = reed_solomon_simd::encode(k as usize, m as usize, &shards)
+            .map_err(|e| ErasureError::Codec(e.to_string()))?;
+        for (j, shard) in parity.into_iter().enumerate() {
+            let mut f = Vec::with_capacity(FRAGMENT_HEADER_LEN + slen);
+            header(k as usize + j).write(&mut f);
+            f.extend_from_slice(&shard);
+            out.push(f);
+        }
+    }
+    Ok(out
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| Fragment {
             id: FragmentId::of(&f),
             index: i as u8,
             bytes: f,
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 /// Rebuild a pack from fragments whose ids the caller has already checked.

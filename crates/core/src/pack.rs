@@ -31,8 +31,11 @@ const SEALED_LEN_LEN: usize = SEAL_OVERHEAD + 4;
 const HEADER_LEN_OBJECT: [u8; 32] = [1; 32];
 /// Version of the pack header inside its seal (unchanged by pack v2).
 const PACK_HEADER_VERSION: u8 = 1;
-/// Default target size of a pack.
-pub const DEFAULT_PACK_TARGET: usize = 16 * 1024 * 1024;
+/// Default target size of a pack: 8 MiB, so the few packs a backup has in
+/// flight (being filled, encoded, written) stay a small part of its memory,
+/// while fragments (2 MiB at 4+2) stay large enough that a peer's per-file
+/// cost does not dominate.
+pub const DEFAULT_PACK_TARGET: usize = 8 * 1024 * 1024;
 
 /// Where one blob lives inside a pack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,7 +134,9 @@ impl PackBuilder {
         let unpadded = buf.len() + sealed.len() + PACK_TRAILER_LEN;
         let padding = padme(unpadded as u64) as usize - unpadded;
         buf.reserve(padding + sealed.len() + PACK_TRAILER_LEN);
-        buf.extend((0..padding).map(|_| rand::random::<u8>()));
+        let at = buf.len();
+        buf.resize(at + padding, 0);
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut buf[at..]);
         buf.extend_from_slice(&sealed);
         buf.extend_from_slice(&seal::seal(
             key,
