@@ -27,6 +27,7 @@ mod lock;
 mod meta;
 mod peers;
 mod pending;
+mod profile;
 mod progress;
 mod prune;
 mod redundancy;
@@ -69,6 +70,7 @@ pub use lock::{parse_wait, ExclusiveLease, Lease, LockHolder, SharedLease};
 pub use peers::{
     AddedPeer, NetworkError, NodeWelcome, PeerRow, PeerSet, PeerSlot, Peers, RemovedPeer,
 };
+pub use profile::{StageProfile, StageRow};
 pub use progress::{Event, Progress, Quiet};
 pub use prune::{prune, MaxUnused, PruneOptions, PruneReport};
 pub use redundancy::{redundancy, ContainerRedundancy};

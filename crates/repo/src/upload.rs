@@ -10,28 +10,37 @@
 
 use crate::error::{RepoError, Result};
 use crate::index::{Index, UploadIntent};
+use crate::profile::{Profiler, Stage};
 use crate::progress::{Event, Progress};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use trove_core::erasure;
 use trove_core::manifest::{FragmentLocation, PackRecord, PeerRecord, Redundancy};
 use trove_core::pack::FinishedPack;
-use trove_core::ContainerId;
+use trove_core::{ContainerId, PackId};
 use trove_peer::placement::{place, replace_one, Candidate, Placement};
 use trove_peer::Peer;
 
-/// Places and uploads packs for one backup.
+/// Places and uploads packs for one backup. [`Uploader::store`] takes
+/// `&self`, so several threads can have packs in flight at once.
 pub struct Uploader<'a> {
     peers: Vec<(PeerRecord, Arc<dyn Peer>)>,
     candidates: Vec<Candidate>,
-    /// Peers that failed a put during this backup; not used again.
-    broken: Vec<bool>,
     redundancy: Redundancy,
-    seq: u64,
-    warned_not_distinct: bool,
-    pub fragment_bytes: u64,
+    placing: Mutex<Placing>,
+    fragment_bytes: AtomicU64,
     progress: &'a dyn Progress,
+    profiler: Option<&'a Profiler>,
     /// Where to announce puts before they happen.
     intents: Option<(&'a Index, ContainerId)>,
+}
+
+/// What placement learns during a backup, shared by the upload threads.
+struct Placing {
+    /// Peers that failed a put during this backup; not used again.
+    broken: Vec<bool>,
+    seq: u64,
+    warned_not_distinct: bool,
 }
 
 impl<'a> Uploader<'a> {
@@ -48,17 +57,20 @@ impl<'a> Uploader<'a> {
                 free_bytes: p.stat().ok().and_then(|s| s.free_bytes),
             })
             .collect();
-        let broken = vec![false; peers.len()];
-        Self {
-            peers,
-            candidates,
-            broken,
-            redundancy,
+        let placing = Placing {
+            broken: vec![false; peers.len()],
             // A random start, so small backups do not all favour the same peers.
             seq: rand::random::<u32>() as u64,
             warned_not_distinct: false,
-            fragment_bytes: 0,
+        };
+        Self {
+            peers,
+            candidates,
+            redundancy,
+            placing: Mutex::new(placing),
+            fragment_bytes: AtomicU64::new(0),
             progress,
+            profiler: None,
             intents: None,
         }
     }
@@ -70,47 +82,93 @@ impl<'a> Uploader<'a> {
         self
     }
 
+    /// Time encoding, writes and index updates as stages of `profiler`.
+    pub(crate) fn profiled(mut self, profiler: &'a Profiler) -> Self {
+        self.profiler = Some(profiler);
+        self
+    }
+
+    /// Fragment bytes stored so far, parity included.
+    pub fn fragment_bytes(&self) -> u64 {
+        self.fragment_bytes.load(Ordering::Relaxed)
+    }
+
+    fn time<T>(&self, stage: Stage, bytes: u64, f: impl FnOnce() -> T) -> T {
+        match self.profiler {
+            Some(p) => p.time(stage, bytes, f),
+            None => f(),
+        }
+    }
+
+    fn placing(&self) -> std::sync::MutexGuard<'_, Placing> {
+        self.placing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Write the intent: every fragment with every peer it was given so far.
-    fn announce(&self, pack: &FinishedPack, tried: &[FragmentLocation], len: u64) -> Result<()> {
+    fn announce(&self, pack: &PackId, tried: &[FragmentLocation], len: u64) -> Result<()> {
         let Some((index, cid)) = self.intents else {
             return Ok(());
         };
-        index.put_intent(
-            &cid,
-            &pack.id,
-            &UploadIntent {
-                fragment_len: len,
-                fragments: tried.to_vec(),
-            },
-        )
+        self.time(Stage::Index, 0, || {
+            index.put_intent(
+                &cid,
+                pack,
+                &UploadIntent {
+                    fragment_len: len,
+                    fragments: tried.to_vec(),
+                },
+            )
+        })
     }
 
-    fn excluded(&self) -> Vec<usize> {
-        (0..self.broken.len()).filter(|i| self.broken[*i]).collect()
-    }
-
-    /// Encode, place and upload one pack; returns its record once every
-    /// fragment is durably stored.
-    pub fn store(&mut self, pack: &FinishedPack) -> Result<PackRecord> {
-        let r = self.redundancy;
-        let frags = erasure::encode(&pack.id, &pack.bytes, r.k, r.m)
-            .map_err(|e| RepoError::Format(e.to_string()))?;
-        let live: Vec<usize> = (0..self.peers.len()).filter(|i| !self.broken[*i]).collect();
+    /// Where the fragments of the next pack go: indices into `self.peers`.
+    fn place(&self, fragments: usize) -> Result<Vec<usize>> {
+        let mut st = self.placing();
+        let live: Vec<usize> = (0..self.peers.len()).filter(|i| !st.broken[*i]).collect();
         let live_cands: Vec<Candidate> = live.iter().map(|i| self.candidates[*i].clone()).collect();
-        let p = place(frags.len(), &live_cands, self.seq).map_err(|_| RepoError::Placement {
+        let p = place(fragments, &live_cands, st.seq).map_err(|_| RepoError::Placement {
             reason: "no peer is left that accepts data".into(),
         })?;
-        self.seq += 1;
-        if !p.distinct && !self.warned_not_distinct {
-            self.warned_not_distinct = true;
+        st.seq += 1;
+        if !p.distinct && !st.warned_not_distinct {
+            st.warned_not_distinct = true;
             self.progress.event(Event::Warning(format!(
                 "only {} peer(s) can take data for {} fragments per pack ({}): some peers hold more than one fragment of a pack, so losing one peer costs more",
                 live.len(),
-                frags.len(),
-                r
+                fragments,
+                self.redundancy
             )));
         }
-        let mut assign: Vec<usize> = p.peers.iter().map(|i| live[*i]).collect();
+        Ok(p.peers.iter().map(|i| live[*i]).collect())
+    }
+
+    /// Mark the peer in `slot` broken for the rest of the backup (saying so
+    /// once) after a put to it failed with `e`.
+    fn mark_broken(&self, slot: usize, e: &trove_peer::PeerError) {
+        let mut st = self.placing();
+        if !st.broken[slot] {
+            st.broken[slot] = true;
+            self.progress.event(Event::Warning(format!(
+                "peer `{}` failed: {e} — its fragments go to other peers for the rest of this backup",
+                self.peers[slot].0.name
+            )));
+        }
+    }
+
+    /// Encode, place and upload one pack; returns its record once every
+    /// fragment is durably stored. The pack's bytes are dropped once
+    /// encoded, so a pack in flight costs its fragments only.
+    pub fn store(&self, pack: FinishedPack) -> Result<PackRecord> {
+        let r = self.redundancy;
+        let FinishedPack { id, bytes, entries } = pack;
+        let pack_len = bytes.len() as u64;
+        let frags = self
+            .time(Stage::Encode, pack_len, || {
+                erasure::encode(&id, &bytes, r.k, r.m)
+            })
+            .map_err(|e| RepoError::Format(e.to_string()))?;
+        drop(bytes);
+        let mut assign = self.place(frags.len())?;
         let mut done = vec![false; frags.len()];
         let frag_len = frags.first().map_or(0, |f| f.bytes.len() as u64);
         let at = |i: usize, slot: usize| FragmentLocation {
@@ -119,7 +177,7 @@ impl<'a> Uploader<'a> {
             peer: self.peers[slot].0.id,
         };
         let mut tried: Vec<FragmentLocation> = (0..frags.len()).map(|i| at(i, assign[i])).collect();
-        self.announce(pack, &tried, frag_len)?;
+        self.announce(&id, &tried, frag_len)?;
         loop {
             let results: Vec<(usize, Result<(), trove_peer::PeerError>)> =
                 std::thread::scope(|s| {
@@ -128,7 +186,12 @@ impl<'a> Uploader<'a> {
                         .map(|i| {
                             let peer = &self.peers[assign[i]].1;
                             let f = &frags[i];
-                            s.spawn(move || (i, peer.put_fragment(&f.id, &f.bytes)))
+                            s.spawn(move || {
+                                let put = self.time(Stage::Write, f.bytes.len() as u64, || {
+                                    peer.put_fragment(&f.id, &f.bytes)
+                                });
+                                (i, put)
+                            })
                         })
                         .collect();
                     handles
@@ -147,14 +210,7 @@ impl<'a> Uploader<'a> {
                         return Err(RepoError::Peer(e));
                     }
                     Err(e) => {
-                        let slot = assign[i];
-                        if !self.broken[slot] {
-                            self.broken[slot] = true;
-                            self.progress.event(Event::Warning(format!(
-                                "peer `{}` failed: {e} — its fragments go to other peers for the rest of this backup",
-                                self.peers[slot].0.name
-                            )));
-                        }
+                        self.mark_broken(assign[i], &e);
                         failed.push(i);
                     }
                 }
@@ -162,7 +218,10 @@ impl<'a> Uploader<'a> {
             if failed.is_empty() {
                 break;
             }
-            let excluded = self.excluded();
+            let excluded: Vec<usize> = {
+                let st = self.placing();
+                (0..st.broken.len()).filter(|i| st.broken[*i]).collect()
+            };
             for i in failed {
                 let current = Placement {
                     peers: assign.clone(),
@@ -172,23 +231,23 @@ impl<'a> Uploader<'a> {
                     RepoError::Placement {
                         reason: format!(
                             "fragment {i} of pack {} could not be stored: every peer failed (the snapshot is not committed; nothing already backed up is affected)",
-                            pack.id.short()
+                            id.short()
                         ),
                     }
                 })?;
                 assign[i] = sub;
                 tried.push(at(i, sub));
             }
-            self.announce(pack, &tried, frag_len)?;
+            self.announce(&id, &tried, frag_len)?;
         }
-        let bytes: u64 = frags.iter().map(|f| f.bytes.len() as u64).sum();
-        self.fragment_bytes += bytes;
-        self.progress.event(Event::PackStored { bytes });
+        let stored: u64 = frags.iter().map(|f| f.bytes.len() as u64).sum();
+        self.fragment_bytes.fetch_add(stored, Ordering::Relaxed);
+        self.progress.event(Event::PackStored { bytes: stored });
         Ok(PackRecord {
-            id: pack.id,
+            id,
             k: r.k,
             m: r.m,
-            pack_len: pack.bytes.len() as u64,
+            pack_len,
             fragments: frags
                 .iter()
                 .zip(&assign)
@@ -198,7 +257,7 @@ impl<'a> Uploader<'a> {
                     peer: self.peers[*slot].0.id,
                 })
                 .collect(),
-            blobs: pack.entries.clone(),
+            blobs: entries,
         })
     }
 }
@@ -261,9 +320,9 @@ mod tests {
     fn a_full_peer_is_routed_around_and_every_fragment_lands() {
         let dir = tempfile::tempdir().unwrap();
         let (ps, failing) = peers(dir.path(), 7, &[(2, full)]);
-        let mut up = Uploader::new(ps.clone(), Redundancy { k: 4, m: 2 }, &Quiet);
+        let up = Uploader::new(ps.clone(), Redundancy { k: 4, m: 2 }, &Quiet);
         for _ in 0..5 {
-            let rec = up.store(&a_pack()).unwrap();
+            let rec = up.store(a_pack()).unwrap();
             assert_eq!(rec.fragments.len(), 6);
             let mut holders: Vec<_> = rec.fragments.iter().map(|f| f.peer).collect();
             holders.sort();
@@ -292,9 +351,9 @@ mod tests {
     fn every_peer_failing_refuses_the_pack() {
         let dir = tempfile::tempdir().unwrap();
         let (ps, _) = peers(dir.path(), 3, &[(0, full), (1, full), (2, full)]);
-        let mut up = Uploader::new(ps, Redundancy { k: 2, m: 1 }, &Quiet);
+        let up = Uploader::new(ps, Redundancy { k: 2, m: 1 }, &Quiet);
         assert!(matches!(
-            up.store(&a_pack()),
+            up.store(a_pack()),
             Err(RepoError::Placement { .. })
         ));
     }
@@ -307,9 +366,9 @@ mod tests {
             3,
             &[(0, hash_mismatch), (1, hash_mismatch), (2, hash_mismatch)],
         );
-        let mut up = Uploader::new(ps, Redundancy { k: 2, m: 1 }, &Quiet);
+        let up = Uploader::new(ps, Redundancy { k: 2, m: 1 }, &Quiet);
         assert!(matches!(
-            up.store(&a_pack()),
+            up.store(a_pack()),
             Err(RepoError::Peer(PeerError::HashMismatch { .. }))
         ));
     }

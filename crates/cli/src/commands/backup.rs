@@ -4,7 +4,7 @@ use crate::context::{open_home, unlock, Out};
 use crate::ui;
 use anyhow::Result;
 use std::process::ExitCode;
-use trove_repo::{BackupOptions, BackupReport};
+use trove_repo::{BackupOptions, BackupReport, StageProfile};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -54,10 +54,39 @@ fn print(r: &BackupReport) {
         r.seconds,
         ui::bytes((s.bytes_read as f64 / r.seconds.max(1e-3)) as u64)
     );
+    if let Some(p) = &r.profile {
+        print_profile(p, s.bytes_read);
+    }
     for p in &r.skipped {
         eprintln!("  skipped {}: {}", p.path.display(), p.reason);
     }
     for p in &r.unreadable {
         eprintln!("  UNREADABLE {}: {}", p.path.display(), p.error);
     }
+}
+
+/// The `--profile` table: each stage's CPU and thread time, its speed on
+/// one core, and the pipeline limit (trove_repo's profile module).
+fn print_profile(p: &StageProfile, bytes_read: u64) {
+    println!("  stage          CPU s   thread s   MB/s per core (of its input)");
+    for row in &p.stages {
+        let speed = if row.cpu_seconds > 0.0 && row.bytes > 0 {
+            format!("{:.0}", row.bytes as f64 / 1e6 / row.cpu_seconds)
+        } else {
+            "-".into()
+        };
+        println!(
+            "  {:<12} {:>7.2} {:>10.2}   {speed}",
+            row.stage, row.cpu_seconds, row.wall_seconds
+        );
+    }
+    println!(
+        "  whole backup: {:.2} s, {:.2} CPU s on {} cores; pipeline limit {:.2} s ({:.0} MB/s): {:.0}% of the limit",
+        p.wall_seconds,
+        p.cpu_seconds,
+        p.cores,
+        p.limit_seconds,
+        bytes_read as f64 / 1e6 / p.limit_seconds.max(1e-9),
+        p.limit_fraction * 100.0
+    );
 }

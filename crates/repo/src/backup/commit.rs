@@ -7,12 +7,12 @@ use super::pipeline::Stored;
 use super::prepare::Prepared;
 use crate::error::Result;
 use crate::home::{Home, Owner};
-use crate::index::FileEntry;
+use crate::index::{FileCacheUpdate, FileEntry};
 use crate::meta::sync_meta;
 use crate::pending::PendingCommit;
 use crate::progress::Progress;
 use crate::scan::{SkippedPath, UnreadablePath};
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 use trove_core::envelope;
 use trove_core::manifest::{SnapshotManifest, SnapshotSummary};
@@ -36,13 +36,14 @@ pub(super) fn commit(
     let Prepared {
         container,
         peers,
-        cache,
+        lookups,
         scan,
-        ..
     } = prepared;
     let cid = container.manifest.id;
     let mut unreadable = scan.unreadable;
-    let mut files_cache = HashMap::new();
+    let mut files = FileCacheUpdate::default();
+    // Cache entries of paths this backup walked; the rest are gone.
+    let mut in_cache = 0u64;
     let mut summary = SnapshotSummary {
         dirs: scan.dirs,
         blobs_new: stored.blobs_new,
@@ -50,42 +51,52 @@ pub(super) fn commit(
         bytes_stored: stored.fragment_bytes,
         ..Default::default()
     };
-    for (file, result) in scan.files.into_iter().zip(&stored.files) {
-        let key = file.path.as_os_str().as_bytes().to_vec();
-        let chunks = if file.cached {
+    for (file, result) in scan.files.iter().zip(&stored.files) {
+        in_cache += u64::from(file.in_cache);
+        if file.cached {
+            // Unchanged: its entry stays as it is.
             summary.files_unchanged += 1;
             summary.bytes_total += file.stat.size;
-            file.stat.chunks
-        } else {
-            match result {
-                Some(Ok(read)) => {
-                    if cache.contains_key(&key) {
-                        summary.files_changed += 1;
-                    } else {
-                        summary.files_new += 1;
-                    }
-                    summary.bytes_read += read.len;
-                    summary.bytes_total += read.len;
-                    read.chunks.clone()
+            continue;
+        }
+        let key = file.path.as_os_str().as_bytes().to_vec();
+        match result {
+            Some(Ok(read)) => {
+                if file.in_cache {
+                    summary.files_changed += 1;
+                } else {
+                    summary.files_new += 1;
                 }
-                Some(Err(e)) => {
-                    unreadable.push(UnreadablePath {
-                        path: file.path,
-                        error: e.clone(),
-                    });
-                    continue;
-                }
-                None => continue,
+                summary.bytes_read += read.len;
+                summary.bytes_total += read.len;
+                let entry = FileEntry {
+                    chunks: read.chunks.clone(),
+                    ..file.stat.clone()
+                };
+                files.upsert.push((key, entry));
             }
-        };
-        files_cache.insert(
-            key,
-            FileEntry {
-                chunks,
-                ..file.stat
-            },
-        );
+            Some(Err(e)) => {
+                unreadable.push(UnreadablePath {
+                    path: file.path.clone(),
+                    error: e.clone(),
+                });
+                if file.in_cache {
+                    files.remove.push(key);
+                }
+            }
+            None if file.in_cache => files.remove.push(key),
+            None => {}
+        }
     }
+    if in_cache < lookups.file_count() {
+        let seen: HashSet<&[u8]> = scan
+            .files
+            .iter()
+            .map(|f| f.path.as_os_str().as_bytes())
+            .collect();
+        files.remove.extend(lookups.files_not_in(&seen)?);
+    }
+    drop(lookups);
     summary.unreadable = unreadable.len() as u64;
 
     let unpublished = home.index.unpublished_packs(&cid)?;
@@ -121,14 +132,7 @@ pub(super) fn commit(
         snapshot_envelope: env,
         segment,
     };
-    crate::pending::commit(
-        home,
-        &container,
-        pending,
-        &peers,
-        (&files_cache, &cache),
-        progress,
-    )?;
+    crate::pending::commit(home, &container, pending, &peers, &files, progress)?;
     // The rest of the replication: a peer that missed the new objects gets
     // them at the next backup (sync_meta), and `trove check` says so.
     sync_meta(home, owner, &container, &peers, false, progress)?;

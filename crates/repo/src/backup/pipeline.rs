@@ -8,8 +8,10 @@ use super::BackupOptions;
 use crate::error::Result;
 use crate::home::Container;
 use crate::home::Home;
+use crate::index::Lookups;
+use crate::profile::{Profiler, Stage};
 use crate::progress::{Event, Progress};
-use crate::scan::{ScanFile, ScanNode};
+use crate::scan::{ScanFile, ScanNode, ScannedFile};
 use crate::upload::Uploader;
 use crossbeam_channel::{bounded, unbounded, Sender};
 use std::collections::HashSet;
@@ -22,8 +24,17 @@ use trove_core::seal::{self, BlobKind, Compression};
 use trove_core::tree::{Node, NodeKind, Tree};
 use trove_core::{BlobId, ChunkId, PackId, TreeId};
 
-/// Files up to this size are read whole; larger ones are streamed.
-const WHOLE_FILE_MAX: u64 = 8 * 1024 * 1024;
+/// Files are read in windows of this size: a smaller file in one read, a
+/// larger one streamed, so a worker holds at most one window.
+const READ_WINDOW: usize = 8 * 1024 * 1024;
+
+/// Sealed blobs queued between the workers and the packer.
+const BLOBS_QUEUED: usize = 4;
+
+/// Packs being encoded and uploaded at once. One keeps up with two
+/// cores' worth of reading and sealing (docs/performance.md) and keeps the
+/// packs in memory to three: being filled, being handed over, being stored.
+const PACKS_IN_FLIGHT: usize = 1;
 
 /// Reads of a file that keeps changing before it is kept as last read.
 const READ_ATTEMPTS: u32 = 3;
@@ -83,25 +94,39 @@ struct Shared<'a> {
     container: &'a Container,
     chunker: Chunker,
     compression: Compression,
-    known: Mutex<HashSet<BlobId>>,
+    /// Blobs stored before this backup.
+    lookups: &'a Lookups,
+    /// Blobs this backup has queued.
+    queued: Mutex<HashSet<BlobId>>,
     abort: &'a AtomicBool,
     progress: &'a dyn Progress,
+    profiler: &'a Profiler,
     blobs_new: AtomicU64,
 }
 
 impl Shared<'_> {
     /// Dedup and, if new, seal and queue one blob.
     fn emit(&self, tx: &Sender<SealedBlob>, kind: BlobKind, id: BlobId, data: &[u8]) {
-        if !self.known.lock().expect("not poisoned").insert(id) {
+        let p = self.profiler;
+        let new = p.time(Stage::Dedup, 0, || {
+            !self.lookups.has_blob(&id) && self.queued.lock().expect("not poisoned").insert(id)
+        });
+        if !new {
             return;
         }
-        let bytes = seal::seal(
-            &self.container.keys.seal,
-            kind,
-            &id.0,
-            data,
-            self.compression,
-        );
+        let len = data.len() as u64;
+        let compressed = p.time(Stage::Compress, len, || {
+            seal::compress_for_seal(data, self.compression)
+        });
+        let bytes = p.time(Stage::Encrypt, len, || {
+            seal::encrypt(
+                &self.container.keys.seal,
+                kind,
+                &id.0,
+                data,
+                compressed.as_deref(),
+            )
+        });
         self.blobs_new.fetch_add(1, Ordering::Relaxed);
         // A closed channel means the backup is aborting; the error is reported there.
         let raw_len = data.len() as u32;
@@ -114,7 +139,9 @@ impl Shared<'_> {
     }
 
     fn chunk(&self, tx: &Sender<SealedBlob>, data: &[u8], chunks: &mut Vec<ChunkId>) {
-        let id = self.container.keys.chunk_id(data);
+        let id = self.profiler.time(Stage::Id, data.len() as u64, || {
+            self.container.keys.chunk_id(data)
+        });
         chunks.push(id);
         self.emit(tx, BlobKind::Data, id.into(), data);
         self.progress.event(Event::Read(data.len() as u64));
@@ -126,12 +153,17 @@ impl Shared<'_> {
     /// it is kept as last read, with a warning. Either way the chunk list is
     /// exactly the bytes read, and the node keeps the scan's mtime, so the
     /// next backup sees a changed file and reads it again.
-    fn file(&self, tx: &Sender<SealedBlob>, path: &std::path::Path) -> std::io::Result<ReadFile> {
+    fn file(
+        &self,
+        tx: &Sender<SealedBlob>,
+        path: &std::path::Path,
+        buf: &mut Vec<u8>,
+    ) -> std::io::Result<ReadFile> {
         let mut attempt = 1;
         loop {
             let mut f = std::fs::File::open(path)?;
             let before = Fingerprint::of(&f.metadata()?);
-            let read = self.read_open(tx, &mut f, before.len)?;
+            let read = self.read_open(tx, &mut f, before.len, buf)?;
             let after = Fingerprint::of(&f.metadata()?);
             if before == after && read.len == before.len {
                 return Ok(read);
@@ -147,66 +179,73 @@ impl Shared<'_> {
         }
     }
 
+    /// Read `f` in windows of [`READ_WINDOW`] and chunk each: a chunk is
+    /// cut only where at least the chunker's maximum lies ahead of it (or
+    /// the file ends), so the cuts are those of one pass over the whole file.
     fn read_open(
         &self,
         tx: &Sender<SealedBlob>,
         f: &mut std::fs::File,
         len: u64,
+        buf: &mut Vec<u8>,
     ) -> std::io::Result<ReadFile> {
+        let p = self.profiler;
+        let max = self.chunker.params().max as usize;
+        let window = READ_WINDOW.max(2 * max);
+        buf.clear();
+        buf.reserve((len as usize).min(window));
         let mut chunks = Vec::new();
         let mut total = 0u64;
-        if len <= WHOLE_FILE_MAX {
-            let mut buf = Vec::with_capacity(len as usize);
-            f.read_to_end(&mut buf)?;
-            for (off, n) in self.chunker.cuts(&buf) {
-                self.chunk(tx, &buf[off..off + n], &mut chunks);
-            }
-            total = buf.len() as u64;
-        } else {
-            for c in self.chunker.stream(f) {
-                if self.abort.load(Ordering::Relaxed) {
-                    break;
+        loop {
+            let before = buf.len();
+            let eof = p.time(Stage::Read, 0, || fill(f, buf, window))?;
+            total += (buf.len() - before) as u64;
+            let mut used = 0;
+            {
+                let mut cuts = self.chunker.cuts(buf);
+                loop {
+                    let cut = p.time(Stage::Chunk, 0, || cuts.next());
+                    let Some((off, n)) = cut else { break };
+                    if !eof && off + max > buf.len() {
+                        break;
+                    }
+                    self.chunk(tx, &buf[off..off + n], &mut chunks);
+                    used = off + n;
                 }
-                let c = c?;
-                total += c.len() as u64;
-                self.chunk(tx, &c, &mut chunks);
             }
+            if eof || self.abort.load(Ordering::Relaxed) {
+                break;
+            }
+            buf.drain(..used);
         }
         Ok(ReadFile { chunks, len: total })
     }
 
     /// Build the tree of a scanned directory, queueing tree blobs.
-    fn tree(
-        &self,
-        tx: &Sender<SealedBlob>,
-        children: &[ScanNode],
-        results: &[Option<FileResult>],
-    ) -> TreeId {
+    fn tree(&self, tx: &Sender<SealedBlob>, children: &[ScanNode], files: &Outcomes) -> TreeId {
         let mut nodes: Vec<Node> = children
             .iter()
-            .filter_map(|c| self.node(tx, c, results))
+            .filter_map(|c| self.node(tx, c, files))
             .collect();
-        nodes.sort_by(|a, b| a.name.cmp(&b.name));
-        let bytes = Tree { nodes }.encode();
-        let id = self.container.keys.tree_id(&bytes);
+        let (bytes, id) = self.profiler.time(Stage::Trees, 0, || {
+            nodes.sort_by(|a, b| a.name.cmp(&b.name));
+            let bytes = Tree { nodes }.encode();
+            let id = self.container.keys.tree_id(&bytes);
+            (bytes, id)
+        });
         self.emit(tx, BlobKind::Tree, id.into(), &bytes);
         id
     }
 
-    fn node(
-        &self,
-        tx: &Sender<SealedBlob>,
-        n: &ScanNode,
-        results: &[Option<FileResult>],
-    ) -> Option<Node> {
+    fn node(&self, tx: &Sender<SealedBlob>, n: &ScanNode, files: &Outcomes) -> Option<Node> {
         Some(match n {
-            ScanNode::File(f) => file_node(f, results)?,
+            ScanNode::File(f) => file_node(f, files)?,
             ScanNode::Dir(d) => Node {
                 name: d.name.clone(),
                 mode: d.mode,
                 mtime_ns: d.mtime_ns,
                 kind: NodeKind::Dir {
-                    tree: self.tree(tx, &d.children, results),
+                    tree: self.tree(tx, &d.children, files),
                 },
             },
             ScanNode::Symlink {
@@ -226,12 +265,27 @@ impl Shared<'_> {
     }
 }
 
+/// Read from `f` until `buf` holds `window` bytes or the file ends; true
+/// at the end of the file.
+fn fill(f: &mut std::fs::File, buf: &mut Vec<u8>, window: usize) -> std::io::Result<bool> {
+    let want = window.saturating_sub(buf.len());
+    let got = f.by_ref().take(want as u64).read_to_end(buf)?;
+    Ok(got < want)
+}
+
 /// The tree node of a file: from the cache, or as read; none if unreadable.
-fn file_node(f: &ScanFile, results: &[Option<FileResult>]) -> Option<Node> {
-    let (chunks, size) = if f.cached {
-        (f.stat.chunks.clone(), f.stat.size)
+/// Every file of the walk with what reading it gave.
+struct Outcomes<'a> {
+    scanned: &'a [ScannedFile],
+    read: &'a [Option<FileResult>],
+}
+
+fn file_node(f: &ScanFile, files: &Outcomes) -> Option<Node> {
+    let scanned = &files.scanned[f.slot];
+    let (chunks, size) = if scanned.cached {
+        (scanned.stat.chunks.clone(), scanned.stat.size)
     } else {
-        match results[f.slot].as_ref()? {
+        match files.read[f.slot].as_ref()? {
             Ok(read) => (read.chunks.clone(), read.len),
             Err(_) => return None,
         }
@@ -249,6 +303,7 @@ pub(super) fn run(
     home: &Home,
     prepared: &Prepared,
     opts: &BackupOptions,
+    profiler: &Profiler,
     progress: &dyn Progress,
 ) -> Result<Stored> {
     let container = &prepared.container;
@@ -258,74 +313,86 @@ pub(super) fn run(
         .filter(|i| !scanned.files[*i].cached)
         .collect();
     let abort = AtomicBool::new(false);
-    let (blob_tx, blob_rx) = bounded::<SealedBlob>(16);
-    let (pack_tx, pack_rx) = bounded(1);
+    let (blob_tx, blob_rx) = bounded::<SealedBlob>(BLOBS_QUEUED);
+    let (pack_tx, pack_rx) = bounded(0);
     let shared = Shared {
         container,
         chunker: Chunker::new(container.manifest.chunker, container.keys.chunker_seed),
         compression: opts.compression,
-        known: Mutex::new(prepared.known.clone()),
+        lookups: &prepared.lookups,
+        queued: Mutex::new(HashSet::new()),
         abort: &abort,
         progress,
+        profiler,
         blobs_new: AtomicU64::new(0),
     };
     let results: Mutex<Vec<Option<FileResult>>> = Mutex::new(vec![None; scanned.files.len()]);
     let pack_target = container.manifest.pack_target as usize;
-    let mut uploader = Uploader::new(
+    let uploader = Uploader::new(
         prepared.peers.clone(),
         container.manifest.redundancy,
         progress,
     )
-    .recording_intents(&home.index, cid);
+    .recording_intents(&home.index, cid)
+    .profiled(profiler);
+    let stored_packs: Mutex<Vec<PackId>> = Mutex::new(Vec::new());
+    let first_err: Mutex<Option<crate::error::RepoError>> = Mutex::new(None);
 
-    let (root, packs, files, blobs_new) = std::thread::scope(|s| -> Result<_> {
+    let (root, files, blobs_new) = std::thread::scope(|s| {
         // Packer: sealed blobs in, finished packs out.
         let seal_key = &container.keys.seal;
         let packer = s.spawn(move || {
-            let mut b = PackBuilder::with_capacity(pack_target + 4 * 1024 * 1024);
+            // The first pack grows as blobs arrive, so a re-run that stores
+            // nothing takes no room for one; later packs start with room
+            // for a full pack.
+            let new_builder = || PackBuilder::with_capacity(pack_target + 4 * 1024 * 1024);
+            let mut b = PackBuilder::default();
             for blob in blob_rx {
-                b.add(blob.kind, blob.id, &blob.bytes, blob.raw_len);
-                if b.len() >= pack_target {
-                    let full = std::mem::replace(
-                        &mut b,
-                        PackBuilder::with_capacity(pack_target + 4 * 1024 * 1024),
-                    );
-                    if pack_tx.send(full.finish(seal_key)).is_err() {
+                let full = profiler.time(Stage::Pack, blob.bytes.len() as u64, || {
+                    b.add(blob.kind, blob.id, &blob.bytes, blob.raw_len);
+                    (b.len() >= pack_target)
+                        .then(|| std::mem::replace(&mut b, new_builder()).finish(seal_key))
+                });
+                if let Some(pack) = full {
+                    if pack_tx.send(pack).is_err() {
                         return;
                     }
                 }
             }
             if !b.is_empty() {
-                let _ = pack_tx.send(b.finish(seal_key));
+                let last = profiler.time(Stage::Pack, 0, || b.finish(seal_key));
+                let _ = pack_tx.send(last);
             }
         });
-        // Uploader: packs in, records into the index as each is fully stored.
-        let abort_ref = &abort;
-        let index = &home.index;
-        let uploader_ref = &mut uploader;
-        let upload = s.spawn(move || -> Result<Vec<PackId>> {
-            let mut stored = Vec::new();
-            let mut first_err = None;
-            for pack in pack_rx {
-                if first_err.is_some() {
-                    continue; // drain so the packer never blocks
-                }
-                match uploader_ref
-                    .store(&pack)
-                    .and_then(|rec| index.record_packs(&cid, std::slice::from_ref(&rec)))
-                {
-                    Ok(()) => stored.push(pack.id),
-                    Err(e) => {
-                        abort_ref.store(true, Ordering::Relaxed);
-                        first_err = Some(e);
+        // Uploaders: packs in, records into the index as each is fully
+        // stored. After the first error they drain, so the packer never blocks.
+        for _ in 0..PACKS_IN_FLIGHT {
+            let pack_rx = pack_rx.clone();
+            let (uploader, abort, first_err, stored_packs) =
+                (&uploader, &abort, &first_err, &stored_packs);
+            let index = &home.index;
+            s.spawn(move || {
+                for pack in pack_rx {
+                    if abort.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    let id = pack.id;
+                    let stored = uploader.store(pack).and_then(|rec| {
+                        profiler.time(Stage::Index, 0, || {
+                            index.record_packs(&cid, std::slice::from_ref(&rec))
+                        })
+                    });
+                    match stored {
+                        Ok(()) => stored_packs.lock().expect("not poisoned").push(id),
+                        Err(e) => {
+                            abort.store(true, Ordering::Relaxed);
+                            first_err.lock().expect("not poisoned").get_or_insert(e);
+                        }
                     }
                 }
-            }
-            match first_err {
-                Some(e) => Err(e),
-                None => Ok(stored),
-            }
-        });
+            });
+        }
+        drop(pack_rx);
         // Workers: read, chunk, seal.
         let (job_tx, job_rx) = unbounded::<usize>();
         for i in &to_read {
@@ -338,12 +405,14 @@ pub(super) fn run(
                 let tx = blob_tx.clone();
                 let (shared, files, results) = (&shared, &scanned.files, &results);
                 s.spawn(move || {
+                    // One read window per worker, reused for every file.
+                    let mut buf = Vec::new();
                     for slot in job_rx {
                         if shared.abort.load(Ordering::Relaxed) {
                             break;
                         }
                         let r = shared
-                            .file(&tx, &files[slot].path)
+                            .file(&tx, &files[slot].path, &mut buf)
                             .map_err(|e| e.to_string());
                         results.lock().expect("not poisoned")[slot] = Some(r);
                     }
@@ -358,19 +427,25 @@ pub(super) fn run(
         let root = if abort.load(Ordering::Relaxed) {
             TreeId([0; 32])
         } else {
-            shared.tree(&blob_tx, &scanned.roots, &files)
+            let outcomes = Outcomes {
+                scanned: &scanned.files,
+                read: &files,
+            };
+            shared.tree(&blob_tx, &scanned.roots, &outcomes)
         };
         let blobs_new = shared.blobs_new.load(Ordering::Relaxed);
         drop(blob_tx); // closes the blob channel: the packer flushes its last pack
         packer.join().expect("packer does not panic");
-        let packs = upload.join().expect("uploader does not panic")?;
-        Ok((root, packs, files, blobs_new))
-    })?;
+        (root, files, blobs_new)
+    });
+    if let Some(e) = first_err.into_inner().expect("not poisoned") {
+        return Err(e);
+    }
     Ok(Stored {
         root,
-        packs,
+        packs: stored_packs.into_inner().expect("not poisoned"),
         files,
         blobs_new,
-        fragment_bytes: uploader.fragment_bytes,
+        fragment_bytes: uploader.fragment_bytes(),
     })
 }

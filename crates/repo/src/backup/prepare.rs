@@ -4,26 +4,27 @@
 use crate::error::{RepoError, Result};
 use crate::health::DEFAULT_PEER_LOST_AFTER;
 use crate::home::{Container, Home, Owner};
-use crate::index::FileEntry;
+use crate::index::Lookups;
 use crate::meta::sync_meta;
+use crate::profile::{Profiler, Stage};
 use crate::progress::{Event, Progress};
 use crate::scan::{self, Scan};
-use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use trove_core::manifest::PeerRecord;
-use trove_core::{BlobId, PeerId};
+use trove_core::PeerId;
 use trove_peer::Peer;
+
+/// The peers of a container that could be opened.
+type OpenPeers = Vec<(PeerRecord, Arc<dyn Peer>)>;
 
 /// What the pipeline and the commit start from.
 pub(super) struct Prepared {
     pub container: Container,
     /// The peers that could be opened.
-    pub peers: Vec<(PeerRecord, Arc<dyn Peer>)>,
-    /// The dedup set: every blob stored for the container.
-    pub known: HashSet<BlobId>,
-    /// The file cache as it was before this backup.
-    pub cache: HashMap<Vec<u8>, FileEntry>,
+    pub peers: OpenPeers,
+    /// The file cache and the dedup set as they were before this backup.
+    pub lookups: Lookups,
     pub scan: Scan,
 }
 
@@ -31,8 +32,24 @@ pub(super) fn prepare(
     home: &Home,
     owner: &Owner,
     name: &str,
+    profiler: &Profiler,
     progress: &dyn Progress,
 ) -> Result<Prepared> {
+    profiler
+        .time_alone(Stage::Prepare, || open(home, owner, name, progress))
+        .and_then(|(container, peers, lookups)| {
+            walk(name, container, peers, lookups, profiler, progress)
+        })
+}
+
+/// The container and its peers, brought up to date, with the dedup set
+/// and the file cache.
+fn open(
+    home: &Home,
+    owner: &Owner,
+    name: &str,
+    progress: &dyn Progress,
+) -> Result<(Container, OpenPeers, Lookups)> {
     let mut container = home.containers().open(owner, name)?;
     let cid = container.manifest.id;
     let mut peers = home.peers().open_all()?;
@@ -74,15 +91,26 @@ pub(super) fn prepare(
     crate::pending::finish_interrupted(home, &container, &available, progress)?;
     sync_meta(home, owner, &container, &available, true, progress)?;
 
-    let known = home.index.blob_ids(&cid)?;
-    let cache = home.index.file_cache(&cid)?;
+    let lookups = home.index.lookups(&cid)?;
+    Ok((container, available, lookups))
+}
+
+/// Walk the sources against the file cache.
+fn walk(
+    name: &str,
+    container: Container,
+    peers: OpenPeers,
+    lookups: Lookups,
+    profiler: &Profiler,
+    progress: &dyn Progress,
+) -> Result<Prepared> {
     let sources: Vec<PathBuf> = container
         .manifest
         .sources
         .iter()
         .map(PathBuf::from)
         .collect();
-    let scan = scan::scan(&sources, &cache, &known);
+    let scan = profiler.time_alone(Stage::Scan, || scan::scan(&sources, &lookups));
     if scan.roots.is_empty() {
         return Err(RepoError::SourcesUnreadable {
             container: name.to_owned(),
@@ -102,9 +130,8 @@ pub(super) fn prepare(
     });
     Ok(Prepared {
         container,
-        peers: available,
-        known,
-        cache,
+        peers,
+        lookups,
         scan,
     })
 }

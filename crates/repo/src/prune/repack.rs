@@ -45,16 +45,16 @@ pub(crate) fn repack(
 ) -> Result<Repacked> {
     let cid = container.manifest.id;
     let target = container.manifest.pack_target as usize;
-    let mut uploader = Uploader::new(peers, container.manifest.redundancy, progress)
+    let uploader = Uploader::new(peers, container.manifest.redundancy, progress)
         .recording_intents(&home.index, cid);
     let mut out = Repacked::default();
     let new_builder = || PackBuilder::with_capacity(target + 4 * 1024 * 1024);
     let mut builder = new_builder();
     // Packs whose blobs sit in the builder, not yet stored.
     let mut waiting: Vec<PackId> = Vec::new();
-    let mut flush = |b: PackBuilder, waiting: &mut Vec<PackId>, out: &mut Repacked| -> Result<()> {
+    let flush = |b: PackBuilder, waiting: &mut Vec<PackId>, out: &mut Repacked| -> Result<()> {
         let finished = b.finish(&container.keys.seal);
-        let rec = uploader.store(&finished)?;
+        let rec = uploader.store(finished)?;
         home.index.record_packs(&cid, std::slice::from_ref(&rec))?;
         out.written.push(rec);
         out.emptied.append(waiting);
@@ -116,6 +116,6 @@ pub(crate) fn repack(
     if !builder.is_empty() {
         flush(builder, &mut waiting, &mut out)?;
     }
-    out.fragment_bytes = uploader.fragment_bytes;
+    out.fragment_bytes = uploader.fragment_bytes();
     Ok(out)
 }
