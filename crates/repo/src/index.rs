@@ -140,6 +140,62 @@ pub struct FileEntry {
     pub chunks: Vec<ChunkId>,
 }
 
+/// What a backup changes in the file cache: entries of files it read, and
+/// paths it no longer has (gone, or unreadable). Unchanged files' entries
+/// are left as they are.
+#[derive(Debug, Default)]
+pub(crate) struct FileCacheUpdate {
+    pub upsert: Vec<(Vec<u8>, FileEntry)>,
+    pub remove: Vec<Vec<u8>>,
+}
+
+/// A read-only view of one container's file cache and blobs, shared by the
+/// threads of a backup. A lookup that fails counts as a miss: the file is
+/// read again, the blob stored again; neither loses anything.
+pub(crate) struct Lookups {
+    cid: ContainerId,
+    files: redb::ReadOnlyTable<Bytes, Bytes>,
+    blobs: redb::ReadOnlyTable<Bytes, Bytes>,
+}
+
+impl Lookups {
+    /// The cache entry of the file at `path`.
+    pub fn file(&self, path: &[u8]) -> Option<FileEntry> {
+        let v = self.files.get(key2(&self.cid.0, path).as_slice()).ok()??;
+        de(v.value()).ok()
+    }
+
+    /// Whether the container holds blob `id`.
+    pub fn has_blob(&self, id: &BlobId) -> bool {
+        matches!(
+            self.blobs.get(key2(&self.cid.0, &id.0).as_slice()),
+            Ok(Some(_))
+        )
+    }
+
+    /// Entries in the file cache.
+    pub fn file_count(&self) -> u64 {
+        let p = Prefix::new(&self.cid);
+        self.files
+            .range::<&[u8]>(p.bounds())
+            .map_or(0, |r| r.count() as u64)
+    }
+
+    /// Paths in the file cache that are not in `seen`.
+    pub fn files_not_in(&self, seen: &HashSet<&[u8]>) -> Result<Vec<Vec<u8>>> {
+        let p = Prefix::new(&self.cid);
+        let mut out = Vec::new();
+        for r in self.files.range::<&[u8]>(p.bounds())? {
+            let (k, _) = r?;
+            let path = &k.value()[32..];
+            if !seen.contains(path) {
+                out.push(path.to_vec());
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Where a blob is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlobLocation {
@@ -299,7 +355,15 @@ fn apply_in(tx: &redb::WriteTransaction, seg: &IndexSegment, envelope: &[u8]) ->
     let mut bt = tx.open_table(BLOBS)?;
     let mut ut = tx.open_table(UNPUBLISHED)?;
     for rec in &seg.packs {
-        put_pack(&mut pt, &mut bt, &cid, rec)?;
+        // A pack this machine stored is recorded already, exactly so:
+        // writing its blobs again would only cost time. (A repaired pack's
+        // record differs, in where its fragments are, and is written.)
+        let same = pt
+            .get(key2(&cid.0, &rec.id.0).as_slice())?
+            .is_some_and(|v| v.value() == ser(rec).as_slice());
+        if !same {
+            put_pack(&mut pt, &mut bt, &cid, rec)?;
+        }
         ut.remove(key2(&cid.0, &rec.id.0).as_slice())?;
     }
     for id in &seg.removed {
@@ -336,9 +400,10 @@ impl Index {
                 .map_err(|e| RepoError::io("create", path, e))?;
         }
         // redb's default cache (1 GiB) would make the index, not the data,
-        // the largest user of memory; 64 MiB keeps hot pages of any index.
+        // the largest user of memory. Backups look files and blobs up one by
+        // one in key order, which a small cache serves as well as a large.
         let db = Database::builder()
-            .set_cache_size(64 * 1024 * 1024)
+            .set_cache_size(16 * 1024 * 1024)
             .create(path)
             .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => RepoError::Busy {
@@ -524,19 +589,6 @@ impl Index {
     }
 
     // ---- blobs and packs ---------------------------------------------------
-
-    /// Every blob id stored for a container: the dedup set.
-    pub fn blob_ids(&self, cid: &ContainerId) -> Result<HashSet<BlobId>> {
-        let tx = self.db.begin_read()?;
-        let t = tx.open_table(BLOBS)?;
-        let p = Prefix::new(cid);
-        let mut out = HashSet::new();
-        for r in t.range::<&[u8]>(p.bounds())? {
-            let (k, _) = r?;
-            out.insert(BlobId(k.value()[32..64].try_into().expect("32 bytes")));
-        }
-        Ok(out)
-    }
 
     /// Every blob of a container with the pack its entry points at.
     pub fn blob_packs(&self, cid: &ContainerId) -> Result<HashMap<BlobId, PackId>> {
@@ -880,8 +932,7 @@ impl Index {
         snap: &SnapshotManifest,
         envelope: &[u8],
         segment: Option<(&IndexSegment, &[u8])>,
-        files: &HashMap<Vec<u8>, FileEntry>,
-        old_files: &HashMap<Vec<u8>, FileEntry>,
+        files: &FileCacheUpdate,
     ) -> Result<()> {
         let cid = snap.container;
         let tx = self.db.begin_write()?;
@@ -899,13 +950,11 @@ impl Index {
         tx.open_table(PENDING)?.remove(cid.0.as_slice())?;
         {
             let mut ft = tx.open_table(FILES)?;
-            for path in old_files.keys().filter(|p| !files.contains_key(*p)) {
+            for path in &files.remove {
                 ft.remove(key2(&cid.0, path).as_slice())?;
             }
-            for (path, entry) in files {
-                if old_files.get(path) != Some(entry) {
-                    ft.insert(key2(&cid.0, path).as_slice(), ser(entry).as_slice())?;
-                }
+            for (path, entry) in &files.upsert {
+                ft.insert(key2(&cid.0, path).as_slice(), ser(entry).as_slice())?;
             }
         }
         tx.commit()?;
@@ -1022,15 +1071,14 @@ impl Index {
         Ok(v)
     }
 
-    pub fn file_cache(&self, cid: &ContainerId) -> Result<HashMap<Vec<u8>, FileEntry>> {
+    /// The file cache and the dedup set of a container as of now, looked up
+    /// one key at a time (a backup never loads either whole).
+    pub(crate) fn lookups(&self, cid: &ContainerId) -> Result<Lookups> {
         let tx = self.db.begin_read()?;
-        let t = tx.open_table(FILES)?;
-        let p = Prefix::new(cid);
-        let mut out = HashMap::new();
-        for r in t.range::<&[u8]>(p.bounds())? {
-            let (k, v) = r?;
-            out.insert(k.value()[32..].to_vec(), de(v.value())?);
-        }
-        Ok(out)
+        Ok(Lookups {
+            cid: *cid,
+            files: tx.open_table(FILES)?,
+            blobs: tx.open_table(BLOBS)?,
+        })
     }
 }

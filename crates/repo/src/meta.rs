@@ -108,66 +108,95 @@ pub fn sync_meta(
         MetaKey::Container(_) => 1,
         MetaKey::Snapshot(..) => 2,
     });
-    for (rec, peer) in peers {
-        let present = match peer.list_meta(Some(cid)) {
-            Ok(v) => v,
+    // Peers in parallel: each costs a few fsyncs per object, and a slow one
+    // should not hold up the rest.
+    std::thread::scope(|s| {
+        for (rec, peer) in peers {
+            let objects = &objects;
+            s.spawn(move || {
+                sync_peer(
+                    owner,
+                    container,
+                    rec,
+                    peer.as_ref(),
+                    objects,
+                    verify,
+                    progress,
+                )
+            });
+        }
+    });
+    Ok(())
+}
+
+/// [`sync_meta`] for one peer.
+fn sync_peer(
+    owner: &Owner,
+    container: &Container,
+    rec: &PeerRecord,
+    peer: &dyn Peer,
+    objects: &[(MetaKey, Vec<u8>)],
+    verify: bool,
+    progress: &dyn Progress,
+) {
+    let cid = &container.manifest.id;
+    let present = match peer.list_meta(Some(cid)) {
+        Ok(v) => v,
+        Err(e) => {
+            progress.event(Event::Warning(format!(
+                "peer `{}`: cannot list manifests: {e}",
+                rec.name
+            )));
+            return;
+        }
+    };
+    for (key, bytes) in objects {
+        let needs_put = if !present.contains(key) {
+            true
+        } else if verify {
+            match peer.get_meta(key) {
+                Ok(b) if &b == bytes => false,
+                Ok(theirs) => match verify_envelope(owner, container, key, &theirs) {
+                    Err(e) => {
+                        progress.event(Event::Warning(format!(
+                            "peer `{}` held an invalid copy of {key} ({e}); replaced it",
+                            rec.name
+                        )));
+                        true
+                    }
+                    Ok(h) => h.revision < revision_of(bytes),
+                },
+                Err(_) => true,
+            }
+        } else {
+            false
+        };
+        if !needs_put {
+            continue;
+        }
+        match peer.put_meta(key, bytes) {
+            Ok(()) => {}
+            Err(PeerError::MetaRejected { reason, .. })
+                if matches!(*reason, MetaRejection::NotNewer { .. }) =>
+            {
+                progress.event(Event::Warning(format!(
+                    "peer `{}` holds a newer revision of {key} than this machine ({reason}): \
+                     run `trove sync` to bring this machine up to date",
+                    rec.name
+                )))
+            }
+            Err(e @ PeerError::MetaRejected { .. }) => {
+                progress.event(Event::Warning(e.to_string()))
+            }
             Err(e) => {
                 progress.event(Event::Warning(format!(
-                    "peer `{}`: cannot list manifests: {e}",
+                    "peer `{}`: could not store {key}: {e} (it will be retried at the next backup)",
                     rec.name
                 )));
-                continue;
-            }
-        };
-        for (key, bytes) in &objects {
-            let needs_put = if !present.contains(key) {
-                true
-            } else if verify {
-                match peer.get_meta(key) {
-                    Ok(b) if &b == bytes => false,
-                    Ok(theirs) => match verify_envelope(owner, container, key, &theirs) {
-                        Err(e) => {
-                            progress.event(Event::Warning(format!(
-                                "peer `{}` held an invalid copy of {key} ({e}); replaced it",
-                                rec.name
-                            )));
-                            true
-                        }
-                        Ok(h) => h.revision < revision_of(bytes),
-                    },
-                    Err(_) => true,
-                }
-            } else {
-                false
-            };
-            if !needs_put {
-                continue;
-            }
-            match peer.put_meta(key, bytes) {
-                Ok(()) => {}
-                Err(PeerError::MetaRejected { reason, .. })
-                    if matches!(*reason, MetaRejection::NotNewer { .. }) =>
-                {
-                    progress.event(Event::Warning(format!(
-                        "peer `{}` holds a newer revision of {key} than this machine ({reason}): \
-                         run `trove sync` to bring this machine up to date",
-                        rec.name
-                    )))
-                }
-                Err(e @ PeerError::MetaRejected { .. }) => {
-                    progress.event(Event::Warning(e.to_string()))
-                }
-                Err(e) => {
-                    progress.event(Event::Warning(format!(
-                        "peer `{}`: could not store {key}: {e} (it will be retried at the next backup)",
-                        rec.name
-                    )));
-                    break;
-                }
+                return;
             }
         }
     }
-    Ok(())
 }
 
 /// The revision an envelope carries (0 if it is unreadable).

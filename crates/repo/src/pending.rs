@@ -9,9 +9,9 @@
 
 use crate::error::{RepoError, Result};
 use crate::home::{Container, Home, Owner};
+use crate::index::FileCacheUpdate;
 use crate::progress::{Event, Progress};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::Arc;
 use trove_core::manifest::{IndexSegment, PeerRecord, SnapshotManifest};
 use trove_peer::{MetaKey, Peer};
@@ -55,30 +55,35 @@ fn replicate(
     progress: &dyn Progress,
 ) -> usize {
     let objects = pending.objects();
-    peers
-        .iter()
-        .filter(|(rec, peer)| {
-            objects
-                .iter()
-                .all(|(key, bytes)| match peer.put_meta(key, bytes) {
-                    Ok(()) => true,
-                    Err(e) => {
-                        progress.event(Event::Warning(format!(
-                            "peer `{}`: could not store {key}: {e}",
-                            rec.name
-                        )));
-                        false
-                    }
+    // Peers in parallel: each put is a few fsyncs on that peer.
+    std::thread::scope(|s| {
+        let holds: Vec<_> = peers
+            .iter()
+            .map(|(rec, peer)| {
+                let objects = &objects;
+                s.spawn(move || {
+                    objects
+                        .iter()
+                        .all(|(key, bytes)| match peer.put_meta(key, bytes) {
+                            Ok(()) => true,
+                            Err(e) => {
+                                progress.event(Event::Warning(format!(
+                                    "peer `{}`: could not store {key}: {e}",
+                                    rec.name
+                                )));
+                                false
+                            }
+                        })
                 })
-        })
-        .count()
+            })
+            .collect();
+        holds
+            .into_iter()
+            .map(|h| h.join())
+            .filter(|held| matches!(held, Ok(true)))
+            .count()
+    })
 }
-
-/// The file cache a backup built, and the one it started from.
-type FileCaches<'a> = (
-    &'a HashMap<Vec<u8>, crate::index::FileEntry>,
-    &'a HashMap<Vec<u8>, crate::index::FileEntry>,
-);
 
 /// Commit a snapshot peers first: record it pending, replicate, then commit
 /// it locally with the new file cache. If too few peers take it, it stays
@@ -88,7 +93,7 @@ pub(crate) fn commit(
     container: &Container,
     pending: PendingCommit,
     peers: &[(PeerRecord, Arc<dyn Peer>)],
-    files: FileCaches,
+    files: &FileCacheUpdate,
     progress: &dyn Progress,
 ) -> Result<()> {
     let cid = container.manifest.id;
@@ -106,8 +111,7 @@ pub(crate) fn commit(
         &pending.snapshot,
         &pending.snapshot_envelope,
         pending.segment.as_ref().map(|(s, e)| (s, e.as_slice())),
-        files.0,
-        files.1,
+        files,
     )
 }
 
@@ -150,13 +154,11 @@ pub(crate) fn finish_interrupted(
         )));
         return Ok(None);
     }
-    let none = HashMap::new();
     home.index.commit_snapshot(
         &pending.snapshot,
         &pending.snapshot_envelope,
         pending.segment.as_ref().map(|(s, e)| (s, e.as_slice())),
-        &none,
-        &none,
+        &FileCacheUpdate::default(),
     )?;
     progress.event(Event::Warning(format!(
         "finished committing snapshot {} of an interrupted backup",

@@ -1,11 +1,11 @@
 //! The metadata walk of a backup: builds the shape of the snapshot's trees
 //! and decides, from the file cache, which files must be read at all.
 
-use crate::index::FileEntry;
-use std::collections::HashMap;
+use crate::index::{FileEntry, Lookups};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use trove_core::BlobId;
 
 /// One entry of the walked tree.
@@ -34,11 +34,9 @@ pub struct ScanFile {
     pub name: Vec<u8>,
     pub mode: u32,
     pub mtime_ns: i64,
-    pub stat: FileEntry,
-    /// Index into the backup's file results.
+    /// Index into [`Scan::files`] (its stat and cache state) and the
+    /// backup's file results.
     pub slot: usize,
-    /// The cache says it is unchanged: its chunks are known.
-    pub cached: bool,
 }
 
 /// A file or folder the backup could not read (it went on without it).
@@ -62,6 +60,8 @@ pub struct ScannedFile {
     pub stat: FileEntry,
     /// The cache says it is unchanged: it is not read.
     pub cached: bool,
+    /// The cache had an entry for this path (changed or not).
+    pub in_cache: bool,
 }
 
 /// Result of the walk.
@@ -87,10 +87,23 @@ fn ctime_ns(m: &std::fs::Metadata) -> i64 {
         .saturating_add(m.ctime_nsec())
 }
 
+/// Threads the walk may run at once. A walk is mostly waiting for the
+/// disk (an inode, a directory block) when the cache is cold, so more
+/// threads than cores pay; warm, they cost little.
+const WALK_THREADS: usize = 8;
+
 struct Walker<'a> {
-    cache: &'a HashMap<Vec<u8>, FileEntry>,
-    known: &'a std::collections::HashSet<BlobId>,
+    lookups: &'a Lookups,
+    /// Threads still free to take a sub-folder, shared by every walker.
+    spare: &'a AtomicUsize,
     out: Scan,
+}
+
+/// A child of a folder: walked here, or by a thread of its own with its
+/// own [`Scan`], merged in afterwards.
+enum Child<'s> {
+    Here(Option<ScanNode>),
+    Thread(std::thread::ScopedJoinHandle<'s, (Option<ScanNode>, Scan)>),
 }
 
 impl Walker<'_> {
@@ -128,10 +141,14 @@ impl Walker<'_> {
         }
         if ft.is_dir() {
             self.out.dirs += 1;
-            let mut entries: Vec<(Vec<u8>, PathBuf)> = match std::fs::read_dir(path) {
+            let mut entries: Vec<(Vec<u8>, PathBuf, bool)> = match std::fs::read_dir(path) {
                 Ok(rd) => rd
                     .filter_map(|e| match e {
-                        Ok(e) => Some((e.file_name().as_bytes().to_vec(), e.path())),
+                        Ok(e) => Some((
+                            e.file_name().as_bytes().to_vec(),
+                            e.path(),
+                            e.file_type().is_ok_and(|t| t.is_dir()),
+                        )),
                         Err(err) => {
                             self.unreadable(path, err);
                             None
@@ -145,10 +162,7 @@ impl Walker<'_> {
                 }
             };
             entries.sort();
-            let children = entries
-                .into_iter()
-                .filter_map(|(n, p)| self.node(&p, n))
-                .collect();
+            let children = self.children(entries);
             return Some(ScanNode::Dir(ScanDir {
                 name,
                 mode,
@@ -171,13 +185,17 @@ impl Walker<'_> {
             inode: meta.ino(),
             chunks: Vec::new(),
         };
-        let cached = match self.cache.get(&key) {
+        let entry = self.lookups.file(&key);
+        let in_cache = entry.is_some();
+        let cached = match entry {
             Some(c)
                 if (c.size, c.mtime_ns, c.ctime_ns, c.inode)
                     == (stat.size, stat.mtime_ns, stat.ctime_ns, stat.inode)
-                    && c.chunks.iter().all(|id| self.known.contains(&BlobId(id.0))) =>
+                    && c.chunks
+                        .iter()
+                        .all(|id| self.lookups.has_blob(&BlobId(id.0))) =>
             {
-                stat.chunks = c.chunks.clone();
+                stat.chunks = c.chunks;
                 true
             }
             _ => false,
@@ -185,29 +203,88 @@ impl Walker<'_> {
         let slot = self.out.files.len();
         self.out.files.push(ScannedFile {
             path: path.to_owned(),
-            stat: stat.clone(),
+            stat,
             cached,
+            in_cache,
         });
         Some(ScanNode::File(ScanFile {
             name,
             mode,
             mtime_ns: mtime,
-            stat,
             slot,
-            cached,
         }))
     }
 }
 
+impl Walker<'_> {
+    /// Walk a folder's entries in order, sub-folders on threads of their
+    /// own while [`WALK_THREADS`] allows.
+    fn children(&mut self, entries: Vec<(Vec<u8>, PathBuf, bool)>) -> Vec<ScanNode> {
+        let (lookups, spare) = (self.lookups, self.spare);
+        std::thread::scope(|s| {
+            let parts: Vec<Child> = entries
+                .into_iter()
+                .map(|(name, path, is_dir)| {
+                    let take = is_dir
+                        && spare
+                            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                            .is_ok();
+                    if !take {
+                        return Child::Here(self.node(&path, name));
+                    }
+                    Child::Thread(s.spawn(move || {
+                        let mut w = Walker {
+                            lookups,
+                            spare,
+                            out: Scan::default(),
+                        };
+                        let node = w.node(&path, name);
+                        spare.fetch_add(1, Ordering::AcqRel);
+                        (node, w.out)
+                    }))
+                })
+                .collect();
+            parts
+                .into_iter()
+                .filter_map(|c| match c {
+                    Child::Here(n) => n,
+                    Child::Thread(h) => {
+                        let (node, scan) = h.join().expect("walker does not panic");
+                        self.merge(node, scan)
+                    }
+                })
+                .collect()
+        })
+    }
+
+    /// Take in a sub-walk: its files get the next slots.
+    fn merge(&mut self, mut node: Option<ScanNode>, scan: Scan) -> Option<ScanNode> {
+        let offset = self.out.files.len();
+        if let Some(n) = node.as_mut() {
+            shift_slots(n, offset);
+        }
+        self.out.files.extend(scan.files);
+        self.out.unreadable.extend(scan.unreadable);
+        self.out.skipped.extend(scan.skipped);
+        self.out.dirs += scan.dirs;
+        node
+    }
+}
+
+fn shift_slots(n: &mut ScanNode, offset: usize) {
+    match n {
+        ScanNode::File(f) => f.slot += offset,
+        ScanNode::Dir(d) => d.children.iter_mut().for_each(|c| shift_slots(c, offset)),
+        ScanNode::Symlink { .. } => {}
+    }
+}
+
 /// Walk `sources`; each becomes a root entry named by its last component.
-pub fn scan(
-    sources: &[PathBuf],
-    cache: &HashMap<Vec<u8>, FileEntry>,
-    known: &std::collections::HashSet<BlobId>,
-) -> Scan {
+pub(crate) fn scan(sources: &[PathBuf], lookups: &Lookups) -> Scan {
+    let spare = AtomicUsize::new(WALK_THREADS - 1);
     let mut w = Walker {
-        cache,
-        known,
+        lookups,
+        spare: &spare,
         out: Scan::default(),
     };
     for src in sources {
