@@ -7,11 +7,12 @@
 use crate::error::{RepoError, Result};
 use crate::index::BlobLocation;
 use crate::peers::PeerSlot;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use trove_core::erasure;
+use trove_core::erasure::{self, ErasureError, FragmentHeader, FRAGMENT_HEADER_LEN};
 use trove_core::keys::ContainerKeys;
 use trove_core::manifest::{FragmentLocation, PackRecord};
 use trove_core::pack;
@@ -160,7 +161,7 @@ pub(crate) fn read_verified(
 pub struct Fetcher {
     peers: HashMap<PeerId, (String, Option<Arc<dyn Peer>>)>,
     problems: Mutex<Vec<FragmentProblem>>,
-    cache: Mutex<Vec<(PackId, Arc<Vec<u8>>)>>,
+    cache: Mutex<Vec<(PackId, Arc<PackBytes>)>>,
     /// Pack records already read from the index: a tree walk asks for the
     /// same few packs once per folder.
     pub(crate) records: Mutex<HashMap<PackId, Arc<PackRecord>>>,
@@ -171,6 +172,9 @@ pub struct Fetcher {
     suspects: Mutex<std::collections::HashSet<PeerId>>,
     /// Fragment bytes received (good or not), for reports.
     received: Arc<AtomicU64>,
+    /// Held while a pack is decoded: decoding needs several times the
+    /// pack's size in working memory, so one decode at a time bounds it.
+    decoding: Mutex<()>,
 }
 
 const CACHE_PACKS: usize = 3;
@@ -193,6 +197,7 @@ impl Fetcher {
             usual_fetch_ms: AtomicU64::new(150),
             suspects: Mutex::new(Default::default()),
             received: Arc::new(AtomicU64::new(0)),
+            decoding: Mutex::new(()),
         }
     }
 
@@ -243,7 +248,7 @@ impl Fetcher {
 
     /// Fetch, verify and decode a pack, keeping the last few in a small
     /// cache (tree blobs cluster in few packs and are read one by one).
-    pub fn pack(&self, rec: &PackRecord) -> Result<Arc<Vec<u8>>> {
+    pub fn pack(&self, rec: &PackRecord) -> Result<Arc<PackBytes>> {
         if let Some((_, p)) = self
             .cache
             .lock()
@@ -253,7 +258,7 @@ impl Fetcher {
         {
             return Ok(p.clone());
         }
-        let bytes = Arc::new(self.pack_uncached(rec)?);
+        let bytes = Arc::new(self.pack_bytes(rec)?);
         let mut cache = self.cache.lock().expect("not poisoned");
         if cache.len() >= CACHE_PACKS {
             cache.remove(0);
@@ -262,8 +267,27 @@ impl Fetcher {
         Ok(bytes)
     }
 
+    /// Empty the cache of [`Fetcher::pack`]: once the trees are read, its
+    /// packs would only hold memory.
+    pub fn forget_cached(&self) {
+        self.cache.lock().expect("not poisoned").clear();
+    }
+
     /// Fetch, verify and decode a pack that will be read once.
     pub fn pack_uncached(&self, rec: &PackRecord) -> Result<Vec<u8>> {
+        Ok(self.pack_bytes(rec)?.into_vec())
+    }
+
+    /// Fetch, verify and decode a pack that will be read once, without
+    /// copying it into one buffer when its data fragments were all read.
+    pub fn pack_bytes(&self, rec: &PackRecord) -> Result<PackBytes> {
+        let got = self.fragments(rec)?;
+        PackBytes::rebuild(got, &self.decoding)
+            .map_err(|e| RepoError::Lost(format!("pack {} does not decode: {e}", rec.id.short())))
+    }
+
+    /// Fetch `k` verified fragments of a pack, data shards first.
+    fn fragments(&self, rec: &PackRecord) -> Result<Vec<Vec<u8>>> {
         let k = rec.k as usize;
         // Data shards first: with all of them, decoding is a concatenation.
         let mut order: Vec<&FragmentLocation> = rec.fragments.iter().collect();
@@ -361,8 +385,7 @@ impl Fetcher {
                 k
             )));
         }
-        erasure::decode(&got)
-            .map_err(|e| RepoError::Lost(format!("pack {} does not decode: {e}", rec.id.short())))
+        Ok(got)
     }
 
     /// Open one blob of a fetched pack and check it against its id.
@@ -373,6 +396,29 @@ impl Fetcher {
     ) -> Result<Vec<u8>> {
         let sealed = pack::blob_bytes(pack_bytes, &loc.entry)
             .map_err(|e| RepoError::Lost(format!("blob {}: {e}", loc.entry.id.short())))?;
+        Self::open_sealed(keys, sealed, loc)
+    }
+
+    /// [`Fetcher::open_blob`] of a pack kept as [`PackBytes`].
+    pub fn open_blob_in(
+        keys: &ContainerKeys,
+        pack: &PackBytes,
+        loc: &BlobLocation,
+    ) -> Result<Vec<u8>> {
+        let start = loc.entry.offset as usize;
+        let sealed = pack
+            .range(start, start + loc.entry.length as usize)
+            .ok_or_else(|| {
+                RepoError::Lost(format!(
+                    "blob {}: {}",
+                    loc.entry.id.short(),
+                    pack::PackError::Malformed("entry outside the pack")
+                ))
+            })?;
+        Self::open_sealed(keys, &sealed, loc)
+    }
+
+    fn open_sealed(keys: &ContainerKeys, sealed: &[u8], loc: &BlobLocation) -> Result<Vec<u8>> {
         let plain = seal::open(&keys.seal, loc.entry.kind, &loc.entry.id.0, sealed)
             .map_err(|e| RepoError::Lost(format!("blob {}: {e}", loc.entry.id.short())))?;
         if plain.len() != loc.entry.raw_length as usize
@@ -384,5 +430,187 @@ impl Fetcher {
             )));
         }
         Ok(plain)
+    }
+}
+
+/// A rebuilt pack, checked against its id, kept in the buffers it was
+/// rebuilt in: the data fragments themselves when all of them were read (a
+/// pack is their shards end to end, so nothing is copied), else the one
+/// buffer decoding made.
+#[derive(Debug)]
+pub struct PackBytes {
+    /// The pack's parts in order: part `i` is `parts[i][skip..skip + part_len]`,
+    /// the last one cut at `len`.
+    parts: Vec<Vec<u8>>,
+    skip: usize,
+    part_len: usize,
+    len: usize,
+}
+
+impl PackBytes {
+    /// A pack in one buffer.
+    pub fn whole(bytes: Vec<u8>) -> Self {
+        Self {
+            len: bytes.len(),
+            part_len: bytes.len().max(1),
+            skip: 0,
+            parts: vec![bytes],
+        }
+    }
+
+    /// Rebuild a pack from fragments whose ids were checked, as
+    /// [`erasure::decode`] does, but without copying when every data
+    /// fragment is there.
+    fn rebuild(
+        fragments: Vec<Vec<u8>>,
+        decoding: &Mutex<()>,
+    ) -> std::result::Result<Self, ErasureError> {
+        let decode = |fragments: Vec<Vec<u8>>| {
+            let _one = decoding.lock().expect("not poisoned");
+            erasure::decode(&fragments).map(Self::whole)
+        };
+        let headers = fragments
+            .iter()
+            .map(|f| FragmentHeader::parse(f))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let Some(h) = headers.first().copied() else {
+            return decode(fragments);
+        };
+        let same = |o: &FragmentHeader| {
+            (o.k, o.m, o.pack, o.pack_len, o.shard_len)
+                == (h.k, h.m, h.pack, h.pack_len, h.shard_len)
+        };
+        let mut data: Vec<Option<usize>> = vec![None; h.k as usize];
+        for (at, fh) in headers.iter().enumerate() {
+            if let Some(slot @ None) = data.get_mut(fh.index as usize) {
+                *slot = Some(at);
+            }
+        }
+        let Some(order) = data.into_iter().collect::<Option<Vec<usize>>>() else {
+            return decode(fragments);
+        };
+        if !headers.iter().all(same) {
+            return Err(ErasureError::Mismatch("k, m, pack id or length"));
+        }
+        let mut fragments: Vec<Option<Vec<u8>>> = fragments.into_iter().map(Some).collect();
+        let parts = order
+            .into_iter()
+            .filter_map(|at| fragments[at].take())
+            .collect();
+        let bytes = Self {
+            parts,
+            skip: FRAGMENT_HEADER_LEN,
+            part_len: h.shard_len as usize,
+            len: h.pack_len as usize,
+        };
+        let mut hasher = blake3::Hasher::new();
+        for i in 0..bytes.parts.len() {
+            hasher.update(bytes.part(i));
+        }
+        if PackId(*hasher.finalize().as_bytes()) != h.pack {
+            return Err(ErasureError::PackHash);
+        }
+        Ok(bytes)
+    }
+
+    /// Part `i`, cut at the pack's length.
+    fn part(&self, i: usize) -> &[u8] {
+        let n = self
+            .len
+            .saturating_sub(i * self.part_len)
+            .min(self.part_len);
+        &self.parts[i][self.skip..self.skip + n]
+    }
+
+    /// Bytes `start..end` of the pack: borrowed, unless they straddle two
+    /// parts. `None` if they are not all in the pack.
+    pub fn range(&self, start: usize, end: usize) -> Option<Cow<'_, [u8]>> {
+        if start > end || end > self.len {
+            return None;
+        }
+        if start == end {
+            return Some(Cow::Borrowed(&[]));
+        }
+        let (first, last) = (start / self.part_len, (end - 1) / self.part_len);
+        let base = first * self.part_len;
+        if first == last {
+            return Some(Cow::Borrowed(&self.part(first)[start - base..end - base]));
+        }
+        let mut out = Vec::with_capacity(end - start);
+        for i in first..=last {
+            let at = i * self.part_len;
+            let p = self.part(i);
+            out.extend_from_slice(&p[start.saturating_sub(at)..(end - at).min(p.len())]);
+        }
+        Some(Cow::Owned(out))
+    }
+
+    /// The pack in one buffer.
+    pub fn into_vec(self) -> Vec<u8> {
+        if self.skip == 0 && self.parts.len() == 1 {
+            let mut v = self.parts.into_iter().next().expect("one part");
+            v.truncate(self.len);
+            return v;
+        }
+        let mut out = Vec::with_capacity(self.len);
+        for i in 0..self.parts.len() {
+            out.extend_from_slice(self.part(i));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fragments(len: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let bytes: Vec<u8> = (0..len as u32).map(|i| (i * 7 % 251) as u8).collect();
+        let frags = erasure::encode(&PackId::of(&bytes), &bytes, 4, 2).unwrap();
+        (bytes, frags.into_iter().map(|f| f.bytes).collect())
+    }
+
+    #[test]
+    fn a_pack_from_its_data_fragments_or_decoded_reads_the_same() {
+        let lock = Mutex::new(());
+        let (bytes, frags) = fragments(100_003);
+        // Data fragments, out of order: kept as they are.
+        let shards = vec![
+            frags[2].clone(),
+            frags[0].clone(),
+            frags[3].clone(),
+            frags[1].clone(),
+        ];
+        let kept = PackBytes::rebuild(shards, &lock).unwrap();
+        assert_eq!(kept.parts.len(), 4);
+        // One data fragment missing: decoded.
+        let decoded = PackBytes::rebuild(frags[1..5].to_vec(), &lock).unwrap();
+        for p in [&kept, &decoded] {
+            for (a, b) in [
+                (0, 0),
+                (0, 10),
+                (25_000, 25_010),
+                (24_990, 50_010),
+                (99_000, 100_003),
+            ] {
+                assert_eq!(&p.range(a, b).unwrap()[..], &bytes[a..b], "{a}..{b}");
+            }
+            assert!(p.range(0, 100_004).is_none());
+            assert!(p.range(10, 5).is_none());
+        }
+        assert_eq!(kept.into_vec(), bytes);
+        assert_eq!(decoded.into_vec(), bytes);
+    }
+
+    #[test]
+    fn a_pack_whose_shards_do_not_hash_to_its_id_is_refused() {
+        let lock = Mutex::new(());
+        let (_, mut frags) = fragments(10_000);
+        let last = frags[3].len() - 1;
+        frags[3][last] ^= 1;
+        assert_eq!(
+            PackBytes::rebuild(frags[..4].to_vec(), &lock).unwrap_err(),
+            ErasureError::PackHash
+        );
     }
 }

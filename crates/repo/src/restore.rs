@@ -41,14 +41,15 @@ pub struct RestoreOptions {
     /// Restore only this snapshot-relative path (repeatable); none: everything.
     #[cfg_attr(feature = "clap", arg(long))]
     pub include: Vec<PathBuf>,
-    /// Packs fetched and written at once.
+    /// Packs held in memory at once: fetched ahead while the blobs of
+    /// others are written (a pack is about 8 MiB by default).
     #[cfg_attr(feature = "clap", arg(long, default_value_t = RestoreOptions::DEFAULT_WORKERS))]
     pub workers: usize,
 }
 
 impl RestoreOptions {
-    /// Packs in flight by default: enough to keep two cores and a few peers
-    /// busy without holding many packs in memory.
+    /// Packs in flight by default: one being written while the next is
+    /// fetched keeps the cores and peers busy without holding many packs.
     pub const DEFAULT_WORKERS: usize = 2;
 
     /// Everything, into `target`.
@@ -105,6 +106,8 @@ pub fn restore(
         fetcher: &fetcher,
     };
     let plan = plan::plan(&reader, &snap.root, &opts.include)?;
+    // The tree packs are not needed again: free them for the file data.
+    fetcher.forget_cached();
     let mut target = Target::open(&opts.target)?;
     let mut lost: Vec<LostPath> = plan
         .unreadable
@@ -144,12 +147,15 @@ pub fn restore(
             error: why.clone(),
         });
     }
-    // Metadata of files: times before the mode (the file is still ours to
-    // open; futimens needs ownership, not write access).
+    // Metadata of the files the write stage did not finish (empty ones,
+    // mostly): times before the mode (the file is still ours to open;
+    // futimens needs ownership, not write access).
     let mut files = 0;
     for (i, (f, id)) in plan.files.iter().zip(&layout.files).enumerate() {
         if let (Some(id), false) = (id, written.lost.contains_key(&i)) {
-            target.set_time_and_mode(&f.rel, *id, f.mtime_ns, f.mode)?;
+            if !written.finished[i] {
+                target.set_time_and_mode(&f.rel, *id, f.mtime_ns, f.mode)?;
+            }
             files += 1;
         }
     }
@@ -221,6 +227,9 @@ fn lay_out(target: &mut Target, plan: &Plan, lost: &mut Vec<LostPath>) -> Result
         };
         dirs.push(id);
     }
+    // One thread: creating files is the filesystem's work, and two threads
+    // creating in one file system were slower here (ext4 contends on the
+    // inode allocator; docs/performance.md).
     let mut files = Vec::with_capacity(plan.files.len());
     for f in &plan.files {
         let id = if parent_made(f.parent, &dirs) {

@@ -86,7 +86,7 @@ impl TreeReader<'_> {
             }
         };
         let pack = self.fetcher.pack(&rec)?;
-        let plain = Fetcher::open_blob(&self.container.keys, &pack, &loc)?;
+        let plain = Fetcher::open_blob_in(&self.container.keys, &pack, &loc)?;
         Tree::decode(&plain).map_err(|e| RepoError::Lost(format!("tree {}: {e}", id.short())))
     }
 }

@@ -29,6 +29,7 @@ use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Mutex;
 
 /// An entry on disk by device and inode: the same whatever name reaches it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -132,7 +133,8 @@ pub(crate) struct Target {
     path: PathBuf,
     root: OwnedFd,
     /// Every entry this restore made or took over, with the path it holds.
-    ours: HashMap<Identity, PathBuf>,
+    /// (Files are made from several threads.)
+    ours: Mutex<HashMap<Identity, PathBuf>>,
 }
 
 fn io_err(e: Errno) -> std::io::Error {
@@ -148,7 +150,7 @@ impl Target {
         Ok(Self {
             path: path.to_owned(),
             root,
-            ours: HashMap::new(),
+            ours: Mutex::new(HashMap::new()),
         })
     }
 
@@ -215,7 +217,7 @@ impl Target {
         match rustix::fs::statat(folder, name, AtFlags::SYMLINK_NOFOLLOW) {
             Err(Errno::NOENT) => Ok(Occupant::Nothing),
             Err(e) => Err(self.err("look at", rel, io_err(e))),
-            Ok(st) => Ok(match self.ours.get(&Identity::of(&st)) {
+            Ok(st) => Ok(match self.ours().get(&Identity::of(&st)) {
                 Some(with) => Occupant::Ours(with.clone()),
                 None if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
                     Occupant::Folder
@@ -238,9 +240,13 @@ impl Target {
             .map_err(|e| self.err("replace", rel, io_err(e)))
     }
 
-    fn claim(&mut self, st: &rustix::fs::Stat, rel: &Path) -> Identity {
+    fn ours(&self) -> std::sync::MutexGuard<'_, HashMap<Identity, PathBuf>> {
+        self.ours.lock().expect("not poisoned")
+    }
+
+    fn claim(&self, st: &rustix::fs::Stat, rel: &Path) -> Identity {
         let id = Identity::of(st);
-        self.ours.insert(id, rel.to_owned());
+        self.ours().insert(id, rel.to_owned());
         id
     }
 
@@ -269,8 +275,10 @@ impl Target {
     }
 
     /// Create the file `rel`, `size` bytes long (sparse), replacing a file
-    /// or symlink that is in the way.
-    pub(crate) fn create_file(&mut self, rel: &Path, size: u64) -> Result<Placed> {
+    /// or symlink that is in the way. Files may be made from several
+    /// threads, as long as the files of one folder are made by one thread
+    /// (two names that are one entry are then met in turn, as a collision).
+    pub(crate) fn create_file(&self, rel: &Path, size: u64) -> Result<Placed> {
         let (folder, name) = self.parent_of(rel)?;
         match self.occupant(&folder, name, rel)? {
             Occupant::Ours(with) => return Ok(self.collision(&with)),
@@ -283,7 +291,9 @@ impl Target {
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | REOPEN;
         let fd = rustix::fs::openat(&folder, name, flags, Mode::from_raw_mode(NEW_FILE_MODE))
             .map_err(|e| self.err("create", rel, io_err(e)))?;
-        rustix::fs::ftruncate(&fd, size).map_err(|e| self.err("size", rel, io_err(e)))?;
+        if size > 0 {
+            rustix::fs::ftruncate(&fd, size).map_err(|e| self.err("size", rel, io_err(e)))?;
+        }
         let st = rustix::fs::fstat(&fd).map_err(|e| self.err("create", rel, io_err(e)))?;
         drop(folder);
         Ok(Placed::Made(self.claim(&st, rel)))
@@ -343,6 +353,22 @@ impl Target {
         mode: u32,
     ) -> Result<()> {
         let fd = self.reopen(rel, id, OFlags::RDONLY)?;
+        self.stamp(rel, fd.as_fd(), mtime_ns, mode)
+    }
+
+    /// [`Target::set_time_and_mode`] of a file still open from
+    /// [`Target::open_file`] (so already checked to be the one made).
+    pub(crate) fn finish_file(
+        &self,
+        rel: &Path,
+        file: &std::fs::File,
+        mtime_ns: i64,
+        mode: u32,
+    ) -> Result<()> {
+        self.stamp(rel, file.as_fd(), mtime_ns, mode)
+    }
+
+    fn stamp(&self, rel: &Path, fd: BorrowedFd, mtime_ns: i64, mode: u32) -> Result<()> {
         let times = Timestamps {
             last_access: Timespec {
                 tv_sec: 0,
@@ -350,8 +376,8 @@ impl Target {
             },
             last_modification: timespec(mtime_ns),
         };
-        rustix::fs::futimens(&fd, &times).map_err(|e| self.err("set time", rel, io_err(e)))?;
-        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o7777))
+        rustix::fs::futimens(fd, &times).map_err(|e| self.err("set time", rel, io_err(e)))?;
+        rustix::fs::fchmod(fd, Mode::from_raw_mode(mode & 0o7777))
             .map_err(|e| self.err("chmod", rel, io_err(e)))
     }
 
@@ -364,7 +390,7 @@ impl Target {
         if Identity::of(&st) == id {
             rustix::fs::unlinkat(&folder, name, AtFlags::empty())
                 .map_err(|e| self.err("remove", rel, io_err(e)))?;
-            self.ours.remove(&id);
+            self.ours().remove(&id);
         }
         Ok(())
     }
@@ -686,7 +712,7 @@ mod tests {
         let w = world();
         let link = w.target.join("to-outside");
         symlink(&w.outside, &link).unwrap();
-        let mut t = Target::open(&link).unwrap();
+        let t = Target::open(&link).unwrap();
         made(t.create_file(Path::new("new"), 0).unwrap());
         assert!(w.outside.join("new").is_file());
         let fresh = w.target.join("a/b/c");

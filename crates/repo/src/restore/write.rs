@@ -6,14 +6,15 @@
 use super::plan::FilePlan;
 use super::target::{Identity, Target};
 use crate::error::Result;
-use crate::fetch::Fetcher;
+use crate::fetch::{Fetcher, PackBytes};
 use crate::home::{Container, Home};
 use crate::index::BlobLocation;
 use crate::progress::{Event, Progress};
 use std::collections::HashMap;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use trove_core::{BlobId, ContainerId, PackId};
 
 /// One place a blob's plaintext goes: file `file` of the plan, at `offset`.
@@ -38,6 +39,8 @@ pub(super) struct Writes {
     packs: HashMap<PackId, Vec<BlobWrites>>,
     /// Files that cannot be completed whatever is fetched, and why.
     lost: HashMap<usize, String>,
+    /// How many writes each file of the plan gets.
+    writes_per_file: Vec<u32>,
 }
 
 /// Group the chunk writes of the files the layout made (`made[i]` is
@@ -52,6 +55,7 @@ pub(super) fn group(
 ) -> Result<Writes> {
     let mut packs: HashMap<PackId, HashMap<BlobId, BlobWrites>> = HashMap::new();
     let mut lost = HashMap::new();
+    let mut writes_per_file = vec![0u32; files.len()];
     for (i, f) in files.iter().enumerate() {
         if made[i].is_none() {
             continue;
@@ -72,6 +76,7 @@ pub(super) fn group(
                 })
                 .to
                 .push(FileWrite { file: i, offset });
+            writes_per_file[i] += 1;
             offset += u64::from(loc.entry.raw_length);
         }
         if offset != f.size {
@@ -88,7 +93,11 @@ pub(super) fn group(
             (pack, blobs)
         })
         .collect();
-    Ok(Writes { packs, lost })
+    Ok(Writes {
+        packs,
+        lost,
+        writes_per_file,
+    })
 }
 
 /// What the fetch-and-write stage did.
@@ -97,6 +106,8 @@ pub(super) struct Written {
     /// Files that could not be completed (plan index → why): the caller
     /// removes them and names them.
     pub lost: HashMap<usize, String>,
+    /// Files whose times and modes are set already (by plan index).
+    pub finished: Vec<bool>,
     pub bytes: u64,
 }
 
@@ -118,6 +129,11 @@ struct OpenFiles(Vec<(usize, std::fs::File)>);
 const OPEN_FILES: usize = 8;
 
 impl OpenFiles {
+    /// Stop keeping file `i` open.
+    fn close(&mut self, i: usize) {
+        self.0.retain(|(f, _)| *f != i);
+    }
+
     fn get(&mut self, stage: &Stage, i: usize) -> Result<&std::fs::File> {
         if let Some(at) = self.0.iter().position(|(f, _)| *f == i) {
             return Ok(&self.0[at].1);
@@ -132,94 +148,254 @@ impl OpenFiles {
     }
 }
 
-/// Fetch every pack of `writes` with `workers` threads and write its blobs.
-pub(super) fn fetch_and_write(stage: &Stage, writes: Writes, workers: usize) -> Written {
-    let cid = stage.container.manifest.id;
-    let total = writes.packs.len() as u64;
-    // From here on, pack workers add to the lost files concurrently.
-    let lost = Mutex::new(writes.lost);
-    let done = AtomicU64::new(0);
-    let bytes = AtomicU64::new(0);
-    let (tx, rx) = crossbeam_channel::unbounded();
-    for job in writes.packs {
-        tx.send(job).expect("receiver alive");
+/// Sealed bytes of one unit of work for the blob workers: small enough
+/// that the workers share a pack evenly, large enough to cost little to
+/// hand over.
+const GROUP_BYTES: u64 = 256 << 10;
+
+/// A fetched pack, held until the last of its blobs is written; dropping
+/// it gives its place back to the fetchers.
+struct Loaded {
+    data: PackBytes,
+    blobs: Vec<BlobWrites>,
+    /// Groups of blobs not yet written.
+    left: AtomicUsize,
+    _permit: Permit,
+}
+
+/// One place among the packs held in memory at once.
+struct Permit(crossbeam_channel::Sender<()>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
     }
-    drop(tx);
-    let lose = |to: &[FileWrite], why: &str| {
-        let mut l = lost.lock().expect("not poisoned");
+}
+
+/// Blobs `range` of a fetched pack, for one blob worker.
+struct Group {
+    pack: Arc<Loaded>,
+    range: Range<usize>,
+}
+
+/// What the fetchers and blob workers share: the lost files and counts.
+struct Shared<'s, 'a> {
+    stage: &'s Stage<'a>,
+    lost: Mutex<HashMap<usize, String>>,
+    done: AtomicU64,
+    total: u64,
+    bytes: AtomicU64,
+    /// Writes not yet made, by file: at zero the file is complete.
+    pending: Vec<AtomicU32>,
+    finished: Vec<AtomicBool>,
+}
+
+impl Shared<'_, '_> {
+    fn lose(&self, to: &[FileWrite], why: &str) {
+        let mut l = self.lost.lock().expect("not poisoned");
         for w in to {
             l.entry(w.file).or_insert_with(|| why.to_owned());
         }
-    };
-    let lose_all = |blobs: &[BlobWrites], why: &str| {
+    }
+
+    fn lose_all(&self, blobs: &[BlobWrites], why: &str) {
         for b in blobs {
-            lose(&b.to, why);
+            self.lose(&b.to, why);
         }
+    }
+
+    /// Fetch one pack: `None` (its files lost) if it cannot be rebuilt.
+    fn fetch(&self, pack: &PackId, blobs: &[BlobWrites]) -> Option<PackBytes> {
+        let cid = self.stage.container.manifest.id;
+        let rec = match self.stage.home.index.pack(&cid, pack) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                let why = format!("pack {} is not in the index", pack.short());
+                self.lose_all(blobs, &why);
+                return None;
+            }
+            Err(e) => {
+                self.lose_all(blobs, &e.to_string());
+                return None;
+            }
+        };
+        match self.stage.fetcher.pack_bytes(&rec) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.lose_all(blobs, &e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Open, verify and write the blobs of one group.
+    fn write(&self, g: &Group, open: &mut OpenFiles) {
+        let keys = &self.stage.container.keys;
+        for b in &g.pack.blobs[g.range.clone()] {
+            let plain = match Fetcher::open_blob_in(keys, &g.pack.data, &b.loc) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.lose(&b.to, &e.to_string());
+                    continue;
+                }
+            };
+            for w in &b.to {
+                let r = match open.get(self.stage, w.file) {
+                    Ok(f) => f.write_all_at(&plain, w.offset).map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                match r {
+                    Ok(()) => {
+                        self.bytes.fetch_add(plain.len() as u64, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        self.lost
+                            .lock()
+                            .expect("not poisoned")
+                            .entry(w.file)
+                            .or_insert_with(|| format!("write: {e}"));
+                    }
+                }
+                if self.pending[w.file].fetch_sub(1, Ordering::AcqRel) == 1 {
+                    self.finish(w.file, open);
+                }
+            }
+        }
+        if g.pack.left.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+            self.stage.progress.event(Event::Step {
+                done: n,
+                total: self.total,
+            });
+        }
+    }
+}
+
+impl Shared<'_, '_> {
+    /// Set the times and mode of a file whose last write was just made,
+    /// through the handle that wrote it: the final pass then need not walk
+    /// to it again. A file that is lost, or that fails here, is left to the
+    /// final pass (which removes or reports it).
+    fn finish(&self, i: usize, open: &mut OpenFiles) {
+        if self.lost.lock().expect("not poisoned").contains_key(&i) {
+            return;
+        }
+        let f = &self.stage.files[i];
+        let Ok(file) = open.get(self.stage, i) else {
+            return;
+        };
+        if self
+            .stage
+            .target
+            .finish_file(&f.rel, file, f.mtime_ns, f.mode)
+            .is_ok()
+        {
+            self.finished[i].store(true, Ordering::Release);
+        }
+        open.close(i);
+    }
+}
+
+/// Split a pack's blobs into groups of about [`GROUP_BYTES`].
+fn groups(blobs: &[BlobWrites]) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let (mut start, mut size) = (0, 0u64);
+    for (i, b) in blobs.iter().enumerate() {
+        size += u64::from(b.loc.entry.length);
+        if size >= GROUP_BYTES || i + 1 == blobs.len() {
+            out.push(start..i + 1);
+            (start, size) = (i + 1, 0);
+        }
+    }
+    out
+}
+
+/// Fetch every pack of `writes` and write its blobs. `in_flight` packs are
+/// fetched at once and held until written, which bounds memory to about
+/// that many packs; one worker per core opens (decrypts, decompresses,
+/// verifies) and writes their blobs meanwhile.
+pub(super) fn fetch_and_write(stage: &Stage, writes: Writes, in_flight: usize) -> Written {
+    let in_flight = in_flight.max(1);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let shared = Shared {
+        stage,
+        total: writes.packs.len() as u64,
+        // From here on, fetchers and workers add to the lost files.
+        lost: Mutex::new(writes.lost),
+        done: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+        pending: writes
+            .writes_per_file
+            .iter()
+            .map(|n| AtomicU32::new(*n))
+            .collect(),
+        finished: writes
+            .writes_per_file
+            .iter()
+            .map(|_| AtomicBool::new(false))
+            .collect(),
     };
+    let (job_tx, job_rx) = crossbeam_channel::unbounded();
+    for job in writes.packs {
+        job_tx.send(job).expect("receiver alive");
+    }
+    drop(job_tx);
+    let (permit_tx, permit_rx) = crossbeam_channel::bounded(in_flight);
+    for _ in 0..in_flight {
+        permit_tx.send(()).expect("room for every permit");
+    }
+    let (work_tx, work_rx) = crossbeam_channel::unbounded::<Group>();
     std::thread::scope(|s| {
-        for _ in 0..workers.max(1) {
-            let rx = rx.clone();
-            let (lose, lose_all, lost, done, bytes) = (&lose, &lose_all, &lost, &done, &bytes);
+        for _ in 0..in_flight {
+            let (job_rx, permit_rx, permit_tx, work_tx) = (
+                job_rx.clone(),
+                permit_rx.clone(),
+                permit_tx.clone(),
+                work_tx.clone(),
+            );
+            let shared = &shared;
+            s.spawn(move || {
+                // Take a place before a pack, so at most `in_flight` are held.
+                while permit_rx.recv().is_ok() {
+                    let permit = Permit(permit_tx.clone());
+                    let Ok((pack, blobs)) = job_rx.recv() else {
+                        break;
+                    };
+                    let Some(data) = shared.fetch(&pack, &blobs) else {
+                        continue;
+                    };
+                    let ranges = groups(&blobs);
+                    let loaded = Arc::new(Loaded {
+                        data,
+                        blobs,
+                        left: AtomicUsize::new(ranges.len()),
+                        _permit: permit,
+                    });
+                    for range in ranges {
+                        let pack = loaded.clone();
+                        work_tx.send(Group { pack, range }).expect("workers alive");
+                    }
+                }
+            });
+        }
+        drop(work_tx);
+        for _ in 0..workers {
+            let (work_rx, shared) = (work_rx.clone(), &shared);
             s.spawn(move || {
                 let mut open = OpenFiles(Vec::new());
-                for (pack, blobs) in rx {
-                    let rec = match stage.home.index.pack(&cid, &pack) {
-                        Ok(Some(r)) => r,
-                        Ok(None) => {
-                            lose_all(
-                                &blobs,
-                                &format!("pack {} is not in the index", pack.short()),
-                            );
-                            continue;
-                        }
-                        Err(e) => {
-                            lose_all(&blobs, &e.to_string());
-                            continue;
-                        }
-                    };
-                    let data = match stage.fetcher.pack_uncached(&rec) {
-                        Ok(d) => d,
-                        Err(e) => {
-                            lose_all(&blobs, &e.to_string());
-                            continue;
-                        }
-                    };
-                    for b in &blobs {
-                        let plain = match Fetcher::open_blob(&stage.container.keys, &data, &b.loc) {
-                            Ok(p) => p,
-                            Err(e) => {
-                                lose(&b.to, &e.to_string());
-                                continue;
-                            }
-                        };
-                        for w in &b.to {
-                            let r = match open.get(stage, w.file) {
-                                Ok(f) => {
-                                    f.write_all_at(&plain, w.offset).map_err(|e| e.to_string())
-                                }
-                                Err(e) => Err(e.to_string()),
-                            };
-                            match r {
-                                Ok(()) => {
-                                    bytes.fetch_add(plain.len() as u64, Ordering::Relaxed);
-                                }
-                                Err(e) => {
-                                    lost.lock()
-                                        .expect("not poisoned")
-                                        .entry(w.file)
-                                        .or_insert_with(|| format!("write: {e}"));
-                                }
-                            }
-                        }
-                    }
-                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    stage.progress.event(Event::Step { done: n, total });
+                for g in work_rx {
+                    shared.write(&g, &mut open);
                 }
             });
         }
     });
     Written {
-        lost: lost.into_inner().expect("not poisoned"),
-        bytes: bytes.into_inner(),
+        lost: shared.lost.into_inner().expect("not poisoned"),
+        finished: shared
+            .finished
+            .into_iter()
+            .map(|f| f.into_inner())
+            .collect(),
+        bytes: shared.bytes.into_inner(),
     }
 }
