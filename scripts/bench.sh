@@ -1,12 +1,18 @@
 #!/usr/bin/env bash
 # Whole-path benchmark: Trove vs restic on the same source tree, same run.
 #
-#   scripts/bench.sh [SOURCE_DIR]
+#   scripts/bench.sh [--many-files] [SOURCE_DIR]
 #
 # Without SOURCE_DIR, assembles a ~1 GiB mixed tree of real files in /tmp
-# (parts of /usr/share, the Rust toolchain's docs and libraries).
+# (parts of /usr/share, the Rust toolchain's docs and libraries); with
+# --many-files, generates 200,000 small text files (0.2-6 KiB) in 2,000
+# folders instead.
 # Phases, each measured with GNU time (/usr/bin/time -v):
-#   (a) first backup  (b) unchanged re-run  (c) restore
+#   (a) first backup  (b) unchanged re-run  (d) one file changed, backed up
+#   (c) restore (of the last snapshot)
+# Then a profile run: a first backup into a fresh trove home with six new
+# folder peers, `trove backup --profile`, whose per-stage table and pipeline
+# limit are printed below the main table.
 # Three runs per phase, one after the other:
 #   trove folders: six folder peers with 4+2 redundancy; two peer folders are
 #     deleted before its restore;
@@ -30,6 +36,11 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT_JSON="$PWD/bench-results.json"
+MANY_FILES=false
+if [ "${1:-}" = --many-files ]; then
+    MANY_FILES=true
+    shift
+fi
 SOURCE_ARG="${1:-}"
 
 say() { printf '%s\n' "$*" >&2; }
@@ -125,6 +136,29 @@ if [ -n "$SOURCE_ARG" ]; then
     [ -d "$SOURCE_ARG" ] || die "$SOURCE_ARG is not a folder"
     SRC="$(cd "$SOURCE_ARG" && pwd -P)"
     GENERATED=false
+elif [ "$MANY_FILES" = true ]; then
+    SRC="$WORK/src"
+    GENERATED=true
+    say "generating 200,000 small text files in 2,000 folders in $SRC..."
+    python3 - "$SRC" <<'PY'
+import os, random, sys
+root = sys.argv[1]
+rnd = random.Random(12)
+words = [w.strip() for w in open("/usr/share/dict/words")] if os.path.exists("/usr/share/dict/words") else \
+    ["".join(rnd.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rnd.randint(2, 10))) for _ in range(5000)]
+for d in range(2000):
+    folder = os.path.join(root, f"d{d // 100:02}", f"f{d:04}")
+    os.makedirs(folder, exist_ok=True)
+    for f in range(100):
+        size = rnd.randint(200, 6 * 1024)
+        text, n = [], 0
+        while n < size:
+            w = rnd.choice(words)
+            text.append(w)
+            n += len(w) + 1
+        with open(os.path.join(folder, f"n{f:03}.txt"), "w") as out:
+            out.write(" ".join(text)[:size])
+PY
 else
     SRC="$WORK/src"
     GENERATED=true
@@ -344,6 +378,21 @@ record restic b
 RSNAP_B=$(grep '"message_type":"summary"' "$WORK/restic-b.out" | sed -n 's/.*"snapshot_id":"\([0-9a-f]*\)".*/\1/p' | tail -n 1)
 say "  trove snapshots: ${SNAP_A:-?} then ${SNAP_B:-?} (re-run read ${TROVE_B_READ:-?} bytes); nodes: ${NSNAP_A:-?} then ${NSNAP_B:-?}; restic: ${RSNAP_A:-?} then ${RSNAP_B:-?}"
 
+say "(d) one file changed"
+CHANGED=$(find "$SRC" -type f -size +0 | sort | awk 'NR == 1000 || last == "" {last = $0} END {print last}')
+printf 'one more line\n' >>"$CHANGED"
+prepare_phase backup
+measure trove-d "$TROVE" --json backup bench
+record trove d
+SNAP_B=$(json_field "$WORK/trove-d.out" snapshot)
+prepare_phase backup
+measure_nodes d --json backup bench
+NSNAP_B=$(json_field "$WORK/trove-nodes-d.out" snapshot)
+prepare_phase backup
+measure restic-d restic backup --json "$SRC"
+record restic d
+say "  changed $CHANGED; trove read $(json_field "$WORK/trove-d.out" bytes_read) bytes"
+
 say "(c) restore (trove: after deleting peer folders p1 and p2; nodes: after killing n1 and n2)"
 rm -rf "$WORK/peers/p1" "$WORK/peers/p2"
 prepare_phase restore
@@ -377,6 +426,31 @@ verify() { # RESTORED_ROOT
         echo FAIL
     fi
 }
+say "profile run: a first backup with --profile into a fresh home with six new folder peers..."
+PENV=(env TROVE_HOME="$WORK/trove-home-profile")
+"${PENV[@]}" "$TROVE" --json init >/dev/null
+for i in 1 2 3 4 5 6; do
+    mkdir -p "$WORK/profile-peers/p$i"
+    "${PENV[@]}" "$TROVE" --json peer add "p$i" "dir:$WORK/profile-peers/p$i" >/dev/null
+done
+"${PENV[@]}" "$TROVE" --json container create bench "$SRC" --redundancy 4+2 >/dev/null
+prepare_phase backup
+measure trove-profile "${PENV[@]}" "$TROVE" --json backup bench --profile
+rm -rf "$WORK/profile-peers"
+PROFILE_TABLE=$(python3 - "$WORK/trove-profile.out" "$SRC_BYTES" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+p, src = r["profile"], int(sys.argv[2])
+print(f"per-stage profile (trove folders, first backup, --profile; {p['cores']} cores)")
+print(f"{'stage':<12} {'CPU s':>7} {'thread s':>9} {'MB/s/core':>10}")
+for s in p["stages"]:
+    speed = f"{s['bytes'] / 1e6 / s['cpu_seconds']:.0f}" if s["cpu_seconds"] > 0 and s["bytes"] else "-"
+    print(f"{s['stage']:<12} {s['cpu_seconds']:>7.2f} {s['wall_seconds']:>9.2f} {speed:>10}")
+print(f"pipeline limit: {p['limit_seconds']:.2f} s ({src / 1e6 / p['limit_seconds']:.0f} MB/s: the stages' CPU over {p['cores']} cores);"
+      f" this run {p['wall_seconds']:.2f} s ({p['cpu_seconds']:.2f} CPU s) = {100 * p['limit_fraction']:.0f}% of the limit")
+PY
+) || PROFILE_TABLE="(profile run failed: see $WORK/trove-profile.err)"
+
 TROVE_VERIFY=$(verify "$WORK/restore-trove/$(basename "$SRC")")
 NODES_VERIFY=$(verify "$WORK/restore-nodes/$(basename "$SRC")")
 RESTIC_VERIFY=$(verify "$WORK/restore-restic$SRC")
@@ -388,11 +462,11 @@ RESTIC_VERIFY=$(verify "$WORK/restore-restic$SRC")
 mbps() { awk -v b="$SRC_BYTES" -v s="$1" 'BEGIN { if (s > 0) printf "%.1f", b / 1e6 / s; else printf "null" }'; }
 ratio() { awk -v t="$1" -v r="$2" 'BEGIN { if (r > 0) printf "%.2f", t / r; else printf "null" }'; }
 mb() { awk -v b="$1" 'BEGIN {printf "%.1f MB", b/1e6}'; }
-PHASES=(a b c)
-declare -A LABEL=([a]="first backup" [b]="unchanged re-run" [c]="restore")
-declare -A KEY=([a]="first_backup" [b]="unchanged_rerun" [c]="restore")
+PHASES=(a b d c)
+declare -A LABEL=([a]="first backup" [b]="unchanged re-run" [d]="one file changed" [c]="restore")
+declare -A KEY=([a]="first_backup" [b]="unchanged_rerun" [d]="one_file_changed" [c]="restore")
 LABEL[c]="restore (2 of 6 peers lost)"
-declare -A NLIVE=([a]=${#NODES[@]} [b]=${#NODES[@]} [c]=$((${#NODES[@]} - ${#NODE_KILLED[@]})))
+declare -A NLIVE=([a]=${#NODES[@]} [b]=${#NODES[@]} [d]=${#NODES[@]} [c]=$((${#NODES[@]} - ${#NODE_KILLED[@]})))
 NODE_RSS_MAX=0 NODE_RSS_SUM=0 NODE_RSS_LIST=""
 for i in "${NODES[@]}"; do
     v=${NODE_PEAK[$i]:-0}
@@ -407,18 +481,25 @@ row() { # PHASE-LABEL RUN SEC MBPS RSS CPU VS-RESTIC NODES/FOLDERS [NOTE]
 }
 echo
 echo "Trove $TROVE_VERSION (folder peers, node peers) vs restic $RESTIC_VERSION | source: $SRC_FILES files, $(mb "$SRC_BYTES") | $CACHE cache | $(nproc) cores, load $LOAD_START -> $LOAD_END"
-row "phase" "run" "time s" "MB/s" "RSS MiB" "CPU s" "vs restic" "nodes/folders" ""
+row "phase" "run" "time s" "MB/s" "RSS MiB" "CPU s" "speed vs restic" "nodes/folders" ""
 printf -- '%.0s-' {1..114}
 echo
 for p in "${PHASES[@]}"; do
     row "${LABEL[$p]}" "trove folders" "${R[trove.$p.sec]}" "$(mbps "${R[trove.$p.sec]}")" "${R[trove.$p.rss]}" "${R[trove.$p.cpu]}" \
-        "$(ratio "${R[trove.$p.sec]}" "${R[restic.$p.sec]}")x" "" ""
+        "$(ratio "${R[restic.$p.sec]}" "${R[trove.$p.sec]}")x" "" ""
     row "" "trove nodes" "${R[nodes.$p.sec]}" "$(mbps "${R[nodes.$p.sec]}")" "${R[nodes.$p.rss]}" "${R[nodes.$p.cpu]}" \
-        "$(ratio "${R[nodes.$p.sec]}" "${R[restic.$p.sec]}")x" "$(ratio "${R[nodes.$p.sec]}" "${R[trove.$p.sec]}")x" ""
+        "$(ratio "${R[restic.$p.sec]}" "${R[nodes.$p.sec]}")x" "$(ratio "${R[nodes.$p.sec]}" "${R[trove.$p.sec]}")x" ""
     row "" "  ${NLIVE[$p]} node procs" "" "" "${R[nodes.$p.nrss_max]}" "${R[nodes.$p.ncpu]}" "" "" \
         "  (RSS: largest node; all ${NLIVE[$p]} together ${R[nodes.$p.nrss_sum]} MiB)"
     row "" "restic" "${R[restic.$p.sec]}" "$(mbps "${R[restic.$p.sec]}")" "${R[restic.$p.rss]}" "${R[restic.$p.cpu]}" "" "" ""
 done
+echo "speed vs restic: restic's time over trove's (2.00x: trove took half restic's time)."
+TROVE_RSS_MAX=0 RESTIC_RSS_MAX=0
+for p in "${PHASES[@]}"; do
+    TROVE_RSS_MAX=$(awk -v a="$TROVE_RSS_MAX" -v b="${R[trove.$p.rss]}" 'BEGIN {print (b > a) ? b : a}')
+    RESTIC_RSS_MAX=$(awk -v a="$RESTIC_RSS_MAX" -v b="${R[restic.$p.rss]}" 'BEGIN {print (b > a) ? b : a}')
+done
+echo "peak RSS, max over phases: trove folders $TROVE_RSS_MAX MiB, restic $RESTIC_RSS_MAX MiB (trove/restic $(ratio "$TROVE_RSS_MAX" "$RESTIC_RSS_MAX"))"
 echo "RSS and CPU are the owner process's (trove, restic); node procs rows: the node processes' CPU over the phase and peak RSS$([ "$HWM_RESET" = yes ] && echo " over the phase" || echo " since start (could not reset VmHWM)")."
 VERDICT=""
 for p in "${PHASES[@]}"; do
@@ -429,6 +510,8 @@ echo "node peers vs folder peers, time (aim: within ${AIM}x): $VERDICT"
 echo "node processes, peak RSS over the whole run: largest $(awk -v k="$NODE_RSS_MAX" 'BEGIN {printf "%.1f", k/1024}') MiB, all ${#NODES[@]} together $(awk -v k="$NODE_RSS_SUM" 'BEGIN {printf "%.1f", k/1024}') MiB"
 echo "stored after first backup: trove $(mb "$TROVE_STORED") over 6 folder peers, $(mb "$NODES_STORED") over 6 nodes (4+2), restic $(mb "$RESTIC_STORED")"
 echo "restore verified against source: trove folders $TROVE_VERIFY, trove nodes $NODES_VERIFY, restic $RESTIC_VERIFY"
+echo
+echo "$PROFILE_TABLE"
 for t in trove nodes restic; do
     for p in "${PHASES[@]}"; do
         [ "${R[$t.$p.rc]}" = 0 ] || echo "NOTE: $t phase ${KEY[$p]} exited with status ${R[$t.$p.rc]}"

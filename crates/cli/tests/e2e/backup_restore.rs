@@ -306,7 +306,7 @@ fn over_40_mb_incompressible_spans_several_packs_one_fragment_per_peer_and_resto
     let packs = u(&b, "packs_new");
     assert!(
         packs >= 3,
-        "46 MiB of noise makes at least three 16 MiB packs: {b}"
+        "46 MiB of noise makes at least three packs (8 MiB each): {b}"
     );
     assert_eq!(u(&b, "bytes_read"), census3(&t.src).1, "{b}");
     // Every pack has k+m = 6 fragments, one on each peer, indices 0..6.

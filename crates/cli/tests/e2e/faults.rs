@@ -252,7 +252,10 @@ fn pack_beyond_parity_loses_exactly_its_files_and_the_rest_restores() {
         .map(|f| fragment_header(&f.1))
         .max_by_key(|h| h.pack_len)
         .unwrap();
-    assert!(biggest.pack_len >= 16 << 20, "{biggest:?}");
+    assert!(
+        biggest.pack_len >= 8 << 20,
+        "a full pack (8 MiB): {biggest:?}"
+    );
     let doomed: Vec<&(usize, PathBuf)> = new
         .iter()
         .filter(|f| fragment_header(&f.1).pack == biggest.pack)
