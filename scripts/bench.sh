@@ -97,8 +97,10 @@ stop_nodes() { # SIGTERM every node still running, SIGKILL after 10 s
     done
     NODE_PIDS=()
 }
+CHANGED="" # the source file phase (d) changes; put back on exit
 cleanup() {
     stop_nodes
+    [ -z "$CHANGED" ] || cp -p "$WORK/changed.orig" "$CHANGED" 2>/dev/null || true
     if [ "${BENCH_KEEP:-0}" = 1 ]; then
         say "kept the work folder $WORK (BENCH_KEEP=1)"
         return
@@ -346,51 +348,40 @@ RESTIC_VERSION=$(restic version | awk '{print $2}')
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --------------------------------------------------------------- phases ----
+# backup_phase P: trove folders, trove nodes, restic, one after the other;
+# sets SNAP_P, NSNAP_P, RSNAP_P (the snapshots each made).
+backup_phase() {
+    local p="$1"
+    prepare_phase backup
+    measure "trove-$p" "$TROVE" --json backup bench
+    record trove "$p"
+    printf -v "SNAP_$p" '%s' "$(json_field "$WORK/trove-$p.out" snapshot)"
+    prepare_phase backup
+    measure_nodes "$p" --json backup bench
+    printf -v "NSNAP_$p" '%s' "$(json_field "$WORK/trove-nodes-$p.out" snapshot)"
+    prepare_phase backup
+    measure "restic-$p" restic backup --json "$SRC"
+    record restic "$p"
+    printf -v "RSNAP_$p" '%s' "$(grep '"message_type":"summary"' "$WORK/restic-$p.out" |
+        sed -n 's/.*"snapshot_id":"\([0-9a-f]*\)".*/\1/p' | tail -n 1)"
+}
+
 say "(a) first backup"
-prepare_phase backup
-measure trove-a "$TROVE" --json backup bench
-record trove a
-SNAP_A=$(json_field "$WORK/trove-a.out" snapshot)
-prepare_phase backup
-measure_nodes a --json backup bench
-NSNAP_A=$(json_field "$WORK/trove-nodes-a.out" snapshot)
-prepare_phase backup
-measure restic-a restic backup --json "$SRC"
-record restic a
-RSNAP_A=$(grep '"message_type":"summary"' "$WORK/restic-a.out" | sed -n 's/.*"snapshot_id":"\([0-9a-f]*\)".*/\1/p' | tail -n 1)
+backup_phase a
 
 TROVE_STORED=$(du -sb "$WORK/peers" | cut -f1)
 RESTIC_STORED=$(du -sb "$RESTIC_REPOSITORY" | cut -f1)
 NODES_STORED=$(du -sbc "$WORK"/nodes/n*/owners | tail -n 1 | cut -f1)
 
 say "(b) unchanged re-run"
-prepare_phase backup
-measure trove-b "$TROVE" --json backup bench
-record trove b
-SNAP_B=$(json_field "$WORK/trove-b.out" snapshot)
-TROVE_B_READ=$(json_field "$WORK/trove-b.out" bytes_read)
-prepare_phase backup
-measure_nodes b --json backup bench
-NSNAP_B=$(json_field "$WORK/trove-nodes-b.out" snapshot)
-prepare_phase backup
-measure restic-b restic backup --json "$SRC"
-record restic b
-RSNAP_B=$(grep '"message_type":"summary"' "$WORK/restic-b.out" | sed -n 's/.*"snapshot_id":"\([0-9a-f]*\)".*/\1/p' | tail -n 1)
-say "  trove snapshots: ${SNAP_A:-?} then ${SNAP_B:-?} (re-run read ${TROVE_B_READ:-?} bytes); nodes: ${NSNAP_A:-?} then ${NSNAP_B:-?}; restic: ${RSNAP_A:-?} then ${RSNAP_B:-?}"
+backup_phase b
+say "  trove snapshots: ${SNAP_a:-?} then ${SNAP_b:-?} (re-run read $(json_field "$WORK/trove-b.out" bytes_read) bytes); nodes: ${NSNAP_a:-?} then ${NSNAP_b:-?}; restic: ${RSNAP_a:-?} then ${RSNAP_b:-?}"
 
-say "(d) one file changed"
+say "(d) one file changed (put back as it was when the benchmark ends)"
 CHANGED=$(find "$SRC" -type f -size +0 | sort | awk 'NR == 1000 || last == "" {last = $0} END {print last}')
+cp -p "$CHANGED" "$WORK/changed.orig"
 printf 'one more line\n' >>"$CHANGED"
-prepare_phase backup
-measure trove-d "$TROVE" --json backup bench
-record trove d
-SNAP_B=$(json_field "$WORK/trove-d.out" snapshot)
-prepare_phase backup
-measure_nodes d --json backup bench
-NSNAP_B=$(json_field "$WORK/trove-nodes-d.out" snapshot)
-prepare_phase backup
-measure restic-d restic backup --json "$SRC"
-record restic d
+backup_phase d
 say "  changed $CHANGED; trove read $(json_field "$WORK/trove-d.out" bytes_read) bytes"
 
 say "(c) restore (trove: after deleting peer folders p1 and p2; nodes: after killing n1 and n2)"
@@ -399,7 +390,7 @@ prepare_phase restore
 measure trove-c "$TROVE" --json restore bench:latest --target "$WORK/restore-trove"
 record trove c
 SNAP_C=$(json_field "$WORK/trove-c.out" snapshot)
-[ -z "$SNAP_B" ] || [ "$SNAP_C" = "$SNAP_B" ] || say "  warning: trove restored snapshot $SNAP_C, expected $SNAP_B"
+[ -z "$SNAP_d" ] || [ "$SNAP_C" = "$SNAP_d" ] || say "  warning: trove restored snapshot $SNAP_C, expected $SNAP_d"
 node_sample # the killed nodes' peaks up to now
 for i in "${NODE_KILLED[@]}"; do
     kill -KILL "${NODE_PIDS[$i]}"
@@ -409,7 +400,7 @@ done
 prepare_phase restore
 measure_nodes c --json restore bench:latest --target "$WORK/restore-nodes"
 NSNAP_C=$(json_field "$WORK/trove-nodes-c.out" snapshot)
-[ -z "$NSNAP_B" ] || [ "$NSNAP_C" = "$NSNAP_B" ] || say "  warning: trove (nodes) restored snapshot $NSNAP_C, expected $NSNAP_B"
+[ -z "$NSNAP_d" ] || [ "$NSNAP_C" = "$NSNAP_d" ] || say "  warning: trove (nodes) restored snapshot $NSNAP_C, expected $NSNAP_d"
 node_sample
 stop_nodes
 prepare_phase restore
@@ -529,7 +520,7 @@ done
     echo "  \"load_end\": \"$LOAD_END\","
     echo "  \"source\": {\"path\": \"$SRC\", \"generated\": $GENERATED, \"files\": $SRC_FILES, \"dirs\": $SRC_DIRS, \"bytes\": $SRC_BYTES},"
     echo "  \"stored_bytes\": {\"trove\": $TROVE_STORED, \"restic\": $RESTIC_STORED},"
-    echo "  \"snapshots\": {\"trove\": [\"$SNAP_A\", \"$SNAP_B\"], \"restic\": [\"$RSNAP_A\", \"$RSNAP_B\"]},"
+    echo "  \"snapshots\": {\"trove\": [\"$SNAP_a\", \"$SNAP_b\", \"$SNAP_d\"], \"restic\": [\"$RSNAP_a\", \"$RSNAP_b\", \"$RSNAP_d\"]},"
     echo "  \"verify\": {\"trove\": \"$TROVE_VERIFY\", \"restic\": \"$RESTIC_VERIFY\"},"
     echo "  \"phases\": ["
     sep=""
@@ -546,7 +537,7 @@ done
     echo "  ],"
     echo "  \"trove_nodes\": {\"nodes\": ${#NODES[@]}, \"redundancy\": \"4+2\", \"network\": \"direct, 127.0.0.1\", \"killed_before_restore\": ${#NODE_KILLED[@]},"
     echo "    \"stored_bytes\": $NODES_STORED,"
-    echo "    \"snapshots\": [\"$NSNAP_A\", \"$NSNAP_B\"],"
+    echo "    \"snapshots\": [\"$NSNAP_a\", \"$NSNAP_b\", \"$NSNAP_d\"],"
     echo "    \"verify\": \"$NODES_VERIFY\","
     for p in "${PHASES[@]}"; do
         printf '    "%s": {"seconds": %s, "mb_per_s": %s, "peak_rss_mib": %s, "cpu_seconds": %s, "exit_code": %s, "time_ratio_nodes_over_folders": %s, "time_ratio_nodes_over_restic": %s, "nodes_running": %s, "node_cpu_seconds": %s, "node_peak_rss_max_mib": %s, "node_peak_rss_sum_mib": %s},\n' \

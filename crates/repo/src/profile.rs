@@ -132,12 +132,7 @@ impl Profiler {
         }
         let (wall, cpu) = (Instant::now(), thread_cpu());
         let out = f();
-        let c = &self.stages[stage as usize];
-        c.cpu_ns
-            .fetch_add((thread_cpu() - cpu).as_nanos() as u64, Ordering::Relaxed);
-        c.wall_ns
-            .fetch_add(wall.elapsed().as_nanos() as u64, Ordering::Relaxed);
-        c.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.add(stage, thread_cpu() - cpu, wall.elapsed(), bytes);
         out
     }
 
@@ -149,12 +144,16 @@ impl Profiler {
         }
         let (wall, cpu) = (Instant::now(), process_cpu());
         let out = f();
-        let c = &self.stages[stage as usize];
-        c.cpu_ns
-            .fetch_add((process_cpu() - cpu).as_nanos() as u64, Ordering::Relaxed);
-        c.wall_ns
-            .fetch_add(wall.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        self.add(stage, process_cpu() - cpu, wall.elapsed(), 0);
         out
+    }
+
+    fn add(&self, stage: Stage, cpu: Duration, wall: Duration, bytes: u64) {
+        let c = &self.stages[stage as usize];
+        c.cpu_ns.fetch_add(cpu.as_nanos() as u64, Ordering::Relaxed);
+        c.wall_ns
+            .fetch_add(wall.as_nanos() as u64, Ordering::Relaxed);
+        c.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// The profile so far; `None` when profiling is off.
