@@ -273,13 +273,13 @@ fn fill(f: &mut std::fs::File, buf: &mut Vec<u8>, window: usize) -> std::io::Res
     Ok(got < want)
 }
 
-/// The tree node of a file: from the cache, or as read; none if unreadable.
 /// Every file of the walk with what reading it gave.
 struct Outcomes<'a> {
     scanned: &'a [ScannedFile],
     read: &'a [Option<FileResult>],
 }
 
+/// The tree node of a file: from the cache, or as read; none if unreadable.
 fn file_node(f: &ScanFile, files: &Outcomes) -> Option<Node> {
     let scanned = &files.scanned[f.slot];
     let (chunks, size) = if scanned.cached {
