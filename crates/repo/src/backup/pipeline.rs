@@ -31,11 +31,6 @@ const READ_WINDOW: usize = 8 * 1024 * 1024;
 /// Sealed blobs queued between the workers and the packer.
 const BLOBS_QUEUED: usize = 4;
 
-/// Packs being encoded and uploaded at once. One keeps up with two
-/// cores' worth of reading and sealing (docs/performance.md) and keeps the
-/// packs in memory to three: being filled, being handed over, being stored.
-const PACKS_IN_FLIGHT: usize = 1;
-
 /// Reads of a file that keeps changing before it is kept as last read.
 const READ_ATTEMPTS: u32 = 3;
 
@@ -314,6 +309,9 @@ pub(super) fn run(
         .collect();
     let abort = AtomicBool::new(false);
     let (blob_tx, blob_rx) = bounded::<SealedBlob>(BLOBS_QUEUED);
+    // Rendezvous: one uploader keeps up with two cores' worth of reading and
+    // sealing (docs/performance.md), and packs in memory stay at three:
+    // being filled, being handed over, being stored.
     let (pack_tx, pack_rx) = bounded(0);
     let shared = Shared {
         container,
@@ -335,10 +333,7 @@ pub(super) fn run(
     )
     .recording_intents(&home.index, cid)
     .profiled(profiler);
-    let stored_packs: Mutex<Vec<PackId>> = Mutex::new(Vec::new());
-    let first_err: Mutex<Option<crate::error::RepoError>> = Mutex::new(None);
-
-    let (root, files, blobs_new) = std::thread::scope(|s| {
+    let (root, packs, files, blobs_new) = std::thread::scope(|s| -> Result<_> {
         // Packer: sealed blobs in, finished packs out.
         let seal_key = &container.keys.seal;
         let packer = s.spawn(move || {
@@ -364,35 +359,35 @@ pub(super) fn run(
                 let _ = pack_tx.send(last);
             }
         });
-        // Uploaders: packs in, records into the index as each is fully
-        // stored. After the first error they drain, so the packer never blocks.
-        for _ in 0..PACKS_IN_FLIGHT {
-            let pack_rx = pack_rx.clone();
-            let (uploader, abort, first_err, stored_packs) =
-                (&uploader, &abort, &first_err, &stored_packs);
-            let index = &home.index;
-            s.spawn(move || {
-                for pack in pack_rx {
-                    if abort.load(Ordering::Relaxed) {
-                        continue;
-                    }
-                    let id = pack.id;
-                    let stored = uploader.store(pack).and_then(|rec| {
-                        profiler.time(Stage::Index, 0, || {
-                            index.record_packs(&cid, std::slice::from_ref(&rec))
-                        })
-                    });
-                    match stored {
-                        Ok(()) => stored_packs.lock().expect("not poisoned").push(id),
-                        Err(e) => {
-                            abort.store(true, Ordering::Relaxed);
-                            first_err.lock().expect("not poisoned").get_or_insert(e);
-                        }
+        // Uploader: packs in, records into the index as each is fully
+        // stored. After the first error it drains, so the packer never blocks.
+        let (uploader, abort_ref, index) = (&uploader, &abort, &home.index);
+        let upload = s.spawn(move || -> Result<Vec<PackId>> {
+            let mut stored = Vec::new();
+            let mut first_err = None;
+            for pack in pack_rx {
+                if first_err.is_some() {
+                    continue;
+                }
+                let id = pack.id;
+                let recorded = uploader.store(pack).and_then(|rec| {
+                    profiler.time(Stage::Index, 0, || {
+                        index.record_packs(&cid, std::slice::from_ref(&rec))
+                    })
+                });
+                match recorded {
+                    Ok(()) => stored.push(id),
+                    Err(e) => {
+                        abort_ref.store(true, Ordering::Relaxed);
+                        first_err = Some(e);
                     }
                 }
-            });
-        }
-        drop(pack_rx);
+            }
+            match first_err {
+                Some(e) => Err(e),
+                None => Ok(stored),
+            }
+        });
         // Workers: read, chunk, seal.
         let (job_tx, job_rx) = unbounded::<usize>();
         for i in &to_read {
@@ -436,14 +431,12 @@ pub(super) fn run(
         let blobs_new = shared.blobs_new.load(Ordering::Relaxed);
         drop(blob_tx); // closes the blob channel: the packer flushes its last pack
         packer.join().expect("packer does not panic");
-        (root, files, blobs_new)
-    });
-    if let Some(e) = first_err.into_inner().expect("not poisoned") {
-        return Err(e);
-    }
+        let packs = upload.join().expect("uploader does not panic")?;
+        Ok((root, packs, files, blobs_new))
+    })?;
     Ok(Stored {
         root,
-        packs: stored_packs.into_inner().expect("not poisoned"),
+        packs,
         files,
         blobs_new,
         fragment_bytes: uploader.fragment_bytes(),
