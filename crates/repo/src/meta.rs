@@ -6,6 +6,8 @@
 use crate::error::Result;
 use crate::home::{Container, Home, Owner};
 use crate::progress::{Event, Progress};
+use rand::seq::SliceRandom;
+use std::collections::HashSet;
 use std::sync::Arc;
 use trove_core::envelope::{self, EnvelopeError, EnvelopeHeader};
 use trove_core::manifest::{
@@ -85,10 +87,17 @@ pub fn open_container_manifest(
     Ok(m)
 }
 
+/// Copies `sync_meta` reads back from each peer besides the container
+/// manifest: a random few, so a damaged or rolled-back copy is found within
+/// a few runs while the cost stays bounded however long the history grows
+/// (`trove check` reads every copy).
+const VERIFY_SAMPLE: usize = 8;
+
 /// Push every envelope the index holds for the container to each peer that
-/// lacks it. With `verify`, also read back the copies a peer has and replace
-/// any that differ: silently when the peer's copy is a valid older version,
-/// with a warning naming the peer when it fails verification. A peer that
+/// lacks it. With `verify`, also read back the peer's copy of the container
+/// manifest and of [`VERIFY_SAMPLE`] other objects chosen at random, and
+/// replace any that differ: silently when the peer's copy is a valid older
+/// version, with a warning naming the peer when it fails verification. A peer that
 /// holds a newer container manifest than this machine keeps it, and the
 /// warning says to run `trove sync`.
 pub fn sync_meta(
@@ -140,8 +149,8 @@ fn sync_peer(
     progress: &dyn Progress,
 ) {
     let cid = &container.manifest.id;
-    let present = match peer.list_meta(Some(cid)) {
-        Ok(v) => v,
+    let present: HashSet<MetaKey> = match peer.list_meta(Some(cid)) {
+        Ok(v) => v.into_iter().collect(),
         Err(e) => {
             progress.event(Event::Warning(format!(
                 "peer `{}`: cannot list manifests: {e}",
@@ -150,10 +159,22 @@ fn sync_peer(
             return;
         }
     };
-    for (key, bytes) in objects {
+    let sampled: HashSet<usize> = if verify {
+        let others: Vec<usize> = (0..objects.len())
+            .filter(|&i| !matches!(objects[i].0, MetaKey::Container(_)))
+            .collect();
+        others
+            .choose_multiple(&mut rand::thread_rng(), VERIFY_SAMPLE)
+            .copied()
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    for (i, (key, bytes)) in objects.iter().enumerate() {
+        let read_back = verify && (matches!(key, MetaKey::Container(_)) || sampled.contains(&i));
         let needs_put = if !present.contains(key) {
             true
-        } else if verify {
+        } else if read_back {
             match peer.get_meta(key) {
                 Ok(b) if &b == bytes => false,
                 Ok(theirs) => match verify_envelope(owner, container, key, &theirs) {
