@@ -130,12 +130,68 @@ pub fn backup(
     opts: &BackupOptions,
     progress: &dyn Progress,
 ) -> Result<BackupReport> {
+    let begun = Begun {
+        started: Instant::now(),
+        profiler: Profiler::new(opts.profile),
+        early: None,
+    };
+    run(home, owner, name, begun, opts, progress)
+}
+
+/// [`backup`] for a process that has yet to unlock the owner's keys: the
+/// passphrase is stretched (Argon2, a quarter of a second on one core)
+/// while the sources are walked, which needs no key.
+pub fn backup_unlocking(
+    home: &Home,
+    passphrase: &[u8],
+    name: &str,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<(Owner, BackupReport)> {
     let started = Instant::now();
+    let profiler = Profiler::new(opts.profile);
+    let manifest = home.containers().manifest(name)?;
+    let (owner, walked) = std::thread::scope(|s| {
+        let unlocking = s.spawn(|| home.unlock(passphrase));
+        let walked = prepare::walk_sources(home, &manifest, &profiler);
+        let owner = unlocking.join().expect("unlocking does not panic");
+        (owner, walked)
+    });
+    let owner = owner?;
+    let begun = Begun {
+        started,
+        profiler,
+        early: Some(walked?),
+    };
+    let report = run(home, &owner, name, begun, opts, progress)?;
+    Ok((owner, report))
+}
+
+/// A backup under way: its clock, its profiler, and the walk if it was
+/// done before the container was opened.
+struct Begun {
+    started: Instant,
+    profiler: Profiler,
+    early: Option<prepare::Walked>,
+}
+
+fn run(
+    home: &Home,
+    owner: &Owner,
+    name: &str,
+    begun: Begun,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupReport> {
+    let Begun {
+        started,
+        profiler,
+        early,
+    } = begun;
     // No prune or forget of this process runs until the snapshot is
     // committed (another process cannot: this one holds the index).
     let lease = home.lease().shared();
-    let profiler = Profiler::new(opts.profile);
-    let prepared = prepare::prepare(home, owner, name, &profiler, progress)?;
+    let prepared = prepare::prepare(home, owner, name, early, &profiler, progress)?;
     let container = prepared.container.clone();
     let stored = pipeline::run(home, &prepared, opts, &profiler, progress)?;
     let committed = profiler.time_alone(Stage::Commit, || {

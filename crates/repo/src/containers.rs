@@ -193,13 +193,19 @@ impl<'a> Containers<'a> {
 
     /// The named container, or the only one when no name is given.
     pub fn open_or_only(&self, owner: &Owner, name: Option<&str>) -> Result<Container> {
+        self.open(owner, &self.name_or_only(name)?)
+    }
+
+    /// `name`, or the only container's name when none is given (nothing
+    /// is unlocked).
+    pub fn name_or_only(&self, name: Option<&str>) -> Result<String> {
         if let Some(n) = name {
-            return self.open(owner, n);
+            return Ok(n.to_owned());
         }
-        let all = self.manifests()?;
-        match all.as_slice() {
-            [one] => self.open(owner, &one.name),
-            [] => Err(RepoError::NoContainers),
+        let mut all = self.manifests()?;
+        match all.len() {
+            1 => Ok(all.remove(0).name),
+            0 => Err(RepoError::NoContainers),
             _ => Err(RepoError::SeveralContainers(
                 all.into_iter().map(|c| c.name).collect(),
             )),

@@ -33,8 +33,12 @@ const UNPUBLISHED: TableDefinition<Bytes, Bytes> = TableDefinition::new("unpubli
 const SNAPSHOTS: TableDefinition<Bytes, Bytes> = TableDefinition::new("snapshots");
 /// container id ‖ kind u8 ‖ object id → signed envelope, as replicated to peers
 const META: TableDefinition<Bytes, Bytes> = TableDefinition::new("meta");
-/// container id ‖ absolute path bytes → FileEntry
-const FILES: TableDefinition<Bytes, Bytes> = TableDefinition::new("files");
+/// The file cache before version 2 (one entry per file); dropped on open.
+const FILES_V1: &str = "files";
+/// container id ‖ folder path bytes → FolderCache: the file cache, version 2
+const FILES: TableDefinition<Bytes, Bytes> = TableDefinition::new("folder_files");
+/// container id → u64 LE: raised whenever blobs of the container leave `blobs`
+const BLOB_EPOCHS: TableDefinition<Bytes, Bytes> = TableDefinition::new("blob_epochs");
 /// container id ‖ segment id → seq u64 LE: the index log's segments applied here
 const SEGMENTS: TableDefinition<Bytes, Bytes> = TableDefinition::new("segments");
 /// container id → postcard PendingCommit: a snapshot not yet on enough peers
@@ -140,12 +144,31 @@ pub struct FileEntry {
     pub chunks: Vec<ChunkId>,
 }
 
-/// What a backup changes in the file cache: entries of files it read, and
-/// paths it no longer has (gone, or unreadable). Unchanged files' entries
-/// are left as they are.
+/// The file cache of one folder: its regular files, sorted by name.
+/// Written with the blob epoch then current: while the epoch has not moved,
+/// no blob has left the dedup set, so the cached chunks are all still there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderCache {
+    pub epoch: u64,
+    pub files: Vec<(Vec<u8>, FileEntry)>,
+}
+
+impl FolderCache {
+    /// The entry of the file named `name`.
+    pub fn file(&self, name: &[u8]) -> Option<&FileEntry> {
+        self.files
+            .binary_search_by(|(n, _)| n.as_slice().cmp(name))
+            .ok()
+            .map(|i| &self.files[i].1)
+    }
+}
+
+/// What a backup changes in the file cache: the records of folders whose
+/// files changed, and folders it no longer has. Folders where nothing
+/// changed are left as they are.
 #[derive(Debug, Default)]
 pub(crate) struct FileCacheUpdate {
-    pub upsert: Vec<(Vec<u8>, FileEntry)>,
+    pub upsert: Vec<(Vec<u8>, FolderCache)>,
     pub remove: Vec<Vec<u8>>,
 }
 
@@ -154,13 +177,16 @@ pub(crate) struct FileCacheUpdate {
 /// read again, the blob stored again; neither loses anything.
 pub(crate) struct Lookups {
     cid: ContainerId,
+    /// The container's blob epoch when the view was taken.
+    pub epoch: u64,
     files: redb::ReadOnlyTable<Bytes, Bytes>,
     blobs: redb::ReadOnlyTable<Bytes, Bytes>,
 }
 
 impl Lookups {
-    /// The cache entry of the file at `path`.
-    pub fn file(&self, path: &[u8]) -> Option<FileEntry> {
+    /// The cache record of the folder at `path` (`b""`: the sources that
+    /// are files, by name).
+    pub fn folder(&self, path: &[u8]) -> Option<FolderCache> {
         let v = self.files.get(key2(&self.cid.0, path).as_slice()).ok()??;
         de(v.value()).ok()
     }
@@ -173,16 +199,8 @@ impl Lookups {
         )
     }
 
-    /// Entries in the file cache.
-    pub fn file_count(&self) -> u64 {
-        let p = Prefix::new(&self.cid);
-        self.files
-            .range::<&[u8]>(p.bounds())
-            .map_or(0, |r| r.count() as u64)
-    }
-
-    /// Paths in the file cache that are not in `seen`.
-    pub fn files_not_in(&self, seen: &HashSet<&[u8]>) -> Result<Vec<Vec<u8>>> {
+    /// Folders in the file cache that are not in `seen`.
+    pub fn folders_not_in(&self, seen: &HashSet<&[u8]>) -> Result<Vec<Vec<u8>>> {
         let p = Prefix::new(&self.cid);
         let mut out = Vec::new();
         for r in self.files.range::<&[u8]>(p.bounds())? {
@@ -194,6 +212,21 @@ impl Lookups {
         }
         Ok(out)
     }
+}
+
+/// Raise the container's blob epoch: blobs are leaving the dedup set, so
+/// file-cache records written before must have their chunks checked again.
+fn bump_blob_epoch(tx: &redb::WriteTransaction, cid: &ContainerId) -> Result<()> {
+    let mut t = tx.open_table(BLOB_EPOCHS)?;
+    let now = read_epoch(t.get(cid.0.as_slice())?.map(|v| v.value().to_vec()));
+    t.insert(cid.0.as_slice(), (now + 1).to_le_bytes().as_slice())?;
+    Ok(())
+}
+
+fn read_epoch(v: Option<Vec<u8>>) -> u64 {
+    v.and_then(|b| b.try_into().ok())
+        .map(u64::from_le_bytes)
+        .unwrap_or(0)
 }
 
 /// Where a blob is.
@@ -366,6 +399,9 @@ fn apply_in(tx: &redb::WriteTransaction, seg: &IndexSegment, envelope: &[u8]) ->
         }
         ut.remove(key2(&cid.0, &rec.id.0).as_slice())?;
     }
+    if !seg.removed.is_empty() {
+        bump_blob_epoch(tx, &cid)?;
+    }
     for id in &seg.removed {
         remove_pack(&mut pt, &mut bt, &cid, id)?;
         ut.remove(key2(&cid.0, &id.0).as_slice())?;
@@ -424,6 +460,7 @@ impl Index {
                 SNAPSHOTS,
                 META,
                 FILES,
+                BLOB_EPOCHS,
                 SEGMENTS,
                 PENDING,
                 PEER_HEALTH,
@@ -433,6 +470,10 @@ impl Index {
             ] {
                 tx.open_table(t)?;
             }
+            // The per-file cache of version 1 is not read any more: the
+            // first backup after the upgrade reads every file once (its
+            // chunks deduplicate) and fills the per-folder one.
+            tx.delete_table(TableDefinition::<Bytes, Bytes>::new(FILES_V1))?;
         }
         tx.commit()?;
         Ok(Self { db })
@@ -864,6 +905,7 @@ impl Index {
             };
             pt.retain_in::<&[u8], _>(p.bounds(), |_, _| false)?;
             bt.retain_in::<&[u8], _>(p.bounds(), |_, _| false)?;
+            bump_blob_epoch(&tx, cid)?;
             for rec in state.packs.values().chain(&unpublished) {
                 put_pack(&mut pt, &mut bt, cid, rec)?;
             }
@@ -953,8 +995,8 @@ impl Index {
             for path in &files.remove {
                 ft.remove(key2(&cid.0, path).as_slice())?;
             }
-            for (path, entry) in &files.upsert {
-                ft.insert(key2(&cid.0, path).as_slice(), ser(entry).as_slice())?;
+            for (path, folder) in &files.upsert {
+                ft.insert(key2(&cid.0, path).as_slice(), ser(folder).as_slice())?;
             }
         }
         tx.commit()?;
@@ -1075,8 +1117,14 @@ impl Index {
     /// one key at a time (a backup never loads either whole).
     pub(crate) fn lookups(&self, cid: &ContainerId) -> Result<Lookups> {
         let tx = self.db.begin_read()?;
+        let epoch = read_epoch(
+            tx.open_table(BLOB_EPOCHS)?
+                .get(cid.0.as_slice())?
+                .map(|v| v.value().to_vec()),
+        );
         Ok(Lookups {
             cid: *cid,
+            epoch,
             files: tx.open_table(FILES)?,
             blobs: tx.open_table(BLOBS)?,
         })

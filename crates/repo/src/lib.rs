@@ -43,7 +43,8 @@ mod upload;
 
 pub use audit::{audit_round, AuditFailure, AuditOptions, AuditRound, PeerAudit};
 pub use backup::{
-    backup, parse_compression, BackupOptions, BackupReport, SkippedPath, UnreadablePath,
+    backup, backup_unlocking, parse_compression, BackupOptions, BackupReport, SkippedPath,
+    UnreadablePath,
 };
 pub use check::{check, CheckOptions, CheckProblem, CheckReport, MetaIssue};
 pub use config::{

@@ -1,7 +1,7 @@
 //! The metadata walk of a backup: builds the shape of the snapshot's trees
 //! and decides, from the file cache, which files must be read at all.
 
-use crate::index::{FileEntry, Lookups};
+use crate::index::{FileEntry, FolderCache, Lookups};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -64,15 +64,69 @@ pub struct ScannedFile {
     pub in_cache: bool,
 }
 
+/// One folder the walk found, for the file cache: a record is written only
+/// for folders that are not `clean`.
+#[derive(Debug)]
+pub struct ScannedFolder {
+    /// The folder's path bytes (`b""`: the sources that are files).
+    pub key: Vec<u8>,
+    /// Slots of its regular files, in name order.
+    pub slots: Vec<usize>,
+    /// Its record holds exactly these files, all unchanged, at the current
+    /// blob epoch: there is nothing to write.
+    pub clean: bool,
+    /// It had a record (changed or not).
+    pub had_record: bool,
+}
+
 /// Result of the walk.
 #[derive(Debug, Default)]
 pub struct Scan {
     pub roots: Vec<ScanNode>,
     /// Every file in slot order.
     pub files: Vec<ScannedFile>,
+    /// Every folder walked, in no particular order.
+    pub folders: Vec<ScannedFolder>,
     pub unreadable: Vec<UnreadablePath>,
     pub skipped: Vec<SkippedPath>,
     pub dirs: u64,
+}
+
+/// A folder being walked: its cache record and the slots of its files.
+struct FolderWalk {
+    key: Vec<u8>,
+    record: Option<FolderCache>,
+    slots: Vec<usize>,
+    /// No file so far was new, changed or checked against a stale epoch.
+    unchanged: bool,
+}
+
+impl FolderWalk {
+    fn new(key: Vec<u8>, lookups: &Lookups) -> Self {
+        let record = lookups.folder(&key);
+        let unchanged = record.as_ref().is_some_and(|r| r.epoch == lookups.epoch);
+        Self {
+            key,
+            record,
+            slots: Vec::new(),
+            unchanged,
+        }
+    }
+
+    fn finish(self) -> ScannedFolder {
+        let had_record = self.record.is_some();
+        // Same files in the same number: none was added or removed.
+        let clean = self.unchanged
+            && self
+                .record
+                .is_some_and(|r| r.files.len() == self.slots.len());
+        ScannedFolder {
+            key: self.key,
+            slots: self.slots,
+            clean,
+            had_record,
+        }
+    }
 }
 
 fn mtime_ns(m: &std::fs::Metadata) -> i64 {
@@ -114,8 +168,14 @@ impl Walker<'_> {
         });
     }
 
-    fn node(&mut self, path: &Path, name: Vec<u8>) -> Option<ScanNode> {
-        let meta = match std::fs::symlink_metadata(path) {
+    fn node(
+        &mut self,
+        path: &Path,
+        name: Vec<u8>,
+        meta: std::io::Result<std::fs::Metadata>,
+        folder: &mut FolderWalk,
+    ) -> Option<ScanNode> {
+        let meta = match meta {
             Ok(m) => m,
             Err(e) => {
                 self.unreadable(path, e);
@@ -140,35 +200,7 @@ impl Walker<'_> {
             };
         }
         if ft.is_dir() {
-            self.out.dirs += 1;
-            let mut entries: Vec<(Vec<u8>, PathBuf, bool)> = match std::fs::read_dir(path) {
-                Ok(rd) => rd
-                    .filter_map(|e| match e {
-                        Ok(e) => Some((
-                            e.file_name().as_bytes().to_vec(),
-                            e.path(),
-                            e.file_type().is_ok_and(|t| t.is_dir()),
-                        )),
-                        Err(err) => {
-                            self.unreadable(path, err);
-                            None
-                        }
-                    })
-                    .collect(),
-                Err(e) => {
-                    // The directory itself is kept (empty), its contents reported.
-                    self.unreadable(path, e);
-                    Vec::new()
-                }
-            };
-            entries.sort();
-            let children = self.children(entries);
-            return Some(ScanNode::Dir(ScanDir {
-                name,
-                mode,
-                mtime_ns: mtime,
-                children,
-            }));
+            return Some(ScanNode::Dir(self.dir(path, name, mode, mtime)));
         }
         if !ft.is_file() {
             self.out.skipped.push(SkippedPath {
@@ -177,7 +209,6 @@ impl Walker<'_> {
             });
             return None;
         }
-        let key = path.as_os_str().as_bytes().to_vec();
         let mut stat = FileEntry {
             size: meta.len(),
             mtime_ns: mtime,
@@ -185,22 +216,26 @@ impl Walker<'_> {
             inode: meta.ino(),
             chunks: Vec::new(),
         };
-        let entry = self.lookups.file(&key);
+        let entry = folder.record.as_ref().and_then(|r| r.file(&name));
         let in_cache = entry.is_some();
+        let epoch_current = folder.record.as_ref().map(|r| r.epoch) == Some(self.lookups.epoch);
         let cached = match entry {
             Some(c)
                 if (c.size, c.mtime_ns, c.ctime_ns, c.inode)
                     == (stat.size, stat.mtime_ns, stat.ctime_ns, stat.inode)
-                    && c.chunks
-                        .iter()
-                        .all(|id| self.lookups.has_blob(&BlobId(id.0))) =>
+                    && (epoch_current
+                        || c.chunks
+                            .iter()
+                            .all(|id| self.lookups.has_blob(&BlobId(id.0)))) =>
             {
-                stat.chunks = c.chunks;
+                stat.chunks = c.chunks.clone();
                 true
             }
             _ => false,
         };
+        folder.unchanged &= cached;
         let slot = self.out.files.len();
+        folder.slots.push(slot);
         self.out.files.push(ScannedFile {
             path: path.to_owned(),
             stat,
@@ -214,31 +249,79 @@ impl Walker<'_> {
             slot,
         }))
     }
+
+    /// A folder: its entries, each stat-ed through the open folder (no
+    /// walk of the whole path per file), walked in name order.
+    fn dir(&mut self, path: &Path, name: Vec<u8>, mode: u32, mtime: i64) -> ScanDir {
+        self.out.dirs += 1;
+        let mut entries: Vec<Entry> = match std::fs::read_dir(path) {
+            Ok(rd) => rd
+                .filter_map(|e| match e {
+                    Ok(e) => Some(Entry {
+                        name: e.file_name().as_bytes().to_vec(),
+                        path: e.path(),
+                        meta: e.metadata(),
+                    }),
+                    Err(err) => {
+                        self.unreadable(path, err);
+                        None
+                    }
+                })
+                .collect(),
+            Err(e) => {
+                // The directory itself is kept (empty), its contents reported.
+                self.unreadable(path, e);
+                Vec::new()
+            }
+        };
+        entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        let mut folder = FolderWalk::new(path.as_os_str().as_bytes().to_vec(), self.lookups);
+        let children = self.children(entries, &mut folder);
+        self.out.folders.push(folder.finish());
+        ScanDir {
+            name,
+            mode,
+            mtime_ns: mtime,
+            children,
+        }
+    }
+}
+
+/// A folder entry as listed, with its metadata.
+struct Entry {
+    name: Vec<u8>,
+    path: PathBuf,
+    meta: std::io::Result<std::fs::Metadata>,
 }
 
 impl Walker<'_> {
     /// Walk a folder's entries in order, sub-folders on threads of their
     /// own while [`WALK_THREADS`] allows.
-    fn children(&mut self, entries: Vec<(Vec<u8>, PathBuf, bool)>) -> Vec<ScanNode> {
+    fn children(&mut self, entries: Vec<Entry>, folder: &mut FolderWalk) -> Vec<ScanNode> {
         let (lookups, spare) = (self.lookups, self.spare);
         std::thread::scope(|s| {
             let parts: Vec<Child> = entries
                 .into_iter()
-                .map(|(name, path, is_dir)| {
-                    let take = is_dir
-                        && spare
+                .map(|Entry { name, path, meta }| {
+                    let dir = match &meta {
+                        Ok(m) if m.is_dir() => Some((m.mode() & 0o7777, mtime_ns(m))),
+                        _ => None,
+                    };
+                    let claimed = dir.filter(|_| {
+                        spare
                             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-                            .is_ok();
-                    if !take {
-                        return Child::Here(self.node(&path, name));
-                    }
+                            .is_ok()
+                    });
+                    let Some((mode, mtime)) = claimed else {
+                        return Child::Here(self.node(&path, name, meta, folder));
+                    };
                     Child::Thread(s.spawn(move || {
                         let mut w = Walker {
                             lookups,
                             spare,
                             out: Scan::default(),
                         };
-                        let node = w.node(&path, name);
+                        let node = Some(ScanNode::Dir(w.dir(&path, name, mode, mtime)));
                         spare.fetch_add(1, Ordering::AcqRel);
                         (node, w.out)
                     }))
@@ -264,6 +347,12 @@ impl Walker<'_> {
             shift_slots(n, offset);
         }
         self.out.files.extend(scan.files);
+        self.out
+            .folders
+            .extend(scan.folders.into_iter().map(|mut f| {
+                f.slots.iter_mut().for_each(|s| *s += offset);
+                f
+            }));
         self.out.unreadable.extend(scan.unreadable);
         self.out.skipped.extend(scan.skipped);
         self.out.dirs += scan.dirs;
@@ -287,14 +376,21 @@ pub(crate) fn scan(sources: &[PathBuf], lookups: &Lookups) -> Scan {
         spare: &spare,
         out: Scan::default(),
     };
+    // Sources that are files are cached as one folder, by name (names of
+    // sources are unique).
+    let mut files = FolderWalk::new(Vec::new(), lookups);
     for src in sources {
         let name = src
             .file_name()
             .map(|n| n.as_bytes().to_vec())
             .unwrap_or_else(|| b"root".to_vec());
-        if let Some(n) = w.node(src, name) {
+        if let Some(n) = w.node(src, name, std::fs::symlink_metadata(src), &mut files) {
             w.out.roots.push(n);
         }
+    }
+    let files = files.finish();
+    if files.had_record || !files.slots.is_empty() {
+        w.out.folders.push(files);
     }
     w.out
 }

@@ -391,3 +391,53 @@ fn sync_on_a_new_machine_leaves_out_forgotten_snapshots_and_superseded_segments(
     restore_into(&fresh, &owner2, "c:latest", &tmp.path().join("r"));
     same_files(&src, &tmp.path().join("r/src"));
 }
+
+/// The file cache names chunks; when a prune removes some of them (here:
+/// the newest snapshot forgotten, so the changed file's new chunks go), a
+/// file whose stat still matches the cache is read again, not trusted.
+#[test]
+fn a_file_whose_cached_chunks_were_pruned_is_read_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mem: Vec<Arc<dyn Peer>> = (0..3)
+        .map(|i| Arc::new(MemoryPeer::new(&format!("m{i}"))) as Arc<dyn Peer>)
+        .collect();
+    let (home, owner) = home_with(tmp.path(), "home", MasterSecret::generate(), &mem);
+    let src = tmp.path().join("src");
+    fill(&src, 1, 4, 100_000);
+    home.containers()
+        .create(
+            &owner,
+            "c",
+            std::slice::from_ref(&src),
+            Some(Redundancy { k: 2, m: 1 }),
+        )
+        .unwrap();
+    let opts = BackupOptions::default();
+    backup(&home, &owner, "c", &opts, &Quiet).unwrap();
+    let mut b = vec![0; 100_000];
+    rand::rngs::StdRng::seed_from_u64(9).fill_bytes(&mut b);
+    std::fs::write(src.join("f0"), &b).unwrap();
+    let second = backup(&home, &owner, "c", &opts, &Quiet).unwrap();
+    assert_eq!(second.snapshot.summary.files_changed, 1);
+    let report = forget(
+        &home,
+        &owner,
+        "c",
+        &ForgetOptions {
+            snapshots: vec![second.snapshot.id.to_hex()[..8].to_owned()],
+            prune: true,
+            ..Default::default()
+        },
+        &Quiet,
+    )
+    .unwrap();
+    assert!(report.prune.expect("pruned").packs_deleted > 0);
+
+    let third = backup(&home, &owner, "c", &opts, &Quiet).unwrap();
+    let s = &third.snapshot.summary;
+    assert_eq!((s.files_changed, s.files_unchanged), (1, 3), "{s:?}");
+    assert!(s.bytes_read >= 100_000, "{s:?}");
+    let target = tmp.path().join("back");
+    restore_into(&home, &owner, "c:latest", &target);
+    same_files(&src, &target.join("src"));
+}

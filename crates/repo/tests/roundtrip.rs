@@ -334,3 +334,55 @@ fn undelete_brings_back_what_a_thief_deleted_on_every_peer() {
     assert!(r.lost.is_empty(), "{:?}", r.lost);
     assert_same_tree(&tmp.path().join("src"), &tmp.path().join("restored/src"));
 }
+
+/// The file cache is kept per folder: a change, a new file, a removed file
+/// and a new folder are each seen, and the next run finds all unchanged.
+#[test]
+fn the_file_cache_sees_changes_in_any_folder_and_forgets_removed_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mem = memory_peers(3);
+    let peers = mem.iter().map(|p| p.clone() as Arc<dyn Peer>).collect();
+    let (home, owner) = world(tmp.path(), peers, Redundancy { k: 2, m: 1 }, 40);
+    let opts = BackupOptions::default();
+    let summary = |home: &Home| {
+        backup(home, &owner, "c", &opts, &Quiet)
+            .unwrap()
+            .snapshot
+            .summary
+    };
+    assert_eq!(summary(&home).files_new, 40);
+    let src = tmp.path().join("src");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(src.join("d1/f1"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"one more line").unwrap();
+    drop(f);
+    std::fs::remove_file(src.join("d2/f2")).unwrap();
+    std::fs::write(src.join("d3/new"), b"a new file").unwrap();
+    std::fs::create_dir(src.join("d4")).unwrap();
+    std::fs::write(src.join("d4/x"), b"in a new folder").unwrap();
+    let s = summary(&home);
+    assert_eq!(
+        (s.files_changed, s.files_new, s.files_unchanged),
+        (1, 2, 38),
+        "{s:?}"
+    );
+    let r = restore_all(&home, &owner, tmp.path());
+    assert!(r.lost.is_empty() && r.problems.is_empty(), "{r:?}");
+    assert_same_tree(&src, &tmp.path().join("restored/src"));
+    assert!(!tmp.path().join("restored/src/d2/f2").exists());
+
+    let s = summary(&home);
+    assert_eq!(
+        (s.files_changed, s.files_new, s.files_unchanged),
+        (0, 0, 41)
+    );
+    // A folder removed whole: its files are gone from the next snapshot,
+    // and brought back they are new again.
+    std::fs::rename(src.join("d4"), tmp.path().join("d4-away")).unwrap();
+    assert_eq!(summary(&home).files_unchanged, 40);
+    std::fs::rename(tmp.path().join("d4-away"), src.join("d4")).unwrap();
+    let s = summary(&home);
+    assert_eq!((s.files_new, s.files_unchanged), (1, 40), "{s:?}");
+}

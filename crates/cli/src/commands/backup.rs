@@ -1,6 +1,6 @@
 //! `trove backup`: an incremental snapshot of a container.
 
-use crate::context::{open_home, unlock, Out};
+use crate::context::{open_home, passphrase, Out};
 use crate::ui;
 use anyhow::Result;
 use std::process::ExitCode;
@@ -16,12 +16,14 @@ pub struct Args {
 
 pub fn run(args: Args, out: Out) -> Result<ExitCode> {
     let home = open_home()?;
-    let owner = unlock(&home)?;
-    let c = home
-        .containers()
-        .open_or_only(&owner, args.name.as_deref())?;
+    let name = home.containers().name_or_only(args.name.as_deref())?;
+    // The passphrase is stretched while the sources are walked.
+    let pass = passphrase(false)?;
     let r = out.run_reported(
-        |bar| trove_repo::backup(&home, &owner, &c.manifest.name, &args.opts, bar),
+        |bar| {
+            trove_repo::backup_unlocking(&home, pass.as_bytes(), &name, &args.opts, bar)
+                .map(|(_owner, report)| report)
+        },
         print,
     )?;
     if !r.unreadable.is_empty() {

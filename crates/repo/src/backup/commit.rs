@@ -8,9 +8,11 @@ use super::prepare::Prepared;
 use crate::error::Result;
 use crate::home::{Home, Owner};
 use crate::index::{FileCacheUpdate, FileEntry};
+use crate::index::{FolderCache, Lookups};
 use crate::meta::sync_meta;
 use crate::pending::PendingCommit;
 use crate::progress::Progress;
+use crate::scan::Scan;
 use crate::scan::{SkippedPath, UnreadablePath};
 use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
@@ -37,13 +39,10 @@ pub(super) fn commit(
         container,
         peers,
         lookups,
-        scan,
+        mut scan,
     } = prepared;
     let cid = container.manifest.id;
-    let mut unreadable = scan.unreadable;
-    let mut files = FileCacheUpdate::default();
-    // Cache entries of paths this backup walked; the rest are gone.
-    let mut in_cache = 0u64;
+    let mut unreadable = std::mem::take(&mut scan.unreadable);
     let mut summary = SnapshotSummary {
         dirs: scan.dirs,
         blobs_new: stored.blobs_new,
@@ -51,16 +50,16 @@ pub(super) fn commit(
         bytes_stored: stored.fragment_bytes,
         ..Default::default()
     };
+    // What each file's cache entry is now: none for a file not read.
+    let mut entries: Vec<Option<FileEntry>> = Vec::with_capacity(scan.files.len());
     for (file, result) in scan.files.iter().zip(&stored.files) {
-        in_cache += u64::from(file.in_cache);
         if file.cached {
-            // Unchanged: its entry stays as it is.
             summary.files_unchanged += 1;
             summary.bytes_total += file.stat.size;
+            entries.push(Some(file.stat.clone()));
             continue;
         }
-        let key = file.path.as_os_str().as_bytes().to_vec();
-        match result {
+        entries.push(match result {
             Some(Ok(read)) => {
                 if file.in_cache {
                     summary.files_changed += 1;
@@ -69,33 +68,22 @@ pub(super) fn commit(
                 }
                 summary.bytes_read += read.len;
                 summary.bytes_total += read.len;
-                let entry = FileEntry {
+                Some(FileEntry {
                     chunks: read.chunks.clone(),
                     ..file.stat.clone()
-                };
-                files.upsert.push((key, entry));
+                })
             }
             Some(Err(e)) => {
                 unreadable.push(UnreadablePath {
                     path: file.path.clone(),
                     error: e.clone(),
                 });
-                if file.in_cache {
-                    files.remove.push(key);
-                }
+                None
             }
-            None if file.in_cache => files.remove.push(key),
-            None => {}
-        }
+            None => None,
+        });
     }
-    if in_cache < lookups.file_count() {
-        let seen: HashSet<&[u8]> = scan
-            .files
-            .iter()
-            .map(|f| f.path.as_os_str().as_bytes())
-            .collect();
-        files.remove.extend(lookups.files_not_in(&seen)?);
-    }
+    let files = file_cache_update(&scan, &mut entries, &lookups)?;
     drop(lookups);
     summary.unreadable = unreadable.len() as u64;
 
@@ -141,4 +129,41 @@ pub(super) fn commit(
         unreadable,
         skipped: scan.skipped,
     })
+}
+
+/// The file cache's new records: one per folder where a file was read,
+/// added, removed or became unreadable (or whose record predates a blob
+/// leaving the dedup set); folders the walk no longer has are removed.
+fn file_cache_update(
+    scan: &Scan,
+    entries: &mut [Option<FileEntry>],
+    lookups: &Lookups,
+) -> Result<FileCacheUpdate> {
+    let mut update = FileCacheUpdate::default();
+    for folder in scan.folders.iter().filter(|f| !f.clean) {
+        let mut files: Vec<(Vec<u8>, FileEntry)> = folder
+            .slots
+            .iter()
+            .filter_map(|&slot| {
+                let entry = entries[slot].take()?;
+                let name = scan.files[slot].path.file_name()?.as_bytes().to_vec();
+                Some((name, entry))
+            })
+            .collect();
+        // Looked up by binary search; the sources that are files come in
+        // the container's order.
+        files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if !files.is_empty() {
+            let record = FolderCache {
+                epoch: lookups.epoch,
+                files,
+            };
+            update.upsert.push((folder.key.clone(), record));
+        } else if folder.had_record {
+            update.remove.push(folder.key.clone());
+        }
+    }
+    let walked: HashSet<&[u8]> = scan.folders.iter().map(|f| f.key.as_slice()).collect();
+    update.remove.extend(lookups.folders_not_in(&walked)?);
+    Ok(update)
 }

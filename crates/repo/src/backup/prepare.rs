@@ -11,7 +11,7 @@ use crate::progress::{Event, Progress};
 use crate::scan::{self, Scan};
 use std::path::PathBuf;
 use std::sync::Arc;
-use trove_core::manifest::PeerRecord;
+use trove_core::manifest::{ContainerManifest, PeerRecord};
 use trove_core::PeerId;
 use trove_peer::Peer;
 
@@ -28,30 +28,59 @@ pub(super) struct Prepared {
     pub scan: Scan,
 }
 
+/// A walk of a container's sources against the file cache, possibly done
+/// before the container was opened (while the passphrase was stretched).
+pub(super) struct Walked {
+    sources: Vec<String>,
+    lookups: Lookups,
+    scan: Scan,
+}
+
+/// Walk `manifest`'s sources against its file cache as of now.
+pub(super) fn walk_sources(
+    home: &Home,
+    manifest: &ContainerManifest,
+    profiler: &Profiler,
+) -> Result<Walked> {
+    let lookups = home.index.lookups(&manifest.id)?;
+    let paths: Vec<PathBuf> = manifest.sources.iter().map(PathBuf::from).collect();
+    let scan = profiler.time_alone(Stage::Scan, || scan::scan(&paths, &lookups));
+    Ok(Walked {
+        sources: manifest.sources.clone(),
+        lookups,
+        scan,
+    })
+}
+
 pub(super) fn prepare(
     home: &Home,
     owner: &Owner,
     name: &str,
+    early: Option<Walked>,
     profiler: &Profiler,
     progress: &dyn Progress,
 ) -> Result<Prepared> {
-    profiler
-        .time_alone(Stage::Prepare, || open(home, owner, name, progress))
-        .and_then(|(container, peers, lookups)| {
-            walk(name, container, peers, lookups, profiler, progress)
-        })
+    let (container, peers) =
+        profiler.time_alone(Stage::Prepare, || open(home, owner, name, progress))?;
+    // An early walk stands if opening changed neither the sources nor the
+    // blobs the file cache may count on (a segment that removed packs,
+    // brought in by the meta sync, raises the epoch): else walk again.
+    let epoch = home.index.lookups(&container.manifest.id)?.epoch;
+    let walked = match early {
+        Some(w) if w.sources == container.manifest.sources && w.lookups.epoch == epoch => w,
+        _ => walk_sources(home, &container.manifest, profiler)?,
+    };
+    finish(name, container, peers, walked, progress)
 }
 
-/// The container and its peers, brought up to date, with the dedup set
-/// and the file cache.
+/// The container and its peers, brought up to date.
 fn open(
     home: &Home,
     owner: &Owner,
     name: &str,
     progress: &dyn Progress,
-) -> Result<(Container, OpenPeers, Lookups)> {
+) -> Result<(Container, OpenPeers)> {
     let mut container = home.containers().open(owner, name)?;
-    let cid = container.manifest.id;
     let mut peers = home.peers().open_all()?;
     if peers.is_empty() {
         return Err(RepoError::NoPeers);
@@ -90,27 +119,18 @@ fn open(
         .update_roster(owner, &mut container, peers.records())?;
     crate::pending::finish_interrupted(home, &container, &available, progress)?;
     sync_meta(home, owner, &container, &available, true, progress)?;
-
-    let lookups = home.index.lookups(&cid)?;
-    Ok((container, available, lookups))
+    Ok((container, available))
 }
 
-/// Walk the sources against the file cache.
-fn walk(
+/// Check the walk found something, and say what is to be read.
+fn finish(
     name: &str,
     container: Container,
     peers: OpenPeers,
-    lookups: Lookups,
-    profiler: &Profiler,
+    walked: Walked,
     progress: &dyn Progress,
 ) -> Result<Prepared> {
-    let sources: Vec<PathBuf> = container
-        .manifest
-        .sources
-        .iter()
-        .map(PathBuf::from)
-        .collect();
-    let scan = profiler.time_alone(Stage::Scan, || scan::scan(&sources, &lookups));
+    let Walked { lookups, scan, .. } = walked;
     if scan.roots.is_empty() {
         return Err(RepoError::SourcesUnreadable {
             container: name.to_owned(),
