@@ -27,6 +27,7 @@ use crate::progress::Progress;
 use crate::snapshot::{resolve_snapshot, TreeReader};
 use plan::Plan;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Instant;
 use target::{Identity, Placed, Target};
 use trove_core::SnapshotId;
@@ -118,30 +119,46 @@ pub fn restore(
         })
         .collect();
 
-    let layout = lay_out(&mut target, &plan, &mut lost)?;
-
-    let writes = write::group(home, &container.manifest.id, &plan.files, &layout.files)?;
-    let written = write::fetch_and_write(
-        &write::Stage {
-            home,
-            container: &container,
-            fetcher: &fetcher,
-            target: &target,
-            files: &plan.files,
-            made: &layout.files,
-            progress,
-        },
-        writes,
-        opts.workers,
-    );
+    let dirs = make_dirs(&mut target, &plan, &mut lost)?;
+    let writes = write::group(home, &container.manifest.id, &plan.files)?;
+    // The files are made on one thread while the packs are fetched and
+    // written: a write waits until the layout has made its file.
+    let made: Vec<OnceLock<Option<Identity>>> =
+        plan.files.iter().map(|_| OnceLock::new()).collect();
+    let (files_made, written) = std::thread::scope(|s| {
+        let target = &target;
+        let making = s.spawn(|| make_files(target, &plan, &dirs, &made));
+        let written = write::fetch_and_write(
+            &write::Stage {
+                home,
+                container: &container,
+                fetcher: &fetcher,
+                target,
+                files: &plan.files,
+                made: &made,
+                progress,
+            },
+            writes,
+            opts.workers,
+        );
+        let files_made = making.join().expect("the layout does not panic");
+        (files_made, written)
+    });
+    lost.extend(files_made?);
+    let layout = Layout {
+        dirs,
+        files: made.into_iter().map(|m| m.into_inner().flatten()).collect(),
+    };
 
     // A file that could not be completed is removed rather than left
     // silently wrong; it is named in the report.
     for (i, why) in &written.lost {
         let f = &plan.files[*i];
-        if let Some(id) = layout.files[*i] {
-            let _ = target.remove_file(&f.rel, id);
-        }
+        // A file the layout did not make is named by the layout already.
+        let Some(id) = layout.files[*i] else {
+            continue;
+        };
+        let _ = target.remove_file(&f.rel, id);
         lost.push(LostPath {
             path: target.shown(&f.rel),
             error: why.clone(),
@@ -205,10 +222,14 @@ struct Layout {
     files: Vec<Option<Identity>>,
 }
 
-/// Make the folders (parents first), then every file at its final length.
-/// An entry the target refuses is reported lost; nothing is made under a
-/// refused folder (the folder's entry names the whole of it).
-fn lay_out(target: &mut Target, plan: &Plan, lost: &mut Vec<LostPath>) -> Result<Layout> {
+/// Make the folders, parents first. A folder the target refuses is
+/// reported lost, and nothing is made under it (its entry names the whole
+/// of it).
+fn make_dirs(
+    target: &mut Target,
+    plan: &Plan,
+    lost: &mut Vec<LostPath>,
+) -> Result<Vec<Option<Identity>>> {
     let mut dirs = Vec::with_capacity(plan.dirs.len());
     for d in &plan.dirs {
         let id = if parent_made(d.parent, &dirs) {
@@ -227,12 +248,35 @@ fn lay_out(target: &mut Target, plan: &Plan, lost: &mut Vec<LostPath>) -> Result
         };
         dirs.push(id);
     }
+    Ok(dirs)
+}
+
+/// Make every file at its final length, in plan order, setting `made[i]`
+/// for each (`None`: refused, or under a folder not made); returns the
+/// refused. Every slot is set whatever happens, for the writes wait on
+/// them.
+fn make_files(
+    target: &Target,
+    plan: &Plan,
+    dirs: &[Option<Identity>],
+    made: &[OnceLock<Option<Identity>>],
+) -> Result<Vec<LostPath>> {
+    // On an error, the files not reached are not made.
+    struct Unmade<'m>(&'m [OnceLock<Option<Identity>>]);
+    impl Drop for Unmade<'_> {
+        fn drop(&mut self) {
+            for m in self.0 {
+                let _ = m.set(None);
+            }
+        }
+    }
+    let _unmade = Unmade(made);
+    let mut lost = Vec::new();
     // One thread: creating files is the filesystem's work, and two threads
     // creating in one file system were slower here (ext4 contends on the
     // inode allocator; docs/performance.md).
-    let mut files = Vec::with_capacity(plan.files.len());
-    for f in &plan.files {
-        let id = if parent_made(f.parent, &dirs) {
+    for (f, slot) in plan.files.iter().zip(made) {
+        let id = if parent_made(f.parent, dirs) {
             match target.create_file(&f.rel, f.size)? {
                 Placed::Made(id) => Some(id),
                 Placed::Refused(why) => {
@@ -246,9 +290,9 @@ fn lay_out(target: &mut Target, plan: &Plan, lost: &mut Vec<LostPath>) -> Result
         } else {
             None
         };
-        files.push(id);
+        let _ = slot.set(id);
     }
-    Ok(Layout { dirs, files })
+    Ok(lost)
 }
 
 /// Whether the folder an entry goes into exists (the target itself does).

@@ -189,6 +189,9 @@ impl Target {
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty path"),
             ));
         };
+        if let Some(fd) = rel.parent().and_then(|p| self.open_beneath(p)) {
+            return Ok((Folder::Below(fd), last));
+        }
         let mut at = Folder::Root(self.root.as_fd());
         let mut walked = PathBuf::new();
         for name in folders {
@@ -210,6 +213,27 @@ impl Target {
             at = Folder::Below(fd);
         }
         Ok((at, last))
+    }
+
+    /// The folder `folders` (plain names only) below the target in one
+    /// `openat2` that, like the walk, follows no symlink and leaves no
+    /// folder, instead of one `openat` per name. `None` (an older kernel,
+    /// a rename racing the lookup, or something wrong on the way): walk it
+    /// name by name, which also names what is wrong.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn open_beneath(&self, folders: &Path) -> Option<OwnedFd> {
+        use rustix::fs::ResolveFlags;
+        if folders.as_os_str().is_empty() {
+            return None;
+        }
+        let resolve =
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+        rustix::fs::openat2(&self.root, folders, WALK, Mode::empty(), resolve).ok()
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    fn open_beneath(&self, _folders: &Path) -> Option<OwnedFd> {
+        None
     }
 
     /// What is at `name` in `folder` now, without following it.

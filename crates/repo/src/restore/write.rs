@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use trove_core::{BlobId, ContainerId, PackId};
 
 /// One place a blob's plaintext goes: file `file` of the plan, at `offset`.
@@ -35,31 +35,24 @@ struct BlobWrites {
 #[derive(Debug, Default)]
 pub(super) struct Writes {
     /// The blobs of each pack, in the order they sit in the pack (which is
-    /// mostly file order, so consecutive writes go to the same file).
-    packs: HashMap<PackId, Vec<BlobWrites>>,
+    /// mostly file order, so consecutive writes go to the same file); the
+    /// packs in the order of the first file each writes, which is the order
+    /// the layout makes the files in.
+    packs: Vec<(PackId, Vec<BlobWrites>)>,
     /// Files that cannot be completed whatever is fetched, and why.
     lost: HashMap<usize, String>,
     /// How many writes each file of the plan gets.
     writes_per_file: Vec<u32>,
 }
 
-/// Group the chunk writes of the files the layout made (`made[i]` is
-/// `Some`) by pack. Offsets come from the plaintext lengths the index
-/// records. A chunk not in the index loses its file; so does a file whose
-/// chunks do not add up to its size.
-pub(super) fn group(
-    home: &Home,
-    cid: &ContainerId,
-    files: &[FilePlan],
-    made: &[Option<Identity>],
-) -> Result<Writes> {
+/// Group the chunk writes of the plan's files by pack. Offsets come from
+/// the plaintext lengths the index records. A chunk not in the index loses
+/// its file; so does a file whose chunks do not add up to its size.
+pub(super) fn group(home: &Home, cid: &ContainerId, files: &[FilePlan]) -> Result<Writes> {
     let mut packs: HashMap<PackId, HashMap<BlobId, BlobWrites>> = HashMap::new();
     let mut lost = HashMap::new();
     let mut writes_per_file = vec![0u32; files.len()];
     for (i, f) in files.iter().enumerate() {
-        if made[i].is_none() {
-            continue;
-        }
         let mut offset = 0u64;
         for c in &f.chunks {
             let Some(loc) = home.index.blob(cid, &BlobId(c.0))? else {
@@ -85,7 +78,7 @@ pub(super) fn group(
             });
         }
     }
-    let packs = packs
+    let mut packs: Vec<(PackId, Vec<BlobWrites>)> = packs
         .into_iter()
         .map(|(pack, blobs)| {
             let mut blobs: Vec<BlobWrites> = blobs.into_values().collect();
@@ -93,6 +86,9 @@ pub(super) fn group(
             (pack, blobs)
         })
         .collect();
+    let first_file =
+        |blobs: &[BlobWrites]| blobs.iter().flat_map(|b| b.to.iter().map(|w| w.file)).min();
+    packs.sort_by_cached_key(|(_, blobs)| first_file(blobs));
     Ok(Writes {
         packs,
         lost,
@@ -118,7 +114,9 @@ pub(super) struct Stage<'a> {
     pub fetcher: &'a Fetcher,
     pub target: &'a Target,
     pub files: &'a [FilePlan],
-    pub made: &'a [Option<Identity>],
+    /// Each file as the layout made it (`None`: not made, and reported
+    /// by the layout), set while the writes run: a write waits for its file.
+    pub made: &'a [OnceLock<Option<Identity>>],
     pub progress: &'a dyn Progress,
 }
 
@@ -134,17 +132,22 @@ impl OpenFiles {
         self.0.retain(|(f, _)| *f != i);
     }
 
-    fn get(&mut self, stage: &Stage, i: usize) -> Result<&std::fs::File> {
+    /// File `i`, open for writing; `None` when the layout did not make it
+    /// (it said why), after waiting for the layout to reach it.
+    fn get(&mut self, stage: &Stage, i: usize) -> Option<Result<&std::fs::File>> {
         if let Some(at) = self.0.iter().position(|(f, _)| *f == i) {
-            return Ok(&self.0[at].1);
+            return Some(Ok(&self.0[at].1));
         }
-        let id = stage.made[i].expect("only made files have writes");
-        let file = stage.target.open_file(&stage.files[i].rel, id)?;
+        let id = (*stage.made[i].wait())?;
+        let file = match stage.target.open_file(&stage.files[i].rel, id) {
+            Ok(f) => f,
+            Err(e) => return Some(Err(e)),
+        };
         if self.0.len() >= OPEN_FILES {
             self.0.remove(0);
         }
         self.0.push((i, file));
-        Ok(&self.0.last().expect("just pushed").1)
+        Some(Ok(&self.0.last().expect("just pushed").1))
     }
 }
 
@@ -241,11 +244,16 @@ impl Shared<'_, '_> {
             };
             for w in &b.to {
                 let r = match open.get(self.stage, w.file) {
-                    Ok(f) => f.write_all_at(&plain, w.offset).map_err(|e| e.to_string()),
-                    Err(e) => Err(e.to_string()),
+                    None => Ok(false),
+                    Some(Ok(f)) => f
+                        .write_all_at(&plain, w.offset)
+                        .map(|()| true)
+                        .map_err(|e| e.to_string()),
+                    Some(Err(e)) => Err(e.to_string()),
                 };
                 match r {
-                    Ok(()) => {
+                    Ok(false) => {}
+                    Ok(true) => {
                         self.bytes.fetch_add(plain.len() as u64, Ordering::Relaxed);
                     }
                     Err(e) => {
@@ -281,7 +289,7 @@ impl Shared<'_, '_> {
             return;
         }
         let f = &self.stage.files[i];
-        let Ok(file) = open.get(self.stage, i) else {
+        let Some(Ok(file)) = open.get(self.stage, i) else {
             return;
         };
         if self
