@@ -43,6 +43,26 @@ fn home_with(
     (home, owner)
 }
 
+/// A home with three memory peers and a container `c` (2+1) over `src/`,
+/// filled by [`fill`] with seed 1.
+fn three_peer_world(tmp: &Path, files: usize, len: usize) -> (Home, Owner, std::path::PathBuf) {
+    let peers: Vec<Arc<dyn Peer>> = (0..3)
+        .map(|i| Arc::new(MemoryPeer::new(&format!("m{i}"))) as Arc<dyn Peer>)
+        .collect();
+    let (home, owner) = home_with(tmp, "home", MasterSecret::generate(), &peers);
+    let src = tmp.join("src");
+    fill(&src, 1, files, len);
+    home.containers()
+        .create(
+            &owner,
+            "c",
+            std::slice::from_ref(&src),
+            Some(Redundancy { k: 2, m: 1 }),
+        )
+        .unwrap();
+    (home, owner, src)
+}
+
 /// Write `files` files of random bytes named `f0..` under `src/`, from `seed`.
 fn fill(src: &Path, seed: u64, files: usize, len: usize) {
     let _ = std::fs::remove_dir_all(src);
@@ -247,20 +267,7 @@ impl Progress for Gate {
 #[test]
 fn a_prune_in_the_same_process_waits_for_a_running_backup() {
     let tmp = tempfile::tempdir().unwrap();
-    let peers: Vec<Arc<dyn Peer>> = (0..3)
-        .map(|i| Arc::new(MemoryPeer::new(&format!("m{i}"))) as Arc<dyn Peer>)
-        .collect();
-    let (home, owner) = home_with(tmp.path(), "home", MasterSecret::generate(), &peers);
-    let src = tmp.path().join("src");
-    fill(&src, 1, 6, 200_000);
-    home.containers()
-        .create(
-            &owner,
-            "c",
-            std::slice::from_ref(&src),
-            Some(Redundancy { k: 2, m: 1 }),
-        )
-        .unwrap();
+    let (home, owner, src) = three_peer_world(tmp.path(), 6, 200_000);
     let opts = BackupOptions::default();
     let a = backup(&home, &owner, "c", &opts, &Quiet).unwrap();
     fill(&src, 2, 6, 200_000);
@@ -398,20 +405,7 @@ fn sync_on_a_new_machine_leaves_out_forgotten_snapshots_and_superseded_segments(
 #[test]
 fn a_file_whose_cached_chunks_were_pruned_is_read_again() {
     let tmp = tempfile::tempdir().unwrap();
-    let mem: Vec<Arc<dyn Peer>> = (0..3)
-        .map(|i| Arc::new(MemoryPeer::new(&format!("m{i}"))) as Arc<dyn Peer>)
-        .collect();
-    let (home, owner) = home_with(tmp.path(), "home", MasterSecret::generate(), &mem);
-    let src = tmp.path().join("src");
-    fill(&src, 1, 4, 100_000);
-    home.containers()
-        .create(
-            &owner,
-            "c",
-            std::slice::from_ref(&src),
-            Some(Redundancy { k: 2, m: 1 }),
-        )
-        .unwrap();
+    let (home, owner, src) = three_peer_world(tmp.path(), 4, 100_000);
     let opts = BackupOptions::default();
     backup(&home, &owner, "c", &opts, &Quiet).unwrap();
     let mut b = vec![0; 100_000];
