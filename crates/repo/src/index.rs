@@ -39,6 +39,8 @@ const FILES_V1: &str = "files";
 const FILES: TableDefinition<Bytes, Bytes> = TableDefinition::new("folder_files");
 /// container id → u64 LE: raised whenever blobs of the container leave `blobs`
 const BLOB_EPOCHS: TableDefinition<Bytes, Bytes> = TableDefinition::new("blob_epochs");
+/// container id → u64 LE: how many `folder_files` records the container has
+const FOLDER_COUNTS: TableDefinition<Bytes, Bytes> = TableDefinition::new("folder_counts");
 /// container id ‖ segment id → seq u64 LE: the index log's segments applied here
 const SEGMENTS: TableDefinition<Bytes, Bytes> = TableDefinition::new("segments");
 /// container id → postcard PendingCommit: a snapshot not yet on enough peers
@@ -179,6 +181,8 @@ pub(crate) struct Lookups {
     cid: ContainerId,
     /// The container's blob epoch when the view was taken.
     pub epoch: u64,
+    /// Folder records the container has in the file cache.
+    pub folders: u64,
     files: redb::ReadOnlyTable<Bytes, Bytes>,
     blobs: redb::ReadOnlyTable<Bytes, Bytes>,
 }
@@ -218,12 +222,13 @@ impl Lookups {
 /// file-cache records written before must have their chunks checked again.
 fn bump_blob_epoch(tx: &redb::WriteTransaction, cid: &ContainerId) -> Result<()> {
     let mut t = tx.open_table(BLOB_EPOCHS)?;
-    let now = read_epoch(t.get(cid.0.as_slice())?.map(|v| v.value().to_vec()));
+    let now = read_u64(t.get(cid.0.as_slice())?.map(|v| v.value().to_vec()));
     t.insert(cid.0.as_slice(), (now + 1).to_le_bytes().as_slice())?;
     Ok(())
 }
 
-fn read_epoch(v: Option<Vec<u8>>) -> u64 {
+/// A `u64 LE` value (an epoch, a count); 0 when absent.
+fn read_u64(v: Option<Vec<u8>>) -> u64 {
     v.and_then(|b| b.try_into().ok())
         .map(u64::from_le_bytes)
         .unwrap_or(0)
@@ -461,6 +466,7 @@ impl Index {
                 META,
                 FILES,
                 BLOB_EPOCHS,
+                FOLDER_COUNTS,
                 SEGMENTS,
                 PENDING,
                 PEER_HEALTH,
@@ -992,12 +998,22 @@ impl Index {
         tx.open_table(PENDING)?.remove(cid.0.as_slice())?;
         {
             let mut ft = tx.open_table(FILES)?;
+            let mut ct = tx.open_table(FOLDER_COUNTS)?;
+            let mut count = read_u64(ct.get(cid.0.as_slice())?.map(|v| v.value().to_vec()));
             for path in &files.remove {
-                ft.remove(key2(&cid.0, path).as_slice())?;
+                if ft.remove(key2(&cid.0, path).as_slice())?.is_some() {
+                    count = count.saturating_sub(1);
+                }
             }
             for (path, folder) in &files.upsert {
-                ft.insert(key2(&cid.0, path).as_slice(), ser(folder).as_slice())?;
+                if ft
+                    .insert(key2(&cid.0, path).as_slice(), ser(folder).as_slice())?
+                    .is_none()
+                {
+                    count += 1;
+                }
             }
+            ct.insert(cid.0.as_slice(), count.to_le_bytes().as_slice())?;
         }
         tx.commit()?;
         Ok(())
@@ -1086,6 +1102,26 @@ impl Index {
         Ok(())
     }
 
+    /// The keys of every signed envelope of a container (the envelopes
+    /// themselves are not copied out).
+    pub fn meta_keys(&self, cid: &ContainerId) -> Result<Vec<MetaKey>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(META)?;
+        let p = Prefix::new(cid);
+        let mut out = Vec::new();
+        for r in t.range::<&[u8]>(p.bounds())? {
+            out.extend(parse_meta_key(r?.0.value()));
+        }
+        Ok(out)
+    }
+
+    /// One signed envelope, if the index holds it.
+    pub fn meta_envelope(&self, key: &MetaKey) -> Result<Option<Vec<u8>>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(META)?;
+        Ok(t.get(meta_key(key).as_slice())?.map(|v| v.value().to_vec()))
+    }
+
     /// Every signed envelope of a container that its peers should hold.
     pub fn meta(&self, cid: &ContainerId) -> Result<Vec<(MetaKey, Vec<u8>)>> {
         let tx = self.db.begin_read()?;
@@ -1117,14 +1153,20 @@ impl Index {
     /// one key at a time (a backup never loads either whole).
     pub(crate) fn lookups(&self, cid: &ContainerId) -> Result<Lookups> {
         let tx = self.db.begin_read()?;
-        let epoch = read_epoch(
+        let epoch = read_u64(
             tx.open_table(BLOB_EPOCHS)?
+                .get(cid.0.as_slice())?
+                .map(|v| v.value().to_vec()),
+        );
+        let folders = read_u64(
+            tx.open_table(FOLDER_COUNTS)?
                 .get(cid.0.as_slice())?
                 .map(|v| v.value().to_vec()),
         );
         Ok(Lookups {
             cid: *cid,
             epoch,
+            folders,
             files: tx.open_table(FILES)?,
             blobs: tx.open_table(BLOBS)?,
         })

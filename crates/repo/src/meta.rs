@@ -7,8 +7,8 @@ use crate::error::Result;
 use crate::home::{Container, Home, Owner};
 use crate::progress::{Event, Progress};
 use rand::seq::SliceRandom;
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use trove_core::envelope::{self, EnvelopeError, EnvelopeHeader};
 use trove_core::manifest::{
     ContainerManifest, IndexSegment, ManifestError, PackRecord, PeerRecord,
@@ -87,15 +87,15 @@ pub fn open_container_manifest(
     Ok(m)
 }
 
-/// Copies `sync_meta` reads back from each peer besides the container
+/// Envelopes `sync_meta` reads back from each peer besides the container
 /// manifest: a random few, so a damaged or rolled-back copy is found within
 /// a few runs while the cost stays bounded however long the history grows
 /// (`trove check` reads every copy).
 const VERIFY_SAMPLE: usize = 8;
 
 /// Push every envelope the index holds for the container to each peer that
-/// lacks it. With `verify`, also read back the peer's copy of the container
-/// manifest and of [`VERIFY_SAMPLE`] other objects chosen at random, and
+/// lacks it. With `verify`, also read back each peer's copy of the container
+/// manifest and of [`VERIFY_SAMPLE`] other envelopes chosen at random, and
 /// replace any that differ: silently when the peer's copy is a valid older
 /// version, with a warning naming the peer when it fails verification. A peer that
 /// holds a newer container manifest than this machine keeps it, and the
@@ -109,113 +109,159 @@ pub fn sync_meta(
     progress: &dyn Progress,
 ) -> Result<()> {
     let cid = &container.manifest.id;
-    let mut objects = home.index.meta(cid)?;
+    let mut keys = home.index.meta_keys(cid)?;
     // Segments before the snapshots that rely on them, so a peer never holds
     // a snapshot whose packs it cannot find, even if replication stops midway.
-    objects.sort_by_key(|(k, _)| match k {
+    keys.sort_by_key(|k| match k {
         MetaKey::IndexSegment(..) => 0,
         MetaKey::Container(_) => 1,
         MetaKey::Snapshot(..) => 2,
     });
+    // What is read back from every peer: the container manifest and the
+    // same VERIFY_SAMPLE others (each loaded from the index once).
+    let mut read_back: HashSet<MetaKey> = HashSet::new();
+    if verify {
+        let others: Vec<MetaKey> = keys
+            .iter()
+            .filter(|k| !matches!(k, MetaKey::Container(_)))
+            .copied()
+            .collect();
+        read_back.extend(others.choose_multiple(&mut rand::thread_rng(), VERIFY_SAMPLE));
+        read_back.extend(keys.iter().filter(|k| matches!(k, MetaKey::Container(_))));
+    }
+    let envelopes = Envelopes {
+        home,
+        loaded: Mutex::new(HashMap::new()),
+        large_read: Mutex::new(()),
+    };
     // Peers in parallel: each costs a few fsyncs per object, and a slow one
     // should not hold up the rest.
     std::thread::scope(|s| {
         for (rec, peer) in peers {
-            let objects = &objects;
+            let (keys, read_back, envelopes) = (&keys, &read_back, &envelopes);
             s.spawn(move || {
-                sync_peer(
+                let job = PeerSync {
                     owner,
                     container,
                     rec,
-                    peer.as_ref(),
-                    objects,
-                    verify,
+                    peer: peer.as_ref(),
+                    envelopes,
                     progress,
-                )
+                };
+                job.run(keys, read_back)
             });
         }
     });
     Ok(())
 }
 
+/// The envelopes a [`sync_meta`] needs, each loaded from the index the
+/// first time a peer needs it (an envelope every peer has is never loaded).
+struct Envelopes<'h> {
+    home: &'h Home,
+    loaded: Mutex<HashMap<MetaKey, Option<Arc<Vec<u8>>>>>,
+    /// Held while a peer's copy of a large envelope is read back, so the
+    /// peers' copies of a large index segment are not all in memory at once.
+    large_read: Mutex<()>,
+}
+
+/// Envelopes larger than this are read back from one peer at a time.
+const LARGE_ENVELOPE: usize = 1 << 20;
+
+impl Envelopes<'_> {
+    fn get(&self, key: &MetaKey) -> Option<Arc<Vec<u8>>> {
+        let mut loaded = self.loaded.lock().expect("not poisoned");
+        loaded
+            .entry(*key)
+            .or_insert_with(|| {
+                self.home
+                    .index
+                    .meta_envelope(key)
+                    .ok()
+                    .flatten()
+                    .map(Arc::new)
+            })
+            .clone()
+    }
+}
+
 /// [`sync_meta`] for one peer.
-fn sync_peer(
-    owner: &Owner,
-    container: &Container,
-    rec: &PeerRecord,
-    peer: &dyn Peer,
-    objects: &[(MetaKey, Vec<u8>)],
-    verify: bool,
-    progress: &dyn Progress,
-) {
-    let cid = &container.manifest.id;
-    let present: HashSet<MetaKey> = match peer.list_meta(Some(cid)) {
-        Ok(v) => v.into_iter().collect(),
-        Err(e) => {
-            progress.event(Event::Warning(format!(
-                "peer `{}`: cannot list manifests: {e}",
-                rec.name
-            )));
-            return;
-        }
-    };
-    let sampled: HashSet<usize> = if verify {
-        let others: Vec<usize> = (0..objects.len())
-            .filter(|&i| !matches!(objects[i].0, MetaKey::Container(_)))
-            .collect();
-        others
-            .choose_multiple(&mut rand::thread_rng(), VERIFY_SAMPLE)
-            .copied()
-            .collect()
-    } else {
-        HashSet::new()
-    };
-    for (i, (key, bytes)) in objects.iter().enumerate() {
-        let read_back = verify && (matches!(key, MetaKey::Container(_)) || sampled.contains(&i));
-        let needs_put = if !present.contains(key) {
-            true
-        } else if read_back {
-            match peer.get_meta(key) {
-                Ok(b) if &b == bytes => false,
-                Ok(theirs) => match verify_envelope(owner, container, key, &theirs) {
-                    Err(e) => {
-                        progress.event(Event::Warning(format!(
-                            "peer `{}` held an invalid copy of {key} ({e}); replaced it",
-                            rec.name
-                        )));
-                        true
-                    }
-                    Ok(h) => h.revision < revision_of(bytes),
-                },
-                Err(_) => true,
-            }
-        } else {
-            false
-        };
-        if !needs_put {
-            continue;
-        }
-        match peer.put_meta(key, bytes) {
-            Ok(()) => {}
-            Err(PeerError::MetaRejected { reason, .. })
-                if matches!(*reason, MetaRejection::NotNewer { .. }) =>
-            {
-                progress.event(Event::Warning(format!(
-                    "peer `{}` holds a newer revision of {key} than this machine ({reason}): \
-                     run `trove sync` to bring this machine up to date",
-                    rec.name
-                )))
-            }
-            Err(e @ PeerError::MetaRejected { .. }) => {
-                progress.event(Event::Warning(e.to_string()))
-            }
+struct PeerSync<'a> {
+    owner: &'a Owner,
+    container: &'a Container,
+    rec: &'a PeerRecord,
+    peer: &'a dyn Peer,
+    envelopes: &'a Envelopes<'a>,
+    progress: &'a dyn Progress,
+}
+
+impl PeerSync<'_> {
+    fn warn(&self, message: String) {
+        self.progress.event(Event::Warning(message));
+    }
+
+    fn run(&self, keys: &[MetaKey], read_back: &HashSet<MetaKey>) {
+        let (rec, peer) = (self.rec, self.peer);
+        let cid = &self.container.manifest.id;
+        let present: HashSet<MetaKey> = match peer.list_meta(Some(cid)) {
+            Ok(v) => v.into_iter().collect(),
             Err(e) => {
-                progress.event(Event::Warning(format!(
-                    "peer `{}`: could not store {key}: {e} (it will be retried at the next backup)",
-                    rec.name
-                )));
+                self.warn(format!("peer `{}`: cannot list manifests: {e}", rec.name));
                 return;
             }
+        };
+        for key in keys {
+            let missing = !present.contains(key);
+            if !missing && !read_back.contains(key) {
+                continue;
+            }
+            let Some(bytes) = self.envelopes.get(key) else {
+                continue;
+            };
+            if !missing && !self.differs(key, &bytes) {
+                continue;
+            }
+            match peer.put_meta(key, &bytes) {
+                Ok(()) => {}
+                Err(PeerError::MetaRejected { reason, .. })
+                    if matches!(*reason, MetaRejection::NotNewer { .. }) =>
+                {
+                    self.warn(format!(
+                        "peer `{}` holds a newer revision of {key} than this machine ({reason}): \
+                         run `trove sync` to bring this machine up to date",
+                        rec.name
+                    ))
+                }
+                Err(e @ PeerError::MetaRejected { .. }) => self.warn(e.to_string()),
+                Err(e) => {
+                    self.warn(format!(
+                        "peer `{}`: could not store {key}: {e} (it will be retried at the next backup)",
+                        rec.name
+                    ));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Whether the peer's copy of `key` must be replaced by `ours`: it is
+    /// unreadable, invalid (said in a warning) or of a lower revision.
+    fn differs(&self, key: &MetaKey, ours: &[u8]) -> bool {
+        let _turn = (ours.len() > LARGE_ENVELOPE)
+            .then(|| self.envelopes.large_read.lock().expect("not poisoned"));
+        match self.peer.get_meta(key) {
+            Ok(b) if b == ours => false,
+            Ok(theirs) => match verify_envelope(self.owner, self.container, key, &theirs) {
+                Err(e) => {
+                    self.warn(format!(
+                        "peer `{}` held an invalid copy of {key} ({e}); replaced it",
+                        self.rec.name
+                    ));
+                    true
+                }
+                Ok(h) => h.revision < revision_of(ours),
+            },
+            Err(_) => true,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! local transaction commits them (the commit point, invariant 4 of
 //! docs/design.md §Invariants); then they are replicated to the peers.
 
-use super::pipeline::Stored;
+use super::pipeline::{FileResult, Stored};
 use super::prepare::Prepared;
 use crate::error::Result;
 use crate::home::{Home, Owner};
@@ -50,16 +50,13 @@ pub(super) fn commit(
         bytes_stored: stored.fragment_bytes,
         ..Default::default()
     };
-    // What each file's cache entry is now: none for a file not read.
-    let mut entries: Vec<Option<FileEntry>> = Vec::with_capacity(scan.files.len());
     for (file, result) in scan.files.iter().zip(&stored.files) {
         if file.cached {
             summary.files_unchanged += 1;
             summary.bytes_total += file.stat.size;
-            entries.push(Some(file.stat.clone()));
             continue;
         }
-        entries.push(match result {
+        match result {
             Some(Ok(read)) => {
                 if file.in_cache {
                     summary.files_changed += 1;
@@ -68,22 +65,15 @@ pub(super) fn commit(
                 }
                 summary.bytes_read += read.len;
                 summary.bytes_total += read.len;
-                Some(FileEntry {
-                    chunks: read.chunks.clone(),
-                    ..file.stat.clone()
-                })
             }
-            Some(Err(e)) => {
-                unreadable.push(UnreadablePath {
-                    path: file.path.clone(),
-                    error: e.clone(),
-                });
-                None
-            }
-            None => None,
-        });
+            Some(Err(e)) => unreadable.push(UnreadablePath {
+                path: file.path.clone(),
+                error: e.clone(),
+            }),
+            None => {}
+        }
     }
-    let files = file_cache_update(&scan, &mut entries, &lookups)?;
+    let files = file_cache_update(&scan, &stored.files, &lookups)?;
     drop(lookups);
     summary.unreadable = unreadable.len() as u64;
 
@@ -136,18 +126,32 @@ pub(super) fn commit(
 /// leaving the dedup set); folders the walk no longer has are removed.
 fn file_cache_update(
     scan: &Scan,
-    entries: &mut [Option<FileEntry>],
+    read: &[Option<FileResult>],
     lookups: &Lookups,
 ) -> Result<FileCacheUpdate> {
+    // A file's cache entry now: none for a file not read (unreadable, or
+    // the backup stopped).
+    let entry = |slot: usize| -> Option<FileEntry> {
+        let file = &scan.files[slot];
+        if file.cached {
+            return Some(file.stat.clone());
+        }
+        match read[slot].as_ref()? {
+            Ok(r) => Some(FileEntry {
+                chunks: r.chunks.clone(),
+                ..file.stat.clone()
+            }),
+            Err(_) => None,
+        }
+    };
     let mut update = FileCacheUpdate::default();
     for folder in scan.folders.iter().filter(|f| !f.clean) {
         let mut files: Vec<(Vec<u8>, FileEntry)> = folder
             .slots
             .iter()
             .filter_map(|&slot| {
-                let entry = entries[slot].take()?;
                 let name = scan.files[slot].path.file_name()?.as_bytes().to_vec();
-                Some((name, entry))
+                Some((name, entry(slot)?))
             })
             .collect();
         // Looked up by binary search; the sources that are files come in
@@ -163,7 +167,12 @@ fn file_cache_update(
             update.remove.push(folder.key.clone());
         }
     }
-    let walked: HashSet<&[u8]> = scan.folders.iter().map(|f| f.key.as_slice()).collect();
-    update.remove.extend(lookups.folders_not_in(&walked)?);
+    // Records of folders not walked (gone), looked for only when there are
+    // more records than walked folders had: reading every record costs.
+    let walked_with_record = scan.folders.iter().filter(|f| f.had_record).count() as u64;
+    if lookups.folders > walked_with_record {
+        let walked: HashSet<&[u8]> = scan.folders.iter().map(|f| f.key.as_slice()).collect();
+        update.remove.extend(lookups.folders_not_in(&walked)?);
+    }
     Ok(update)
 }
