@@ -222,16 +222,17 @@ impl Lookups {
 /// file-cache records written before must have their chunks checked again.
 fn bump_blob_epoch(tx: &redb::WriteTransaction, cid: &ContainerId) -> Result<()> {
     let mut t = tx.open_table(BLOB_EPOCHS)?;
-    let now = read_u64(t.get(cid.0.as_slice())?.map(|v| v.value().to_vec()));
+    let now = u64_of(&t, cid)?;
     t.insert(cid.0.as_slice(), (now + 1).to_le_bytes().as_slice())?;
     Ok(())
 }
 
-/// A `u64 LE` value (an epoch, a count); 0 when absent.
-fn read_u64(v: Option<Vec<u8>>) -> u64 {
-    v.and_then(|b| b.try_into().ok())
+/// A container's `u64 LE` value in `t` (an epoch, a count); 0 when absent.
+fn u64_of(t: &impl ReadableTable<Bytes, Bytes>, cid: &ContainerId) -> Result<u64> {
+    Ok(t.get(cid.0.as_slice())?
+        .and_then(|v| v.value().try_into().ok())
         .map(u64::from_le_bytes)
-        .unwrap_or(0)
+        .unwrap_or(0))
 }
 
 /// Where a blob is.
@@ -999,7 +1000,7 @@ impl Index {
         {
             let mut ft = tx.open_table(FILES)?;
             let mut ct = tx.open_table(FOLDER_COUNTS)?;
-            let mut count = read_u64(ct.get(cid.0.as_slice())?.map(|v| v.value().to_vec()));
+            let mut count = u64_of(&ct, &cid)?;
             for path in &files.remove {
                 if ft.remove(key2(&cid.0, path).as_slice())?.is_some() {
                     count = count.saturating_sub(1);
@@ -1149,20 +1150,18 @@ impl Index {
         Ok(v)
     }
 
+    /// The container's blob epoch (see [`Lookups::epoch`]).
+    pub(crate) fn blob_epoch(&self, cid: &ContainerId) -> Result<u64> {
+        let tx = self.db.begin_read()?;
+        u64_of(&tx.open_table(BLOB_EPOCHS)?, cid)
+    }
+
     /// The file cache and the dedup set of a container as of now, looked up
     /// one key at a time (a backup never loads either whole).
     pub(crate) fn lookups(&self, cid: &ContainerId) -> Result<Lookups> {
         let tx = self.db.begin_read()?;
-        let epoch = read_u64(
-            tx.open_table(BLOB_EPOCHS)?
-                .get(cid.0.as_slice())?
-                .map(|v| v.value().to_vec()),
-        );
-        let folders = read_u64(
-            tx.open_table(FOLDER_COUNTS)?
-                .get(cid.0.as_slice())?
-                .map(|v| v.value().to_vec()),
-        );
+        let epoch = u64_of(&tx.open_table(BLOB_EPOCHS)?, cid)?;
+        let folders = u64_of(&tx.open_table(FOLDER_COUNTS)?, cid)?;
         Ok(Lookups {
             cid: *cid,
             epoch,

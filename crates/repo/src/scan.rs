@@ -96,6 +96,9 @@ pub struct Scan {
 struct FolderWalk {
     key: Vec<u8>,
     record: Option<FolderCache>,
+    /// The record was written at the current blob epoch: its chunks are
+    /// all still in the dedup set.
+    current: bool,
     slots: Vec<usize>,
     /// No file so far was new, changed or checked against a stale epoch.
     unchanged: bool,
@@ -104,12 +107,13 @@ struct FolderWalk {
 impl FolderWalk {
     fn new(key: Vec<u8>, lookups: &Lookups) -> Self {
         let record = lookups.folder(&key);
-        let unchanged = record.as_ref().is_some_and(|r| r.epoch == lookups.epoch);
+        let current = record.as_ref().is_some_and(|r| r.epoch == lookups.epoch);
         Self {
             key,
             record,
+            current,
             slots: Vec::new(),
-            unchanged,
+            unchanged: current,
         }
     }
 
@@ -218,12 +222,11 @@ impl Walker<'_> {
         };
         let entry = folder.record.as_ref().and_then(|r| r.file(&name));
         let in_cache = entry.is_some();
-        let epoch_current = folder.record.as_ref().map(|r| r.epoch) == Some(self.lookups.epoch);
         let cached = match entry {
             Some(c)
                 if (c.size, c.mtime_ns, c.ctime_ns, c.inode)
                     == (stat.size, stat.mtime_ns, stat.ctime_ns, stat.inode)
-                    && (epoch_current
+                    && (folder.current
                         || c.chunks
                             .iter()
                             .all(|id| self.lookups.has_blob(&BlobId(id.0)))) =>

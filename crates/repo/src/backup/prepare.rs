@@ -65,9 +65,13 @@ pub(super) fn prepare(
     // An early walk stands if opening changed neither the sources nor the
     // blobs the file cache may count on (a segment that removed packs,
     // brought in by the meta sync, raises the epoch): else walk again.
-    let epoch = home.index.lookups(&container.manifest.id)?.epoch;
     let walked = match early {
-        Some(w) if w.sources == container.manifest.sources && w.lookups.epoch == epoch => w,
+        Some(w)
+            if w.sources == container.manifest.sources
+                && w.lookups.epoch == home.index.blob_epoch(&container.manifest.id)? =>
+        {
+            w
+        }
         _ => walk_sources(home, &container.manifest, profiler)?,
     };
     finish(name, container, peers, walked, progress)
