@@ -7,6 +7,7 @@ pub mod config;
 pub mod container;
 pub mod daemon;
 pub mod demo;
+pub mod dump;
 pub mod forget;
 pub mod init;
 pub mod ls;

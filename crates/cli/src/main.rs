@@ -64,6 +64,9 @@ enum Cmd {
     Ls(ls::Args),
     /// Restore a snapshot into a folder.
     Restore(restore::Args),
+    /// Write a snapshot, or a path in it, to stdout as a tar archive
+    /// (`trove dump docs:latest | tar -x`).
+    Dump(dump::Args),
     /// Verify fragments and manifests on every peer.
     Check(check::Args),
     /// Rebuild missing, corrupt and lost fragments on other peers, so that
@@ -123,6 +126,7 @@ fn run(cmd: Cmd, out: Out) -> anyhow::Result<ExitCode> {
         Cmd::Snapshots(a) => snapshots::run(a, out),
         Cmd::Ls(a) => ls::run(a, out),
         Cmd::Restore(a) => restore::run(a, out),
+        Cmd::Dump(a) => dump::run(a),
         Cmd::Check(a) => check::run(a, out),
         Cmd::Repair(a) => repair::run(a, out),
         Cmd::Forget(a) => forget::run(a, out),

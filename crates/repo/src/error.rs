@@ -179,6 +179,10 @@ pub enum RepoError {
     },
     #[error("format: {0}")]
     Format(String),
+    /// Writing a stream (`dump`) to its output failed; a closed pipe is
+    /// [`RepoError::is_closed_output`].
+    #[error("writing the output: {0}")]
+    Output(std::io::Error),
 }
 
 impl RepoError {
@@ -188,6 +192,12 @@ impl RepoError {
             path: path.into(),
             source,
         }
+    }
+
+    /// Whether the reader of a stream went away (`dump | head`): not a
+    /// failure to report.
+    pub fn is_closed_output(&self) -> bool {
+        matches!(self, RepoError::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
     }
 
     /// Whether the user's input is at fault (a name, a path, a snapshot

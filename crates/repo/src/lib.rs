@@ -14,6 +14,7 @@ mod check;
 mod config;
 mod containers;
 mod deletions;
+mod dump;
 mod durability;
 mod error;
 mod fetch;
@@ -52,6 +53,7 @@ pub use config::{
 };
 pub use containers::{ContainerRow, Containers, CreatedContainer, SnapshotRow};
 pub use deletions::{DeletionReport, Leftovers, PendingDeletions};
+pub use dump::{dump, DumpReport};
 pub use durability::{
     estimate_loss, observed_loss_rate, repair_window, Durability, PRIOR_LOSS_RATE_PER_YEAR,
 };
@@ -80,7 +82,7 @@ pub use repair::{
     RepairReport,
 };
 pub use restore::{restore, LostPath, RestoreOptions, RestoreReport};
-pub use snapshot::{ls, resolve_snapshot, LsEntry};
+pub use snapshot::{ls, resolve_snapshot, FileReader, LsEntry, TreeReader};
 pub use status::{status, ContainerStatus, PeerStatus, StatusReport};
 pub use sync::{sync, PeerContribution, SyncReport};
 pub use time::{now_ns, now_unix, utc};

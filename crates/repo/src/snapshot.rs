@@ -6,8 +6,8 @@ use crate::home::{Container, Home, Owner};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use trove_core::manifest::SnapshotManifest;
-use trove_core::tree::{NodeKind, Tree};
-use trove_core::{BlobId, TreeId};
+use trove_core::tree::{Node, NodeKind, Tree};
+use trove_core::{BlobId, ChunkId, TreeId};
 
 /// Resolve `SNAPSHOT`: a full id, a unique id prefix, or `CONTAINER:latest`.
 pub fn resolve_snapshot(
@@ -59,10 +59,17 @@ pub struct TreeReader<'a> {
 
 impl TreeReader<'_> {
     pub fn load(&self, id: &TreeId) -> Result<Tree> {
+        let plain = self.blob(&BlobId(id.0), "tree")?;
+        Tree::decode(&plain).map_err(|e| RepoError::Lost(format!("tree {}: {e}", id.short())))
+    }
+
+    /// A blob's plaintext, fetched through the pack cache and checked
+    /// against its id (`what` names it in errors: "tree", "chunk").
+    pub fn blob(&self, id: &BlobId, what: &str) -> Result<Vec<u8>> {
         let cid = self.container.manifest.id;
         let loc =
-            self.home.index.blob(&cid, &BlobId(id.0))?.ok_or_else(|| {
-                RepoError::Lost(format!("tree {} is not in the index", id.short()))
+            self.home.index.blob(&cid, id)?.ok_or_else(|| {
+                RepoError::Lost(format!("{what} {} is not in the index", id.short()))
             })?;
         let cached = self
             .fetcher
@@ -86,8 +93,89 @@ impl TreeReader<'_> {
             }
         };
         let pack = self.fetcher.pack(&rec)?;
-        let plain = Fetcher::open_blob_in(&self.container.keys, &pack, &loc)?;
-        Tree::decode(&plain).map_err(|e| RepoError::Lost(format!("tree {}: {e}", id.short())))
+        Fetcher::open_blob_in(&self.container.keys, &pack, &loc)
+    }
+
+    /// The entry at `path` (components below `root`), if there is one.
+    pub fn node_at(&self, root: &TreeId, path: &[Vec<u8>]) -> Result<Option<Node>> {
+        let mut tree = *root;
+        for (i, name) in path.iter().enumerate() {
+            let nodes = self.load(&tree)?.nodes;
+            let Ok(at) = nodes.binary_search_by(|n| n.name.as_slice().cmp(name)) else {
+                return Ok(None);
+            };
+            let node = nodes.into_iter().nth(at).expect("found");
+            if i + 1 == path.len() {
+                return Ok(Some(node));
+            }
+            match node.kind {
+                NodeKind::Dir { tree: sub } => tree = sub,
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    /// A file's contents as a stream, chunk by chunk: memory holds one
+    /// chunk and the fetcher's few cached packs, whatever the file's size.
+    pub fn file<'r>(&'r self, size: u64, chunks: &'r [ChunkId]) -> FileReader<'r> {
+        FileReader {
+            reader: self,
+            size,
+            chunks,
+            next: 0,
+            buf: Vec::new(),
+            at: 0,
+            given: 0,
+        }
+    }
+}
+
+/// Reads a snapshot file's chunks in order ([`TreeReader::file`]). Every
+/// chunk is verified; chunks that do not add up to the recorded size are
+/// an error, so a stream never silently carries a file of the wrong length.
+/// Errors come out as `io::Error`s wrapping the [`RepoError`].
+#[derive(Debug)]
+pub struct FileReader<'r> {
+    reader: &'r TreeReader<'r>,
+    size: u64,
+    chunks: &'r [ChunkId],
+    next: usize,
+    buf: Vec<u8>,
+    at: usize,
+    given: u64,
+}
+
+impl std::io::Read for FileReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.buf.len() {
+            let Some(c) = self.chunks.get(self.next) else {
+                if self.given != self.size {
+                    return Err(std::io::Error::other(RepoError::Lost(format!(
+                        "chunks add up to {} bytes, the file had {}",
+                        self.given, self.size
+                    ))));
+                }
+                return Ok(0);
+            };
+            self.buf = self
+                .reader
+                .blob(&BlobId(c.0), "chunk")
+                .map_err(std::io::Error::other)?;
+            self.at = 0;
+            self.next += 1;
+            self.given += self.buf.len() as u64;
+            if self.given > self.size {
+                return Err(std::io::Error::other(RepoError::Lost(format!(
+                    "chunks add up to more than the file's {} bytes",
+                    self.size
+                ))));
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.at);
+        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
 }
 
@@ -102,6 +190,14 @@ pub fn path_components(p: &Path) -> Result<Vec<Vec<u8>>> {
         }
     }
     Ok(out)
+}
+
+/// The relative path of safe components (see [`path_components`]).
+pub(crate) fn rel_path(components: &[Vec<u8>]) -> PathBuf {
+    components
+        .iter()
+        .map(|c| std::ffi::OsStr::from_bytes(c))
+        .collect()
 }
 
 /// One entry listed by `trove ls`.

@@ -12,6 +12,7 @@ mod backup_restore;
 mod crash;
 mod daemon;
 mod demo;
+mod dump;
 mod faults;
 mod nodes;
 mod privacy;

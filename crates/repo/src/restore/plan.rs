@@ -4,9 +4,7 @@
 //! `/`, not `.` or `..`), so each component is one entry below the target.
 
 use crate::error::{RepoError, Result};
-use crate::snapshot::{path_components, TreeReader};
-use std::ffi::OsStr;
-use std::os::unix::ffi::OsStrExt;
+use crate::snapshot::{path_components, rel_path, TreeReader};
 use std::path::{Path, PathBuf};
 use trove_core::tree::NodeKind;
 use trove_core::{ChunkId, TreeId};
@@ -86,10 +84,6 @@ pub(super) fn plan(reader: &TreeReader, root: &TreeId, include: &[PathBuf]) -> R
         }
     }
     Ok(plan)
-}
-
-fn rel_path(components: &[Vec<u8>]) -> PathBuf {
-    components.iter().map(|c| OsStr::from_bytes(c)).collect()
 }
 
 /// Whether a node at `path` is restored itself, and whether the walk goes
