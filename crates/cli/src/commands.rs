@@ -11,6 +11,7 @@ pub mod dump;
 pub mod forget;
 pub mod init;
 pub mod ls;
+pub mod mount;
 pub mod node;
 pub mod peer;
 pub mod prune;

@@ -67,6 +67,9 @@ enum Cmd {
     /// Write a snapshot, or a path in it, to stdout as a tar archive
     /// (`trove dump docs:latest | tar -x`).
     Dump(dump::Args),
+    /// Browse the snapshots as a read-only filesystem at MOUNTPOINT
+    /// (snapshots/<time>/..., snapshots/latest) until Ctrl-C.
+    Mount(mount::Args),
     /// Verify fragments and manifests on every peer.
     Check(check::Args),
     /// Rebuild missing, corrupt and lost fragments on other peers, so that
@@ -127,6 +130,7 @@ fn run(cmd: Cmd, out: Out) -> anyhow::Result<ExitCode> {
         Cmd::Ls(a) => ls::run(a, out),
         Cmd::Restore(a) => restore::run(a, out),
         Cmd::Dump(a) => dump::run(a),
+        Cmd::Mount(a) => mount::run(a, out),
         Cmd::Check(a) => check::run(a, out),
         Cmd::Repair(a) => repair::run(a, out),
         Cmd::Forget(a) => forget::run(a, out),

@@ -82,7 +82,7 @@ pub use repair::{
     RepairReport,
 };
 pub use restore::{restore, LostPath, RestoreOptions, RestoreReport};
-pub use snapshot::{ls, resolve_snapshot, FileReader, LsEntry, TreeReader};
+pub use snapshot::{ls, resolve_snapshot, Browser, FileReader, LsEntry, TreeReader};
 pub use status::{status, ContainerStatus, PeerStatus, StatusReport};
 pub use sync::{sync, PeerContribution, SyncReport};
 pub use time::{now_ns, now_unix, utc};

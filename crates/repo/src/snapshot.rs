@@ -281,3 +281,69 @@ fn walk(
     }
     Ok(())
 }
+
+/// A container opened for reading its snapshots over a long time (a mount,
+/// the dashboard): it owns the home, the container's keys and one fetcher,
+/// whose small pack cache serves consecutive reads.
+#[derive(Debug)]
+pub struct Browser {
+    home: Home,
+    container: Container,
+    fetcher: Fetcher,
+}
+
+impl Browser {
+    /// Open container `name` (or the only one), finishing any interrupted
+    /// commit first as every reading command does.
+    pub fn open(home: Home, owner: &Owner, name: Option<&str>) -> Result<Self> {
+        crate::pending::finish_all(&home, owner, &crate::progress::Quiet)?;
+        let container = home.containers().open_or_only(owner, name)?;
+        let peers = home.peers().open_all()?;
+        let fetcher = Fetcher::new(&peers.slots);
+        Ok(Self {
+            home,
+            container,
+            fetcher,
+        })
+    }
+
+    pub fn container(&self) -> &Container {
+        &self.container
+    }
+
+    /// The container's snapshots, oldest first.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotManifest>> {
+        self.home.index.snapshots(&self.container.manifest.id)
+    }
+
+    pub fn reader(&self) -> TreeReader<'_> {
+        TreeReader {
+            home: &self.home,
+            container: &self.container,
+            fetcher: &self.fetcher,
+        }
+    }
+
+    /// Where each chunk of a file starts, and the end: `chunks.len() + 1`
+    /// offsets from the plaintext lengths the index records. A chunk the
+    /// index lacks, or lengths that do not add up to `size`, are an error.
+    pub fn chunk_offsets(&self, size: u64, chunks: &[ChunkId]) -> Result<Vec<u64>> {
+        let cid = self.container.manifest.id;
+        let mut offsets = Vec::with_capacity(chunks.len() + 1);
+        let mut at = 0u64;
+        offsets.push(at);
+        for c in chunks {
+            let loc = self.home.index.blob(&cid, &BlobId(c.0))?.ok_or_else(|| {
+                RepoError::Lost(format!("chunk {} is not in the index", c.short()))
+            })?;
+            at += u64::from(loc.entry.raw_length);
+            offsets.push(at);
+        }
+        if at != size {
+            return Err(RepoError::Lost(format!(
+                "chunks add up to {at} bytes, the file had {size}"
+            )));
+        }
+        Ok(offsets)
+    }
+}

@@ -14,6 +14,7 @@ mod daemon;
 mod demo;
 mod dump;
 mod faults;
+mod mount;
 mod nodes;
 mod privacy;
 mod prune;
