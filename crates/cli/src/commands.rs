@@ -6,6 +6,7 @@ pub mod check;
 pub mod config;
 pub mod container;
 pub mod daemon;
+pub mod dashboard;
 pub mod demo;
 pub mod dump;
 pub mod forget;

@@ -56,6 +56,9 @@ enum Cmd {
     /// (state, audits, bytes held) and the daemon. Exit 3 if some pack is
     /// degraded.
     Status(status::Args),
+    /// A local web dashboard (containers, pack health, peers, snapshots to
+    /// browse and download) on 127.0.0.1; prints its URL with a token.
+    Ui(dashboard::Args),
     /// Back up a container (incremental); prints the snapshot id.
     Backup(backup::Args),
     /// List snapshots.
@@ -125,6 +128,7 @@ fn run(cmd: Cmd, out: Out) -> anyhow::Result<ExitCode> {
         Cmd::Config(c) => config::run(c, out),
         Cmd::Daemon(a) => daemon::run(a),
         Cmd::Status(a) => status::run(a, out),
+        Cmd::Ui(a) => dashboard::run(a, out),
         Cmd::Backup(a) => backup::run(a, out),
         Cmd::Snapshots(a) => snapshots::run(a, out),
         Cmd::Ls(a) => ls::run(a, out),

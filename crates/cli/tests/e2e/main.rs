@@ -11,6 +11,7 @@ mod common;
 mod backup_restore;
 mod crash;
 mod daemon;
+mod dashboard;
 mod demo;
 mod dump;
 mod faults;
