@@ -20,6 +20,7 @@ pub mod recover;
 pub mod recovery;
 pub mod repair;
 pub mod restore;
+pub mod share;
 pub mod snapshots;
 pub mod status;
 pub mod sync;

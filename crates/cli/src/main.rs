@@ -73,6 +73,9 @@ enum Cmd {
     /// Browse the snapshots as a read-only filesystem at MOUNTPOINT
     /// (snapshots/<time>/..., snapshots/latest) until Ctrl-C.
     Mount(mount::Args),
+    /// Give another identity read-only access to a container (`share
+    /// CONTAINER --with OWNER_ID`), accept a share file, list shares.
+    Share(share::Args),
     /// Verify fragments and manifests on every peer.
     Check(check::Args),
     /// Rebuild missing, corrupt and lost fragments on other peers, so that
@@ -135,6 +138,7 @@ fn run(cmd: Cmd, out: Out) -> anyhow::Result<ExitCode> {
         Cmd::Restore(a) => restore::run(a, out),
         Cmd::Dump(a) => dump::run(a),
         Cmd::Mount(a) => mount::run(a, out),
+        Cmd::Share(a) => share::run(a, out),
         Cmd::Check(a) => check::run(a, out),
         Cmd::Repair(a) => repair::run(a, out),
         Cmd::Forget(a) => forget::run(a, out),

@@ -199,6 +199,10 @@ impl ContainerKey {
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }
+    /// The key itself, for sealing it to someone ([`crate::share`]).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
     /// The sub-keys used by the data path.
     pub fn derive(&self) -> ContainerKeys {
         let seed = Zeroizing::new(blake3::derive_key(CTX_CHUNKER, &self.0));

@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod pack;
 pub mod padding;
 pub mod seal;
+pub mod share;
 pub mod tree;
 
 pub use ids::*;

@@ -168,9 +168,41 @@ impl<'a> Containers<'a> {
         )
     }
 
-    /// A container's manifest, without unlocking anything.
+    /// A container's manifest, without unlocking anything. A container
+    /// shared with this identity is refused: this is what commands that
+    /// write use.
     pub fn manifest(&self, name: &str) -> Result<ContainerManifest> {
-        self.home.index.container(name)
+        match self.home.index.container(name) {
+            Err(RepoError::NoContainer(_)) => match crate::share::received(self.home, name)? {
+                Some(r) => Err(RepoError::SharedReadOnly {
+                    container: name.to_owned(),
+                    owner: r.sharer.fingerprint(),
+                }),
+                None => Err(RepoError::NoContainer(name.to_owned())),
+            },
+            other => other,
+        }
+    }
+
+    /// Open a container to read it: one of this identity's, or one shared
+    /// with it.
+    pub fn open_readable(&self, owner: &Owner, name: &str) -> Result<Container> {
+        match crate::share::received(self.home, name)? {
+            Some(r) if self.home.index.container(name).is_err() => r.open(owner),
+            _ => self.open(owner, name),
+        }
+    }
+
+    /// The manifests of every container that can be read: this identity's,
+    /// then those shared with it.
+    fn readable_manifests(&self) -> Result<Vec<ContainerManifest>> {
+        let mut all = self.manifests()?;
+        all.extend(
+            crate::share::received_all(self.home)?
+                .into_iter()
+                .map(|r| r.manifest),
+        );
+        Ok(all)
     }
 
     /// Every container's manifest.
@@ -242,8 +274,18 @@ impl<'a> Containers<'a> {
     /// The snapshots of one container or of all, oldest first per container.
     pub fn snapshot_rows(&self, name: Option<&str>) -> Result<Vec<SnapshotRow>> {
         let containers = match name {
-            Some(n) => vec![self.manifest(n)?],
-            None => self.manifests()?,
+            Some(n) => {
+                let found: Vec<_> = self
+                    .readable_manifests()?
+                    .into_iter()
+                    .filter(|m| m.name == n)
+                    .collect();
+                match found.is_empty() {
+                    true => return Err(RepoError::NoContainer(n.to_owned())),
+                    false => found,
+                }
+            }
+            None => self.readable_manifests()?,
         };
         let mut rows = Vec::new();
         for m in &containers {

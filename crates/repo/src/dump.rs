@@ -38,7 +38,7 @@ pub fn dump(
 ) -> Result<DumpReport> {
     crate::pending::finish_all(home, owner, &crate::progress::Quiet)?;
     let (container, snap) = resolve_snapshot(home, owner, spec)?;
-    let peers = home.peers().open_all()?;
+    let peers = home.peers().open_for(&container)?;
     let fetcher = Fetcher::new(&peers.slots);
     dump_tree(&container, home, &fetcher, &snap.root, under, out)
 }

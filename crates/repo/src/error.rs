@@ -179,6 +179,21 @@ pub enum RepoError {
     },
     #[error("format: {0}")]
     Format(String),
+    /// A share file that is not well formed, altered, or not openable.
+    #[error("share file: {0}")]
+    Share(#[from] trove_core::share::ShareError),
+    /// A share file sealed to another identity.
+    #[error("this share file is for owner id {}…, not for this identity ({}…): the owner must share to the id `trove whoami` prints here", &.recipient[..16], &.you[..16])]
+    ShareNotForYou { recipient: String, you: String },
+    /// Sharing with oneself.
+    #[error("that is this identity's own owner id: share with the id `trove whoami` prints on the other person's machine")]
+    ShareWithSelf,
+    /// Not an owner id.
+    #[error("`{0}` is not an owner id: give the 64 hex digits `trove whoami` prints on the recipient's machine")]
+    BadOwnerId(String),
+    /// A command that writes, on a container shared with this identity.
+    #[error("container `{container}` is shared with you read-only by {owner}: backup, forget, prune and repair are its owner's; snapshots, ls, restore, dump and mount work")]
+    SharedReadOnly { container: String, owner: String },
     /// Writing a stream (`dump`) to its output failed; a closed pipe is
     /// [`RepoError::is_closed_output`].
     #[error("writing the output: {0}")]
@@ -228,6 +243,10 @@ impl RepoError {
                 | RepoError::IdsAndPolicy
                 | RepoError::BadDuration(_)
                 | RepoError::Config { .. }
+                | RepoError::ShareNotForYou { .. }
+                | RepoError::ShareWithSelf
+                | RepoError::BadOwnerId(_)
+                | RepoError::SharedReadOnly { .. }
         )
     }
 }

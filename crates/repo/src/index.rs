@@ -54,6 +54,10 @@ const INTENTS: TableDefinition<Bytes, Bytes> = TableDefinition::new("intents");
 /// peer id ‖ 0 ‖ fragment id, or peer id ‖ 1 ‖ meta key (65 B) → DeletionValue:
 /// deletions decided (committed) but not yet done on that peer
 const DELETIONS: TableDefinition<Bytes, Bytes> = TableDefinition::new("deletions");
+/// Containers others shared with this identity: container id → `ReceivedShare`.
+const SHARES_RECEIVED: TableDefinition<Bytes, Bytes> = TableDefinition::new("shares_received");
+/// Shares this identity gave: container id ‖ recipient owner id → `GivenShare`.
+const SHARES_GIVEN: TableDefinition<Bytes, Bytes> = TableDefinition::new("shares_given");
 
 /// What an upload is about to put: the fragments of one pack and the peers
 /// they go to (every peer tried, when a fragment is re-placed). Written
@@ -474,6 +478,8 @@ impl Index {
                 PEER_AUDITS,
                 INTENTS,
                 DELETIONS,
+                SHARES_RECEIVED,
+                SHARES_GIVEN,
             ] {
                 tx.open_table(t)?;
             }
@@ -634,6 +640,51 @@ impl Index {
             .get(name)?
             .ok_or_else(|| RepoError::NoContainer(name.into()))?;
         de(v.value())
+    }
+
+    // ---- shares ------------------------------------------------------------
+
+    /// Record a container shared with this identity (replacing an earlier
+    /// record of it).
+    pub fn put_received_share<T: Serialize>(&self, cid: &ContainerId, share: &T) -> Result<()> {
+        self.put(SHARES_RECEIVED, cid.as_bytes(), share)
+    }
+
+    pub fn received_shares<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        self.values(SHARES_RECEIVED)
+    }
+
+    pub fn put_given_share<T: Serialize>(
+        &self,
+        cid: &ContainerId,
+        recipient: &[u8; 32],
+        share: &T,
+    ) -> Result<()> {
+        let mut key = cid.as_bytes().to_vec();
+        key.extend_from_slice(recipient);
+        self.put(SHARES_GIVEN, &key, share)
+    }
+
+    pub fn given_shares<T: DeserializeOwned>(&self) -> Result<Vec<T>> {
+        self.values(SHARES_GIVEN)
+    }
+
+    fn put<T: Serialize>(
+        &self,
+        table: TableDefinition<Bytes, Bytes>,
+        key: &[u8],
+        v: &T,
+    ) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(table)?.insert(key, ser(v).as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn values<T: DeserializeOwned>(&self, table: TableDefinition<Bytes, Bytes>) -> Result<Vec<T>> {
+        let tx = self.db.begin_read()?;
+        let t = tx.open_table(table)?;
+        t.iter()?.map(|r| de(r?.1.value())).collect()
     }
 
     // ---- blobs and packs ---------------------------------------------------

@@ -35,6 +35,7 @@ mod redundancy;
 mod repair;
 mod restore;
 mod scan;
+mod share;
 mod snapshot;
 mod status;
 mod sync;
@@ -82,6 +83,9 @@ pub use repair::{
     RepairReport,
 };
 pub use restore::{restore, LostPath, RestoreOptions, RestoreReport};
+pub use share::{
+    accept_share, list_shares, share_container, AcceptReport, GivenShare, ReceivedRow, ShareList,
+};
 pub use snapshot::{ls, resolve_snapshot, Browser, FileReader, LsEntry, TreeReader};
 pub use status::{status, ContainerStatus, PeerStatus, StatusReport};
 pub use sync::{sync, PeerContribution, SyncReport};

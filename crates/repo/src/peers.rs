@@ -4,7 +4,7 @@
 
 use crate::error::Result;
 use crate::health::{probe, PeerHealth, PeerState, Storm};
-use crate::home::{check_name, Home};
+use crate::home::{check_name, Container, Home};
 use crate::location::{LocationError, PeerLocation};
 use crate::progress::{Event, Progress};
 use std::collections::BTreeMap;
@@ -417,6 +417,32 @@ impl<'a> Peers<'a> {
                 Ok(Arc::new(peer))
             }
             Err(e) => Err(unavailable(e.to_string())),
+        }
+    }
+
+    /// These peers (a shared container's roster), opened where possible.
+    pub fn open_records(&self, records: &[PeerRecord]) -> PeerSet {
+        PeerSet {
+            slots: records
+                .iter()
+                .map(|record| PeerSlot {
+                    peer: self.open(record),
+                    record: record.clone(),
+                    health: None,
+                })
+                .collect(),
+        }
+    }
+
+    /// The peers to read `container` from: this home's, or for a container
+    /// shared with it, the owner's roster.
+    pub fn open_for(&self, container: &Container) -> Result<PeerSet> {
+        let shared = crate::share::received_all(self.home)?
+            .into_iter()
+            .find(|r| r.manifest.id == container.manifest.id);
+        match shared {
+            Some(r) => Ok(self.open_records(&r.manifest.roster)),
+            None => self.open_all(),
         }
     }
 

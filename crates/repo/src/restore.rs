@@ -98,7 +98,7 @@ pub fn restore(
     let started = Instant::now();
     crate::pending::finish_all(home, owner, progress)?;
     let (container, snap) = resolve_snapshot(home, owner, spec)?;
-    let peers = home.peers().open_all()?;
+    let peers = home.peers().open_for(&container)?;
     peers.warn_unavailable(progress);
     let fetcher = Fetcher::new(&peers.slots);
     let reader = TreeReader {

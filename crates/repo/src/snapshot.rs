@@ -19,7 +19,7 @@ pub fn resolve_snapshot(
         if which != "latest" {
             return Err(RepoError::OnlyLatest(spec.to_owned()));
         }
-        let c = home.containers().open(owner, name)?;
+        let c = home.containers().open_readable(owner, name)?;
         let snap = home
             .index
             .snapshots(&c.manifest.id)?
@@ -32,7 +32,10 @@ pub fn resolve_snapshot(
         return Err(RepoError::BadSnapshotSpec(spec.to_owned()));
     }
     let mut found = Vec::new();
-    for m in home.index.containers()? {
+    let shared = crate::share::received_all(home)?
+        .into_iter()
+        .map(|r| r.manifest);
+    for m in home.index.containers()?.into_iter().chain(shared) {
         for s in home.index.snapshots(&m.id)? {
             if s.id.to_hex().starts_with(&prefix) {
                 found.push((m.name.clone(), s));
@@ -43,7 +46,7 @@ pub fn resolve_snapshot(
         0 => Err(RepoError::NoSnapshot(spec.into())),
         1 => {
             let (name, snap) = found.pop().expect("one");
-            Ok((home.containers().open(owner, &name)?, snap))
+            Ok((home.containers().open_readable(owner, &name)?, snap))
         }
         _ => Err(RepoError::AmbiguousSnapshot(spec.into())),
     }
@@ -215,7 +218,7 @@ pub struct LsEntry {
 pub fn ls(home: &Home, owner: &Owner, spec: &str, under: Option<&Path>) -> Result<Vec<LsEntry>> {
     crate::pending::finish_all(home, owner, &crate::progress::Quiet)?;
     let (container, snap) = resolve_snapshot(home, owner, spec)?;
-    let peers = home.peers().open_all()?;
+    let peers = home.peers().open_for(&container)?;
     let fetcher = Fetcher::new(&peers.slots);
     let reader = TreeReader {
         home,
@@ -297,8 +300,9 @@ impl Browser {
     /// commit first as every reading command does.
     pub fn open(home: Home, owner: &Owner, name: Option<&str>) -> Result<Self> {
         crate::pending::finish_all(&home, owner, &crate::progress::Quiet)?;
-        let container = home.containers().open_or_only(owner, name)?;
-        let peers = home.peers().open_all()?;
+        let containers = home.containers();
+        let container = containers.open_readable(owner, &containers.name_or_only(name)?)?;
+        let peers = home.peers().open_for(&container)?;
         let fetcher = Fetcher::new(&peers.slots);
         Ok(Self {
             home,

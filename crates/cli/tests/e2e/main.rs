@@ -23,4 +23,5 @@ mod recovery;
 mod repair;
 mod restore_symlinks;
 mod security;
+mod share;
 mod undelete;

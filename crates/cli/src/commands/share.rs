@@ -1,0 +1,107 @@
+//! `trove share`: give another identity read-only access to a container
+//! (a share file sealed to them), accept one, list both.
+
+use crate::context::{open_home, unlock, Out};
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Args {
+    #[command(subcommand)]
+    cmd: Option<ShareCmd>,
+    /// The container to share.
+    #[arg(required = true)]
+    container: Option<String>,
+    /// The recipient's owner id (`trove whoami` on their machine).
+    #[arg(long, value_name = "OWNER_ID", required = true)]
+    with: Option<String>,
+    /// Where to write the share file [default: CONTAINER.trove-share].
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand)]
+enum ShareCmd {
+    /// Add the container of a share file made for you, read-only.
+    Accept { file: PathBuf },
+    /// Shares you gave and received.
+    List,
+}
+
+pub fn run(args: Args, out: Out) -> Result<ExitCode> {
+    let home = open_home()?;
+    match args.cmd {
+        Some(ShareCmd::List) => {
+            let list = trove_repo::list_shares(&home)?;
+            out.emit(&list, |l| {
+                for g in &l.given {
+                    println!(
+                        "gave      {:<20} to {}  {}",
+                        g.container,
+                        g.recipient,
+                        trove_repo::utc(g.shared_unix * 1_000_000_000)
+                    );
+                }
+                for r in &l.received {
+                    println!(
+                        "received  {:<20} from {}  {} snapshot(s)",
+                        r.container, r.owner, r.snapshots
+                    );
+                }
+                if l.given.is_empty() && l.received.is_empty() {
+                    println!("no shares");
+                }
+            })?;
+        }
+        Some(ShareCmd::Accept { file }) => {
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let owner = unlock(&home)?;
+            let r = trove_repo::accept_share(&home, &owner, &bytes)?;
+            out.emit(&r, |r| {
+                println!(
+                    "added `{}` read-only, shared by {}: {} snapshot(s), {} pack(s), read from {}",
+                    r.container,
+                    r.owner,
+                    r.snapshots,
+                    r.packs,
+                    r.peers_read.join(", ")
+                );
+                if !r.peers_unreachable.is_empty() {
+                    println!("unreachable: {}", r.peers_unreachable.join(", "));
+                }
+            })?;
+        }
+        None => {
+            let (name, with) = (
+                args.container.expect("required"),
+                args.with.expect("required"),
+            );
+            let owner = unlock(&home)?;
+            let (bytes, given) = trove_repo::share_container(&home, &owner, &name, &with)?;
+            let path = args
+                .out
+                .unwrap_or_else(|| PathBuf::from(format!("{name}.trove-share")));
+            std::fs::write(&path, &bytes)
+                .with_context(|| format!("writing the share file {}", path.display()))?;
+            #[derive(serde::Serialize)]
+            struct Row<'a> {
+                #[serde(flatten)]
+                given: &'a trove_repo::GivenShare,
+                file: &'a std::path::Path,
+            }
+            out.emit(&Row { given: &given, file: &path }, |r| {
+                println!(
+                    "wrote {}: `{}` readable by owner id {}… only; send it to them (`trove share accept {}`)",
+                    r.file.display(),
+                    r.given.container,
+                    &r.given.recipient[..16],
+                    r.file.display()
+                )
+            })?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,134 @@
+//! `trove share`: a container shared read-only with another identity, who
+//! restores and dumps it exactly and cannot write into it; share files for
+//! someone else, altered or cut short are refused.
+
+use crate::common::*;
+use std::path::Path;
+
+fn owner_id(t: &Trove) -> String {
+    t.ok_json(&["whoami"])["owner_id"]
+        .as_str()
+        .expect("owner_id")
+        .to_owned()
+}
+
+#[test]
+fn a_shared_container_reads_exactly_for_its_recipient_only_and_stays_read_only() {
+    let owner = Trove::setup(3, "2+1");
+    make_small_tree(&owner.src, 91);
+    owner.backup();
+    let friend = Trove::new();
+    friend.init();
+    let stranger = Trove::new();
+    stranger.init();
+
+    let file = owner.tmp.path().join("data.trove-share");
+    let f = file.display().to_string();
+    let fid = owner_id(&friend);
+    let given = owner.ok_json(&["share", "data", "--with", &fid, "--out", &f]);
+    assert_eq!(given["recipient"], fid.as_str());
+    // The file carries no readable secret: not the container key's hex,
+    // nor the source paths.
+    let bytes = std::fs::read(&file).unwrap();
+    let src = owner.src.display().to_string();
+    assert!(
+        !bytes.windows(src.len()).any(|w| w == src.as_bytes()),
+        "the manifest is sealed"
+    );
+
+    // The recipient: accept, list, restore and dump exactly.
+    let acc = friend.ok_json(&["share", "accept", &f]);
+    assert_eq!(acc["container"], "data");
+    assert_eq!(acc["snapshots"], 1);
+    let snaps = friend.snapshots();
+    assert_eq!(snaps.len(), 1);
+    assert_eq!(snaps[0]["container"], "data");
+    let (_, restored) = friend.restore("data:latest");
+    assert_same_tree(&owner.src, &restored);
+    let ls = friend.ok_json(&["ls", "data:latest", "src/docs"]);
+    assert!(ls.as_array().unwrap().len() > 10, "{ls}");
+    let out = friend.fresh_dir("dump");
+    std::fs::create_dir_all(&out).unwrap();
+    let dump = friend.run(&["dump", "data:latest"]);
+    assert_code(&dump, 0, &["dump", "data:latest"]);
+    extract(&dump.stdout, &out);
+    assert_same_tree(&owner.src, &out.join("src"));
+
+    // Nothing the recipient could write: every writing command refuses,
+    // and passing the container on is the owner's too.
+    let sid = owner_id(&stranger);
+    for args in [
+        vec!["backup", "data"],
+        vec!["forget", "data", "--keep-last", "1"],
+        vec!["prune", "data"],
+        vec!["share", "data", "--with", &sid],
+    ] {
+        let o = friend.run(&args);
+        assert_code(&o, 2, &args);
+        assert!(
+            stderr(&o).contains("shared with you read-only"),
+            "{args:?}: {}",
+            describe(&o)
+        );
+    }
+    assert_eq!(
+        owner.snapshots().len(),
+        1,
+        "the owner's snapshots unchanged"
+    );
+
+    // A new snapshot of the owner's: accepting again reads it.
+    write(&owner.src.join("after-share.txt"), b"new\n");
+    owner.backup();
+    let acc = friend.ok_json(&["share", "accept", &f]);
+    assert_eq!(acc["snapshots"], 2);
+    let (_, restored) = friend.restore("data:latest");
+    assert_same_tree(&owner.src, &restored);
+
+    // Someone else's file, an altered one, a cut one.
+    let o = stranger.run(&["share", "accept", &f]);
+    assert_code(&o, 2, &["share", "accept", &f]);
+    assert!(
+        stderr(&o).contains("not for this identity"),
+        "{}",
+        describe(&o)
+    );
+    for (name, bad) in [
+        ("altered", {
+            let mut b = bytes.clone();
+            let at = b.len() / 2;
+            b[at] ^= 1;
+            b
+        }),
+        ("cut", bytes[..bytes.len() - 10].to_vec()),
+    ] {
+        let p = friend.tmp.path().join(name);
+        std::fs::write(&p, &bad).unwrap();
+        let ps = p.display().to_string();
+        let o = friend.run(&["share", "accept", &ps]);
+        assert_code(&o, 1, &["share", "accept", &ps]);
+        assert!(
+            stderr(&o).contains("share file"),
+            "{name}: {}",
+            describe(&o)
+        );
+    }
+    let list = friend.ok_json(&["share", "list"]);
+    assert_eq!(list["received"][0]["container"], "data");
+    let list = owner.ok_json(&["share", "list"]);
+    assert_eq!(list["given"][0]["recipient"], fid.as_str());
+}
+
+/// Extract a tar archive with the real `tar`.
+fn extract(archive: &[u8], into: &Path) {
+    use std::io::Write;
+    let mut tar = std::process::Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(into)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tar.stdin.take().unwrap().write_all(archive).unwrap();
+    assert!(tar.wait().unwrap().success());
+}

@@ -1,0 +1,277 @@
+//! Share files: a container's key and manifest sealed to one recipient, so
+//! that only they can open it, and signed by the owner's identity, so that
+//! they know whose data it is (`docs/design.md` §9e).
+//!
+//! The recipient is named by their owner id (the Ed25519 public key nodes
+//! grant). The file is sealed with X25519 to the Montgomery form of that
+//! key, from a fresh ephemeral key: the recipient's X25519 secret is the
+//! scalar of their Ed25519 transport key (as libsodium's
+//! `crypto_sign_ed25519_sk_to_curve25519`).
+
+use crate::ids::ContainerId;
+use crate::keys::{ContainerKey, Identity, PublicIdentity};
+use crate::manifest::ContainerManifest;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use curve25519_dalek::montgomery::MontgomeryPoint;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+pub const SHARE_MAGIC: &[u8; 4] = b"TRVS";
+pub const SHARE_VERSION: u8 = 1;
+/// Version byte in front of the sealed body.
+const BODY_VERSION: u8 = 1;
+const CTX_SHARE: &str = "trove 2026-11 share seal v1";
+/// magic, version, sharer, recipient, container, ephemeral key, nonce, body length.
+const HEADER_LEN: usize = 4 + 1 + 32 + 32 + 32 + 32 + 24 + 4;
+const SIG_LEN: usize = 64;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShareError {
+    #[error("not a Trove share file ({0})")]
+    Malformed(&'static str),
+    #[error("share file version {0} is not known to this Trove")]
+    UnknownVersion(u8),
+    #[error("the share file's signature does not verify: it was altered or damaged")]
+    BadSignature,
+    #[error("the recipient `{0}` is not an owner id (64 hex digits of an Ed25519 key)")]
+    BadRecipient(String),
+    #[error("the share file does not open with this identity's key")]
+    Undecryptable,
+}
+
+/// What anyone can read of a share file (its signature checked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShareHeader {
+    /// The owner's identity, which signs the file and the container's
+    /// snapshots and segments.
+    pub sharer: PublicIdentity,
+    /// The recipient's owner id.
+    pub recipient: [u8; 32],
+    pub container: ContainerId,
+}
+
+/// What the recipient opens.
+#[derive(Debug)]
+pub struct ShareContents {
+    /// The container manifest (its wrapped key left out: it is the owner's).
+    pub manifest: ContainerManifest,
+    pub key: ContainerKey,
+    pub created_unix: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Body {
+    manifest: ContainerManifest,
+    key: [u8; 32],
+    created_unix: i64,
+}
+
+/// Seal `manifest` and `key` to the recipient with owner id `recipient`,
+/// signed by `identity`.
+pub fn seal_share(
+    identity: &Identity,
+    recipient: &[u8; 32],
+    manifest: &ContainerManifest,
+    key: &ContainerKey,
+    created_unix: i64,
+) -> Result<Vec<u8>, ShareError> {
+    let their = VerifyingKey::from_bytes(recipient)
+        .map_err(|_| ShareError::BadRecipient(hex::encode(recipient)))?
+        .to_montgomery();
+    let ephemeral = Zeroizing::new(rand::random::<[u8; 32]>());
+    let ephemeral_public = MontgomeryPoint::mul_base_clamped(*ephemeral);
+    let shared = Zeroizing::new(their.mul_clamped(*ephemeral).to_bytes());
+    let nonce: [u8; 24] = rand::random();
+    let mut plain = Zeroizing::new(vec![BODY_VERSION]);
+    let mut manifest = manifest.clone();
+    manifest.wrapped_key.clear();
+    let body = Body {
+        manifest,
+        key: *key.as_bytes(),
+        created_unix,
+    };
+    plain.extend_from_slice(&postcard::to_stdvec(&body).expect("a share body serializes"));
+    let mut out = Vec::with_capacity(HEADER_LEN + plain.len() + 16 + SIG_LEN);
+    out.extend_from_slice(SHARE_MAGIC);
+    out.push(SHARE_VERSION);
+    out.extend_from_slice(&identity.public().0);
+    out.extend_from_slice(recipient);
+    out.extend_from_slice(body.manifest.id.as_bytes());
+    out.extend_from_slice(ephemeral_public.as_bytes());
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&((plain.len() + 16) as u32).to_le_bytes());
+    let cipher = XChaCha20Poly1305::new(&seal_key(&shared, &ephemeral_public, &their).into());
+    let sealed = cipher
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: &plain,
+                aad: &out,
+            },
+        )
+        .expect("encryption cannot fail");
+    out.extend_from_slice(&sealed);
+    let sig = identity.signing_key().sign(&out);
+    out.extend_from_slice(&sig.to_bytes());
+    Ok(out)
+}
+
+/// Check a share file's form and signature; read its header.
+pub fn peek_share(bytes: &[u8]) -> Result<ShareHeader, ShareError> {
+    if bytes.len() < HEADER_LEN + 16 + SIG_LEN || &bytes[..4] != SHARE_MAGIC {
+        return Err(ShareError::Malformed("too short or no TRVS magic"));
+    }
+    if bytes[4] != SHARE_VERSION {
+        return Err(ShareError::UnknownVersion(bytes[4]));
+    }
+    let body_len = u32::from_le_bytes(bytes[157..161].try_into().expect("4 bytes")) as usize;
+    if bytes.len() != HEADER_LEN + body_len + SIG_LEN {
+        return Err(ShareError::Malformed(
+            "its length does not match its header",
+        ));
+    }
+    let header = ShareHeader {
+        sharer: PublicIdentity(bytes[5..37].try_into().expect("32 bytes")),
+        recipient: bytes[37..69].try_into().expect("32 bytes"),
+        container: ContainerId(bytes[69..101].try_into().expect("32 bytes")),
+    };
+    let (signed, sig) = bytes.split_at(bytes.len() - SIG_LEN);
+    let key = header
+        .sharer
+        .verifying_key()
+        .ok_or(ShareError::BadSignature)?;
+    let sig = Signature::from_bytes(sig.try_into().expect("64 bytes"));
+    key.verify(signed, &sig)
+        .map_err(|_| ShareError::BadSignature)?;
+    Ok(header)
+}
+
+/// Open a share file with the recipient's transport seed (whose public
+/// key is their owner id). The caller checks [`ShareHeader::recipient`]
+/// first, to say plainly when a file is someone else's.
+pub fn open_share(
+    bytes: &[u8],
+    transport_seed: &[u8; 32],
+) -> Result<(ShareHeader, ShareContents), ShareError> {
+    let header = peek_share(bytes)?;
+    let signing = SigningKey::from_bytes(transport_seed);
+    let mine = signing.verifying_key().to_montgomery();
+    let scalar = Zeroizing::new(signing.to_scalar_bytes());
+    let ephemeral_public = MontgomeryPoint(bytes[101..133].try_into().expect("32 bytes"));
+    let shared = Zeroizing::new(ephemeral_public.mul_clamped(*scalar).to_bytes());
+    let cipher = XChaCha20Poly1305::new(&seal_key(&shared, &ephemeral_public, &mine).into());
+    let plain = Zeroizing::new(
+        cipher
+            .decrypt(
+                XNonce::from_slice(&bytes[133..157]),
+                Payload {
+                    msg: &bytes[HEADER_LEN..bytes.len() - SIG_LEN],
+                    aad: &bytes[..HEADER_LEN],
+                },
+            )
+            .map_err(|_| ShareError::Undecryptable)?,
+    );
+    if plain.first() != Some(&BODY_VERSION) {
+        return Err(ShareError::UnknownVersion(
+            plain.first().copied().unwrap_or(0),
+        ));
+    }
+    let body: Body =
+        postcard::from_bytes(&plain[1..]).map_err(|_| ShareError::Malformed("body"))?;
+    if body.manifest.id != header.container {
+        return Err(ShareError::Malformed("the body names another container"));
+    }
+    let key = ContainerKey::from_bytes(body.key);
+    Ok((
+        header,
+        ShareContents {
+            manifest: body.manifest,
+            key,
+            created_unix: body.created_unix,
+        },
+    ))
+}
+
+/// The AEAD key: the X25519 secret bound to both public keys.
+fn seal_key(
+    shared: &[u8; 32],
+    ephemeral: &MontgomeryPoint,
+    recipient: &MontgomeryPoint,
+) -> [u8; 32] {
+    let mut input = Zeroizing::new(Vec::with_capacity(96));
+    input.extend_from_slice(shared);
+    input.extend_from_slice(ephemeral.as_bytes());
+    input.extend_from_slice(recipient.as_bytes());
+    blake3::derive_key(CTX_SHARE, &input)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::ChunkerParams;
+    use crate::keys::MasterSecret;
+    use crate::manifest::Redundancy;
+
+    fn manifest() -> ContainerManifest {
+        ContainerManifest {
+            id: ContainerId(rand::random()),
+            name: "photos".into(),
+            revision: 3,
+            created_unix: 1,
+            redundancy: Redundancy { k: 2, m: 1 },
+            chunker: ChunkerParams::default(),
+            pack_target: 8 << 20,
+            sources: vec!["/home/a/photos".into()],
+            roster: Vec::new(),
+            wrapped_key: vec![1; 73],
+        }
+    }
+
+    fn owner_id(m: &MasterSecret) -> [u8; 32] {
+        SigningKey::from_bytes(&m.transport_seed())
+            .verifying_key()
+            .to_bytes()
+    }
+
+    #[test]
+    fn only_the_recipient_opens_a_share_and_any_change_is_refused() {
+        let (owner, friend, stranger) = (
+            MasterSecret::generate(),
+            MasterSecret::generate(),
+            MasterSecret::generate(),
+        );
+        let m = manifest();
+        let key = ContainerKey::generate();
+        let file = seal_share(&owner.identity(), &owner_id(&friend), &m, &key, 42).unwrap();
+
+        let (h, got) = open_share(&file, &friend.transport_seed()).unwrap();
+        assert_eq!(h.sharer, owner.identity().public());
+        assert_eq!(h.recipient, owner_id(&friend));
+        assert_eq!(got.key.as_bytes(), key.as_bytes());
+        assert_eq!(got.manifest.name, "photos");
+        assert!(
+            got.manifest.wrapped_key.is_empty(),
+            "the owner's wrap stays home"
+        );
+        assert_eq!(got.created_unix, 42);
+
+        assert_eq!(
+            open_share(&file, &stranger.transport_seed()).unwrap_err(),
+            ShareError::Undecryptable
+        );
+        for at in [0, 4, 10, 40, 80, 120, 140, 170, file.len() - 1] {
+            let mut bad = file.clone();
+            bad[at] ^= 1;
+            assert!(
+                open_share(&bad, &friend.transport_seed()).is_err(),
+                "byte {at}"
+            );
+        }
+        for len in [0, 100, file.len() - 1] {
+            assert!(open_share(&file[..len], &friend.transport_seed()).is_err());
+        }
+    }
+}
