@@ -4,12 +4,14 @@
 //! a disk destroyed, a node's machine gone and a fragment corrupted, a
 //! restore verified byte for byte; then the lost peers replaced and
 //! repaired, and ransomware that encrypts files and deletes the history
-//! undone by `undelete`; last, `trove daemon` looks after it by itself.
+//! undone by `undelete`; `trove daemon` looks after it by itself; last,
+//! the container is shared read-only with a friend's identity.
 
 mod attacks;
 mod daemon;
 mod node;
 mod sample;
+mod share;
 
 use crate::context::Out;
 use crate::ui;
@@ -57,6 +59,8 @@ struct DemoReport {
     ransomware: Option<RansomwareSummary>,
     /// What `trove daemon` did by itself.
     daemon: daemon::DaemonSummary,
+    /// The container shared read-only with a second identity.
+    share: share::ShareSummary,
     #[serde(skip)]
     seconds: f64,
     #[serde(skip)]
@@ -92,7 +96,8 @@ fn print(r: &DemoReport) {
     let differences = r
         .differences
         .iter()
-        .chain(r.ransomware.iter().flat_map(|w| &w.differences));
+        .chain(r.ransomware.iter().flat_map(|w| &w.differences))
+        .chain(&r.share.differences);
     for d in differences.take(20) {
         println!("      DIFFERENCE: {d}");
     }
@@ -101,7 +106,7 @@ fn print(r: &DemoReport) {
     }
     if r.ok {
         println!(
-            "\nOK: {} files ({}) restored identical to the source after losing a disk and a node (2 of 6 peers) and a corrupted fragment; full redundancy repaired; the history ransomware deleted brought back; a dead disk repaired by the daemon with no command ({:.1}s in all).",
+            "\nOK: {} files ({}) restored identical to the source after losing a disk and a node (2 of 6 peers) and a corrupted fragment; full redundancy repaired; the history ransomware deleted brought back; a dead disk repaired by the daemon with no command; shared read-only with a friend, who restored it exactly ({:.1}s in all).",
             r.files,
             ui::bytes(r.bytes),
             r.seconds
@@ -119,7 +124,7 @@ fn print(r: &DemoReport) {
     }
 }
 
-const STEPS: u32 = 12;
+const STEPS: u32 = 13;
 
 /// The demo home's passphrase (the daemon, a separate process, needs it).
 const PASSPHRASE: &str = "demo passphrase";
@@ -365,12 +370,31 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
         );
     }
 
+    step(
+        json,
+        13,
+        "sharing `demo` read-only with a friend's identity: only they can open the share file; they restore and dump it, and their backup into it is refused",
+    );
+    let share = share::share_with_a_friend(&base, &src, json)?;
+    if !json {
+        println!(
+            "      {} snapshot(s) readable by the friend; {} files restored, {} differences; a {} tar dump; their backup into it refused: {}",
+            share.snapshots,
+            share.files_restored,
+            share.differences.len(),
+            ui::bytes(share.tar_bytes),
+            share.backup_refused
+        );
+    }
+
     let ok = diffs.is_empty()
         && r.lost.is_empty()
         && repair.full_redundancy
         && repair.check_problems.is_empty()
         && ransomware.as_ref().is_none_or(|w| w.differences.is_empty())
-        && daemon.full_redundancy;
+        && daemon.full_redundancy
+        && share.differences.is_empty()
+        && share.backup_refused;
     let report = DemoReport {
         ok,
         files,
@@ -387,6 +411,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
         repair,
         ransomware,
         daemon,
+        share,
         seconds: started.elapsed().as_secs_f64(),
         kept_in: args.dir.map(|_| base.clone()),
     };

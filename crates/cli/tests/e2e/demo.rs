@@ -49,6 +49,14 @@ fn demo_survives_losses_repairs_and_undoes_ransomware() {
         dm["repair"].as_str().unwrap().contains("pack(s) repaired"),
         "{v}"
     );
+    // Shared read-only with a friend's identity: an exact restore, a dump,
+    // a refused backup.
+    let sh = &v["share"];
+    assert!(sh["snapshots"].as_u64().unwrap() >= 2, "{v}");
+    assert!(strings(&sh["differences"]).is_empty(), "{v}");
+    assert!(sh["files_restored"].as_u64().unwrap() > 100, "{v}");
+    assert!(sh["tar_bytes"].as_u64().unwrap() > 1 << 20, "{v}");
+    assert_eq!(sh["backup_refused"], true, "{v}");
     let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap();
     assert!(log.contains("trove daemon stopped"), "{log}");
     // The demo's node processes are gone when it returns: their data
