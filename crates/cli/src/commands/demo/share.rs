@@ -36,8 +36,7 @@ pub fn share_with_a_friend(base: &Path, src: &Path, json: bool) -> Result<ShareS
             bind: Some("127.0.0.1:0".parse()?),
         });
     }
-    let (file, _) =
-        trove_repo::share_container(&home, &owner, "demo", &friend_owner.owner_id())?;
+    let (file, _) = trove_repo::share_container(&home, &owner, "demo", &friend_owner.owner_id())?;
     drop(home);
     let accepted = trove_repo::accept_share(&friend, &friend_owner, &file)?;
     let target = base.join("friend-restored");
