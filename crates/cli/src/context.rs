@@ -173,3 +173,19 @@ pub fn new_passphrase() -> Result<String> {
 pub fn unlock(home: &Home) -> Result<Owner> {
     Ok(home.unlock(passphrase(false)?.as_bytes())?)
 }
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM: how `node run` and `ui` stop.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -8,12 +8,11 @@
 
 use crate::error::{RepoError, Result};
 use crate::home::{Container, Home, Owner};
+use crate::sync::{open_signed_object, Opened};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use trove_core::envelope;
 use trove_core::keys::PublicIdentity;
 use trove_core::manifest::{replay, ContainerManifest, IndexSegment, SnapshotManifest};
-use trove_core::seal::BlobKind;
 use trove_core::share::{open_share, peek_share, seal_share};
 use trove_core::{ContainerId, SegmentId, SnapshotId};
 use trove_peer::MetaKey;
@@ -187,7 +186,6 @@ pub fn list_shares(home: &Home) -> Result<ShareList> {
 fn refresh(home: &Home, owner: &Owner, record: &ReceivedShare) -> Result<AcceptReport> {
     let container = record.open(owner)?;
     let cid = container.manifest.id;
-    let seal = &container.keys.seal;
     let set = home.peers().open_records(&record.manifest.roster);
     let mut report = AcceptReport {
         container: record.manifest.name.clone(),
@@ -211,43 +209,28 @@ fn refresh(home: &Home, owner: &Owner, record: &ReceivedShare) -> Result<AcceptR
         };
         report.peers_read.push(slot.record.name.clone());
         for key in keys {
+            let seen = match key {
+                MetaKey::IndexSegment(_, id) => segments.contains_key(&id),
+                MetaKey::Snapshot(_, id) => snapshots.contains_key(&id),
+                // The container manifest opens with the owner's master
+                // secret only; the share file carried it.
+                MetaKey::Container(_) => true,
+            };
+            if seen {
+                continue;
+            }
             let Ok(bytes) = peer.get_meta(&key) else {
                 continue;
             };
-            match key {
-                MetaKey::IndexSegment(_, id) if !segments.contains_key(&id) => {
-                    let opened = envelope::open_signed(
-                        &record.sharer,
-                        seal,
-                        BlobKind::IndexSegment,
-                        &id.0,
-                        &bytes,
-                    )
-                    .ok()
-                    .and_then(|(_, b)| IndexSegment::decode(&b).ok())
-                    .filter(|s| s.container == cid && s.id == id);
-                    if let Some(seg) = opened {
-                        segments.insert(id, (seg, bytes));
-                    }
+            // Only what the owner signed and the container key opens.
+            match open_signed_object(&record.sharer, &container.keys, key, &bytes) {
+                Ok(Opened::Segment(seg)) => {
+                    segments.insert(seg.id, (seg, bytes));
                 }
-                MetaKey::Snapshot(_, id) if !snapshots.contains_key(&id) => {
-                    let opened = envelope::open_signed(
-                        &record.sharer,
-                        seal,
-                        BlobKind::SnapshotManifest,
-                        &id.0,
-                        &bytes,
-                    )
-                    .ok()
-                    .and_then(|(_, b)| SnapshotManifest::decode(&b).ok())
-                    .filter(|s| s.container == cid && s.id == id);
-                    if let Some(snap) = opened {
-                        snapshots.insert(id, (snap, bytes));
-                    }
+                Ok(Opened::Snapshot(snap)) => {
+                    snapshots.insert(snap.id, (snap, bytes));
                 }
-                // The container manifest opens with the owner's master
-                // secret only; the share file carried it.
-                _ => {}
+                Ok(Opened::Manifest(_)) | Err(_) => {}
             }
         }
     }

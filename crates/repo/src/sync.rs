@@ -29,7 +29,7 @@ use crate::meta::open_container_manifest;
 use crate::progress::{Event, Progress};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use trove_core::envelope;
-use trove_core::keys::ContainerKeys;
+use trove_core::keys::{ContainerKeys, PublicIdentity};
 use trove_core::manifest::{replay, ContainerManifest, IndexSegment, PeerRecord, SnapshotManifest};
 use trove_core::seal::BlobKind;
 use trove_core::{ContainerId, FragmentId, PeerId, SegmentId, SnapshotId};
@@ -247,14 +247,30 @@ pub(crate) fn open_object(
     keys: Option<&ContainerKeys>,
     f: &Found,
 ) -> Option<std::result::Result<Opened, String>> {
-    let me = owner.public();
-    let cid = *f.key.container();
-    Some(match f.key {
-        MetaKey::Container(_) => open_container_manifest(owner, &cid, &f.bytes)
-            .map(Opened::Manifest)
-            .map_err(|e| e.to_string()),
+    match f.key {
+        MetaKey::Container(cid) => Some(
+            open_container_manifest(owner, &cid, &f.bytes)
+                .map(Opened::Manifest)
+                .map_err(|e| e.to_string()),
+        ),
+        key => Some(open_signed_object(&owner.public(), keys?, key, &f.bytes)),
+    }
+}
+
+/// Verify and open an index segment or snapshot manifest envelope signed
+/// by `signer` (this identity, or the owner of a container shared with
+/// it), checking that it names the object its key names.
+pub(crate) fn open_signed_object(
+    signer: &PublicIdentity,
+    keys: &ContainerKeys,
+    key: MetaKey,
+    bytes: &[u8],
+) -> std::result::Result<Opened, String> {
+    let cid = *key.container();
+    match key {
+        MetaKey::Container(_) => Err("a container manifest opens with the master secret".into()),
         MetaKey::IndexSegment(_, s) => {
-            envelope::open_signed(&me, &keys?.seal, BlobKind::IndexSegment, &s.0, &f.bytes)
+            envelope::open_signed(signer, &keys.seal, BlobKind::IndexSegment, &s.0, bytes)
                 .map_err(|e| e.to_string())
                 .and_then(|(_, b)| IndexSegment::decode(&b).map_err(|e| e.to_string()))
                 .and_then(|seg| match seg.container == cid && seg.id == s {
@@ -263,7 +279,7 @@ pub(crate) fn open_object(
                 })
         }
         MetaKey::Snapshot(_, s) => {
-            envelope::open_signed(&me, &keys?.seal, BlobKind::SnapshotManifest, &s.0, &f.bytes)
+            envelope::open_signed(signer, &keys.seal, BlobKind::SnapshotManifest, &s.0, bytes)
                 .map_err(|e| e.to_string())
                 .and_then(|(_, b)| SnapshotManifest::decode(&b).map_err(|e| e.to_string()))
                 .and_then(|snap| match snap.container == cid && snap.id == s {
@@ -271,7 +287,7 @@ pub(crate) fn open_object(
                     false => Err("it names another object".into()),
                 })
         }
-    })
+    }
 }
 
 /// Verify what was collected (each distinct object once, remembered in

@@ -61,7 +61,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
     rt.block_on(trove_web::serve(
         listener,
         trove_web::app(dash),
-        trove_web::shutdown_signal(),
+        crate::context::shutdown_signal(),
     ))?;
     Ok(ExitCode::SUCCESS)
 }

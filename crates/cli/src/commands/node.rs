@@ -194,25 +194,10 @@ fn serve(opts: &NodeOptions, out: Out) -> Result<ExitCode> {
         })?;
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        node.serve(shutdown_signal()).await;
+        node.serve(crate::context::shutdown_signal()).await;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 /// One owner of a node, for `node status`.
