@@ -379,6 +379,26 @@ impl ChildGuard {
     pub fn child(&mut self) -> &mut Child {
         self.0.as_mut().expect("child not yet taken")
     }
+
+    /// Wait up to `timeout` for the child to exit (it is killed if it does
+    /// not); its exit code and its piped stderr (small: it is read after
+    /// the exit).
+    pub fn finish(mut self, timeout: Duration) -> (Option<i32>, String) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(s) = self.child().try_wait().expect("wait for child") {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "did not exit within {timeout:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        if let Some(mut e) = self.child().stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        self.0 = None;
+        (status.code(), err)
+    }
 }
 
 impl Drop for ChildGuard {

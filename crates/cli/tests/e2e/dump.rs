@@ -28,17 +28,8 @@ fn dump_into(t: &Trove, args: &[&str], into: &Path) -> (Option<i32>, String, Opt
         .spawn()
         .expect("spawn tar");
     let tar_status = tar.wait().unwrap();
-    let mut err = String::new();
-    trove
-        .child()
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    let status = trove.child().wait().unwrap();
-    trove.0 = None;
-    (status.code(), err, tar_status.code())
+    let (code, err) = trove.finish(Duration::from_secs(120));
+    (code, err, tar_status.code())
 }
 
 #[test]
@@ -104,21 +95,8 @@ fn a_dump_stops_quietly_when_its_reader_goes_away_and_names_what_it_cannot_read(
         .unwrap()
         .read_exact(&mut first)
         .unwrap(); // dropped here: the pipe closes
-    let mut err = String::new();
-    trove
-        .child()
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    let status = trove.child().wait().unwrap();
-    trove.0 = None;
-    assert_eq!(
-        status.code(),
-        Some(141),
-        "closed pipe exit code; stderr: {err}"
-    );
+    let (code, err) = trove.finish(Duration::from_secs(120));
+    assert_eq!(code, Some(141), "closed pipe exit code; stderr: {err}");
     assert!(err.is_empty(), "a closed pipe is not an error: {err}");
 
     // A path the snapshot lacks: a usage error naming it.

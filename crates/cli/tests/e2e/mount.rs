@@ -4,7 +4,7 @@
 //! so plainly and checks the error `mount` gives instead.
 
 use crate::common::*;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -66,24 +66,7 @@ fn stop_mount(mut guard: ChildGuard) -> (Option<i32>, String) {
         rustix::process::Signal::TERM,
     )
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = guard.child().try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "mount did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut err = String::new();
-    guard
-        .child()
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    guard.0 = None;
-    (status.code(), err)
+    guard.finish(Duration::from_secs(30))
 }
 
 #[test]
