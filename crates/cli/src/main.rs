@@ -71,7 +71,7 @@ enum Cmd {
     /// (`trove dump docs:latest | tar -x`).
     Dump(dump::Args),
     /// Browse the snapshots as a read-only filesystem at MOUNTPOINT
-    /// (snapshots/<time>/..., snapshots/latest) until Ctrl-C.
+    /// (snapshots/TIME/..., snapshots/latest) until Ctrl-C.
     Mount(mount::Args),
     /// Give another identity read-only access to a container (`share
     /// CONTAINER --with OWNER_ID`), accept a share file, list shares.
