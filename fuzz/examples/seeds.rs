@@ -122,6 +122,7 @@ fn container() -> ContainerManifest {
             },
         ],
         wrapped_key: m.wrap(&cid, &trove_core::keys::ContainerKey::from_bytes([5; 32])),
+        later_keys: Vec::new(),
     }
 }
 

@@ -142,6 +142,18 @@ pub fn open_signed(
     object: &[u8; 32],
     bytes: &[u8],
 ) -> Result<(EnvelopeHeader, Vec<u8>), EnvelopeError> {
+    open_signed_any(signer, [key], kind, object, bytes)
+}
+
+/// [`open_signed`] with the first of `keys` that opens the body (a
+/// container's current and retired keys, `ContainerKeys::seals`).
+pub fn open_signed_any<'k>(
+    signer: &PublicIdentity,
+    keys: impl IntoIterator<Item = &'k SealKey>,
+    kind: BlobKind,
+    object: &[u8; 32],
+    bytes: &[u8],
+) -> Result<(EnvelopeHeader, Vec<u8>), EnvelopeError> {
     if peek(bytes)?.signer != *signer {
         return Err(EnvelopeError::WrongSigner);
     }
@@ -156,7 +168,7 @@ pub fn open_signed(
         return Err(EnvelopeError::WrongObject);
     }
     let sealed = &bytes[header_len(h.version)..bytes.len() - SIGNATURE_LEN];
-    Ok((h, seal::open(key, kind, object, sealed)?))
+    Ok((h, seal::open_any(keys, kind, object, sealed)?))
 }
 
 #[cfg(test)]

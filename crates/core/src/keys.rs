@@ -205,12 +205,7 @@ impl ContainerKey {
     }
     /// The sub-keys used by the data path.
     pub fn derive(&self) -> ContainerKeys {
-        let seed = Zeroizing::new(blake3::derive_key(CTX_CHUNKER, &self.0));
-        ContainerKeys {
-            chunk_id_key: blake3::derive_key(CTX_CHUNK_ID, &self.0),
-            seal: SealKey(blake3::derive_key(CTX_SEAL, &self.0)),
-            chunker_seed: u64::from_le_bytes(seed[..8].try_into().expect("8 bytes")),
-        }
+        ContainerKeys::of(self, &[])
     }
 }
 
@@ -236,6 +231,9 @@ pub struct ContainerKeys {
     chunk_id_key: [u8; 32],
     /// Seals blobs, pack headers, snapshot manifests and index segments.
     pub seal: SealKey,
+    /// The seal keys of keys the container had before (a revoked share
+    /// replaced them), newest first: what was sealed then opens with them.
+    retired: Vec<SealKey>,
     /// Seeds FastCDC's gear table so chunk boundaries depend on the key.
     pub chunker_seed: u64,
 }
@@ -247,6 +245,32 @@ impl std::fmt::Debug for ContainerKeys {
 }
 
 impl ContainerKeys {
+    /// The keys of a container whose key was replaced by `later` keys
+    /// (oldest first): chunk ids and cuts stay those of the `first` key, so
+    /// data keeps deduplicating; new data is sealed with the newest key;
+    /// what was sealed before opens with the key of its time.
+    pub fn of(first: &ContainerKey, later: &[ContainerKey]) -> Self {
+        let seed = Zeroizing::new(blake3::derive_key(CTX_CHUNKER, &first.0));
+        let seal_of = |k: &ContainerKey| SealKey(blake3::derive_key(CTX_SEAL, &k.0));
+        let mut seals: Vec<SealKey> = std::iter::once(first)
+            .chain(later)
+            .map(seal_of)
+            .rev()
+            .collect();
+        let seal = seals.remove(0);
+        Self {
+            chunk_id_key: blake3::derive_key(CTX_CHUNK_ID, &first.0),
+            seal,
+            retired: seals,
+            chunker_seed: u64::from_le_bytes(seed[..8].try_into().expect("8 bytes")),
+        }
+    }
+
+    /// Every seal key of the container, the current one first.
+    pub fn seals(&self) -> impl Iterator<Item = &SealKey> + Clone {
+        std::iter::once(&self.seal).chain(&self.retired)
+    }
+
     /// Keyed BLAKE3 of a plaintext chunk.
     pub fn chunk_id(&self, data: &[u8]) -> crate::ChunkId {
         crate::ChunkId(*blake3::keyed_hash(&self.chunk_id_key, data).as_bytes())

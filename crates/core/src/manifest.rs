@@ -5,6 +5,7 @@
 
 use crate::chunk::ChunkerParams;
 use crate::ids::{ContainerId, FragmentId, PackId, PeerId, SegmentId, SnapshotId, TreeId};
+use crate::keys::{ContainerKey, ContainerKeys, KeyError, MasterSecret};
 use crate::pack::PackEntry;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -128,6 +129,90 @@ pub struct ContainerManifest {
     pub roster: Vec<PeerRecord>,
     /// The container key wrapped by the master secret (see `keys::MasterSecret::wrap`).
     pub wrapped_key: Vec<u8>,
+    /// Keys that replaced it (a share revoked), oldest first, wrapped the
+    /// same way: new data is sealed with the last (`ContainerKeys::of`).
+    /// Body version 2; a manifest without any is written as version 1.
+    pub later_keys: Vec<Vec<u8>>,
+}
+
+/// A version-1 container manifest body: no `later_keys`.
+#[derive(Serialize, Deserialize)]
+struct ContainerManifestV1 {
+    id: ContainerId,
+    name: String,
+    revision: u64,
+    created_unix: i64,
+    redundancy: Redundancy,
+    chunker: ChunkerParams,
+    pack_target: u32,
+    sources: Vec<String>,
+    roster: Vec<PeerRecord>,
+    wrapped_key: Vec<u8>,
+}
+
+/// Body version of a container manifest with `later_keys`.
+pub const CONTAINER_MANIFEST_V2: u8 = 2;
+
+impl ContainerManifest {
+    /// Version 1 while the container has its first key (readable by every
+    /// Trove), version 2 once a key was replaced.
+    pub fn encode(&self) -> Vec<u8> {
+        if self.later_keys.is_empty() {
+            let m = self.clone();
+            let v1 = ContainerManifestV1 {
+                id: m.id,
+                name: m.name,
+                revision: m.revision,
+                created_unix: m.created_unix,
+                redundancy: m.redundancy,
+                chunker: m.chunker,
+                pack_target: m.pack_target,
+                sources: m.sources,
+                roster: m.roster,
+                wrapped_key: m.wrapped_key,
+            };
+            encode(MANIFEST_VERSION, &v1)
+        } else {
+            encode(CONTAINER_MANIFEST_V2, self)
+        }
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
+        match split(bytes)? {
+            (CONTAINER_MANIFEST_V2, rest) => from_postcard(rest),
+            (MANIFEST_VERSION, rest) => {
+                let v1: ContainerManifestV1 = from_postcard(rest)?;
+                Ok(Self {
+                    id: v1.id,
+                    name: v1.name,
+                    revision: v1.revision,
+                    created_unix: v1.created_unix,
+                    redundancy: v1.redundancy,
+                    chunker: v1.chunker,
+                    pack_target: v1.pack_target,
+                    sources: v1.sources,
+                    roster: v1.roster,
+                    wrapped_key: v1.wrapped_key,
+                    later_keys: Vec::new(),
+                })
+            }
+            (v, _) => Err(ManifestError::Version(v)),
+        }
+    }
+
+    /// Unwrap the container's keys with the owner's master secret.
+    pub fn keys(&self, master: &MasterSecret) -> Result<ContainerKeys, KeyError> {
+        let all = self.raw_keys(master)?;
+        Ok(ContainerKeys::of(&all[0], &all[1..]))
+    }
+
+    /// The container key and the keys that replaced it, oldest first.
+    pub fn raw_keys(&self, master: &MasterSecret) -> Result<Vec<ContainerKey>, KeyError> {
+        std::iter::once(&self.wrapped_key)
+            .chain(&self.later_keys)
+            .map(|w| master.unwrap(&self.id, w))
+            .collect()
+    }
 }
 
 /// Counts of one backup.
@@ -301,7 +386,6 @@ macro_rules! body_codec {
         }
     };
 }
-body_codec!(ContainerManifest);
 body_codec!(SnapshotManifest);
 
 #[cfg(test)]
@@ -322,6 +406,68 @@ mod tests {
         );
         assert!("0+2".parse::<Redundancy>().is_err());
         assert!("4-2".parse::<Redundancy>().is_err());
+    }
+
+    #[test]
+    fn a_container_manifest_is_version_1_until_a_key_is_replaced() {
+        let master = MasterSecret::generate();
+        let id = ContainerId([4; 32]);
+        let first = ContainerKey::generate();
+        let mut m = ContainerManifest {
+            id,
+            name: "c".into(),
+            revision: 1,
+            created_unix: 2,
+            redundancy: Redundancy { k: 2, m: 1 },
+            chunker: ChunkerParams::default(),
+            pack_target: 8 << 20,
+            sources: vec!["/s".into()],
+            roster: Vec::new(),
+            wrapped_key: master.wrap(&id, &first),
+            later_keys: Vec::new(),
+        };
+        let v1 = m.encode();
+        assert_eq!(v1[0], MANIFEST_VERSION, "readable by every Trove");
+        assert_eq!(ContainerManifest::decode(&v1).unwrap(), m);
+        let k1 = m.keys(&master).unwrap();
+
+        let second = ContainerKey::generate();
+        m.later_keys.push(master.wrap(&id, &second));
+        let v2 = m.encode();
+        assert_eq!(v2[0], CONTAINER_MANIFEST_V2);
+        assert_eq!(ContainerManifest::decode(&v2).unwrap(), m);
+        let k2 = m.keys(&master).unwrap();
+        // Ids and cuts stay the first key's, so data keeps deduplicating;
+        // sealing moves to the new key; the old one still opens.
+        assert_eq!(k1.chunk_id(b"x"), k2.chunk_id(b"x"));
+        assert_eq!(k1.chunker_seed, k2.chunker_seed);
+        let sealed_before = crate::seal::seal(
+            &k1.seal,
+            crate::seal::BlobKind::Data,
+            &[9; 32],
+            b"old data",
+            crate::seal::Compression::Off,
+        );
+        assert!(crate::seal::open(
+            &k2.seal,
+            crate::seal::BlobKind::Data,
+            &[9; 32],
+            &sealed_before
+        )
+        .is_err());
+        assert_eq!(
+            crate::seal::open_any(
+                k2.seals(),
+                crate::seal::BlobKind::Data,
+                &[9; 32],
+                &sealed_before
+            )
+            .unwrap(),
+            b"old data"
+        );
+        assert_eq!(k2.seals().count(), 2);
+        // Another master secret opens neither.
+        assert!(m.keys(&MasterSecret::generate()).is_err());
     }
 
     #[test]

@@ -232,6 +232,26 @@ pub fn encrypt(
     out
 }
 
+/// [`open`] with the first of `keys` that authenticates the blob (a
+/// container's current and retired keys); the first key's error if none.
+pub fn open_any<'k>(
+    keys: impl IntoIterator<Item = &'k SealKey>,
+    kind: BlobKind,
+    id: &[u8; 32],
+    sealed: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    let mut first = None;
+    for key in keys {
+        match open(key, kind, id, sealed) {
+            Ok(plain) => return Ok(plain),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    Err(first.unwrap_or(SealError::Authentication))
+}
+
 /// Open a blob sealed by [`seal`], checking kind and id.
 pub fn open(
     key: &SealKey,

@@ -16,7 +16,7 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 pub const SHARE_MAGIC: &[u8; 4] = b"TRVS";
 pub const SHARE_VERSION: u8 = 1;
@@ -56,26 +56,29 @@ pub struct ShareHeader {
 /// What the recipient opens.
 #[derive(Debug)]
 pub struct ShareContents {
-    /// The container manifest (its wrapped key left out: it is the owner's).
+    /// The container manifest (its wrapped keys left out: they are the
+    /// owner's).
     pub manifest: ContainerManifest,
-    pub key: ContainerKey,
+    /// The container key and the keys that replaced it, oldest first
+    /// (`ContainerKeys::of`).
+    pub keys: Vec<ContainerKey>,
     pub created_unix: i64,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Body {
     manifest: ContainerManifest,
-    key: [u8; 32],
+    keys: Vec<[u8; 32]>,
     created_unix: i64,
 }
 
-/// Seal `manifest` and `key` to the recipient with owner id `recipient`,
-/// signed by `identity`.
+/// Seal `manifest` and its `keys` (oldest first) to the recipient with
+/// owner id `recipient`, signed by `identity`.
 pub fn seal_share(
     identity: &Identity,
     recipient: &[u8; 32],
     manifest: &ContainerManifest,
-    key: &ContainerKey,
+    keys: &[ContainerKey],
     created_unix: i64,
 ) -> Result<Vec<u8>, ShareError> {
     let their = VerifyingKey::from_bytes(recipient)
@@ -88,9 +91,10 @@ pub fn seal_share(
     let mut plain = Zeroizing::new(vec![BODY_VERSION]);
     let mut manifest = manifest.clone();
     manifest.wrapped_key.clear();
+    manifest.later_keys.clear();
     let body = Body {
         manifest,
-        key: *key.as_bytes(),
+        keys: keys.iter().map(|k| *k.as_bytes()).collect(),
         created_unix,
     };
     plain.extend_from_slice(&postcard::to_stdvec(&body).expect("a share body serializes"));
@@ -179,17 +183,25 @@ pub fn open_share(
             plain.first().copied().unwrap_or(0),
         ));
     }
-    let body: Body =
+    let mut body: Body =
         postcard::from_bytes(&plain[1..]).map_err(|_| ShareError::Malformed("body"))?;
     if body.manifest.id != header.container {
         return Err(ShareError::Malformed("the body names another container"));
     }
-    let key = ContainerKey::from_bytes(body.key);
+    if body.keys.is_empty() {
+        return Err(ShareError::Malformed("no container key"));
+    }
+    let keys = body
+        .keys
+        .iter()
+        .map(|k| ContainerKey::from_bytes(*k))
+        .collect();
+    body.keys.zeroize();
     Ok((
         header,
         ShareContents {
             manifest: body.manifest,
-            key,
+            keys,
             created_unix: body.created_unix,
         },
     ))
@@ -227,6 +239,7 @@ mod tests {
             sources: vec!["/home/a/photos".into()],
             roster: Vec::new(),
             wrapped_key: vec![1; 73],
+            later_keys: Vec::new(),
         }
     }
 
@@ -244,13 +257,14 @@ mod tests {
             MasterSecret::generate(),
         );
         let m = manifest();
-        let key = ContainerKey::generate();
-        let file = seal_share(&owner.identity(), &owner_id(&friend), &m, &key, 42).unwrap();
+        let keys = [ContainerKey::generate(), ContainerKey::generate()];
+        let file = seal_share(&owner.identity(), &owner_id(&friend), &m, &keys, 42).unwrap();
 
         let (h, got) = open_share(&file, &friend.transport_seed()).unwrap();
         assert_eq!(h.sharer, owner.identity().public());
         assert_eq!(h.recipient, owner_id(&friend));
-        assert_eq!(got.key.as_bytes(), key.as_bytes());
+        let got_keys: Vec<_> = got.keys.iter().map(|k| *k.as_bytes()).collect();
+        assert_eq!(got_keys, [*keys[0].as_bytes(), *keys[1].as_bytes()]);
         assert_eq!(got.manifest.name, "photos");
         assert!(
             got.manifest.wrapped_key.is_empty(),

@@ -235,7 +235,7 @@ proptest! {
         let mut v1 = vec![1u8];
         v1.extend_from_slice(&bytes);
         for data in [&bytes, &v1] {
-            manifest_round_trip(data, &[1], ContainerManifest::decode, ContainerManifest::encode)?;
+            manifest_round_trip(data, &[1, 2], ContainerManifest::decode, ContainerManifest::encode)?;
             manifest_round_trip(data, &[1], SnapshotManifest::decode, SnapshotManifest::encode)?;
             manifest_round_trip(data, &[1, 2], IndexSegment::decode, IndexSegment::encode)?;
         }

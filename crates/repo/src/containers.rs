@@ -112,6 +112,7 @@ impl<'a> Containers<'a> {
             sources: abs,
             roster: peers.clone(),
             wrapped_key: owner.master.wrap(&id, &key),
+            later_keys: Vec::new(),
         };
         self.home.index.put_container(&manifest, true)?;
         self.seal_manifest(owner, &manifest)?;
@@ -213,14 +214,10 @@ impl<'a> Containers<'a> {
     /// Load a container and unwrap its key.
     pub fn open(&self, owner: &Owner, name: &str) -> Result<Container> {
         let manifest = self.manifest(name)?;
-        let key = owner
-            .master
-            .unwrap(&manifest.id, &manifest.wrapped_key)
+        let keys = manifest
+            .keys(&owner.master)
             .map_err(|e| RepoError::Format(format!("container `{name}`: {e}")))?;
-        Ok(Container {
-            keys: key.derive(),
-            manifest,
-        })
+        Ok(Container { keys, manifest })
     }
 
     /// The named container, or the only one when no name is given.

@@ -419,7 +419,7 @@ impl Fetcher {
     }
 
     fn open_sealed(keys: &ContainerKeys, sealed: &[u8], loc: &BlobLocation) -> Result<Vec<u8>> {
-        let plain = seal::open(&keys.seal, loc.entry.kind, &loc.entry.id.0, sealed)
+        let plain = seal::open_any(keys.seals(), loc.entry.kind, &loc.entry.id.0, sealed)
             .map_err(|e| RepoError::Lost(format!("blob {}: {e}", loc.entry.id.short())))?;
         if plain.len() != loc.entry.raw_length as usize
             || BlobId(keys.chunk_id(&plain).0) != loc.entry.id

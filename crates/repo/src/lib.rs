@@ -84,7 +84,8 @@ pub use repair::{
 };
 pub use restore::{restore, LostPath, RestoreOptions, RestoreReport};
 pub use share::{
-    accept_share, list_shares, share_container, AcceptReport, GivenShare, ReceivedRow, ShareList,
+    accept_share, list_shares, revoke_share, share_container, AcceptReport, GivenShare,
+    ReceivedRow, RevokeReport, ShareList,
 };
 pub use snapshot::{ls, resolve_snapshot, Browser, FileReader, LsEntry, TreeReader};
 pub use status::{status, ContainerStatus, PeerStatus, StatusReport};

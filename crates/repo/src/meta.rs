@@ -278,18 +278,30 @@ pub fn verify_envelope(
     key: &MetaKey,
     bytes: &[u8],
 ) -> Result<EnvelopeHeader, EnvelopeError> {
-    let (kind, object, seal) = match key {
-        MetaKey::Container(c) => (
+    let me = owner.public();
+    let opened = match key {
+        MetaKey::Container(c) => envelope::open_signed(
+            &me,
+            &owner.master.manifest_key(),
             BlobKind::ContainerManifest,
-            c.0,
-            owner.master.manifest_key(),
+            &c.0,
+            bytes,
         ),
-        MetaKey::Snapshot(_, id) => (
+        // Sealed with the container's key of their time.
+        MetaKey::Snapshot(_, id) => envelope::open_signed_any(
+            &me,
+            container.keys.seals(),
             BlobKind::SnapshotManifest,
-            id.0,
-            container.keys.seal.clone(),
+            &id.0,
+            bytes,
         ),
-        MetaKey::IndexSegment(_, id) => (BlobKind::IndexSegment, id.0, container.keys.seal.clone()),
+        MetaKey::IndexSegment(_, id) => envelope::open_signed_any(
+            &me,
+            container.keys.seals(),
+            BlobKind::IndexSegment,
+            &id.0,
+            bytes,
+        ),
     };
-    envelope::open_signed(&owner.public(), &seal, kind, &object, bytes).map(|(h, _)| h)
+    opened.map(|(h, _)| h)
 }

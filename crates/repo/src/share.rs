@@ -11,7 +11,7 @@ use crate::home::{Container, Home, Owner};
 use crate::sync::{open_signed_object, Opened};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use trove_core::keys::PublicIdentity;
+use trove_core::keys::{ContainerKeys, PublicIdentity};
 use trove_core::manifest::{replay, ContainerManifest, IndexSegment, SnapshotManifest};
 use trove_core::share::{open_share, peek_share, seal_share};
 use trove_core::{ContainerId, SegmentId, SnapshotId};
@@ -23,21 +23,29 @@ pub(crate) struct ReceivedShare {
     pub manifest: ContainerManifest,
     /// The owner, who alone signs its snapshots and segments.
     pub sharer: PublicIdentity,
-    /// The container key, wrapped by this identity's master secret.
-    pub wrapped_key: Vec<u8>,
+    /// The container's keys (oldest first, as in its manifest), wrapped by
+    /// this identity's master secret.
+    pub wrapped_keys: Vec<Vec<u8>>,
     pub accepted_unix: i64,
 }
 
 impl ReceivedShare {
     pub fn open(&self, owner: &Owner) -> Result<Container> {
-        let key = owner
-            .master
-            .unwrap(&self.manifest.id, &self.wrapped_key)
-            .map_err(|e| {
-                RepoError::Format(format!("shared container `{}`: {e}", self.manifest.name))
+        let keys = self
+            .wrapped_keys
+            .iter()
+            .map(|w| owner.master.unwrap(&self.manifest.id, w))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .ok()
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                RepoError::Format(format!(
+                    "shared container `{}`: its keys do not unwrap",
+                    self.manifest.name
+                ))
             })?;
         Ok(Container {
-            keys: key.derive(),
+            keys: ContainerKeys::of(&keys[0], &keys[1..]),
             manifest: self.manifest.clone(),
         })
     }
@@ -51,6 +59,8 @@ pub struct GivenShare {
     /// The recipient's owner id (hex).
     pub recipient: String,
     pub shared_unix: i64,
+    /// When `trove share revoke` replaced the container key for it.
+    pub revoked_unix: Option<i64>,
 }
 
 /// `trove share list`.
@@ -79,6 +89,104 @@ pub struct AcceptReport {
     pub peers_unreachable: Vec<String>,
     pub snapshots: usize,
     pub packs: usize,
+    /// Snapshots and segments on the peers that the keys shared do not
+    /// open: made after a revocation (or not the owner's).
+    pub unreadable: usize,
+}
+
+/// What `trove share revoke` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RevokeReport {
+    pub container: String,
+    pub recipient: String,
+    /// The container manifest's revision carrying the new key.
+    pub revision: u64,
+    /// Peers that hold that revision now.
+    pub peers_updated: Vec<String>,
+    /// Peers that do not yet (the next backup replicates it).
+    pub peers_not_updated: Vec<String>,
+    /// Other recipients of this container: the new data is not readable
+    /// for them either until they get a new share file.
+    pub reshare: Vec<String>,
+}
+
+/// Stop `recipient` reading what the container stores from now on: a new
+/// container key seals new data, snapshots and segments (design §9e.4).
+/// What was readable before stays readable for anyone who kept the key.
+pub fn revoke_share(
+    home: &Home,
+    owner: &Owner,
+    name: &str,
+    recipient: &str,
+    progress: &dyn crate::progress::Progress,
+) -> Result<RevokeReport> {
+    let rid = parse_owner_id(recipient)?;
+    crate::pending::finish_all(home, owner, progress)?;
+    let containers = home.containers();
+    let mut manifest = containers.open(owner, name)?.manifest;
+    let cid = manifest.id;
+    let key = trove_core::keys::ContainerKey::generate();
+    manifest.later_keys.push(owner.master.wrap(&cid, &key));
+    manifest.revision += 1;
+    containers.update_manifest(owner, &manifest)?;
+    let container = containers.open(owner, name)?;
+
+    // Replicate the manifest with the new key before any data is sealed
+    // with it (every backup does this again first).
+    let peers = home.peers().open_all()?;
+    let available = peers.available();
+    crate::meta::sync_meta(home, owner, &container, &available, true, progress)?;
+    let (mut peers_updated, mut peers_not_updated) = (Vec::new(), Vec::new());
+    for (rec, peer) in &available {
+        let revision = peer
+            .get_meta(&MetaKey::Container(cid))
+            .ok()
+            .and_then(|b| trove_core::envelope::peek(&b).ok())
+            .map(|h| h.revision);
+        match revision == Some(manifest.revision) {
+            true => peers_updated.push(rec.name.clone()),
+            false => peers_not_updated.push(rec.name.clone()),
+        }
+    }
+    for s in peers.slots.iter().filter(|s| s.available().is_none()) {
+        peers_not_updated.push(s.record.name.clone());
+    }
+
+    let now = crate::time::now_unix();
+    let mut reshare = Vec::new();
+    let mut revoked = GivenShare {
+        container: manifest.name.clone(),
+        container_id: cid,
+        recipient: hex::encode(rid),
+        shared_unix: now,
+        revoked_unix: Some(now),
+    };
+    for g in home.index.given_shares::<GivenShare>()? {
+        if g.container_id != cid {
+            continue;
+        }
+        if g.recipient == revoked.recipient {
+            revoked.shared_unix = g.shared_unix;
+        } else if g.revoked_unix.is_none() {
+            reshare.push(g.recipient);
+        }
+    }
+    home.index.put_given_share(&cid, &rid, &revoked)?;
+    Ok(RevokeReport {
+        container: manifest.name,
+        recipient: revoked.recipient,
+        revision: manifest.revision,
+        peers_updated,
+        peers_not_updated,
+        reshare,
+    })
+}
+
+fn parse_owner_id(s: &str) -> Result<[u8; 32]> {
+    hex::decode(s.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| RepoError::BadOwnerId(s.to_owned()))
 }
 
 /// Seal container `name` to the identity whose owner id is `recipient`
@@ -89,25 +197,23 @@ pub fn share_container(
     name: &str,
     recipient: &str,
 ) -> Result<(Vec<u8>, GivenShare)> {
-    let rid: [u8; 32] = hex::decode(recipient.trim())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| RepoError::BadOwnerId(recipient.to_owned()))?;
+    let rid = parse_owner_id(recipient)?;
     if hex::encode(rid) == owner.owner_id() {
         return Err(RepoError::ShareWithSelf);
     }
     let c = home.containers().open(owner, name)?;
-    let key = owner
-        .master
-        .unwrap(&c.manifest.id, &c.manifest.wrapped_key)
+    let keys = c
+        .manifest
+        .raw_keys(&owner.master)
         .map_err(|e| RepoError::Format(format!("container `{name}`: {e}")))?;
     let now = crate::time::now_unix();
-    let bytes = seal_share(&owner.identity, &rid, &c.manifest, &key, now)?;
+    let bytes = seal_share(&owner.identity, &rid, &c.manifest, &keys, now)?;
     let given = GivenShare {
         container: c.manifest.name.clone(),
         container_id: c.manifest.id,
         recipient: hex::encode(rid),
         shared_unix: now,
+        revoked_unix: None,
     };
     home.index.put_given_share(&c.manifest.id, &rid, &given)?;
     Ok((bytes, given))
@@ -138,7 +244,11 @@ pub fn accept_share(home: &Home, owner: &Owner, bytes: &[u8]) -> Result<AcceptRe
         }
     }
     let record = ReceivedShare {
-        wrapped_key: owner.master.wrap(&m.id, &contents.key),
+        wrapped_keys: contents
+            .keys
+            .iter()
+            .map(|k| owner.master.wrap(&m.id, k))
+            .collect(),
         manifest: m,
         sharer: header.sharer,
         accepted_unix: crate::time::now_unix(),
@@ -194,9 +304,11 @@ fn refresh(home: &Home, owner: &Owner, record: &ReceivedShare) -> Result<AcceptR
         peers_unreachable: Vec::new(),
         snapshots: 0,
         packs: 0,
+        unreadable: 0,
     };
     let mut segments: BTreeMap<SegmentId, (IndexSegment, Vec<u8>)> = BTreeMap::new();
     let mut snapshots: BTreeMap<SnapshotId, (SnapshotManifest, Vec<u8>)> = BTreeMap::new();
+    let mut unopened: std::collections::HashSet<MetaKey> = Default::default();
     for slot in &set.slots {
         let listed = slot.available().ok_or(()).and_then(|p| {
             p.list_meta(Some(&cid))
@@ -209,13 +321,14 @@ fn refresh(home: &Home, owner: &Owner, record: &ReceivedShare) -> Result<AcceptR
         };
         report.peers_read.push(slot.record.name.clone());
         for key in keys {
-            let seen = match key {
-                MetaKey::IndexSegment(_, id) => segments.contains_key(&id),
-                MetaKey::Snapshot(_, id) => snapshots.contains_key(&id),
-                // The container manifest opens with the owner's master
-                // secret only; the share file carried it.
-                MetaKey::Container(_) => true,
-            };
+            let seen = unopened.contains(&key)
+                || match key {
+                    MetaKey::IndexSegment(_, id) => segments.contains_key(&id),
+                    MetaKey::Snapshot(_, id) => snapshots.contains_key(&id),
+                    // The container manifest opens with the owner's master
+                    // secret only; the share file carried it.
+                    MetaKey::Container(_) => true,
+                };
             if seen {
                 continue;
             }
@@ -230,13 +343,17 @@ fn refresh(home: &Home, owner: &Owner, record: &ReceivedShare) -> Result<AcceptR
                 Ok(Opened::Snapshot(snap)) => {
                     snapshots.insert(snap.id, (snap, bytes));
                 }
-                Ok(Opened::Manifest(_)) | Err(_) => {}
+                Ok(Opened::Manifest(_)) => {}
+                Err(_) => {
+                    unopened.insert(key);
+                }
             }
         }
     }
     if report.peers_read.is_empty() {
         return Err(RepoError::NoReachablePeer);
     }
+    report.unreadable = unopened.len();
     let state = replay(segments.values().map(|(s, _)| s));
     let entries: Vec<(&IndexSegment, &[u8])> =
         segments.values().map(|(s, e)| (s, e.as_slice())).collect();

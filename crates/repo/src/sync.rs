@@ -270,7 +270,7 @@ pub(crate) fn open_signed_object(
     match key {
         MetaKey::Container(_) => Err("a container manifest opens with the master secret".into()),
         MetaKey::IndexSegment(_, s) => {
-            envelope::open_signed(signer, &keys.seal, BlobKind::IndexSegment, &s.0, bytes)
+            envelope::open_signed_any(signer, keys.seals(), BlobKind::IndexSegment, &s.0, bytes)
                 .map_err(|e| e.to_string())
                 .and_then(|(_, b)| IndexSegment::decode(&b).map_err(|e| e.to_string()))
                 .and_then(|seg| match seg.container == cid && seg.id == s {
@@ -278,15 +278,19 @@ pub(crate) fn open_signed_object(
                     false => Err("it names another object".into()),
                 })
         }
-        MetaKey::Snapshot(_, s) => {
-            envelope::open_signed(signer, &keys.seal, BlobKind::SnapshotManifest, &s.0, bytes)
-                .map_err(|e| e.to_string())
-                .and_then(|(_, b)| SnapshotManifest::decode(&b).map_err(|e| e.to_string()))
-                .and_then(|snap| match snap.container == cid && snap.id == s {
-                    true => Ok(Opened::Snapshot(snap)),
-                    false => Err("it names another object".into()),
-                })
-        }
+        MetaKey::Snapshot(_, s) => envelope::open_signed_any(
+            signer,
+            keys.seals(),
+            BlobKind::SnapshotManifest,
+            &s.0,
+            bytes,
+        )
+        .map_err(|e| e.to_string())
+        .and_then(|(_, b)| SnapshotManifest::decode(&b).map_err(|e| e.to_string()))
+        .and_then(|snap| match snap.container == cid && snap.id == s {
+            true => Ok(Opened::Snapshot(snap)),
+            false => Err("it names another object".into()),
+        }),
     }
 }
 
@@ -320,11 +324,9 @@ fn resolve(
     }
     let mut out = BTreeMap::new();
     for (cid, (manifest, f)) in manifests {
-        let keys = owner
-            .master
-            .unwrap(&cid, &manifest.wrapped_key)
-            .map_err(|e| RepoError::Format(format!("container `{}`: {e}", manifest.name)))?
-            .derive();
+        let keys = manifest
+            .keys(&owner.master)
+            .map_err(|e| RepoError::Format(format!("container `{}`: {e}", manifest.name)))?;
         out.insert(
             cid,
             Resolved {
@@ -614,9 +616,9 @@ pub(crate) fn local_segments(
         let MetaKey::IndexSegment(_, id) = key else {
             continue;
         };
-        let opened = envelope::open_signed(
+        let opened = envelope::open_signed_any(
             &owner.public(),
-            &keys.seal,
+            keys.seals(),
             BlobKind::IndexSegment,
             &id.0,
             &bytes,

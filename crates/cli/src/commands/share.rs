@@ -28,6 +28,14 @@ enum ShareCmd {
     Accept { file: PathBuf },
     /// Shares you gave and received.
     List,
+    /// Stop someone reading what the container stores from now on: a new
+    /// container key for new data (what they could read before, they keep).
+    Revoke {
+        container: String,
+        /// Their owner id.
+        #[arg(long, value_name = "OWNER_ID")]
+        with: String,
+    },
 }
 
 pub fn run(args: Args, out: Out) -> Result<ExitCode> {
@@ -37,8 +45,12 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
             let list = trove_repo::list_shares(&home)?;
             out.emit(&list, |l| {
                 for g in &l.given {
+                    let revoked = g
+                        .revoked_unix
+                        .map(|t| format!("  revoked {}", trove_repo::utc(t * 1_000_000_000)))
+                        .unwrap_or_default();
                     println!(
-                        "gave      {:<20} to {}  {}",
+                        "gave      {:<20} to {}  {}{revoked}",
                         g.container,
                         g.recipient,
                         trove_repo::utc(g.shared_unix * 1_000_000_000)
@@ -55,6 +67,30 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
                 }
             })?;
         }
+        Some(ShareCmd::Revoke { container, with }) => {
+            let owner = unlock(&home)?;
+            out.run_reported(
+                |bar| trove_repo::revoke_share(&home, &owner, &container, &with, bar),
+                |r| {
+                    println!(
+                        "`{}`: new data is sealed with a new key (manifest revision {}), which {}… does not have; what they could read before, they can still read",
+                        r.container,
+                        r.revision,
+                        &r.recipient[..16]
+                    );
+                    println!("peers holding the new key's manifest: {}", r.peers_updated.join(", "));
+                    if !r.peers_not_updated.is_empty() {
+                        println!(
+                            "not yet (the next backup replicates it): {}",
+                            r.peers_not_updated.join(", ")
+                        );
+                    }
+                    for other in &r.reshare {
+                        println!("give {}… a new share file to keep reading new snapshots: trove share {} --with {other}", &other[..16], r.container);
+                    }
+                },
+            )?;
+        }
         Some(ShareCmd::Accept { file }) => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
@@ -69,6 +105,12 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
                     r.packs,
                     r.peers_read.join(", ")
                 );
+                if r.unreadable > 0 {
+                    println!(
+                        "{} snapshot(s) or segment(s) on the peers do not open with the keys shared (made after the owner revoked this share, or not the owner's)",
+                        r.unreadable
+                    );
+                }
                 if !r.peers_unreachable.is_empty() {
                     println!("unreachable: {}", r.peers_unreachable.join(", "));
                 }

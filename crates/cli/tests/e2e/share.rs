@@ -132,3 +132,68 @@ fn extract(archive: &[u8], into: &Path) {
     tar.stdin.take().unwrap().write_all(archive).unwrap();
     assert!(tar.wait().unwrap().success());
 }
+
+#[test]
+fn a_revoked_recipient_cannot_read_what_comes_after_and_the_owner_loses_nothing() {
+    let owner = Trove::new();
+    let phrase = owner.init()["phrase"].as_str().unwrap().to_owned();
+    owner.add_folder_peers(3);
+    owner.create_container("2+1");
+    make_small_tree(&owner.src, 93);
+    owner.backup();
+    let (friend, other) = (Trove::new(), Trove::new());
+    friend.init();
+    other.init();
+    let (fid, oid) = (owner_id(&friend), owner_id(&other));
+    let file = owner.tmp.path().join("friend.trove-share");
+    let f = file.display().to_string();
+    owner.ok_json(&["share", "data", "--with", &fid, "--out", &f]);
+    let other_file = owner.tmp.path().join("other.trove-share");
+    let of = other_file.display().to_string();
+    owner.ok_json(&["share", "data", "--with", &oid, "--out", &of]);
+    assert_eq!(friend.ok_json(&["share", "accept", &f])["snapshots"], 1);
+    let before = owner.fresh_dir("before");
+    copy_tree(&owner.src, &before);
+
+    let r = owner.ok_json(&["share", "revoke", "data", "--with", &fid]);
+    assert_eq!(r["peers_updated"].as_array().unwrap().len(), 3, "{r}");
+    assert_eq!(
+        r["reshare"][0],
+        oid.as_str(),
+        "the other recipient is named: {r}"
+    );
+    write(
+        &owner.src.join("after-revoke.txt"),
+        b"secret after the revocation\n",
+    );
+    owner.backup();
+
+    // The revoked friend: the old snapshot still, the new one not at all.
+    let acc = friend.ok_json(&["share", "accept", &f]);
+    assert_eq!(acc["snapshots"], 1, "{acc}");
+    assert!(acc["unreadable"].as_u64().unwrap() >= 1, "{acc}");
+    let (_, restored) = friend.restore("data:latest");
+    assert_same_tree(&before, &restored);
+    // The other recipient's old file opens only the old data too; a new
+    // share file opens everything, old and new.
+    assert_eq!(other.ok_json(&["share", "accept", &of])["snapshots"], 1);
+    owner.ok_json(&["share", "data", "--with", &oid, "--out", &of]);
+    assert_eq!(other.ok_json(&["share", "accept", &of])["snapshots"], 2);
+    let (_, restored) = other.restore("data:latest");
+    assert_same_tree(&owner.src, &restored);
+
+    // The owner: every byte readable, and after losing the machine the
+    // phrase brings back both keys (container manifest version 2).
+    let check = owner.ok_json(&["check", "--read-data"]);
+    assert!(check["problems"].as_array().unwrap().is_empty(), "{check}");
+    owner.lose_home_and_recover(&phrase);
+    let p1 = format!("dir:{}", owner.peer(1).display());
+    owner.ok_json(&["peer", "add", "found", &p1]);
+    owner.ok_json(&["sync"]);
+    assert_eq!(owner.snapshots().len(), 2);
+    let (_, restored) = owner.restore("data:latest");
+    assert_same_tree(&owner.src, &restored);
+    let first = owner.snapshots()[0]["id"].as_str().unwrap().to_owned();
+    let (_, restored) = owner.restore(&first);
+    assert_same_tree(&before, &restored);
+}
