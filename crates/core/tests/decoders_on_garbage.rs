@@ -276,3 +276,44 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    /// A share file: garbage never opens, nor passes `peek_share`; a real
+    /// one with any byte changed or cut never opens either.
+    #[test]
+    fn share_files(bytes in garbage(400), at in any::<usize>(), flip in 1u8..=255, cut in any::<usize>()) {
+        use trove_core::share::{open_share, peek_share, seal_share};
+        let (owner, friend) = (MasterSecret::from_bytes([1; 32]), MasterSecret::from_bytes([2; 32]));
+        let seed = friend.transport_seed();
+        prop_assert!(peek_share(&bytes).is_err());
+        prop_assert!(open_share(&bytes, &seed).is_err());
+        let recipient = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+        let manifest = share_manifest();
+        let key = trove_core::keys::ContainerKey::from_bytes([3; 32]);
+        let good = seal_share(&owner.identity(), &recipient, &manifest, &[key], 7).unwrap();
+        prop_assert!(open_share(&good, &seed).is_ok());
+        let mut bad = good.clone();
+        let i = at % bad.len();
+        bad[i] ^= flip;
+        prop_assert!(open_share(&bad, &seed).is_err());
+        prop_assert!(open_share(&good[..cut % good.len()], &seed).is_err());
+    }
+}
+
+fn share_manifest() -> ContainerManifest {
+    ContainerManifest {
+        id: trove_core::ContainerId([4; 32]),
+        name: "shared".into(),
+        revision: 1,
+        created_unix: 0,
+        redundancy: trove_core::manifest::Redundancy { k: 2, m: 1 },
+        chunker: Default::default(),
+        pack_target: 1 << 20,
+        sources: vec!["/s".into()],
+        roster: Vec::new(),
+        wrapped_key: Vec::new(),
+        later_keys: Vec::new(),
+    }
+}

@@ -87,7 +87,7 @@ pub use share::{
     accept_share, list_shares, revoke_share, share_container, AcceptReport, GivenShare,
     ReceivedRow, RevokeReport, ShareList,
 };
-pub use snapshot::{ls, resolve_snapshot, Browser, FileReader, LsEntry, TreeReader};
+pub use snapshot::{ls, ls_folder, resolve_snapshot, Browser, FileReader, LsEntry, TreeReader};
 pub use status::{status, ContainerStatus, PeerStatus, StatusReport};
 pub use sync::{sync, PeerContribution, SyncReport};
 pub use time::{now_ns, now_unix, utc};

@@ -213,6 +213,61 @@ pub struct LsEntry {
     pub mtime_ns: i64,
 }
 
+impl LsEntry {
+    fn of(path: &Path, n: &Node) -> Self {
+        let (kind, size) = match &n.kind {
+            NodeKind::File { size, .. } => ("file", *size),
+            NodeKind::Dir { .. } => ("dir", 0),
+            NodeKind::Symlink { target } => ("symlink", target.len() as u64),
+        };
+        LsEntry {
+            path: path.to_string_lossy().into_owned(),
+            kind,
+            size,
+            mode: n.mode,
+            mtime_ns: n.mtime_ns,
+        }
+    }
+}
+
+/// The entries directly in one folder of snapshot `spec` (its root when
+/// `folder` is `None`): one tree read, for browsing.
+pub fn ls_folder(
+    home: &Home,
+    owner: &Owner,
+    spec: &str,
+    folder: Option<&Path>,
+) -> Result<Vec<LsEntry>> {
+    crate::pending::finish_all(home, owner, &crate::progress::Quiet)?;
+    let (container, snap) = resolve_snapshot(home, owner, spec)?;
+    let peers = home.peers().open_for(&container)?;
+    let fetcher = Fetcher::new(&peers.slots);
+    let reader = TreeReader {
+        home,
+        container: &container,
+        fetcher: &fetcher,
+    };
+    let path = folder.map(path_components).transpose()?.unwrap_or_default();
+    let tree = match path.is_empty() {
+        true => snap.root,
+        false => match reader.node_at(&snap.root, &path)?.map(|n| n.kind) {
+            Some(NodeKind::Dir { tree }) => tree,
+            _ => {
+                return Err(RepoError::NotInSnapshot(
+                    folder.expect("not empty").to_owned(),
+                ))
+            }
+        },
+    };
+    let at = rel_path(&path);
+    Ok(reader
+        .load(&tree)?
+        .nodes
+        .iter()
+        .map(|n| LsEntry::of(&at.join(std::ffi::OsStr::from_bytes(&n.name)), n))
+        .collect())
+}
+
 /// List snapshot `spec` (as in [`resolve_snapshot`]) recursively, under
 /// `under` if given: what `trove ls` shows.
 pub fn ls(home: &Home, owner: &Owner, spec: &str, under: Option<&Path>) -> Result<Vec<LsEntry>> {
@@ -265,18 +320,7 @@ fn walk(
         let path = at.join(std::ffi::OsStr::from_bytes(&n.name));
         let rest = if want.is_empty() { want } else { &want[1..] };
         if rest.is_empty() {
-            let (kind, size) = match &n.kind {
-                NodeKind::File { size, .. } => ("file", *size),
-                NodeKind::Dir { .. } => ("dir", 0),
-                NodeKind::Symlink { target } => ("symlink", target.len() as u64),
-            };
-            out.push(LsEntry {
-                path: path.to_string_lossy().into_owned(),
-                kind,
-                size,
-                mode: n.mode,
-                mtime_ns: n.mtime_ns,
-            });
+            out.push(LsEntry::of(&path, n));
         }
         if let NodeKind::Dir { tree } = &n.kind {
             walk(reader, tree, path, rest, out)?;

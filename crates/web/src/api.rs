@@ -155,11 +155,8 @@ async fn ls(
 ) -> Result<Json<Listing>, WebError> {
     with_home(dash, move |home, dash| {
         let under = at.under();
-        let depth = under.map_or(0, |p| p.components().count()) + 1;
-        // `ls` lists recursively; keep the folder's own children.
-        let entries = trove_repo::ls(home, &dash.owner, &at.snapshot, under)?
+        let entries = trove_repo::ls_folder(home, &dash.owner, &at.snapshot, under)?
             .into_iter()
-            .filter(|e| Path::new(&e.path).components().count() == depth)
             .map(|e| Entry {
                 name: Path::new(&e.path)
                     .file_name()
