@@ -84,8 +84,8 @@ pub use repair::{
 };
 pub use restore::{restore, LostPath, RestoreOptions, RestoreReport};
 pub use share::{
-    accept_share, list_shares, revoke_share, share_container, AcceptReport, GivenShare,
-    ReceivedRow, RevokeReport, ShareList,
+    accept_share, list_shares, revoke_share, share_container, sync_shares, AcceptReport,
+    GivenShare, ReceivedRow, RevokeReport, ShareList,
 };
 pub use snapshot::{ls, ls_folder, resolve_snapshot, Browser, FileReader, LsEntry, TreeReader};
 pub use status::{status, ContainerStatus, PeerStatus, StatusReport};

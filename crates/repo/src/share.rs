@@ -258,6 +258,27 @@ pub fn accept_share(home: &Home, owner: &Owner, bytes: &[u8]) -> Result<AcceptRe
     refresh(home, owner, &record)
 }
 
+/// Read the new snapshots and index of every container shared with this
+/// identity (`trove share sync`); a container none of whose peers answers
+/// is reported, not an error for the others.
+pub fn sync_shares(home: &Home, owner: &Owner) -> Result<Vec<AcceptReport>> {
+    received_all(home)?
+        .iter()
+        .map(|r| match refresh(home, owner, r) {
+            Err(RepoError::NoReachablePeer) => Ok(AcceptReport {
+                container: r.manifest.name.clone(),
+                owner: r.sharer.fingerprint(),
+                peers_read: Vec::new(),
+                peers_unreachable: r.manifest.roster.iter().map(|p| p.name.clone()).collect(),
+                snapshots: home.index.snapshots(&r.manifest.id)?.len(),
+                packs: 0,
+                unreadable: 0,
+            }),
+            other => other,
+        })
+        .collect()
+}
+
 /// Every container shared with this identity.
 pub(crate) fn received_all(home: &Home) -> Result<Vec<ReceivedShare>> {
     home.index.received_shares()

@@ -28,6 +28,8 @@ enum ShareCmd {
     Accept { file: PathBuf },
     /// Shares you gave and received.
     List,
+    /// Read the new snapshots of every container shared with you.
+    Sync,
     /// Stop someone reading what the container stores from now on: a new
     /// container key for new data (what they could read before, they keep).
     Revoke {
@@ -91,30 +93,22 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
                 },
             )?;
         }
+        Some(ShareCmd::Sync) => {
+            let owner = unlock(&home)?;
+            let all = trove_repo::sync_shares(&home, &owner)?;
+            out.emit(&all, |all| {
+                if all.is_empty() {
+                    println!("no containers are shared with you");
+                }
+                all.iter().for_each(print_accepted)
+            })?;
+        }
         Some(ShareCmd::Accept { file }) => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let owner = unlock(&home)?;
             let r = trove_repo::accept_share(&home, &owner, &bytes)?;
-            out.emit(&r, |r| {
-                println!(
-                    "added `{}` read-only, shared by {}: {} snapshot(s), {} pack(s), read from {}",
-                    r.container,
-                    r.owner,
-                    r.snapshots,
-                    r.packs,
-                    r.peers_read.join(", ")
-                );
-                if r.unreadable > 0 {
-                    println!(
-                        "{} snapshot(s) or segment(s) on the peers do not open with the keys shared (made after the owner revoked this share, or not the owner's)",
-                        r.unreadable
-                    );
-                }
-                if !r.peers_unreachable.is_empty() {
-                    println!("unreachable: {}", r.peers_unreachable.join(", "));
-                }
-            })?;
+            out.emit(&r, print_accepted)?;
         }
         None => {
             let (name, with) = (
@@ -146,4 +140,25 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_accepted(r: &trove_repo::AcceptReport) {
+    println!(
+        "`{}`, read-only, shared by {}: {} snapshot(s), {} pack(s), read from {}",
+        r.container,
+        r.owner,
+        r.snapshots,
+        r.packs,
+        r.peers_read.join(", ")
+    );
+    if r.unreadable > 0 {
+        println!(
+            "{} snapshot(s) or segment(s) on the peers do not open with the keys shared \
+             (made after the owner revoked this share, or not the owner's)",
+            r.unreadable
+        );
+    }
+    if !r.peers_unreachable.is_empty() {
+        println!("unreachable: {}", r.peers_unreachable.join(", "));
+    }
 }

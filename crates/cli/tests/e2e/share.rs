@@ -77,11 +77,12 @@ fn a_shared_container_reads_exactly_for_its_recipient_only_and_stays_read_only()
         "the owner's snapshots unchanged"
     );
 
-    // A new snapshot of the owner's: accepting again reads it.
+    // A new snapshot of the owner's: `share sync` reads it.
     write(&owner.src.join("after-share.txt"), b"new\n");
     owner.backup();
-    let acc = friend.ok_json(&["share", "accept", &f]);
-    assert_eq!(acc["snapshots"], 2);
+    let synced = friend.ok_json(&["share", "sync"]);
+    assert_eq!(synced[0]["container"], "data");
+    assert_eq!(synced[0]["snapshots"], 2, "{synced}");
     let (_, restored) = friend.restore("data:latest");
     assert_same_tree(&owner.src, &restored);
 
