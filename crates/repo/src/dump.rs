@@ -5,9 +5,8 @@
 //! cached packs.
 
 use crate::error::{RepoError, Result};
-use crate::fetch::Fetcher;
-use crate::home::{Container, Home, Owner};
-use crate::snapshot::{path_components, rel_path, resolve_snapshot, TreeReader};
+use crate::home::{Home, Owner};
+use crate::snapshot::{path_components, rel_path, TreeReader};
 use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -36,47 +35,26 @@ pub fn dump(
     under: Option<&Path>,
     out: impl Write,
 ) -> Result<DumpReport> {
-    crate::pending::finish_all(home, owner, &crate::progress::Quiet)?;
-    let (container, snap) = resolve_snapshot(home, owner, spec)?;
-    let peers = home.peers().open_for(&container)?;
-    let fetcher = Fetcher::new(&peers.slots);
-    dump_tree(&container, home, &fetcher, &snap.root, under, out)
-}
-
-/// [`dump`] of one tree, for callers that have resolved the snapshot and
-/// opened the peers already (the dashboard's downloads).
-pub(crate) fn dump_tree(
-    container: &Container,
-    home: &Home,
-    fetcher: &Fetcher,
-    root: &TreeId,
-    under: Option<&Path>,
-    out: impl Write,
-) -> Result<DumpReport> {
-    let reader = TreeReader {
-        home,
-        container,
-        fetcher,
-    };
-    let mut dump = Dump {
-        reader: &reader,
-        tar: tar::Builder::new(out),
-        report: DumpReport::default(),
-    };
-    match under.map(path_components).transpose()? {
-        Some(path) if !path.is_empty() => {
-            let at = under.expect("some");
-            let node = reader
-                .node_at(root, &path)
-                .map_err(|e| stopped_at(at, e))?
-                .ok_or_else(|| RepoError::NotInSnapshot(at.to_owned()))?;
-            let rel = rel_path(&path);
-            dump.node(&rel, &node)?;
+    crate::snapshot::reading(home, owner, spec, |reader, snap| {
+        let mut dump = Dump {
+            reader,
+            tar: tar::Builder::new(out),
+            report: DumpReport::default(),
+        };
+        match under.map(path_components).transpose()? {
+            Some(path) if !path.is_empty() => {
+                let at = under.expect("some");
+                let node = reader
+                    .node_at(&snap.root, &path)
+                    .map_err(|e| stopped_at(at, e))?
+                    .ok_or_else(|| RepoError::NotInSnapshot(at.to_owned()))?;
+                dump.node(&rel_path(&path), &node)?;
+            }
+            _ => dump.tree(&snap.root, &PathBuf::new())?,
         }
-        _ => dump.tree(root, &PathBuf::new())?,
-    }
-    dump.tar.finish().map_err(RepoError::Output)?;
-    Ok(dump.report)
+        dump.tar.finish().map_err(RepoError::Output)?;
+        Ok(dump.report)
+    })
 }
 
 struct Dump<'r, W: Write> {

@@ -238,39 +238,46 @@ pub fn ls_folder(
     spec: &str,
     folder: Option<&Path>,
 ) -> Result<Vec<LsEntry>> {
-    crate::pending::finish_all(home, owner, &crate::progress::Quiet)?;
-    let (container, snap) = resolve_snapshot(home, owner, spec)?;
-    let peers = home.peers().open_for(&container)?;
-    let fetcher = Fetcher::new(&peers.slots);
-    let reader = TreeReader {
-        home,
-        container: &container,
-        fetcher: &fetcher,
-    };
     let path = folder.map(path_components).transpose()?.unwrap_or_default();
-    let tree = match path.is_empty() {
-        true => snap.root,
-        false => match reader.node_at(&snap.root, &path)?.map(|n| n.kind) {
-            Some(NodeKind::Dir { tree }) => tree,
-            _ => {
-                return Err(RepoError::NotInSnapshot(
-                    folder.expect("not empty").to_owned(),
-                ))
-            }
-        },
-    };
-    let at = rel_path(&path);
-    Ok(reader
-        .load(&tree)?
-        .nodes
-        .iter()
-        .map(|n| LsEntry::of(&at.join(std::ffi::OsStr::from_bytes(&n.name)), n))
-        .collect())
+    reading(home, owner, spec, |reader, snap| {
+        let tree = match path.is_empty() {
+            true => snap.root,
+            false => match reader.node_at(&snap.root, &path)?.map(|n| n.kind) {
+                Some(NodeKind::Dir { tree }) => tree,
+                _ => {
+                    return Err(RepoError::NotInSnapshot(
+                        folder.expect("not empty").to_owned(),
+                    ))
+                }
+            },
+        };
+        let at = rel_path(&path);
+        Ok(reader
+            .load(&tree)?
+            .nodes
+            .iter()
+            .map(|n| LsEntry::of(&at.join(std::ffi::OsStr::from_bytes(&n.name)), n))
+            .collect())
+    })
 }
 
 /// List snapshot `spec` (as in [`resolve_snapshot`]) recursively, under
 /// `under` if given: what `trove ls` shows.
 pub fn ls(home: &Home, owner: &Owner, spec: &str, under: Option<&Path>) -> Result<Vec<LsEntry>> {
+    reading(home, owner, spec, |reader, snap| {
+        list_tree(reader, &snap.root, under)
+    })
+}
+
+/// Run `read` over snapshot `spec` (as in [`resolve_snapshot`]), its
+/// trees read from the container's peers, once any interrupted commit is
+/// finished (as every reading command does first).
+pub(crate) fn reading<T>(
+    home: &Home,
+    owner: &Owner,
+    spec: &str,
+    read: impl FnOnce(&TreeReader, &SnapshotManifest) -> Result<T>,
+) -> Result<T> {
     crate::pending::finish_all(home, owner, &crate::progress::Quiet)?;
     let (container, snap) = resolve_snapshot(home, owner, spec)?;
     let peers = home.peers().open_for(&container)?;
@@ -280,7 +287,7 @@ pub fn ls(home: &Home, owner: &Owner, spec: &str, under: Option<&Path>) -> Resul
         container: &container,
         fetcher: &fetcher,
     };
-    list_tree(&reader, &snap.root, under)
+    read(&reader, &snap)
 }
 
 /// List a tree recursively, under `under` if given.
