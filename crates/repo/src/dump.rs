@@ -24,7 +24,7 @@ pub struct DumpReport {
     pub bytes: u64,
 }
 
-/// Write snapshot `spec` (as in [`resolve_snapshot`]), or only `under` in
+/// Write snapshot `spec` (as in [`resolve_snapshot`](crate::resolve_snapshot)), or only `under` in
 /// it, to `out` as a tar archive. Paths in the archive are
 /// snapshot-relative. A chunk that cannot be read ends the dump with an
 /// error naming the file: a tar stream cannot skip a file it has begun.
