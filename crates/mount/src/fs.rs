@@ -135,16 +135,16 @@ impl SnapshotFs {
 
     /// Say what could not be read (the caller gets EIO).
     fn failed(&self, path: &str, e: &RepoError) -> Errno {
-        tracing::error!("{path}: {e}");
         eprintln!("trove mount: {path}: {e}");
         Errno::EIO
     }
 
     fn attr(&self, ino: u64, node: &Inode) -> FileAttr {
-        let (kind, size, nlink) = match &node.kind {
-            Kind::Root | Kind::Snapshots | Kind::Dir(_) => (FileType::Directory, 0, 2),
-            Kind::File { size, .. } => (FileType::RegularFile, *size, 1),
-            Kind::Symlink(t) => (FileType::Symlink, t.len() as u64, 1),
+        let kind = file_type(&node.kind);
+        let (size, nlink) = match &node.kind {
+            Kind::Root | Kind::Snapshots | Kind::Dir(_) => (0, 2),
+            Kind::File { size, .. } => (*size, 1),
+            Kind::Symlink(t) => (t.len() as u64, 1),
         };
         let mtime = system_time(node.mtime_ns);
         FileAttr {
@@ -232,6 +232,14 @@ impl SnapshotFs {
     }
 }
 
+fn file_type(kind: &Kind) -> FileType {
+    match kind {
+        Kind::Root | Kind::Snapshots | Kind::Dir(_) => FileType::Directory,
+        Kind::File { .. } => FileType::RegularFile,
+        Kind::Symlink(_) => FileType::Symlink,
+    }
+}
+
 fn system_time(ns: i64) -> SystemTime {
     match u64::try_from(ns) {
         Ok(ns) => UNIX_EPOCH + Duration::from_nanos(ns),
@@ -305,18 +313,8 @@ impl Filesystem for SnapshotFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let listed = self.inode(ino).and_then(|dir| {
-            let listing = match dir.kind {
-                Kind::Root | Kind::Snapshots => self
-                    .inodes
-                    .lock()
-                    .expect("not poisoned")
-                    .listing(ino.0)
-                    .ok_or(Errno::EIO)?,
-                _ => self.listing(ino.0, &dir)?,
-            };
-            Ok(listing)
-        });
+        // The root and `snapshots/` were listed when the table was made.
+        let listed = self.inode(ino).and_then(|dir| self.listing(ino.0, &dir));
         let listing = match listed {
             Ok(l) => l,
             Err(e) => return reply.error(e),
@@ -327,11 +325,8 @@ impl Filesystem for SnapshotFs {
             .map(|(i, n)| (n, i))
             .chain(listing.iter().map(|(n, i)| (n.clone(), *i)));
         for (k, (name, child)) in entries.enumerate().skip(offset as usize) {
-            let kind = match self
-                .inode(INodeNo(child))
-                .map(|n| self.attr(child, &n).kind)
-            {
-                Ok(k) => k,
+            let kind = match self.inode(INodeNo(child)) {
+                Ok(n) => file_type(&n.kind),
                 Err(_) => FileType::Directory,
             };
             if reply.add(

@@ -77,7 +77,7 @@ pub use peers::{
 pub use profile::{StageProfile, StageRow};
 pub use progress::{Event, Progress, Quiet};
 pub use prune::{prune, MaxUnused, PruneOptions, PruneReport};
-pub use redundancy::{redundancy, ContainerRedundancy};
+pub use redundancy::{redundancy, ContainerRedundancy, PackStanding};
 pub use repair::{
     repair, ContainerRepair, Damage, FragmentMove, LostFile, LostPack, PackRepair, RepairOptions,
     RepairReport,

@@ -279,29 +279,21 @@ pub fn verify_envelope(
     bytes: &[u8],
 ) -> Result<EnvelopeHeader, EnvelopeError> {
     let me = owner.public();
-    let opened = match key {
-        MetaKey::Container(c) => envelope::open_signed(
-            &me,
-            &owner.master.manifest_key(),
-            BlobKind::ContainerManifest,
-            &c.0,
-            bytes,
-        ),
-        // Sealed with the container's key of their time.
-        MetaKey::Snapshot(_, id) => envelope::open_signed_any(
-            &me,
-            container.keys.seals(),
-            BlobKind::SnapshotManifest,
-            &id.0,
-            bytes,
-        ),
-        MetaKey::IndexSegment(_, id) => envelope::open_signed_any(
-            &me,
-            container.keys.seals(),
-            BlobKind::IndexSegment,
-            &id.0,
-            bytes,
-        ),
+    let (kind, object) = match key {
+        MetaKey::Container(c) => {
+            let manifest_key = owner.master.manifest_key();
+            return envelope::open_signed(
+                &me,
+                &manifest_key,
+                BlobKind::ContainerManifest,
+                &c.0,
+                bytes,
+            )
+            .map(|(h, _)| h);
+        }
+        MetaKey::Snapshot(_, id) => (BlobKind::SnapshotManifest, id.0),
+        MetaKey::IndexSegment(_, id) => (BlobKind::IndexSegment, id.0),
     };
-    opened.map(|(h, _)| h)
+    // Sealed with the container's key of their time.
+    envelope::open_signed_any(&me, container.keys.seals(), kind, &object, bytes).map(|(h, _)| h)
 }

@@ -7,6 +7,7 @@ use crate::health::{PeerHealth, PeerState};
 use crate::home::Home;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
+use trove_core::manifest::PackRecord;
 use trove_core::PeerId;
 use trove_peer::placement::DEFAULT_DOMAIN_LABEL;
 
@@ -33,6 +34,45 @@ pub struct ContainerRedundancy {
     /// Failure domains (the `site` label; a peer without one is its own)
     /// that hold its fragments.
     pub failure_domains: u32,
+}
+
+/// How one pack's fragments stand against the peers' states: the rule of
+/// `trove status` and of the dashboard's pack map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackStanding {
+    /// Fragments on distinct online peers.
+    pub online: u32,
+    /// Fragments on distinct online or suspect peers.
+    pub readable: u32,
+    /// A fragment on a lost or removed peer, or a second one on one peer.
+    pub to_repair: bool,
+}
+
+impl PackStanding {
+    /// A peer not in `states` was removed: its fragments count as lost.
+    pub fn of(p: &PackRecord, states: &HashMap<PeerId, PeerState>) -> Self {
+        let mut seen = HashSet::new();
+        let mut s = PackStanding {
+            online: 0,
+            readable: 0,
+            to_repair: false,
+        };
+        for f in &p.fragments {
+            if !seen.insert(f.peer) {
+                s.to_repair = true;
+                continue;
+            }
+            match states.get(&f.peer) {
+                Some(PeerState::Online) => {
+                    s.online += 1;
+                    s.readable += 1;
+                }
+                Some(PeerState::Suspect) => s.readable += 1,
+                Some(PeerState::Lost) | None => s.to_repair = true,
+            }
+        }
+        s
+    }
 }
 
 /// Every container's redundancy, given each configured peer's state.
@@ -65,29 +105,16 @@ pub fn redundancy(home: &Home, peers: &[PeerHealth]) -> Result<Vec<ContainerRedu
             row.packs_total += 1;
             row.bytes_packed += p.pack_len;
             row.bytes_stored += p.fragments.len() as u64 * crate::check::fragment_len(&p);
-            let mut seen = HashSet::new();
-            let (mut online, mut readable, mut to_repair) = (0usize, 0usize, false);
             for f in &p.fragments {
                 if let Some(d) = domains.get(&f.peer) {
                     used_domains.insert(d.clone());
                 }
-                if !seen.insert(f.peer) {
-                    to_repair = true;
-                    continue;
-                }
-                match states.get(&f.peer) {
-                    Some(PeerState::Online) => {
-                        online += 1;
-                        readable += 1;
-                    }
-                    Some(PeerState::Suspect) => readable += 1,
-                    Some(PeerState::Lost) | None => to_repair = true,
-                }
             }
-            let full = usize::from(p.k) + usize::from(p.m);
-            row.packs_degraded += u64::from(online < full);
-            row.packs_to_repair += u64::from(to_repair || p.fragments.len() < full);
-            row.packs_unreadable += u64::from(readable < usize::from(p.k));
+            let s = PackStanding::of(&p, &states);
+            let full = u32::from(p.k) + u32::from(p.m);
+            row.packs_degraded += u64::from(s.online < full);
+            row.packs_to_repair += u64::from(s.to_repair || p.fragments.len() < full as usize);
+            row.packs_unreadable += u64::from(s.readable < u32::from(p.k));
         }
         row.failure_domains = used_domains.len() as u32;
         out.push(row);

@@ -8,10 +8,10 @@
 
 use crate::error::{RepoError, Result};
 use crate::home::{Container, Home, Owner};
-use crate::sync::{open_signed_object, Opened};
+use crate::sync::{apply_log, open_signed_object, Opened};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use trove_core::keys::{ContainerKeys, PublicIdentity};
+use trove_core::keys::PublicIdentity;
 use trove_core::manifest::{replay, ContainerManifest, IndexSegment, SnapshotManifest};
 use trove_core::share::{open_share, peek_share, seal_share};
 use trove_core::{ContainerId, SegmentId, SnapshotId};
@@ -20,32 +20,22 @@ use trove_peer::MetaKey;
 /// A container someone shared with this identity, as the index keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct ReceivedShare {
+    /// The container's manifest, its keys (`wrapped_key`, `later_keys`)
+    /// wrapped by this identity's master secret, so it opens as one of
+    /// this identity's own does.
     pub manifest: ContainerManifest,
     /// The owner, who alone signs its snapshots and segments.
     pub sharer: PublicIdentity,
-    /// The container's keys (oldest first, as in its manifest), wrapped by
-    /// this identity's master secret.
-    pub wrapped_keys: Vec<Vec<u8>>,
     pub accepted_unix: i64,
 }
 
 impl ReceivedShare {
     pub fn open(&self, owner: &Owner) -> Result<Container> {
-        let keys = self
-            .wrapped_keys
-            .iter()
-            .map(|w| owner.master.unwrap(&self.manifest.id, w))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .ok()
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| {
-                RepoError::Format(format!(
-                    "shared container `{}`: its keys do not unwrap",
-                    self.manifest.name
-                ))
-            })?;
+        let keys = self.manifest.keys(&owner.master).map_err(|e| {
+            RepoError::Format(format!("shared container `{}`: {e}", self.manifest.name))
+        })?;
         Ok(Container {
-            keys: ContainerKeys::of(&keys[0], &keys[1..]),
+            keys,
             manifest: self.manifest.clone(),
         })
     }
@@ -234,7 +224,7 @@ pub fn accept_share(home: &Home, owner: &Owner, bytes: &[u8]) -> Result<AcceptRe
         return Err(RepoError::ShareWithSelf);
     }
     let (_, contents) = open_share(bytes, &owner.master.transport_seed())?;
-    let m = contents.manifest;
+    let mut m = contents.manifest;
     if home.index.container(&m.name).is_ok() {
         return Err(RepoError::ContainerExists(m.name));
     }
@@ -243,12 +233,12 @@ pub fn accept_share(home: &Home, owner: &Owner, bytes: &[u8]) -> Result<AcceptRe
             return Err(RepoError::ContainerExists(m.name));
         }
     }
+    let mut wrapped = contents.keys.iter().map(|k| owner.master.wrap(&m.id, k));
+    m.wrapped_key = wrapped
+        .next()
+        .expect("open_share refuses a file without a key");
+    m.later_keys = wrapped.collect();
     let record = ReceivedShare {
-        wrapped_keys: contents
-            .keys
-            .iter()
-            .map(|k| owner.master.wrap(&m.id, k))
-            .collect(),
         manifest: m,
         sharer: header.sharer,
         accepted_unix: crate::time::now_unix(),
@@ -376,11 +366,7 @@ fn refresh(home: &Home, owner: &Owner, record: &ReceivedShare) -> Result<AcceptR
     }
     report.unreadable = unopened.len();
     let state = replay(segments.values().map(|(s, _)| s));
-    let entries: Vec<(&IndexSegment, &[u8])> =
-        segments.values().map(|(s, e)| (s, e.as_slice())).collect();
-    home.index.rebuild_packs(&cid, &state, &entries)?;
-    let forgotten: Vec<SnapshotId> = state.forgotten.iter().copied().collect();
-    home.index.forget_snapshots(&cid, &forgotten)?;
+    apply_log(home, &cid, &state, &segments)?;
     for (snap, env) in snapshots.values() {
         if !state.forgotten.contains(&snap.id) {
             home.index.insert_snapshot(snap, env)?;

@@ -30,7 +30,9 @@ use crate::progress::{Event, Progress};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use trove_core::envelope;
 use trove_core::keys::{ContainerKeys, PublicIdentity};
-use trove_core::manifest::{replay, ContainerManifest, IndexSegment, PeerRecord, SnapshotManifest};
+use trove_core::manifest::{
+    replay, ContainerManifest, IndexSegment, IndexState, PeerRecord, SnapshotManifest,
+};
 use trove_core::seal::BlobKind;
 use trove_core::{ContainerId, FragmentId, PeerId, SegmentId, SnapshotId};
 use trove_peer::{MetaKey, Peer};
@@ -581,11 +583,7 @@ fn fill(
                     .push(format!("{} (from the trash of peer `{}`)", f.key, f.peer));
             }
         }
-        let entries: Vec<(&IndexSegment, &[u8])> =
-            log.values().map(|(s, e)| (s, e.as_slice())).collect();
-        home.index.rebuild_packs(&m.id, &state, &entries)?;
-        home.index
-            .forget_snapshots(&m.id, &state.forgotten.iter().copied().collect::<Vec<_>>())?;
+        apply_log(home, &m.id, &state, &log)?;
         report.packs += state.packs.len() as u64;
         for (snap, f) in c.snapshots.values() {
             if state.forgotten.contains(&snap.id) {
@@ -602,6 +600,22 @@ fn fill(
         report.containers.push(m.name.clone());
     }
     Ok(())
+}
+
+/// Make the index what a container's replayed index log says: its packs,
+/// the log's segments recorded, the snapshots it forgot gone (`sync`, and
+/// a shared container's refresh).
+pub(crate) fn apply_log(
+    home: &Home,
+    cid: &ContainerId,
+    state: &IndexState,
+    log: &BTreeMap<SegmentId, (IndexSegment, Vec<u8>)>,
+) -> Result<()> {
+    let entries: Vec<(&IndexSegment, &[u8])> =
+        log.values().map(|(s, e)| (s, e.as_slice())).collect();
+    home.index.rebuild_packs(cid, state, &entries)?;
+    let forgotten: Vec<SnapshotId> = state.forgotten.iter().copied().collect();
+    home.index.forget_snapshots(cid, &forgotten)
 }
 
 /// The segments of a container's index log this machine holds, verified.

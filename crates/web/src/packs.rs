@@ -9,9 +9,9 @@
 //! shows them too.
 
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use trove_core::PeerId;
-use trove_repo::{Home, PeerState, Result};
+use trove_repo::{Home, PackStanding, PeerState, Result};
 
 /// More cells than this per container are counted but not sent one by one.
 const MAX_CELLS: usize = 4096;
@@ -74,15 +74,9 @@ pub fn pack_maps(home: &Home, states: &HashMap<PeerId, PeerState>) -> Result<Vec
             cells_omitted: 0,
         };
         for p in containers.packs(&c.id)? {
-            let distinct: HashSet<PeerId> = p.fragments.iter().map(|f| f.peer).collect();
-            let count = |ok: &dyn Fn(PeerState) -> bool| {
-                distinct
-                    .iter()
-                    .filter(|id| states.get(id).is_some_and(|s| ok(*s)))
-                    .count() as u32
-            };
-            let online = count(&|s| s == PeerState::Online);
-            let readable = count(&|s| s != PeerState::Lost);
+            let PackStanding {
+                online, readable, ..
+            } = PackStanding::of(&p, states);
             let state = if readable < u32::from(p.k) {
                 map.unreadable += 1;
                 PackState::Unreadable
