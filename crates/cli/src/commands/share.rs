@@ -120,7 +120,9 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
             let path = args
                 .out
                 .unwrap_or_else(|| PathBuf::from(format!("{name}.trove-share")));
-            std::fs::write(&path, &bytes)
+            // Private (0600) whatever the umask: it names the container and both
+            // identities.
+            trove_peer::durable::replace(&path, &bytes, None)
                 .with_context(|| format!("writing the share file {}", path.display()))?;
             #[derive(serde::Serialize)]
             struct Row<'a> {

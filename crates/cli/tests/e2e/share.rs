@@ -30,6 +30,9 @@ fn a_shared_container_reads_exactly_for_its_recipient_only_and_stays_read_only()
     // The file carries no readable secret: not the container key's hex,
     // nor the source paths.
     let bytes = std::fs::read(&file).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the share file is private");
     let src = owner.src.display().to_string();
     assert!(
         !bytes.windows(src.len()).any(|w| w == src.as_bytes()),
