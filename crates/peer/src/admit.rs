@@ -131,6 +131,20 @@ pub fn valid_signer(key: &MetaKey, held: &[u8]) -> Option<PublicIdentity> {
         .map(|h| h.signer)
 }
 
+/// The identity a peer pins a container to: the signer of its held
+/// container manifest, else of the first of its `others` (snapshots and
+/// segments) that verifies. `read` fetches a held copy, `None` when absent
+/// or unreadable.
+pub fn held_signer(
+    container: &trove_core::ContainerId,
+    others: impl IntoIterator<Item = MetaKey>,
+    read: impl Fn(&MetaKey) -> Option<Vec<u8>>,
+) -> Option<PublicIdentity> {
+    std::iter::once(MetaKey::Container(*container))
+        .chain(others)
+        .find_map(|key| valid_signer(&key, &read(&key)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,10 @@ use trove_core::{ContainerId, FragmentId, SegmentId, SnapshotId};
 use crate::admit::{self, Admission};
 use crate::audit::{self, AuditRange};
 use crate::durable::{self, sync_dir};
+use crate::layout::{
+    is_shard_name, meta_file_name, parse_meta_trash_name, parse_trash_name, trash_stamp,
+    CONTAINER_FILE, FRAGMENTS, INDEX, META, SNAPSHOTS, TRASH, TRASH_META,
+};
 use crate::peer::{DeletedMeta, MetaKey, Peer, PeerError, PeerStat};
 
 /// Name of the marker file that makes a folder a peer folder.
@@ -44,12 +48,7 @@ pub const FOLDER_FORMAT_VERSION: u32 = 1;
 /// Files in `tmp/` older than this are leftovers of a killed process.
 const STALE_TMP_AGE: Duration = Duration::from_secs(3600);
 
-const FRAGMENTS: &str = "fragments";
-const META: &str = "meta";
 const TMP: &str = "tmp";
-const TRASH: &str = "trash";
-/// Under `trash/`: replaced and deleted metadata objects.
-const TRASH_META: &str = "meta";
 
 /// What [`FolderPeer::put_meta_as`] did with an admitted object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -341,21 +340,15 @@ impl FolderPeer {
     }
 
     fn fragment_path(&self, id: &FragmentId) -> PathBuf {
-        let hex = id.to_hex();
-        self.root.join(FRAGMENTS).join(&hex[..2]).join(hex)
+        self.root.join(crate::layout::fragment_path(id))
     }
 
     fn meta_dir(&self, container: &ContainerId) -> PathBuf {
-        self.root.join(META).join(container.to_hex())
+        self.root.join(crate::layout::meta_dir(container))
     }
 
     fn meta_path(&self, key: &MetaKey) -> PathBuf {
-        let dir = self.meta_dir(key.container());
-        match key {
-            MetaKey::Container(_) => dir.join("container"),
-            MetaKey::Snapshot(_, s) => dir.join("snapshots").join(s.to_hex()),
-            MetaKey::IndexSegment(_, g) => dir.join("index").join(g.to_hex()),
-        }
+        self.root.join(crate::layout::meta_path(key))
     }
 
     fn marker_present(&self) -> bool {
@@ -504,14 +497,8 @@ impl FolderPeer {
         op: &'static str,
     ) -> Result<Option<PublicIdentity>, PeerError> {
         let dir = self.meta_dir(container);
-        let manifest = MetaKey::Container(*container);
-        if let Ok(bytes) = fs::read(self.meta_path(&manifest)) {
-            if let Some(signer) = admit::valid_signer(&manifest, &bytes) {
-                return Ok(Some(signer));
-            }
-        }
-        let snapshots: Vec<SnapshotId> = self.list_ids(&dir.join("snapshots"), op)?;
-        let segments: Vec<SegmentId> = self.list_ids(&dir.join("index"), op)?;
+        let snapshots: Vec<SnapshotId> = self.list_ids(&dir.join(SNAPSHOTS), op)?;
+        let segments: Vec<SegmentId> = self.list_ids(&dir.join(INDEX), op)?;
         let others = snapshots
             .into_iter()
             .map(|s| MetaKey::Snapshot(*container, s))
@@ -520,14 +507,9 @@ impl FolderPeer {
                     .into_iter()
                     .map(|g| MetaKey::IndexSegment(*container, g)),
             );
-        for key in others {
-            if let Ok(bytes) = fs::read(self.meta_path(&key)) {
-                if let Some(signer) = admit::valid_signer(&key, &bytes) {
-                    return Ok(Some(signer));
-                }
-            }
-        }
-        Ok(None)
+        Ok(admit::held_signer(container, others, |key| {
+            fs::read(self.meta_path(key)).ok()
+        }))
     }
 
     /// A new path in `trash/meta/` for a copy of `key` trashed now.
@@ -579,10 +561,7 @@ impl FolderPeer {
         let mut out = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| self.classify(op, false, e))?;
-            let parsed = entry.file_name().to_str().and_then(|name| {
-                let (at, key) = name.split_once('-')?;
-                Some((parse_trash_time(at)?, parse_meta_file_name(key)?))
-            });
+            let parsed = entry.file_name().to_str().and_then(parse_meta_trash_name);
             match parsed {
                 Some((at, key)) => out.push((entry.path(), at, key)),
                 None => {
@@ -882,16 +861,20 @@ impl Peer for FolderPeer {
         let mut keys = Vec::new();
         for c in containers {
             let dir = self.meta_dir(&c);
-            if dir.join("container").is_file() {
+            if dir.join(CONTAINER_FILE).is_file() {
                 keys.push(MetaKey::Container(c));
             }
-            let snapshots: Vec<SnapshotId> = self.list_ids(&dir.join("snapshots"), OP)?;
+            let snapshots: Vec<SnapshotId> = self.list_ids(&dir.join(SNAPSHOTS), OP)?;
             keys.extend(snapshots.into_iter().map(|s| MetaKey::Snapshot(c, s)));
-            let segments: Vec<SegmentId> = self.list_ids(&dir.join("index"), OP)?;
+            let segments: Vec<SegmentId> = self.list_ids(&dir.join(INDEX), OP)?;
             keys.extend(segments.into_iter().map(|g| MetaKey::IndexSegment(c, g)));
         }
         keys.sort_unstable();
         Ok(keys)
+    }
+
+    fn purge_trash(&self, grace: Duration, now: SystemTime) -> Result<Option<u64>, PeerError> {
+        self.purge_expired(grace, now).map(Some)
     }
 
     fn stat(&self) -> Result<PeerStat, PeerError> {
@@ -916,58 +899,6 @@ impl Peer for FolderPeer {
 fn parent_of(path: &Path) -> &Path {
     // Every path here is built as root.join(..), so it has a parent.
     path.parent().unwrap_or(path)
-}
-
-fn is_shard_name(s: &str) -> bool {
-    s.len() == 2
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// `<secs>.<nanos, 9 digits>-<name>`: a trash entry's name, stamped now.
-fn trash_stamp(name: &str) -> String {
-    let at = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    format!("{}.{:09}-{name}", at.as_secs(), at.subsec_nanos())
-}
-
-/// `<secs>.<nanos>-<64 hex>` → (deletion time, id).
-fn parse_trash_name(name: &str) -> Option<(SystemTime, FragmentId)> {
-    let (time, hex) = name.split_once('-')?;
-    Some((parse_trash_time(time)?, hex.parse().ok()?))
-}
-
-/// `<secs>.<nanos, 9 digits>` → time.
-fn parse_trash_time(time: &str) -> Option<SystemTime> {
-    let (secs, nanos) = time.split_once('.')?;
-    let at = Duration::new(
-        secs.parse().ok()?,
-        nanos.parse().ok().filter(|n| *n < 1_000_000_000)?,
-    );
-    Some(UNIX_EPOCH + at)
-}
-
-/// A metadata key as one file name, for the trash:
-/// `<container>.container`, `<container>.snapshot.<id>`, `<container>.index.<id>`.
-fn meta_file_name(key: &MetaKey) -> String {
-    match key {
-        MetaKey::Container(c) => format!("{}.container", c.to_hex()),
-        MetaKey::Snapshot(c, s) => format!("{}.snapshot.{}", c.to_hex(), s.to_hex()),
-        MetaKey::IndexSegment(c, g) => format!("{}.index.{}", c.to_hex(), g.to_hex()),
-    }
-}
-
-fn parse_meta_file_name(name: &str) -> Option<MetaKey> {
-    let mut parts = name.split('.');
-    let c: ContainerId = parts.next()?.parse().ok()?;
-    let key = match (parts.next()?, parts.next()) {
-        ("container", None) => MetaKey::Container(c),
-        ("snapshot", Some(id)) => MetaKey::Snapshot(c, id.parse().ok()?),
-        ("index", Some(id)) => MetaKey::IndexSegment(c, id.parse().ok()?),
-        _ => return None,
-    };
-    parts.next().is_none().then_some(key)
 }
 
 fn is_full(e: &io::Error) -> bool {
@@ -1029,30 +960,6 @@ mod tests {
             peer.classify("x", false, err(libc::EIO)),
             PeerError::Unavailable { .. }
         ));
-    }
-
-    #[test]
-    fn trash_names_round_trip() {
-        let id = FragmentId::of(b"x");
-        let (at, parsed) = parse_trash_name(&format!("12.000000005-{}", id.to_hex())).unwrap();
-        assert_eq!(parsed, id);
-        assert_eq!(at, UNIX_EPOCH + Duration::new(12, 5));
-        assert!(parse_trash_name("12-abc").is_none());
-        assert!(parse_trash_name(&format!("12.x-{}", id.to_hex())).is_none());
-        let c = ContainerId([7; 32]);
-        for key in [
-            MetaKey::Container(c),
-            MetaKey::Snapshot(c, SnapshotId([8; 32])),
-            MetaKey::IndexSegment(c, SegmentId([9; 32])),
-        ] {
-            assert_eq!(parse_meta_file_name(&meta_file_name(&key)), Some(key));
-        }
-        assert_eq!(
-            parse_meta_file_name(&format!("{}.container.x", c.to_hex())),
-            None
-        );
-        assert_eq!(parse_meta_file_name("container"), None);
-        assert!(is_shard_name("0f") && !is_shard_name("0F") && !is_shard_name("0"));
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod admit;
 pub mod audit;
 pub mod durable;
 pub mod folder;
+pub mod layout;
 pub mod peer;
 pub mod placement;
 #[cfg(any(test, feature = "testing"))]

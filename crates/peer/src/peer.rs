@@ -2,6 +2,7 @@
 //! (folder, node, later object stores) offers, and the errors they return.
 
 use std::fmt;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use trove_core::{ContainerId, FragmentId, SegmentId, SnapshotId};
@@ -109,6 +110,15 @@ pub trait Peer: Send + Sync + fmt::Debug {
 
     /// Counts and free space, for placement and status.
     fn stat(&self) -> Result<PeerStat, PeerError>;
+
+    /// Free the trash of what was deleted or replaced at least `grace`
+    /// before `now`, for a peer whose trash its owner empties (a folder, a
+    /// bucket); returns how many objects went. `Ok(None)`: the peer empties
+    /// its own trash (a node, on its operator's grace period).
+    fn purge_trash(&self, grace: Duration, now: SystemTime) -> Result<Option<u64>, PeerError> {
+        let _ = (grace, now);
+        Ok(None)
+    }
 }
 
 /// Names one of the small sealed, signed metadata objects that are replicated

@@ -249,15 +249,15 @@ pub(crate) fn sweep_tmp(peers: &PeerSet, progress: &dyn Progress) -> (u64, u64) 
     (files, bytes)
 }
 
-/// Empty folder peers' `trash/` of what was deleted at least `grace` ago
-/// (nodes empty their own, on their operator's grace period). Returns how
-/// many files went; a peer that fails is a warning.
-pub(crate) fn empty_folder_trash(peers: &PeerSet, grace: Duration, progress: &dyn Progress) -> u64 {
+/// Empty the trash of folder and bucket peers of what was deleted at least
+/// `grace` ago (nodes empty their own, on their operator's grace period).
+/// Returns how many objects went; a peer that fails is a warning.
+pub(crate) fn empty_owned_trash(peers: &PeerSet, grace: Duration, progress: &dyn Progress) -> u64 {
     let now = SystemTime::now();
     let mut purged = 0;
-    for f in folders(peers) {
-        match f.purge_expired(grace, now) {
-            Ok(n) => purged += n,
+    for (_, peer) in peers.available() {
+        match peer.purge_trash(grace, now) {
+            Ok(n) => purged += n.unwrap_or(0),
             Err(e) => progress.event(Event::Warning(e.to_string())),
         }
     }

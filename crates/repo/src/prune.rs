@@ -69,7 +69,7 @@ pub struct PruneOptions {
         arg(long, value_name = "DURATION", default_value = "5m", value_parser = crate::lock::parse_wait)
     )]
     pub wait: Duration,
-    /// Empty from folder peers' `trash/` what was deleted at least this
+    /// Empty from folder and bucket peers' `trash/` what was deleted at least this
     /// long ago (`0s` empties it). Nodes keep their operator's grace period
     /// whatever this says.
     #[cfg_attr(
@@ -279,7 +279,7 @@ pub(crate) fn prune_locked(
     report.tmp_files_removed = files;
     report.tmp_bytes_removed = bytes;
     report.trash_files_purged =
-        deletions::empty_folder_trash(&peers, opts.folder_trash_grace, progress);
+        deletions::empty_owned_trash(&peers, opts.folder_trash_grace, progress);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

@@ -312,6 +312,10 @@ impl Peer for MemoryPeer {
             .collect())
     }
 
+    fn purge_trash(&self, grace: Duration, now: SystemTime) -> Result<Option<u64>, PeerError> {
+        Ok(Some(self.purge_expired(grace, now)))
+    }
+
     fn stat(&self) -> Result<PeerStat, PeerError> {
         let state = lock(&self.state);
         Ok(PeerStat {
