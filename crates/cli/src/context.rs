@@ -62,11 +62,24 @@ pub fn init_logging(node: bool) {
         // iroh reports a peer that vanished mid-connection as an error.
         "error,iroh=off"
     };
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_env("TROVE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+    // The S3 request signer logs the credentials it loads at debug level:
+    // whatever TROVE_LOG asks, it says nothing below a warning, so no
+    // secret reaches a log (docs/design.md §6b.2).
+    let no_secrets = tracing_subscriber::filter::filter_fn(|m| {
+        !(m.target().starts_with("reqsign") && *m.level() > tracing::Level::WARN)
+    });
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter)
+                .with_filter(no_secrets),
+        )
         .init();
 }
 

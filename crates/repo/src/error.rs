@@ -82,6 +82,9 @@ pub enum RepoError {
     /// A peer location that cannot be used.
     #[error("{0}")]
     BadLocation(#[from] crate::location::LocationError),
+    /// `TROVE_HOME/credentials.toml` cannot be used (never quoted).
+    #[error("{0}")]
+    Credentials(#[from] trove_remote::CredentialsError),
     #[error("no snapshot matches `{0}` (see `trove snapshots`)")]
     NoSnapshot(String),
     #[error("`{0}` matches several snapshots; give more digits")]

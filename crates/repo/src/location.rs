@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use trove_node::NodeTicket;
+use trove_remote::{RemoteLocation, RemoteLocationError};
 
 const DIR: &str = "dir:";
 const NODE: &str = "node:";
@@ -19,6 +20,9 @@ pub enum PeerLocation {
     Folder(PathBuf),
     /// A Trove node, reached over the network: `node:trovenode1…`.
     Node(NodeTicket),
+    /// A bucket or WebDAV folder: `s3://BUCKET/PREFIX?endpoint=URL&region=R`,
+    /// `webdav://HOST[:PORT]/PATH`. Never holds a credential.
+    Remote(RemoteLocation),
 }
 
 /// A location that cannot be used, and what to type instead.
@@ -26,9 +30,11 @@ pub enum PeerLocation {
 #[non_exhaustive]
 pub enum LocationError {
     #[error(
-        "peer location `{0}` is not understood; use dir:PATH for a folder peer or a node's ticket (trovenode1...)"
+        "peer location `{0}` is not understood; use dir:PATH for a folder peer, a node's ticket (trovenode1...), s3://BUCKET/PREFIX?endpoint=URL&region=R or webdav://HOST[:PORT]/PATH"
     )]
     Unknown(String),
+    #[error(transparent)]
+    Remote(#[from] RemoteLocationError),
     #[error("dir: needs a path, e.g. dir:/mnt/usb/trove")]
     EmptyPath,
     #[error("{0}")]
@@ -37,6 +43,8 @@ pub enum LocationError {
     FolderTaken(PathBuf),
     #[error("node {node} is already peer `{peer}`")]
     NodeTaken { node: String, peer: String },
+    #[error("{location} is already peer `{peer}`")]
+    RemoteTaken { location: String, peer: String },
 }
 
 impl PeerLocation {
@@ -50,6 +58,9 @@ impl PeerLocation {
             let abs =
                 std::path::absolute(path).map_err(|_| LocationError::Unknown(input.to_owned()))?;
             return Ok(PeerLocation::Folder(abs));
+        }
+        if RemoteLocation::is_remote(input) {
+            return Ok(PeerLocation::Remote(input.parse()?));
         }
         let ticket = input.strip_prefix(NODE).unwrap_or(input);
         if ticket.starts_with(TICKET_PREFIX) {
@@ -65,7 +76,7 @@ impl PeerLocation {
     pub fn folder(&self) -> Option<&Path> {
         match self {
             PeerLocation::Folder(p) => Some(p),
-            PeerLocation::Node(_) => None,
+            PeerLocation::Node(_) | PeerLocation::Remote(_) => None,
         }
     }
 }
@@ -79,6 +90,9 @@ impl FromStr for PeerLocation {
                 return Err(LocationError::EmptyPath);
             }
             return Ok(PeerLocation::Folder(PathBuf::from(path)));
+        }
+        if RemoteLocation::is_remote(s) {
+            return Ok(PeerLocation::Remote(s.parse()?));
         }
         if let Some(ticket) = s.strip_prefix(NODE) {
             return ticket
@@ -95,6 +109,7 @@ impl fmt::Display for PeerLocation {
         match self {
             PeerLocation::Folder(p) => write!(f, "{DIR}{}", p.display()),
             PeerLocation::Node(t) => write!(f, "{NODE}{t}"),
+            PeerLocation::Remote(r) => write!(f, "{r}"),
         }
     }
 }
@@ -120,6 +135,13 @@ mod tests {
             PeerLocation::from_user(&format!("node:{ticket}")).unwrap(),
             node
         );
+        let s3 = PeerLocation::from_user("s3://bk1/p?endpoint=http://127.0.0.1:8333").unwrap();
+        assert!(matches!(s3, PeerLocation::Remote(_)));
+        assert_eq!(s3.to_string().parse::<PeerLocation>().unwrap(), s3);
+        assert!(matches!(
+            PeerLocation::from_user("s3://key:secret@bk1/p"),
+            Err(LocationError::Remote(_))
+        ));
         let rel = PeerLocation::from_user("dir:rel/path").unwrap();
         assert!(rel.folder().unwrap().is_absolute());
         assert_eq!(

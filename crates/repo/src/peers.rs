@@ -15,6 +15,7 @@ use trove_core::manifest::PeerRecord;
 use trove_core::PeerId;
 use trove_node::NodePeer;
 use trove_peer::{FolderPeer, Peer, PeerError};
+use trove_remote::{Credentials, RemoteLocation, RemotePeer};
 
 /// Why the network endpoint for node peers could not be started.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -285,6 +286,13 @@ impl<'a> Peers<'a> {
                 (Ok(PeerLocation::Folder(d)), PeerLocation::Folder(new)) if &d == new => {
                     return Err(LocationError::FolderTaken(d).into())
                 }
+                (Ok(PeerLocation::Remote(r)), PeerLocation::Remote(new)) if &r == new => {
+                    return Err(LocationError::RemoteTaken {
+                        location: r.to_string(),
+                        peer: p.name,
+                    }
+                    .into())
+                }
                 _ => {}
             }
         }
@@ -292,6 +300,11 @@ impl<'a> Peers<'a> {
             // Opens an existing peer folder, creates a new one, refuses a
             // folder that holds anything else.
             FolderPeer::create(name, path)?;
+        }
+        if let PeerLocation::Remote(remote) = &location {
+            // Marks an empty bucket prefix as a peer, refuses a foreign one;
+            // wrong credentials or a missing bucket show here, at once.
+            RemotePeer::create(name, remote, &self.credentials(name, remote)?)?;
         }
         let rec = PeerRecord {
             id: PeerId::random(),
@@ -388,7 +401,13 @@ impl<'a> Peers<'a> {
         Ok(rec)
     }
 
-    /// Open one peer: a folder, or a node over the network.
+    /// What peer `name` at `remote` signs with: its table in
+    /// `TROVE_HOME/credentials.toml`, else the environment.
+    fn credentials(&self, name: &str, remote: &RemoteLocation) -> Result<Credentials> {
+        Ok(Credentials::for_peer(self.home.dir(), name, remote)?)
+    }
+
+    /// Open one peer: a folder, a bucket, or a node over the network.
     pub fn open(&self, rec: &PeerRecord) -> std::result::Result<Arc<dyn Peer>, PeerError> {
         #[cfg(feature = "testing")]
         if let Some(p) = self
@@ -406,6 +425,16 @@ impl<'a> Peers<'a> {
         };
         match rec.location.parse::<PeerLocation>() {
             Ok(PeerLocation::Folder(path)) => Ok(Arc::new(FolderPeer::open(&rec.name, &path)?)),
+            Ok(PeerLocation::Remote(remote)) => {
+                let credentials = self
+                    .credentials(&rec.name, &remote)
+                    .map_err(|e| unavailable(e.to_string()))?;
+                Ok(Arc::new(RemotePeer::open(
+                    &rec.name,
+                    &remote,
+                    &credentials,
+                )?))
+            }
             Ok(PeerLocation::Node(ticket)) => {
                 let client = self
                     .home

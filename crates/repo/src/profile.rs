@@ -16,7 +16,9 @@
 //! Off (the default), timing a stage costs one branch.
 
 use rustix::time::{clock_gettime, ClockId};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// A stage of the backup path, in the order data goes through them.
@@ -103,6 +105,8 @@ pub struct Profiler {
     stages: [Counters; STAGES.len()],
     started: Instant,
     cpu_at_start: Duration,
+    /// Fragment puts per peer name: (fragments, bytes, wall ns summed).
+    peer_writes: Mutex<BTreeMap<String, (u64, u64, u64)>>,
 }
 
 fn thread_cpu() -> Duration {
@@ -122,7 +126,24 @@ impl Profiler {
             stages: Default::default(),
             started: Instant::now(),
             cpu_at_start: if on { process_cpu() } else { Duration::ZERO },
+            peer_writes: Mutex::default(),
         }
+    }
+
+    /// Run `f`, a put of a `bytes`-long fragment to `peer`, as part of the
+    /// write stage, and count it for that peer too: each peer's own
+    /// throughput shows a slow disk or bucket among fast ones.
+    pub fn time_put<T>(&self, peer: &str, bytes: u64, f: impl FnOnce() -> T) -> T {
+        if !self.on {
+            return f();
+        }
+        let wall = Instant::now();
+        let out = self.time(Stage::Write, bytes, f);
+        let ns = wall.elapsed().as_nanos() as u64;
+        let mut writes = self.peer_writes.lock().unwrap_or_else(|p| p.into_inner());
+        let w = writes.entry(peer.to_owned()).or_default();
+        *w = (w.0 + 1, w.1 + bytes, w.2 + ns);
+        out
     }
 
     /// Run `f` as part of `stage`, which handles `bytes` of input.
@@ -176,8 +197,21 @@ impl Profiler {
             .collect();
         let wall_seconds = self.started.elapsed().as_secs_f64();
         let limit_seconds = stages.iter().map(|s| s.cpu_seconds).sum::<f64>() / cores as f64;
+        let peers = self
+            .peer_writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(peer, &(fragments, bytes, ns))| PeerWriteRow {
+                peer: peer.clone(),
+                fragments,
+                bytes,
+                seconds: ns as f64 / 1e9,
+            })
+            .collect();
         Some(StageProfile {
             stages,
+            peers,
             wall_seconds,
             cpu_seconds: (process_cpu() - self.cpu_at_start).as_secs_f64(),
             cores,
@@ -202,10 +236,22 @@ pub struct StageRow {
     pub bytes: u64,
 }
 
+/// The fragment puts to one peer.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PeerWriteRow {
+    pub peer: String,
+    pub fragments: u64,
+    pub bytes: u64,
+    /// The puts' wall time summed (puts to one peer may overlap).
+    pub seconds: f64,
+}
+
 /// A backup's stage profile and its pipeline limit (see the module doc).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StageProfile {
     pub stages: Vec<StageRow>,
+    /// Fragment puts per peer, by name.
+    pub peers: Vec<PeerWriteRow>,
     /// The backup, end to end (after unlocking).
     pub wall_seconds: f64,
     /// The process's CPU over the backup, all threads.
@@ -247,5 +293,12 @@ mod tests {
         assert!((r.limit_seconds * r.cores as f64 - total).abs() < 1e-9);
         assert_eq!(r.stages.len(), STAGES.len());
         assert!(Profiler::new(false).report().is_none());
+        p.time_put("s3a", 500, || ());
+        p.time_put("s3a", 700, || ());
+        let r = p.report().unwrap();
+        assert_eq!(r.peers.len(), 1);
+        assert_eq!((r.peers[0].fragments, r.peers[0].bytes), (2, 1200));
+        let write = r.stages.iter().find(|s| s.stage == "write+fsync").unwrap();
+        assert_eq!(write.bytes, 1200, "puts count in the write stage too");
     }
 }

@@ -184,12 +184,14 @@ impl<'a> Uploader<'a> {
                     let handles: Vec<_> = (0..frags.len())
                         .filter(|i| !done[*i])
                         .map(|i| {
-                            let peer = &self.peers[assign[i]].1;
+                            let (rec, peer) = &self.peers[assign[i]];
                             let f = &frags[i];
                             s.spawn(move || {
-                                let put = self.time(Stage::Write, f.bytes.len() as u64, || {
-                                    peer.put_fragment(&f.id, &f.bytes)
-                                });
+                                let put = || peer.put_fragment(&f.id, &f.bytes);
+                                let put = match self.profiler {
+                                    Some(p) => p.time_put(&rec.name, f.bytes.len() as u64, put),
+                                    None => put(),
+                                };
                                 (i, put)
                             })
                         })

@@ -91,4 +91,17 @@ fn print_profile(p: &StageProfile, bytes_read: u64) {
         bytes_read as f64 / 1e6 / p.limit_seconds.max(1e-9),
         p.limit_fraction * 100.0
     );
+    if !p.peers.is_empty() {
+        println!("  peer         fragments        MB   put s   MB/s (one stream)");
+        for w in &p.peers {
+            println!(
+                "  {:<12} {:>9} {:>9.1} {:>7.2}   {:.1}",
+                w.peer,
+                w.fragments,
+                w.bytes as f64 / 1e6,
+                w.seconds,
+                w.bytes as f64 / 1e6 / w.seconds.max(1e-9)
+            );
+        }
+    }
 }

@@ -12,7 +12,12 @@ use trove_repo::{NodeWelcome, PeerState};
 #[derive(Subcommand)]
 pub enum PeerCmd {
     /// Add a peer: `dir:PATH` for a folder (second disk, USB drive, NAS
-    /// mount), or a node's ticket (`trove node ticket` on the node).
+    /// mount), a node's ticket (`trove node ticket` on the node), an S3
+    /// bucket `s3://BUCKET/PREFIX?endpoint=URL&region=R` or a WebDAV folder
+    /// `webdav://HOST[:PORT]/PATH` (`webdav+http://` without TLS). A
+    /// bucket's credentials come from TROVE_HOME/credentials.toml
+    /// ([peers.NAME]) or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, never
+    /// from the location.
     Add {
         name: String,
         location: String,

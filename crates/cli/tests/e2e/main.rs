@@ -22,6 +22,7 @@ mod prune;
 mod recovery;
 mod repair;
 mod restore_symlinks;
+mod s3;
 mod security;
 mod share;
 mod undelete;
