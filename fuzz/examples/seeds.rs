@@ -439,6 +439,7 @@ fn main() {
             node: "trove 0.1.0".into(),
             quota: 1 << 40,
             used: 12345,
+            operator: Some(trove_node::OwnerId([5; 32])),
         },
         Response::Ok,
         Response::Data { len: 99 },

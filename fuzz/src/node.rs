@@ -73,7 +73,8 @@ fn check<T: Serialize + DeserializeOwned + PartialEq + Debug>(data: &[u8], max: 
 
 /// Input: any bytes, as a frame body and as a stream, each for both message types.
 ///
-/// Asserts, for `Request` and `Response`:
+/// Asserts, for `Request` and `Response` (and `decode_response` against
+/// `decode`, see [`check_response`]):
 /// - `decode` fails with `Version(v)` exactly when the first byte `v` is not 1;
 ///   whatever decodes re-encodes into a frame whose length
 ///   prefix is right and that `read_msg` reads back, consuming exactly it;
@@ -85,6 +86,25 @@ fn check<T: Serialize + DeserializeOwned + PartialEq + Debug>(data: &[u8], max: 
 pub fn proto(data: &[u8]) {
     check::<Request>(data, proto::MAX_REQUEST_FRAME);
     check::<Response>(data, proto::MAX_RESPONSE_FRAME);
+    check_response(data);
+}
+
+/// `decode_response` is `decode::<Response>` except that a body that does
+/// not decode may still be an older node's `Hello` (no operator).
+fn check_response(data: &[u8]) {
+    match (
+        proto::decode::<Response>(data),
+        proto::decode_response(data),
+    ) {
+        (Ok(a), Ok(b)) => assert_eq!(a, b),
+        (Err(WireError::Malformed(_)), Ok(Response::Hello { operator, .. })) => {
+            assert_eq!(operator, None);
+            assert_eq!(data.first(), Some(&PROTOCOL_VERSION));
+        }
+        (Err(WireError::Malformed(_)), Err(WireError::Malformed(_))) => {}
+        (Err(WireError::Version(a)), Err(WireError::Version(b))) => assert_eq!(a, b),
+        (a, b) => panic!("decode gave {a:?}, decode_response {b:?}"),
+    }
 }
 
 /// Mode 0: the rest is ticket text (UTF-8, else skipped). Mode 1: the rest

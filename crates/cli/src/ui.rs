@@ -112,6 +112,22 @@ pub fn bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }
 
+/// A length of time, coarsely: `45s`, `12m`, `5h`, `3d`.
+pub fn span(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..172_800 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    }
+}
+
+/// How long ago a time (seconds since the epoch) was: `3h ago`.
+pub fn ago(unix: u64) -> String {
+    let now = u64::try_from(trove_repo::now_unix()).unwrap_or(0);
+    format!("{} ago", span(now.saturating_sub(unix)))
+}
+
 /// Send SIGTERM to a child process (by its pid, which it keeps until reaped).
 pub fn terminate(child: &std::process::Child) -> std::io::Result<()> {
     let pid = rustix::process::Pid::from_raw(child.id() as i32)

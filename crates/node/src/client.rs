@@ -16,6 +16,7 @@ use trove_peer::{AuditRange, DeletedMeta, MetaKey, Peer, PeerError, PeerStat};
 use crate::error::NodeError;
 use crate::network::{NetworkConfig, NodeTicket};
 use crate::proto::{self, ErrorKind, Request, Response, ALPN, MAX_RESPONSE_FRAME};
+use crate::store::OwnerId;
 
 /// Connecting (including hole punching) may take this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(8);
@@ -84,6 +85,19 @@ pub struct NodePeer {
     down_until: Mutex<Option<Instant>>,
 }
 
+/// What a node says to `Hello`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeHello {
+    /// The node's software version.
+    pub node: String,
+    /// Bytes this owner may store there, and stores now.
+    pub quota: u64,
+    pub used: u64,
+    /// The node's operator's own owner id, if the operator named it
+    /// (`trove node run --operator`; older nodes never do).
+    pub operator: Option<OwnerId>,
+}
+
 /// What a call needs besides the request: bytes to send after it.
 type Body<'a> = Option<&'a [u8]>;
 
@@ -140,7 +154,7 @@ impl NodePeer {
                 // it does not know): its answer says why.
                 return match tokio::time::timeout(
                     Duration::from_secs(2),
-                    proto::read_msg::<_, Response>(&mut recv, MAX_RESPONSE_FRAME),
+                    proto::read_response(&mut recv, MAX_RESPONSE_FRAME),
                 )
                 .await
                 {
@@ -150,7 +164,7 @@ impl NodePeer {
             }
         }
         send.finish().map_err(|e| lost(&e))?;
-        let resp: Response = proto::read_msg(&mut recv, MAX_RESPONSE_FRAME)
+        let resp: Response = proto::read_response(&mut recv, MAX_RESPONSE_FRAME)
             .await
             .map_err(|e| match e {
                 proto::WireError::Io(io) => lost(&io),
@@ -181,6 +195,15 @@ impl NodePeer {
             ErrorKind::QuotaExceeded | ErrorKind::NodeFull => {
                 tracing::warn!(peer = %peer, "{message}");
                 PeerError::Full { peer }
+            }
+            // Another peer takes the fragment; the message names the
+            // figures and what to do.
+            ErrorKind::NotReciprocal => {
+                tracing::warn!(peer = %peer, "{message}");
+                PeerError::Refused {
+                    peer,
+                    reason: message,
+                }
             }
             ErrorKind::HashMismatch => PeerError::Corrupt {
                 peer,
@@ -275,12 +298,30 @@ impl NodePeer {
 
     /// Say hello: checks the grant and returns (quota, used).
     pub fn hello(&self) -> Result<(u64, u64), PeerError> {
+        self.greet().map(|h| (h.quota, h.used))
+    }
+
+    /// Say hello: checks the grant and returns all the node says.
+    pub fn greet(&self) -> Result<NodeHello, PeerError> {
         self.call(0, async {
             let req = Request::Hello {
                 client: format!("trove {}", env!("CARGO_PKG_VERSION")),
             };
             match self.exchange(&req, None).await? {
-                (Response::Hello { quota, used, .. }, _) => Ok((quota, used)),
+                (
+                    Response::Hello {
+                        node,
+                        quota,
+                        used,
+                        operator,
+                    },
+                    _,
+                ) => Ok(NodeHello {
+                    node,
+                    quota,
+                    used,
+                    operator,
+                }),
                 (r, _) => Err(self.unexpected(&r)),
             }
         })

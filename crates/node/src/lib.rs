@@ -7,12 +7,14 @@
 //!   and fsynced puts, delayed deletion, audits.
 //! - [`client`]: [`NodePeer`], the owner's [`trove_peer::Peer`] for a node.
 //! - [`store`]: the node's data folder, grants and quotas.
+//! - [`ledger`]: the reciprocity ledger (`ledger.json`, `proofs.json`).
 //! - [`network`]: network modes, tickets and LAN discovery.
 //! - `testing` (feature `testing`, for tests of this and other crates):
 //!   real nodes on 127.0.0.1 that tests start, stop and kill.
 
 pub mod client;
 pub mod error;
+pub mod ledger;
 pub mod network;
 pub mod proto;
 pub mod server;
@@ -20,8 +22,9 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use client::{NodeClient, NodePeer};
+pub use client::{NodeClient, NodeHello, NodePeer};
 pub use error::NodeError;
+pub use ledger::{Ledger, Proof, Proofs, Reciprocity, Standing};
 pub use network::{discover, NetworkConfig, NetworkMode, NodeTicket};
 pub use server::{start, NodeOptions, RunningNode, DEFAULT_REQUEST_LIMIT};
 pub use store::{parse_size, Grant, NodeDir, OwnerId};

@@ -20,6 +20,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use trove_core::{ContainerId, FragmentId};
 use trove_peer::{AuditRange, DeletedMeta, MetaKey, MetaRejection};
 
+use crate::store::OwnerId;
+
 /// The ALPN that selects this protocol on a QUIC connection.
 pub const ALPN: &[u8] = b"trove/node/1";
 /// Version byte at the start of every message body.
@@ -114,6 +116,10 @@ pub enum ErrorKind {
     BadRequest,
     /// The node failed (disk error); details are in its log.
     Internal,
+    /// A new fragment would take the owner past what the node's
+    /// reciprocity rule lets it store (appended 2026-12; `message` has the
+    /// figures). Stored data stays readable; the owner places elsewhere.
+    NotReciprocal,
 }
 
 /// A node's answer.
@@ -126,6 +132,12 @@ pub enum Response {
         quota: u64,
         /// Bytes this owner stores here now.
         used: u64,
+        /// The node's operator's own owner id, if the operator named it
+        /// (`trove node run --operator`). Appended 2026-12 as the last
+        /// field: an older owner stops reading before it (postcard ignores
+        /// trailing bytes); [`decode_response`] reads an older node's Hello
+        /// as `None`.
+        operator: Option<OwnerId>,
     },
     Ok,
     /// `len` raw bytes follow.
@@ -193,6 +205,30 @@ pub fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, WireError>
     }
 }
 
+/// `Hello` as nodes before 2026-12 answer it (no `operator`): variant 0
+/// of [`Response`] with its first three fields.
+#[derive(Deserialize)]
+enum HelloV1 {
+    Hello { node: String, quota: u64, used: u64 },
+}
+
+/// Decode a response body: a [`Response`], or an older node's `Hello`
+/// (without `operator`, which reads as `None`).
+pub fn decode_response(body: &[u8]) -> Result<Response, WireError> {
+    match decode::<Response>(body) {
+        Err(WireError::Malformed(e)) => match decode::<HelloV1>(body) {
+            Ok(HelloV1::Hello { node, quota, used }) => Ok(Response::Hello {
+                node,
+                quota,
+                used,
+                operator: None,
+            }),
+            Err(_) => Err(WireError::Malformed(e)),
+        },
+        other => other,
+    }
+}
+
 /// Write one message.
 pub async fn write_msg<W: AsyncWrite + Unpin, T: Serialize>(
     w: &mut W,
@@ -207,6 +243,19 @@ pub async fn read_msg<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
     r: &mut R,
     max: u32,
 ) -> Result<T, WireError> {
+    decode(&read_frame(r, max).await?)
+}
+
+/// Read one response ([`decode_response`]: older nodes' answers too).
+pub async fn read_response<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: u32,
+) -> Result<Response, WireError> {
+    decode_response(&read_frame(r, max).await?)
+}
+
+/// Read one frame's body, refusing frames longer than `max` before reading them.
+async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: u32) -> Result<Vec<u8>, WireError> {
     let mut len = [0u8; 4];
     r.read_exact(&mut len).await?;
     let len = u32::from_le_bytes(len);
@@ -215,7 +264,7 @@ pub async fn read_msg<R: AsyncRead + Unpin, T: for<'de> Deserialize<'de>>(
     }
     let mut body = vec![0u8; len as usize];
     r.read_exact(&mut body).await?;
-    decode(&body)
+    Ok(body)
 }
 
 #[cfg(test)]
@@ -253,6 +302,65 @@ mod tests {
             assert_eq!(back, m);
             assert!(r.is_empty());
         }
+    }
+
+    /// The Hello of an older node (no operator) and the Hello of a newer
+    /// node read by an older owner (it stops before the operator).
+    #[test]
+    fn hello_with_and_without_the_operator_reads_both_ways() {
+        #[derive(Serialize)]
+        enum OldResponse {
+            Hello { node: String, quota: u64, used: u64 },
+        }
+        let old = encode(&OldResponse::Hello {
+            node: "0.1".into(),
+            quota: 7,
+            used: 3,
+        });
+        assert_eq!(
+            decode_response(&old[4..]).unwrap(),
+            Response::Hello {
+                node: "0.1".into(),
+                quota: 7,
+                used: 3,
+                operator: None
+            }
+        );
+        let operator = Some(OwnerId([9; 32]));
+        let new = encode(&Response::Hello {
+            node: "0.2".into(),
+            quota: 7,
+            used: 3,
+            operator,
+        });
+        assert_eq!(
+            new.len(),
+            old.len() + 33,
+            "one option tag and 32 bytes appended"
+        );
+        let r = decode_response(&new[4..]).unwrap();
+        assert!(matches!(r, Response::Hello { operator: o, .. } if o == operator));
+        // What an older owner decodes: its own Hello, trailing bytes ignored.
+        let seen_by_old: HelloV1 = decode(&new[4..]).unwrap();
+        let HelloV1::Hello { quota, used, .. } = seen_by_old;
+        assert_eq!((quota, used), (7, 3));
+        // Anything else that does not decode stays malformed.
+        assert!(matches!(
+            decode_response(&[PROTOCOL_VERSION, 0xff, 0xff, 0xff]),
+            Err(WireError::Malformed(_))
+        ));
+        // The new refusal travels like any other.
+        let refusal = encode(&Response::Error {
+            kind: ErrorKind::NotReciprocal,
+            message: "m".into(),
+        });
+        assert!(matches!(
+            decode_response(&refusal[4..]).unwrap(),
+            Response::Error {
+                kind: ErrorKind::NotReciprocal,
+                ..
+            }
+        ));
     }
 
     #[tokio::test]

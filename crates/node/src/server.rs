@@ -18,6 +18,7 @@ use trove_peer::audit::{AuditRange, MAX_AUDIT_RANGES, MAX_AUDIT_RANGE_LEN};
 use trove_peer::{MetaKey, MetaStored, Peer, PeerError};
 
 use crate::error::NodeError;
+use crate::ledger::{Ledger, Reciprocity};
 use crate::network::{NetworkConfig, NetworkMode, NodeTicket};
 use crate::proto::{
     self, ErrorKind, Request, Response, WireError, ALPN, MAX_FRAGMENT_LEN, MAX_META_LEN,
@@ -36,6 +37,12 @@ pub struct NodeOptions {
     /// A request that takes longer (a stalled owner) is dropped, and what it
     /// reserved and wrote is given back: [`DEFAULT_REQUEST_LIMIT`].
     pub request_limit: Duration,
+    /// The operator's own owner id (`--operator`): written to the data
+    /// folder, so later runs keep it, and told to owners in `Hello`.
+    pub operator: Option<OwnerId>,
+    /// Refuse new fragments of owners past what they give plus an
+    /// allowance (`--reciprocal`, see [`crate::ledger`]).
+    pub reciprocity: Option<Reciprocity>,
 }
 
 /// How often the trash is purged and dropped transfers are cleaned up.
@@ -48,6 +55,9 @@ const STREAM_BUF: usize = 256 * 1024;
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(600);
 /// Connection close code after a refusal (2 is a malformed request).
 const CLOSE_NOT_GRANTED: u32 = 3;
+/// How often the node's observations are written to `ledger.json` (and
+/// at shutdown): a killed node loses at most this much of them.
+const LEDGER_FLUSH_EVERY: Duration = Duration::from_secs(60);
 /// Metadata objects are received whole into memory to be checked; all
 /// owners' puts in flight together may hold at most this much (a granted
 /// owner opening a hundred streams of 256 MiB each waits, the node does
@@ -71,6 +81,11 @@ struct Server {
     meta_memory: tokio::sync::Semaphore,
     /// When each refused owner was last logged.
     refusals_logged: Mutex<HashMap<OwnerId, Instant>>,
+    /// The operator's own owner id, if named.
+    operator: Option<OwnerId>,
+    reciprocity: Option<Reciprocity>,
+    /// The node's observations, written to `ledger.json` when changed.
+    ledger: Mutex<(Ledger, bool)>,
 }
 
 impl Server {
@@ -91,11 +106,63 @@ impl Server {
         logged.insert(*owner, now);
         warn!(owner = %owner, "refused an owner this node has not granted (grant it with `trove node grant {owner} --quota SIZE`); further refusals of it are not logged for 10 minutes");
     }
+
+    /// Count a request of a granted owner (in memory; see [`Server::flush_ledger`]).
+    fn observe(&self, owner: OwnerId) {
+        let mut l = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        l.0.observe(owner, now_unix());
+        l.1 = true;
+    }
+
+    /// Write `ledger.json` if it changed, with each owner's bytes as now.
+    fn flush_ledger(&self) {
+        let snapshot = {
+            let mut l = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+            if !l.1 {
+                return;
+            }
+            l.1 = false;
+            for (owner, r) in &mut l.0.owners {
+                if let Some(used) = self.store.used_of(owner) {
+                    r.stored_bytes = used;
+                }
+            }
+            l.0.clone()
+        };
+        if let Err(e) = self.store.dir.save_ledger(&snapshot) {
+            warn!(error = %e, "writing the reciprocity ledger failed; retried later");
+            self.ledger.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+        }
+    }
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }
 
 /// Open the data folder, bind the endpoint, write the ticket.
 pub async fn start(opts: &NodeOptions) -> Result<RunningNode, NodeError> {
     let dir = NodeDir::open_or_create(&opts.data)?;
+    if let Some(op) = &opts.operator {
+        dir.set_operator(op)?;
+    }
+    let operator = dir.operator()?;
+    // Written at once, so `trove node status` knows the rule in force.
+    let mut ledger = dir.ledger()?;
+    ledger.reciprocity = opts.reciprocity;
+    dir.save_ledger(&ledger)?;
+    if let Some(r) = &opts.reciprocity {
+        if operator.is_none() {
+            warn!("--reciprocal without an operator: owners cannot learn whom to give space to; start with --operator OWNER_ID (your `trove whoami`)");
+        }
+        info!(
+            allowance = r.allowance,
+            "reciprocity: new fragments of an owner past what it gives plus the allowance are refused"
+        );
+    }
     let store = Arc::new(NodeStore::open(dir.clone(), opts.capacity, opts.grace)?);
     let mut net = opts.network.clone();
     if opts.listen.is_some() {
@@ -122,6 +189,9 @@ pub async fn start(opts: &NodeOptions) -> Result<RunningNode, NodeError> {
             request_limit: opts.request_limit,
             meta_memory: tokio::sync::Semaphore::new(META_MEMORY),
             refusals_logged: Mutex::new(HashMap::new()),
+            operator,
+            reciprocity: opts.reciprocity,
+            ledger: Mutex::new((ledger, false)),
         }),
     })
 }
@@ -161,6 +231,14 @@ impl RunningNode {
                 tokio::time::sleep(PURGE_EVERY).await;
             }
         });
+        let server = self.server.clone();
+        let flusher = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEDGER_FLUSH_EVERY).await;
+                let s = server.clone();
+                let _ = tokio::task::spawn_blocking(move || s.flush_ledger()).await;
+            }
+        });
         let accept = async {
             while let Some(incoming) = self.endpoint.accept().await {
                 let server = self.server.clone();
@@ -177,7 +255,10 @@ impl RunningNode {
             _ = shutdown => info!("shutting down"),
         }
         purger.abort();
+        flusher.abort();
         self.endpoint.close().await;
+        let server = self.server.clone();
+        let _ = tokio::task::spawn_blocking(move || server.flush_ledger()).await;
     }
 }
 
@@ -361,6 +442,7 @@ async fn serve_stream(
             return Ok(Served::Answered);
         }
     };
+    server.observe(owner);
     let req: Request = proto::read_msg(&mut recv, MAX_REQUEST_FRAME).await?;
     let space = match store.space(&owner) {
         Ok(s) => s,
@@ -379,6 +461,8 @@ async fn serve_stream(
         space: &space,
         grant: &grant,
         meta_memory: &server.meta_memory,
+        operator: server.operator,
+        reciprocity: server.reciprocity,
     };
     let answer = match req {
         Request::Hello { client } => cx.hello(client).into(),
@@ -436,6 +520,15 @@ struct Ctx<'a> {
     space: &'a Arc<OwnerSpace>,
     grant: &'a Grant,
     meta_memory: &'a tokio::sync::Semaphore,
+    operator: Option<OwnerId>,
+    reciprocity: Option<Reciprocity>,
+}
+
+/// The reciprocity figures of an owner's limit, for its refusal.
+#[derive(Debug, Clone, Copy)]
+struct ReciprocalLimit {
+    given: u64,
+    allowance: u64,
 }
 
 impl Ctx<'_> {
@@ -445,7 +538,36 @@ impl Ctx<'_> {
             node: env!("CARGO_PKG_VERSION").into(),
             quota: self.grant.quota,
             used: self.space.used.load(Ordering::SeqCst),
+            operator: self.operator,
         }
+    }
+
+    /// The most this owner may hold here once a new fragment is in: its
+    /// quota, or less under reciprocity (what its nodes are proven to
+    /// give the operator, from `proofs.json` as it is now, plus the
+    /// allowance). The operator's own data is not limited by it.
+    fn fragment_cap(&self) -> (u64, Option<ReciprocalLimit>) {
+        let quota = self.grant.quota;
+        let Some(rule) = self.reciprocity else {
+            return (quota, None);
+        };
+        let owner = self.space.owner;
+        if self.operator == Some(owner) {
+            return (quota, None);
+        }
+        let given = match self.store.dir.proofs() {
+            Ok(p) => p.given(&owner, now_unix()),
+            Err(e) => {
+                // Soft: an unreadable file proves nothing, and says so.
+                warn!(error = %e, "reading proofs.json failed; counting no owner as giving anything");
+                0
+            }
+        };
+        let limit = ReciprocalLimit {
+            given,
+            allowance: rule.allowance,
+        };
+        (quota.min(rule.limit(given)), Some(limit))
     }
 
     async fn has(&self, id: FragmentId) -> Result<Reply, StreamError> {
@@ -528,7 +650,9 @@ impl Ctx<'_> {
 
     async fn stat(&self) -> Result<Reply, StreamError> {
         let (s, st) = (self.space.clone(), self.store.clone());
-        let quota = self.grant.quota;
+        // Under reciprocity the room left is what new fragments may take,
+        // so owners' placement favours other peers before being refused.
+        let quota = self.fragment_cap().0;
         Ok(
             match blocking(move || st.stat(&s).map(|p| (p, st.free_for(&s, quota)))).await? {
                 Ok((p, free)) => Response::Stat {
@@ -644,9 +768,23 @@ impl Ctx<'_> {
             }
             .into());
         }
-        let reservation = match self.store.reserve(space, self.grant.quota, len) {
+        let (cap, reciprocal) = self.fragment_cap();
+        let reservation = match self.store.reserve(space, cap, len) {
             Ok(r) => r,
             Err(r) => {
+                let r = match (r, reciprocal) {
+                    // The quota alone would have let it in.
+                    (Refusal::Quota { used, .. }, Some(l))
+                        if used.saturating_add(len) <= self.grant.quota =>
+                    {
+                        Refusal::Reciprocity {
+                            used,
+                            given: l.given,
+                            allowance: l.allowance,
+                        }
+                    }
+                    (r, _) => r,
+                };
                 drain(recv).await;
                 return Ok(refusal(&space.owner, r).into());
             }
@@ -761,6 +899,19 @@ fn refusal(owner: &OwnerId, r: Refusal) -> Response {
         Refusal::Full { detail } => {
             warn!(owner = %owner.short(), detail, "refused a put: node full");
             err(ErrorKind::NodeFull, format!("the node is full: {detail}"))
+        }
+        Refusal::Reciprocity {
+            used,
+            given,
+            allowance,
+        } => {
+            info!(owner = %owner.short(), used, given, allowance, "refused a new fragment: reciprocity");
+            err(
+                ErrorKind::NotReciprocal,
+                format!(
+                    "this node takes new fragments of owner {owner} only up to what it gives this node's operator plus an allowance: it stores {used} bytes here, gives {given} bytes (proven by the operator's audits) and the allowance is {allowance} bytes; its data here stays readable. Next step: store data for this node's operator (grant them on a node you run with `--operator` set to your owner id), or ask the operator for a larger allowance"
+                ),
+            )
         }
     }
 }

@@ -6,6 +6,9 @@
 //! DIR/node.key         the node's secret key (32 bytes, mode 0600)
 //! DIR/grants.json      granted owners and their quotas (the operator's file)
 //! DIR/ticket           the ticket of the last start
+//! DIR/operator         the operator's own owner id (`--operator`), if given
+//! DIR/ledger.json      the node's reciprocity observations (`ledger`)
+//! DIR/proofs.json      what the operator's home proved (`ledger`)
 //! DIR/owners/<owner>/  a folder peer: fragments/, meta/, tmp/, trash/,
 //!                      and `identity`: the owner's pinned identity key
 //! ```
@@ -30,14 +33,41 @@ const MARKER_BODY: &[u8] = b"trove node data v1\n";
 const KEY_FILE: &str = "node.key";
 const GRANTS_FILE: &str = "grants.json";
 const TICKET_FILE: &str = "ticket";
+/// The operator's own owner id, 64 hex digits and a newline.
+const OPERATOR_FILE: &str = "operator";
 const OWNERS: &str = "owners";
 /// In an owner's folder: the identity its metadata must be signed by.
 const IDENTITY_FILE: &str = "identity";
 const GRANTS_VERSION: u32 = 1;
 
 /// An owner as nodes know it: the public half of its transport key.
+///
+/// Serialized as 64 hex digits in human-readable formats (JSON: the keys
+/// of `ledger.json` and `proofs.json`) and as 32 raw bytes in binary ones
+/// (postcard: the node protocol, the owner's index).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OwnerId(pub [u8; 32]);
+
+impl Serialize for OwnerId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&self.to_hex())
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OwnerId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let text = String::deserialize(d)?;
+            text.parse().map_err(serde::de::Error::custom)
+        } else {
+            <[u8; 32]>::deserialize(d).map(Self)
+        }
+    }
+}
 
 impl OwnerId {
     /// The owner id of a transport key seed.
@@ -338,6 +368,28 @@ impl NodeDir {
             Err(e) => Err(NodeError::io("read", &path, e)),
         }
     }
+
+    /// The operator's own owner id (what `trove whoami` prints on the
+    /// operator's home), if `trove node run --operator` ever named it.
+    pub fn operator(&self) -> Result<Option<OwnerId>, NodeError> {
+        let path = self.root.join(OPERATOR_FILE);
+        match fs::read_to_string(&path) {
+            Ok(s) => s.trim().parse().map(Some).map_err(|_| NodeError::Corrupt {
+                path,
+                what: "the operator file is not an owner id (64 hex digits)".into(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(NodeError::io("read", &path, e)),
+        }
+    }
+
+    /// Name the node's operator (kept for later runs).
+    pub fn set_operator(&self, operator: &OwnerId) -> Result<(), NodeError> {
+        write_atomic(
+            &self.root.join(OPERATOR_FILE),
+            format!("{operator}\n").as_bytes(),
+        )
+    }
 }
 
 /// One owner's namespace on a running node.
@@ -410,8 +462,21 @@ pub struct NodeStore {
 /// A request the node declines, with the reason for the owner.
 #[derive(Debug)]
 pub enum Refusal {
-    Quota { used: u64, quota: u64 },
-    Full { detail: String },
+    Quota {
+        used: u64,
+        quota: u64,
+    },
+    Full {
+        detail: String,
+    },
+    /// A new fragment would take the owner past what it may store under
+    /// the node's reciprocity rule (`trove node run --reciprocal`).
+    Reciprocity {
+        used: u64,
+        /// Bytes the operator's home proved the owner's nodes hold for it.
+        given: u64,
+        allowance: u64,
+    },
 }
 
 /// Bytes reserved for a put in flight. Dropped without [`Reservation::keep`]
@@ -568,6 +633,13 @@ impl NodeStore {
             }
         }
         freed
+    }
+
+    /// Bytes charged to an owner whose space is open (see
+    /// [`OwnerSpace::used`]); `None` before its first request.
+    pub fn used_of(&self, owner: &OwnerId) -> Option<u64> {
+        let spaces = self.spaces.lock().unwrap_or_else(|p| p.into_inner());
+        spaces.get(owner).map(|s| s.used.load(Ordering::SeqCst))
     }
 
     /// Fragment count and bytes of one owner (a full walk, for `stat`).

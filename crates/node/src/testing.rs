@@ -42,7 +42,8 @@ pub fn new_client() -> Arc<NodeClient> {
     NodeClient::start(rand::random(), &direct_local()).expect("start an owner's client")
 }
 
-fn owner_of(client: &NodeClient) -> OwnerId {
+/// The owner id `client`'s owner is known by.
+pub fn owner_of(client: &NodeClient) -> OwnerId {
     OwnerId(client.owner_id())
 }
 
@@ -80,7 +81,17 @@ impl TestNode {
 
     /// A node whose requests may take at most `request_limit`.
     pub fn start_with(dir: TempDir, grace: Duration, request_limit: Duration) -> Self {
-        let opts = NodeOptions {
+        Self::start_configured(dir, grace, |o| o.request_limit = request_limit)
+    }
+
+    /// A node on `dir` with the options `configure` sets (operator,
+    /// reciprocity, ...) over the test defaults.
+    pub fn start_configured(
+        dir: TempDir,
+        grace: Duration,
+        configure: impl FnOnce(&mut NodeOptions),
+    ) -> Self {
+        let mut opts = NodeOptions {
             data: dir.path().to_owned(),
             listen: Some(localhost()),
             capacity: None,
@@ -90,8 +101,11 @@ impl TestNode {
                 relay: None,
                 bind: None,
             },
-            request_limit,
+            request_limit: DEFAULT_REQUEST_LIMIT,
+            operator: None,
+            reciprocity: None,
         };
+        configure(&mut opts);
         let (ticket_tx, ticket_rx) = mpsc::channel::<Result<NodeTicket, String>>();
         let (stop_tx, stop_rx) = oneshot::channel::<Stop>();
         let (done_tx, done_rx) = mpsc::channel::<()>();

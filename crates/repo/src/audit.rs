@@ -12,6 +12,10 @@
 //! elsewhere by the next repair. A peer that stops answering in the middle
 //! of a round is not failed for it: reachability is what its sightings
 //! and `peer_lost_after` judge.
+//!
+//! The round also feeds the reciprocity ledger ([`crate::reciprocity`]):
+//! it asks each node who operates it, records the bytes a passing round
+//! proved, and writes them into this owner's own node's `proofs.json`.
 
 use crate::check::{audit_fragment, fragment_len};
 use crate::error::Result;
@@ -20,6 +24,7 @@ use crate::health::{PeerHealth, PeerState, Storm};
 use crate::home::Home;
 use crate::location::PeerLocation;
 use crate::progress::Progress;
+use crate::reciprocity;
 use rand::seq::SliceRandom;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -153,6 +158,7 @@ pub fn audit_round(
     let started = Instant::now();
     let mut set = home.peers().open_all()?;
     set.record_health(home, opts.peer_lost_after, true)?;
+    reciprocity::learn_operators(home, &set, false)?;
     let held = held_by_peer(home)?;
     let mut rng = rand::thread_rng();
     // Peers that answer are asked, lost-by-audit ones too: passing is how
@@ -200,11 +206,17 @@ pub fn audit_round(
     let now = crate::time::now_ns();
     let known = home.index.audits()?;
     let mut records = Vec::new();
+    let mut proven = Vec::new();
     for (i, asked) in &answers {
         if asked.cut_short {
             continue;
         }
         let id = set.slots[*i].record.id;
+        if asked.passed > 0 && asked.failed.is_empty() {
+            let all = held.get(&id).map_or(&[][..], Vec::as_slice);
+            let bytes = all.iter().map(|h| h.len).sum();
+            proven.push((id, bytes, all.len() as u64));
+        }
         let failure = asked.failed.first().map(|f| {
             format!(
                 "fragment {} of pack {}: {}",
@@ -222,10 +234,12 @@ pub fn audit_round(
         records.push((id, rec));
     }
     home.index.record_audits(&records)?;
+    reciprocity::record_proven(home, &proven, now)?;
     // The states again, with the new audit records (the peers answered a
     // moment ago: asking is cheap).
     set.record_health(home, opts.peer_lost_after, false)?;
     let storm = set.storm_guard(opts.storm_guard, progress);
+    reciprocity::write_proofs(home, &set, progress)?;
     let mut round = AuditRound {
         peers: Vec::new(),
         storm,

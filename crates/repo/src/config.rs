@@ -29,6 +29,12 @@ pub struct Config {
     pub version: u32,
     #[serde(default)]
     pub daemon: DaemonSettings,
+    /// The data folder of this owner's own node (`trove node run --data`),
+    /// if it runs one on this machine: the reciprocity ledger reads what it
+    /// stores for others there and writes the audits' proofs into it
+    /// (docs/design.md §6a.5). Else the environment's `TROVE_NODE_DATA`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_data: Option<PathBuf>,
     /// Per container, by name.
     #[serde(default)]
     pub containers: BTreeMap<String, ContainerSchedule>,
@@ -43,6 +49,7 @@ impl Default for Config {
         Self {
             version: CONFIG_VERSION,
             daemon: DaemonSettings::default(),
+            node_data: None,
             containers: BTreeMap::new(),
         }
     }
@@ -279,6 +286,16 @@ impl Config {
             .map_err(|e| RepoError::io("write", &path, e))
     }
 
+    /// The data folder of this owner's own node: `node_data`, else the
+    /// environment's `TROVE_NODE_DATA`.
+    pub fn node_data(&self) -> Option<PathBuf> {
+        self.node_data.clone().or_else(|| {
+            std::env::var_os("TROVE_NODE_DATA")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+    }
+
     /// A container's schedule (the defaults if the file names none).
     pub fn container(&self, name: &str) -> ContainerSchedule {
         self.containers.get(name).cloned().unwrap_or_default()
@@ -311,6 +328,7 @@ mod tests {
         let mut c = Config::default();
         c.daemon.debounce = Duration::from_secs(1);
         c.daemon.max_delay = Duration::from_secs(5);
+        c.node_data = Some("/srv/trove-node".into());
         c.containers.insert(
             "docs".into(),
             ContainerSchedule {
@@ -326,6 +344,7 @@ mod tests {
         let text = std::fs::read_to_string(Config::path(dir.path())).unwrap();
         assert!(text.contains("debounce = \"1s\""), "{text}");
         assert!(text.contains("keep_daily = 7"), "{text}");
+        assert!(text.contains("node_data = \"/srv/trove-node\""), "{text}");
         assert_eq!(Config::load(dir.path()).unwrap(), c);
         let policy = c.container("docs").retention.policy().unwrap();
         assert_eq!(policy.keep_daily, Some(7));

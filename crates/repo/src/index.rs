@@ -6,6 +6,7 @@
 
 use crate::error::{RepoError, Result};
 use crate::health::{AuditRecord, Sightings};
+use crate::reciprocity::PeerLedger;
 use redb::{Database, ReadableTable, TableDefinition, TableHandle};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -50,6 +51,8 @@ const PEER_HEALTH: TableDefinition<Bytes, Bytes> = TableDefinition::new("peer_he
 /// container id ‖ pack id → UploadIntent: fragments being put, not yet recorded
 /// peer id -> AuditRecord (postcard): what the daemon's audits found.
 const PEER_AUDITS: TableDefinition<Bytes, Bytes> = TableDefinition::new("peer_audits");
+/// peer id -> PeerLedger (postcard): a node peer's operator and what audits proved it holds.
+const PEER_LEDGER: TableDefinition<Bytes, Bytes> = TableDefinition::new("peer_ledger");
 const INTENTS: TableDefinition<Bytes, Bytes> = TableDefinition::new("intents");
 /// peer id ‖ 0 ‖ fragment id, or peer id ‖ 1 ‖ meta key (65 B) → DeletionValue:
 /// deletions decided (committed) but not yet done on that peer
@@ -476,6 +479,7 @@ impl Index {
                 PENDING,
                 PEER_HEALTH,
                 PEER_AUDITS,
+                PEER_LEDGER,
                 INTENTS,
                 DELETIONS,
                 SHARES_RECEIVED,
@@ -519,6 +523,7 @@ impl Index {
         };
         tx.open_table(PEER_HEALTH)?.remove(rec.id.0.as_slice())?;
         tx.open_table(PEER_AUDITS)?.remove(rec.id.0.as_slice())?;
+        tx.open_table(PEER_LEDGER)?.remove(rec.id.0.as_slice())?;
         tx.commit()?;
         Ok(rec)
     }
@@ -556,6 +561,24 @@ impl Index {
         let tx = self.db.begin_write()?;
         {
             let mut t = tx.open_table(PEER_AUDITS)?;
+            for (id, r) in records {
+                t.insert(id.0.as_slice(), ser(r).as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// What is remembered of each node peer for the reciprocity ledger.
+    pub fn ledgers(&self) -> Result<HashMap<PeerId, PeerLedger>> {
+        self.by_peer(PEER_LEDGER)
+    }
+
+    /// Record node peers' ledger entries, in one transaction.
+    pub fn record_ledgers(&self, records: &[(PeerId, PeerLedger)]) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        {
+            let mut t = tx.open_table(PEER_LEDGER)?;
             for (id, r) in records {
                 t.insert(id.0.as_slice(), ser(r).as_slice())?;
             }

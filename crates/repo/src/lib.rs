@@ -31,6 +31,7 @@ mod pending;
 mod profile;
 mod progress;
 mod prune;
+mod reciprocity;
 mod redundancy;
 mod repair;
 mod restore;
@@ -77,6 +78,7 @@ pub use peers::{
 pub use profile::{StageProfile, StageRow};
 pub use progress::{Event, Progress, Quiet};
 pub use prune::{prune, MaxUnused, PruneOptions, PruneReport};
+pub use reciprocity::{PeerLedger, PeerReciprocity};
 pub use redundancy::{redundancy, ContainerRedundancy, PackStanding};
 pub use repair::{
     repair, ContainerRepair, Damage, FragmentMove, LostFile, LostPack, PackRepair, RepairOptions,

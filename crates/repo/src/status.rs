@@ -9,6 +9,7 @@ use crate::durability::{estimate_loss, observed_loss_rate, repair_window, Durabi
 use crate::error::Result;
 use crate::health::{PeerHealth, PeerState, Storm};
 use crate::home::Home;
+use crate::reciprocity::{self, PeerReciprocity};
 use crate::redundancy::{redundancy, ContainerRedundancy};
 use serde::Serialize;
 use std::time::Duration;
@@ -64,6 +65,8 @@ pub struct PeerStatus {
     pub last_audit_unix: Option<i64>,
     pub fragments_held: u64,
     pub bytes_held: u64,
+    /// For a node peer: "you give X, you use Y" (docs/design.md §6a.5).
+    pub reciprocity: Option<PeerReciprocity>,
 }
 
 fn secs(ns: Option<i64>) -> Option<i64> {
@@ -77,6 +80,8 @@ pub fn status(home: &Home, config: &Config) -> Result<StatusReport> {
     let mut set = home.peers().open_all()?;
     set.record_health(home, settings.peer_lost_after, true)?;
     let storm = set.storm_guard(true, &crate::progress::Quiet);
+    reciprocity::learn_operators(home, &set, true)?;
+    let mut give_take = reciprocity::peer_reciprocity(home, config, &set)?;
     let health: Vec<PeerHealth> = set.health();
     let held = held_by_peer(home)?;
     let now_ns = crate::time::now_ns();
@@ -98,6 +103,7 @@ pub fn status(home: &Home, config: &Config) -> Result<StatusReport> {
             last_audit_unix: secs(h.audits.last_audit_ns),
             fragments_held: mine.len() as u64,
             bytes_held: mine.iter().map(|f| f.len).sum(),
+            reciprocity: give_take.remove(&slot.record.id),
         });
     }
     // The observed loss rate: peers lost now, over the peer-years since

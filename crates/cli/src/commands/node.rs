@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-use trove_node::{NetworkConfig, NetworkMode, NodeDir, NodeOptions, OwnerId};
+use trove_node::{
+    NetworkConfig, NetworkMode, NodeDir, NodeOptions, OwnerId, Reciprocity, Standing,
+};
 
 #[derive(Subcommand)]
 pub enum NodeCmd {
@@ -34,6 +36,19 @@ pub enum NodeCmd {
         /// Your own relay server instead of the public ones.
         #[arg(long, env = "TROVE_RELAY")]
         relay: Option<String>,
+        /// Your own owner id (what `trove whoami` prints on your home): owners
+        /// learn whom to give space to, and your home's audits prove what they
+        /// give. Kept in the data folder for later runs.
+        #[arg(long, value_name = "OWNER_ID")]
+        operator: Option<String>,
+        /// Give space, get space: refuse new fragments of an owner past what
+        /// its nodes are proven to store for you plus --allowance (stored data
+        /// stays; metadata is always taken).
+        #[arg(long)]
+        reciprocal: bool,
+        /// With --reciprocal: what an owner may store beyond what it gives.
+        #[arg(long, value_parser = parse_size, requires = "reciprocal", default_value = "1G")]
+        allowance: u64,
     },
     /// Print the ticket to give to owners (`trove peer add NAME TICKET`).
     Ticket {
@@ -82,6 +97,9 @@ pub fn run(cmd: NodeCmd, out: Out) -> Result<ExitCode> {
             grace,
             network,
             relay,
+            operator,
+            reciprocal,
+            allowance,
         } => {
             anyhow::ensure!(
                 grace >= 0.0 && grace.is_finite(),
@@ -98,6 +116,8 @@ pub fn run(cmd: NodeCmd, out: Out) -> Result<ExitCode> {
                     bind: None,
                 },
                 request_limit: trove_node::DEFAULT_REQUEST_LIMIT,
+                operator: operator.map(|o| o.parse::<OwnerId>()).transpose()?,
+                reciprocity: reciprocal.then_some(Reciprocity { allowance }),
             };
             serve(&opts, out)
         }
@@ -213,6 +233,10 @@ struct OwnerRow {
     trash: u64,
     /// The identity key the owner's metadata must be signed by, once pinned.
     identity: Option<String>,
+    /// "You give X, you use Y": `you_give` is `used + trash`, `you_use`
+    /// what the owner's nodes are proven to store for the operator.
+    #[serde(flatten)]
+    standing: Standing,
 }
 
 #[derive(serde::Serialize)]
@@ -220,6 +244,10 @@ struct Status {
     node_id: String,
     ticket: Option<String>,
     free_bytes: Option<u64>,
+    /// The operator's own owner id (`--operator`), if named.
+    operator: Option<String>,
+    /// The rule the node last ran with (`--reciprocal`), if any.
+    reciprocity: Option<Reciprocity>,
     owners: Vec<OwnerRow>,
 }
 
@@ -232,6 +260,12 @@ fn status(data: &Path, out: Out) -> Result<ExitCode> {
             owners.push(o);
         }
     }
+    let ledger = dir.ledger()?;
+    let proofs = dir.proofs()?;
+    let operator = dir.operator()?;
+    let now = u64::try_from(trove_repo::now_unix()).unwrap_or(0);
+    // Owners seen but neither granted nor holding data (revoked and purged)
+    // are not listed.
     let rows = owners
         .iter()
         .map(|o| {
@@ -243,6 +277,7 @@ fn status(data: &Path, out: Out) -> Result<ExitCode> {
                 used,
                 trash,
                 identity: dir.owner_identity(o)?.map(|i| i.fingerprint()),
+                standing: Standing::of(*o, used + trash, &ledger, &proofs, operator.as_ref(), now),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -250,6 +285,8 @@ fn status(data: &Path, out: Out) -> Result<ExitCode> {
         node_id: hex::encode(dir.node_id()?),
         ticket: dir.ticket().ok(),
         free_bytes: trove_node::store::free_space(data),
+        operator: operator.map(|o| o.to_hex()),
+        reciprocity: ledger.reciprocity,
         owners: rows,
     };
     out.emit(&row, |s| {
@@ -258,6 +295,19 @@ fn status(data: &Path, out: Out) -> Result<ExitCode> {
             println!("ticket: {t}");
         }
         println!("free disk: {}", s.free_bytes.map_or("?".into(), ui::bytes));
+        match &s.operator {
+            Some(o) => println!("operator: {}", &o[..12.min(o.len())]),
+            None => println!(
+                "operator: not named (owners cannot give you space back: `trove node run --operator $(trove whoami)`)"
+            ),
+        }
+        match &s.reciprocity {
+            Some(r) => println!(
+                "reciprocity: on; an owner may store what it gives you plus {}",
+                ui::bytes(r.allowance)
+            ),
+            None => println!("reciprocity: off (`trove node run --reciprocal`)"),
+        }
         if s.owners.is_empty() {
             println!(
                 "no owners granted yet: `trove node grant OWNER_ID --quota SIZE --data {}`",
@@ -281,7 +331,43 @@ fn status(data: &Path, out: Out) -> Result<ExitCode> {
                     .map(|i| format!(", identity {i}"))
                     .unwrap_or_default()
             );
+            println!("    {}", give_take(&r.standing));
         }
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// "you give 1.2 GiB, you use 800 MiB (proven 3h ago); online 5h; new
+/// fragments refused (reciprocity)".
+fn give_take(s: &Standing) -> String {
+    let uses = match (s.you_use, s.proven_unix) {
+        (Some(b), Some(t)) => format!(
+            "you use {} (proven {}{})",
+            ui::bytes(b),
+            ui::ago(t),
+            if s.proof_stale {
+                ", too old to count"
+            } else {
+                ""
+            }
+        ),
+        _ => "you use: unproven".to_owned(),
+    };
+    let seen = match s.last_seen_unix {
+        Some(t) => format!(
+            "online {}, last seen {}",
+            ui::span(s.online_secs),
+            ui::ago(t)
+        ),
+        None => "never seen".to_owned(),
+    };
+    let rule = match (s.limit, s.blocked) {
+        (Some(l), true) => format!(
+            "; new fragments REFUSED: at its reciprocity limit of {}",
+            ui::bytes(l)
+        ),
+        (Some(l), false) => format!("; reciprocity limit {}", ui::bytes(l)),
+        (None, _) => String::new(),
+    };
+    format!("you give {}, {uses}; {seen}{rule}", ui::bytes(s.you_give))
 }

@@ -10,7 +10,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 use trove_daemon::state::ContainerState;
 use trove_daemon::DaemonState;
-use trove_repo::{now_unix, parse_duration, Config, ContainerStatus, PeerState, PeerStatus, Storm};
+use trove_repo::{
+    now_unix, parse_duration, Config, ContainerStatus, PeerReciprocity, PeerState, PeerStatus,
+    Storm,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -192,6 +195,9 @@ fn print_text(s: &Status) {
             bytes(p.bytes_held),
             p.fragments_held
         );
+        if let Some(r) = &p.reciprocity {
+            println!("    {}", give_take(r));
+        }
         if let Some(e) = &p.error {
             println!("    {e}");
         }
@@ -215,4 +221,26 @@ fn print_text(s: &Status) {
             "daemon: not running: changes are backed up only when you run `trove backup` (start `trove daemon`, or install the service: see the README)"
         ),
     }
+}
+
+/// "operator 1a2b3c4d5e6f: you give 1.2 GiB, you use 800 MiB (proven 3h
+/// ago)", and why a figure is missing.
+fn give_take(r: &PeerReciprocity) -> String {
+    let op = r
+        .operator
+        .as_deref()
+        .map_or("operator unknown".to_owned(), |o| {
+            format!("operator {}", &o[..12.min(o.len())])
+        });
+    let gives = r.you_give.map_or("?".to_owned(), bytes);
+    let uses = match (r.you_use, r.proven_unix) {
+        (Some(b), t) => format!("{} (proven {})", bytes(b), when(t)),
+        (None, _) => "unproven".to_owned(),
+    };
+    let note = r
+        .note
+        .as_deref()
+        .map(|n| format!(" — {n}"))
+        .unwrap_or_default();
+    format!("{op}: you give {gives}, you use {uses}{note}")
 }
