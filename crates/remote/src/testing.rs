@@ -26,6 +26,8 @@ pub struct Seaweed {
     buckets: Vec<String>,
     /// `http://127.0.0.1:PORT`, the S3 endpoint.
     pub endpoint: String,
+    /// `127.0.0.1:PORT`, its WebDAV server (no authentication).
+    pub webdav: String,
     /// The server's data folder.
     pub dir: tempfile::TempDir,
     /// Its combined output (for a failing test's message).
@@ -119,6 +121,7 @@ impl Seaweed {
             weed,
             buckets: buckets.iter().map(|b| b.to_string()).collect(),
             endpoint: format!("http://127.0.0.1:{}", p[0]),
+            webdav: format!("127.0.0.1:{}", p[8]),
             dir,
             log,
         };
