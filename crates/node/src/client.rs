@@ -344,12 +344,7 @@ impl Peer for NodePeer {
     }
 
     fn put_fragment(&self, id: &FragmentId, bytes: &[u8]) -> Result<(), PeerError> {
-        if FragmentId::of(bytes) != *id {
-            return Err(PeerError::HashMismatch {
-                peer: self.label.clone(),
-                id: *id,
-            });
-        }
+        PeerError::check_fragment(&self.label, id, bytes)?;
         self.put_unchecked(id, bytes)
     }
 

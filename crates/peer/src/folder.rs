@@ -676,12 +676,7 @@ impl Peer for FolderPeer {
 
     fn put_fragment(&self, id: &FragmentId, bytes: &[u8]) -> Result<(), PeerError> {
         const OP: &str = "writing a fragment";
-        if FragmentId::of(bytes) != *id {
-            return Err(PeerError::HashMismatch {
-                peer: self.label.clone(),
-                id: *id,
-            });
-        }
+        PeerError::check_fragment(&self.label, id, bytes)?;
         self.ensure_present()?;
         let path = self.fragment_path(id);
         match fs::read(&path) {

@@ -267,6 +267,19 @@ pub enum PeerError {
 }
 
 impl PeerError {
+    /// `Ok` when `bytes` hash to `id`, else [`PeerError::HashMismatch`]
+    /// for `peer`: what every peer checks before it stores a fragment.
+    pub fn check_fragment(peer: &str, id: &FragmentId, bytes: &[u8]) -> Result<(), PeerError> {
+        if FragmentId::of(bytes) == *id {
+            Ok(())
+        } else {
+            Err(PeerError::HashMismatch {
+                peer: peer.to_owned(),
+                id: *id,
+            })
+        }
+    }
+
     /// Whether the data should go to another peer instead: the failure is
     /// about this peer (unreachable, read-only, full, broken), not about the
     /// request. `NotFound` and `HashMismatch` are not: another peer would not

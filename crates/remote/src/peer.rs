@@ -205,7 +205,12 @@ impl RemotePeer {
     pub fn purge_expired(&self, grace: Duration, now: SystemTime) -> Result<u64, PeerError> {
         const OP: &str = "purging deleted fragments";
         let mut purged = 0;
-        for (path, at) in self.trash_entries(OP)? {
+        let fragments = self
+            .fragment_trash(OP)?
+            .into_iter()
+            .map(|(p, at, _)| (p, at));
+        let meta = self.meta_trash(OP)?.into_iter().map(|(p, at, _)| (p, at));
+        for (path, at) in fragments.chain(meta) {
             if now.duration_since(at).is_ok_and(|age| age >= grace) {
                 self.delete(&path).map_err(|e| self.classify(OP, e))?;
                 purged += 1;
@@ -312,17 +317,20 @@ impl RemotePeer {
         self.delete(path)
     }
 
-    /// Deleted fragments and metadata: (path, time deleted).
-    fn trash_entries(&self, op: &'static str) -> Result<Vec<(String, SystemTime)>, PeerError> {
-        let listed = self.list(TRASH).map_err(|e| self.classify(op, e))?;
+    /// The entries of the trash folder `dir` that `parse` names:
+    /// (path, time trashed, what).
+    fn trash_in<T>(
+        &self,
+        dir: &str,
+        op: &'static str,
+        parse: impl Fn(&str) -> Option<(SystemTime, T)>,
+    ) -> Result<Vec<(String, SystemTime, T)>, PeerError> {
+        let listed = self.list(dir).map_err(|e| self.classify(op, e))?;
         Ok(listed
             .into_iter()
             .filter_map(|(path, _)| {
-                let name = path.rsplit('/').next()?;
-                let at = layout::parse_trash_name(name)
-                    .map(|(at, _)| at)
-                    .or_else(|| layout::parse_meta_trash_name(name).map(|(at, _)| at))?;
-                Some((path, at))
+                let (at, what) = parse(path.strip_prefix(dir)?.strip_prefix('/')?)?;
+                Some((path, at, what))
             })
             .collect())
     }
@@ -332,15 +340,7 @@ impl RemotePeer {
         &self,
         op: &'static str,
     ) -> Result<Vec<(String, SystemTime, FragmentId)>, PeerError> {
-        let listed = self.list(TRASH).map_err(|e| self.classify(op, e))?;
-        Ok(listed
-            .into_iter()
-            .filter_map(|(path, _)| {
-                let name = path.strip_prefix(&format!("{TRASH}/"))?;
-                let (at, id) = layout::parse_trash_name(name)?;
-                Some((path, at, id))
-            })
-            .collect())
+        self.trash_in(TRASH, op, layout::parse_trash_name)
     }
 
     /// Metadata in the trash: (path, time trashed, key).
@@ -348,16 +348,11 @@ impl RemotePeer {
         &self,
         op: &'static str,
     ) -> Result<Vec<(String, SystemTime, MetaKey)>, PeerError> {
-        let dir = format!("{TRASH}/{TRASH_META}");
-        let listed = self.list(&dir).map_err(|e| self.classify(op, e))?;
-        Ok(listed
-            .into_iter()
-            .filter_map(|(path, _)| {
-                let name = path.strip_prefix(&format!("{dir}/"))?;
-                let (at, key) = layout::parse_meta_trash_name(name)?;
-                Some((path, at, key))
-            })
-            .collect())
+        self.trash_in(
+            &format!("{TRASH}/{TRASH_META}"),
+            op,
+            layout::parse_meta_trash_name,
+        )
     }
 
     fn meta_trash_path(key: &MetaKey) -> String {
@@ -446,12 +441,7 @@ impl Peer for RemotePeer {
     }
 
     fn put_fragment(&self, id: &FragmentId, bytes: &[u8]) -> Result<(), PeerError> {
-        if FragmentId::of(bytes) != *id {
-            return Err(PeerError::HashMismatch {
-                peer: self.label.clone(),
-                id: *id,
-            });
-        }
+        PeerError::check_fragment(&self.label, id, bytes)?;
         // Always written, even when held: a PUT replaces a damaged copy,
         // and checking first would download the fragment.
         self.write(&layout::fragment_path(id), bytes.to_vec())

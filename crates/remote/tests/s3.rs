@@ -206,3 +206,51 @@ fn a_server_that_is_down_is_unavailable_after_bounded_retries() {
     let e = p.put_fragment(&id, &bytes).unwrap_err();
     assert!(matches!(e, PeerError::Unavailable { .. }), "{e}");
 }
+
+/// A server that answers every request with 503 (a storm of server
+/// errors; SeaweedFS cannot be made to do this on demand): each request is
+/// retried a bounded number of times, then the peer is unavailable, and for
+/// a while later requests fail without asking again.
+#[test]
+fn a_5xx_storm_is_retried_a_bounded_number_of_times_then_unavailable() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let seen = requests.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = [0u8; 65536];
+            // One request per connection: read the head (and any small body).
+            let _ = conn.set_read_timeout(Some(Duration::from_millis(300)));
+            let _ = conn.read(&mut buf);
+            seen.fetch_add(1, Ordering::SeqCst);
+            let _ = conn.write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let loc: RemoteLocation = format!("s3://storm/p?endpoint=http://127.0.0.1:{port}")
+        .parse()
+        .unwrap();
+    let p = RemotePeer::open("storm", &loc, &creds()).unwrap();
+    let (id, bytes) = trove_peer::testing::fragment(4, 100);
+    let started = Instant::now();
+    let e = p.put_fragment(&id, &bytes).unwrap_err();
+    assert!(matches!(e, PeerError::Unavailable { .. }), "{e}");
+    assert!(e.is_retryable_elsewhere());
+    let asked = requests.load(Ordering::SeqCst);
+    assert_eq!(asked, 5, "one request and four retries");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    // Held down: the next request fails at once, without a request.
+    let e = p.get_fragment(&id).unwrap_err();
+    assert!(matches!(e, PeerError::Unavailable { .. }), "{e}");
+    assert_eq!(requests.load(Ordering::SeqCst), asked);
+}

@@ -110,10 +110,13 @@ pub fn run(cmd: PeerCmd, out: Out) -> Result<ExitCode> {
                     };
                     let state = match (&r.error, r.state) {
                         (None, _) => format!(
-                            "online, {} fragments, {} used, {} free",
+                            "online, {} fragments, {} used, {}",
                             r.fragments.unwrap_or(0),
                             ui::bytes(r.fragment_bytes.unwrap_or(0)),
-                            r.free_bytes.map_or("?".into(), ui::bytes)
+                            // A bucket states no free space.
+                            r.free_bytes.map_or("free space not stated".into(), |b| {
+                                format!("{} free", ui::bytes(b))
+                            })
                         ),
                         (Some(e), PeerState::Online) => format!("online, but: {e}"),
                         (Some(e), PeerState::Suspect) => format!("{}: {e}", since("SUSPECT")),

@@ -123,8 +123,17 @@ fn buckets_as_peers_survive_a_dead_server_an_emptied_bucket_and_a_lost_home() {
         }
     }
 
-    // The server dies: the folders alone restore exactly.
+    // The server dies: the folders alone restore exactly, and a backup of
+    // new data goes on without the buckets.
     server.kill();
+    let (_, restored) = ok_restore(&t);
+    assert_eq!(diff_trees(&t.src, &restored), Vec::<String>::new());
+    write(
+        &t.src.join("new/while-down.bin"),
+        &Gen::new(16).bytes(1_500_000),
+    );
+    let down = ok_s3(&t, &["backup"]);
+    assert!(down["packs_new"].as_u64().is_some_and(|n| n > 0), "{down}");
     let (_, restored) = ok_restore(&t);
     assert_eq!(diff_trees(&t.src, &restored), Vec::<String>::new());
 
@@ -136,7 +145,14 @@ fn buckets_as_peers_survive_a_dead_server_an_emptied_bucket_and_a_lost_home() {
     assert_code(&out, 1, &["check"]);
     assert_eq!(fragments_on(&t, "s2"), 0);
     ok_s3(&t, &["repair"]);
-    assert_eq!(fragments_on(&t, "s2"), held, "repair refilled the bucket");
+    // Every pack has a fragment on each bucket again, those of the backup
+    // made while the server was down included.
+    let packs = ok_s3(&t, &["status"])["containers"][0]["packs_total"]
+        .as_u64()
+        .unwrap();
+    assert!(packs > held);
+    assert_eq!(fragments_on(&t, "s2"), packs, "repair refilled the bucket");
+    assert_eq!(fragments_on(&t, "s1"), packs);
     let c = ok_s3(&t, &["check", "--read-data"]);
     assert_eq!(c["problems"].as_array().map(Vec::len), Some(0), "{c}");
 
@@ -235,4 +251,16 @@ fn wrong_credentials_and_a_missing_bucket_are_refused_at_add() {
     );
     let peers = t.ok_json(&["peer", "list"]);
     assert!(!peers.to_string().contains(SECRET_KEY), "{peers}");
+    // A bucket that does not exist is named as such.
+    let out = run_s3(
+        &t,
+        &[
+            "peer",
+            "add",
+            "nob",
+            &server.location("no-such-bucket", "t"),
+        ],
+    );
+    assert_code(&out, 1, &["peer", "add", "nob"]);
+    assert!(stderr(&out).contains("bucket"), "{}", stderr(&out));
 }

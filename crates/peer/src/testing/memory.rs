@@ -187,12 +187,7 @@ impl Peer for MemoryPeer {
     }
 
     fn put_fragment(&self, id: &FragmentId, bytes: &[u8]) -> Result<(), PeerError> {
-        if FragmentId::of(bytes) != *id {
-            return Err(PeerError::HashMismatch {
-                peer: self.label.clone(),
-                id: *id,
-            });
-        }
+        PeerError::check_fragment(&self.label, id, bytes)?;
         let mut state = lock(&self.state);
         let held = state.fragments.get(id);
         if held.is_some_and(|b| FragmentId::of(b) == *id) {
