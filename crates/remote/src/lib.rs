@@ -11,7 +11,7 @@
 //! - [`RemotePeer`]: the [`trove_peer::Peer`] over a bucket, with the
 //!   folder peer's layout ([`trove_peer::layout`]) and promises: fragments
 //!   checked against their ids before upload, metadata admitted by
-//!   [`trove_peer::admit`], delayed deletion into `trash/`.
+//!   [`mod@trove_peer::admit`], delayed deletion into `trash/`.
 
 mod credentials;
 mod location;
