@@ -14,6 +14,7 @@ pub mod init;
 pub mod ls;
 pub mod mount;
 pub mod node;
+pub mod passphrase;
 pub mod peer;
 pub mod prune;
 pub mod recover;

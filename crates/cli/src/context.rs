@@ -136,13 +136,18 @@ pub fn open_home_waiting(wait: std::time::Duration) -> Result<Home> {
 /// `TROVE_PASSPHRASE_FILE` names (for a service: private to its user), or
 /// asked on the terminal (twice when `confirm`).
 pub fn passphrase(confirm: bool) -> Result<String> {
+    passphrase_asking("passphrase: ", confirm)
+}
+
+/// [`passphrase`], asking with `prompt` on a terminal.
+pub fn passphrase_asking(prompt: &str, confirm: bool) -> Result<String> {
     if let Ok(p) = std::env::var("TROVE_PASSPHRASE") {
         return Ok(p);
     }
     if let Some(path) = std::env::var_os("TROVE_PASSPHRASE_FILE") {
         return passphrase_file(std::path::Path::new(&path));
     }
-    let p = rpassword::prompt_password("passphrase: ")
+    let p = rpassword::prompt_password(prompt)
         .context("no TROVE_PASSPHRASE set and no terminal to ask for a passphrase")?;
     if confirm {
         let again = rpassword::prompt_password("again: ")?;

@@ -42,6 +42,10 @@ enum Cmd {
     Node(node::NodeCmd),
     /// Print your owner id (for node operators) and identity fingerprint.
     Whoami,
+    /// The local passphrase that unlocks TROVE_HOME/keyfile: `change` it
+    /// (the 24-word phrase, shares and peers stay valid).
+    #[command(subcommand)]
+    Passphrase(passphrase::PassphraseCmd),
     /// Manage data containers (named backups of folders).
     #[command(subcommand)]
     Container(container::ContainerCmd),
@@ -127,6 +131,7 @@ fn run(cmd: Cmd, out: Out) -> anyhow::Result<ExitCode> {
         Cmd::Peer(c) => peer::run(c, out),
         Cmd::Node(c) => node::run(c, out),
         Cmd::Whoami => whoami::run(out),
+        Cmd::Passphrase(c) => passphrase::run(c, out),
         Cmd::Container(c) => container::run(c, out),
         Cmd::Config(c) => config::run(c, out),
         Cmd::Daemon(a) => daemon::run(a),

@@ -41,6 +41,6 @@ pub use bip39::{
     Bip39Error,
 };
 pub use slip39::{
-    combine, combine_master, progress, split, GroupProgress, GroupSpec, RecoveryProgress, Share,
-    Slip39Error,
+    combine, combine_master, parse_shares, progress, sets, split, GroupProgress, GroupSpec,
+    RecoveryProgress, SetId, SetShares, Share, Slip39Error,
 };

@@ -33,6 +33,71 @@ const MAX_SHARES: usize = 16;
 /// Shortest secret SLIP-39 allows: 128 bits.
 const MIN_SECRET_BYTES: usize = 16;
 
+/// Which share set a share belongs to: the random 15-bit identifier that
+/// each [`split`] draws and writes into every share it makes. Only shares of
+/// one set combine; splitting again makes a new set (a new identifier, new
+/// shares). Shown as 4 lower-case hex digits, `0000` to `7fff`.
+///
+/// Two splits draw the same identifier with probability 1 in 32768; shares
+/// of such sets cannot be told apart by it, and combining them fails the
+/// digest check instead ([`Slip39Error::DigestMismatch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SetId(u16);
+
+impl SetId {
+    pub(crate) fn new(identifier: u16) -> Self {
+        Self(identifier & 0x7FFF)
+    }
+
+    /// The identifier as a number (0 to 32767).
+    pub fn value(self) -> u16 {
+        self.0
+    }
+}
+
+impl fmt::Display for SetId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04x}", self.0)
+    }
+}
+
+/// The shares of one set among those given to [`sets`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetShares {
+    /// The set.
+    pub set: SetId,
+    /// 0-based positions of its shares in the input, ascending.
+    pub positions: Vec<usize>,
+}
+
+/// Parses every share on its own (errors name the share by its 1-based
+/// position, as [`combine`] does) without checking that they belong
+/// together: for telling the user what each share is.
+pub fn parse_shares<S: AsRef<str>>(mnemonics: &[S]) -> Result<Vec<Share>, Slip39Error> {
+    mnemonics
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Share::from_mnemonic(m.as_ref()).map_err(|e| e.in_share(i + 1)))
+        .collect()
+}
+
+/// The sets `shares` come from, in the order each first appears. More than
+/// one means the shares cannot be combined as they are.
+pub fn sets(shares: &[Share]) -> Vec<SetShares> {
+    let mut found: Vec<SetShares> = Vec::new();
+    for (position, share) in shares.iter().enumerate() {
+        let set = share.set_id();
+        match found.iter_mut().find(|s| s.set == set) {
+            Some(s) => s.positions.push(position),
+            None => found.push(SetShares {
+                set,
+                positions: vec![position],
+            }),
+        }
+    }
+    found
+}
+
 /// The layout of one group: `member_threshold` of its `member_count`
 /// shares are needed to reconstruct the group's share of the secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -238,6 +303,11 @@ impl GroupProgress {
 }
 
 impl RecoveryProgress {
+    /// The set the shares belong to.
+    pub fn set_id(&self) -> SetId {
+        SetId::new(self.identifier)
+    }
+
     /// Groups with enough shares.
     pub fn complete_groups(&self) -> usize {
         self.groups.iter().filter(|g| g.is_complete()).count()

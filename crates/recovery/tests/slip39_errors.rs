@@ -4,7 +4,8 @@
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use trove_recovery::slip39::{
-    combine, combine_master, progress, split, split_with_rng, GroupSpec, Share, Slip39Error,
+    combine, combine_master, parse_shares, progress, sets, split, split_with_rng, GroupSpec,
+    SetShares, Share, Slip39Error,
 };
 
 /// Two shares of a 2-of-3 backup from the official vectors (case 4).
@@ -155,7 +156,10 @@ fn shares_of_two_different_secrets() {
     );
     assert_eq!(
         error.to_string(),
-        format!("share 2 belongs to a different backup than share 1 (identifier {id2} instead of {id1})")
+        format!(
+            "share 2 belongs to a different share set than share 1 (set {id2:04x} instead of {id1:04x}): \
+             shares of different sets never combine"
+        )
     );
 
     // The same identifier (same RNG seed) but different secrets: only the
@@ -343,4 +347,54 @@ fn debug_output_redacts_share_values() {
     let debug = format!("{share:?}");
     assert!(debug.contains("<16 bytes redacted>"), "{debug}");
     assert!(!debug.contains("value: ["), "{debug}");
+}
+
+/// Shares of two splits of the same secret are told apart by set, each
+/// share named by position; the set shows as 4 hex digits.
+#[test]
+fn shares_are_sorted_by_set() {
+    let layout = [GroupSpec {
+        member_threshold: 2,
+        member_count: 3,
+    }];
+    let one = split(&[7; 32], b"", 1, &layout, true, 1).expect("valid");
+    let two = split(&[7; 32], b"", 1, &layout, true, 1).expect("valid");
+    let (a, b) = (one[0][0].set_id(), two[0][0].set_id());
+    assert_eq!(a.value(), one[0][0].identifier());
+    assert_eq!(a.to_string(), format!("{:04x}", one[0][0].identifier()));
+    assert_eq!(a.to_string().len(), 4);
+    if a == b {
+        // 1 in 32768: two splits drew the same identifier.
+        return;
+    }
+    let mixed: Vec<String> = [&one[0][0], &two[0][1], &one[0][2], &two[0][0]]
+        .iter()
+        .map(|s| s.to_mnemonic())
+        .collect();
+    let parsed = parse_shares(&mixed).expect("each share is valid");
+    assert_eq!(parsed[1].member_index(), 1);
+    assert_eq!(
+        sets(&parsed),
+        [
+            SetShares {
+                set: a,
+                positions: vec![0, 2]
+            },
+            SetShares {
+                set: b,
+                positions: vec![1, 3]
+            }
+        ]
+    );
+    assert_eq!(progress(&mixed[..1]).unwrap().set_id(), a);
+    // Each set on its own combines to the secret.
+    assert_eq!(combine(&[&mixed[0], &mixed[2]], b"").unwrap(), [7; 32]);
+    assert_eq!(combine(&[&mixed[1], &mixed[3]], b"").unwrap(), [7; 32]);
+    // A bad share is named by its position.
+    let mut bad = mixed.clone();
+    bad[2] = "notaword ".repeat(33);
+    assert!(matches!(
+        parse_shares(&bad),
+        Err(Slip39Error::UnknownWord { share: Some(3), .. })
+    ));
 }

@@ -228,6 +228,17 @@ impl Home {
         Ok(owner)
     }
 
+    /// Re-wrap the keyfile's master secret under `new_passphrase`
+    /// (`trove passphrase change`); `owner` is what the current passphrase
+    /// unlocked. Only the keyfile changes (new salt, nonce and ciphertext,
+    /// replaced atomically and durably): the master secret, and so the
+    /// identity, the owner id, the 24-word phrase and SLIP-39 shares, stay.
+    /// The caller holds this home open, so no other trove process uses it
+    /// meanwhile.
+    pub fn change_passphrase(&self, owner: &Owner, new_passphrase: &[u8]) -> Result<()> {
+        keyfile::rewrap(&self.dir.join(KEYFILE), &owner.master, new_passphrase)
+    }
+
     fn save_transport_key(&self, owner: &Owner) -> Result<()> {
         let path = self.dir.join(TRANSPORT_KEY);
         let seed = zeroize::Zeroizing::new(owner.master.transport_seed());

@@ -80,8 +80,9 @@ fn derive(passphrase: &[u8], salt: &[u8], p: KdfParams) -> Result<Zeroizing<[u8;
     Ok(out)
 }
 
-/// Write a new keyfile (fsynced); refuses to replace an existing one.
-pub fn create(path: &Path, master: &MasterSecret, passphrase: &[u8], kdf: KdfParams) -> Result<()> {
+/// The keyfile bytes for `master` under `passphrase`: a fresh random salt
+/// and nonce, the given KDF parameters.
+fn seal(master: &MasterSecret, passphrase: &[u8], kdf: KdfParams) -> Result<Vec<u8>> {
     let salt: [u8; 16] = rand::random();
     let nonce: [u8; 24] = rand::random();
     let mut out = Vec::with_capacity(FILE_LEN);
@@ -104,12 +105,54 @@ pub fn create(path: &Path, master: &MasterSecret, passphrase: &[u8], kdf: KdfPar
         .expect("encrypting 32 bytes cannot fail");
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&ct);
+    Ok(out)
+}
+
+/// Write a new keyfile (fsynced); refuses to replace an existing one.
+pub fn create(path: &Path, master: &MasterSecret, passphrase: &[u8], kdf: KdfParams) -> Result<()> {
+    let out = seal(master, passphrase, kdf)?;
     // A crash leaves either no keyfile or a whole one, and an existing
     // keyfile is never replaced.
     durable::create_new(path, &out, None).map_err(|e| match e.kind() {
         std::io::ErrorKind::AlreadyExists => RepoError::IdentityExists(path.to_owned()),
         _ => RepoError::io("create", path, e),
     })
+}
+
+/// Re-wrap the master secret of an existing keyfile under a new
+/// passphrase (`trove passphrase change`): a fresh salt and nonce, the
+/// keyfile's own KDF parameters. `master` must be the secret the keyfile
+/// holds (its identity is compared with the stored one); the caller has
+/// unlocked it with the current passphrase. The new file replaces the old
+/// one with [`durable::replace`] (a temporary file beside it, `0600`,
+/// `fsync`ed, renamed over the keyfile, the folder `fsync`ed): a crash
+/// leaves the old keyfile or the new one, never neither or a mix.
+pub fn rewrap(path: &Path, master: &MasterSecret, new_passphrase: &[u8]) -> Result<()> {
+    let b = read(path)?;
+    let kdf = stored_kdf(path, &b)?;
+    if master.identity().public().0 != b[33..65] {
+        return Err(RepoError::Keyfile {
+            path: path.to_owned(),
+            reason: "it holds another identity than the secret to re-wrap".into(),
+        });
+    }
+    let out = seal(master, new_passphrase, kdf)?;
+    durable::replace(path, &out, None).map_err(|e| RepoError::io("replace", path, e))
+}
+
+/// The KDF parameters stored in keyfile bytes `b`, checked to be in range.
+fn stored_kdf(path: &Path, b: &[u8]) -> Result<KdfParams> {
+    let word = |i: usize| u32::from_le_bytes(b[5 + 4 * i..9 + 4 * i].try_into().expect("4 bytes"));
+    let kdf = KdfParams {
+        m_kib: word(0),
+        t: word(1),
+        p: word(2),
+    };
+    kdf.check().map_err(|reason| RepoError::Keyfile {
+        path: path.to_owned(),
+        reason,
+    })?;
+    Ok(kdf)
 }
 
 fn read(path: &Path) -> Result<Vec<u8>> {
@@ -137,16 +180,7 @@ pub fn public_identity(path: &Path) -> Result<PublicIdentity> {
 /// Unlock the master secret.
 pub fn unlock(path: &Path, passphrase: &[u8]) -> Result<MasterSecret> {
     let b = read(path)?;
-    let word = |i: usize| u32::from_le_bytes(b[5 + 4 * i..9 + 4 * i].try_into().expect("4 bytes"));
-    let kdf = KdfParams {
-        m_kib: word(0),
-        t: word(1),
-        p: word(2),
-    };
-    kdf.check().map_err(|reason| RepoError::Keyfile {
-        path: path.to_owned(),
-        reason,
-    })?;
+    let kdf = stored_kdf(path, &b)?;
     let key = derive(passphrase, &b[17..33], kdf)?;
     let pt = Zeroizing::new(
         XChaCha20Poly1305::new(key.as_ref().into())
@@ -225,6 +259,54 @@ mod tests {
                 other => panic!("offset {offset} = {value}: {other:?}"),
             }
         }
+    }
+
+    /// `trove passphrase change`: the same secret under a new passphrase,
+    /// a new salt, the same KDF parameters and identity, still private, and
+    /// no temporary file left beside it.
+    #[test]
+    fn rewrap_changes_the_passphrase_and_nothing_else() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyfile");
+        let m = MasterSecret::generate();
+        let kdf = KdfParams {
+            m_kib: 72,
+            t: 2,
+            p: 1,
+        };
+        create(&path, &m, b"old pass", kdf).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        let unlocked = unlock(&path, b"old pass").unwrap();
+        rewrap(&path, &unlocked, b"new pass").unwrap();
+        let after = std::fs::read(&path).unwrap();
+
+        assert!(matches!(
+            unlock(&path, b"old pass"),
+            Err(RepoError::WrongPassphrase(_))
+        ));
+        assert_eq!(unlock(&path, b"new pass").unwrap().as_bytes(), m.as_bytes());
+        assert_eq!(public_identity(&path).unwrap(), m.identity().public());
+        assert_eq!(after.len(), FILE_LEN);
+        assert_eq!(after[..17], before[..17], "magic, version, KDF parameters");
+        assert_ne!(after[17..33], before[17..33], "a fresh salt");
+        assert_eq!(after[33..65], before[33..65], "the public identity");
+        assert_ne!(after[65..89], before[65..89], "a fresh nonce");
+        assert_eq!(std::fs::metadata(&path).unwrap().mode() & 0o777, 0o600);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["keyfile"], "no temporary file is left");
+
+        // Another identity's secret is refused, and the keyfile is kept.
+        match rewrap(&path, &MasterSecret::generate(), b"x") {
+            Err(RepoError::Keyfile { reason, .. }) => {
+                assert!(reason.contains("another identity"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(std::fs::read(&path).unwrap(), after);
     }
 
     #[test]

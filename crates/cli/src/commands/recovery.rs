@@ -9,7 +9,7 @@ use std::io::{BufRead, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use trove_core::keys::MasterSecret;
-use trove_recovery::GroupSpec;
+use trove_recovery::{GroupSpec, SetShares, Share};
 use trove_repo::Home;
 
 #[derive(Subcommand)]
@@ -69,28 +69,40 @@ pub fn slip39_passphrase() -> String {
 fn read_lines(path: &Path) -> Result<Vec<String>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(text
-        .lines()
+    Ok(share_lines(&text))
+}
+
+/// The non-empty lines of `text` that are not `#` comments, trimmed.
+fn share_lines(text: &str) -> Vec<String> {
+    text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(String::from)
-        .collect())
+        .collect()
 }
 
-/// Shares from a file, or asked one by one until the threshold is met.
+/// Shares from a file, from piped stdin (all of it, as from a file), or
+/// asked one by one on the terminal until the threshold is met. Whether the
+/// shares fit together is for [`combine`] to say (it names their sets when
+/// they are of several).
 pub fn read_shares(file: Option<&Path>) -> Result<Vec<String>> {
     if let Some(f) = file {
         return read_lines(f);
     }
     let stdin = std::io::stdin();
-    let interactive = stdin.is_terminal();
+    if !stdin.is_terminal() {
+        let mut text = String::new();
+        stdin
+            .lock()
+            .read_to_string(&mut text)
+            .context("reading shares from stdin")?;
+        return Ok(share_lines(&text));
+    }
     let mut shares: Vec<String> = Vec::new();
     let mut lines = stdin.lock().lines();
     loop {
-        if interactive {
-            eprint!("share {}: ", shares.len() + 1);
-            std::io::stderr().flush()?;
-        }
+        eprint!("share {}: ", shares.len() + 1);
+        std::io::stderr().flush()?;
         let Some(line) = lines.next() else { break };
         let line = line?;
         let line = line.trim();
@@ -98,32 +110,30 @@ pub fn read_shares(file: Option<&Path>) -> Result<Vec<String>> {
             continue;
         }
         if let Err(e) = trove_recovery::Share::from_mnemonic(line) {
-            if interactive {
-                eprintln!("  not accepted: {e}");
-                continue;
-            }
-            bail!("share {}: {e}", shares.len() + 1);
+            eprintln!("  not accepted: {e}");
+            continue;
         }
         shares.push(line.to_owned());
         match trove_recovery::progress(&shares) {
             Ok(p) if p.is_complete() => break,
-            Ok(p) if interactive => eprintln!("  {p}"),
-            Ok(_) => {}
+            Ok(p) => eprintln!("  {p}"),
             Err(e) => {
                 shares.pop();
-                if interactive {
-                    eprintln!("  not accepted: {e}");
-                } else {
-                    bail!("{e}");
-                }
+                eprintln!("  not accepted: {e}");
             }
         }
     }
     Ok(shares)
 }
 
-/// Combine shares into the master secret, saying precisely what is missing.
+/// Combine shares into the master secret, saying precisely what is missing,
+/// or which sets the shares come from when they are of several.
 pub fn combine(shares: &[String]) -> Result<MasterSecret> {
+    let parsed = trove_recovery::parse_shares(shares)?;
+    let sets = trove_recovery::sets(&parsed);
+    if sets.len() > 1 {
+        bail!("{}", mixed_sets(shares, &parsed, &sets));
+    }
     match trove_recovery::combine_master(shares, slip39_passphrase().as_bytes()) {
         Ok(m) => Ok(MasterSecret::from_bytes(m)),
         Err(e) if e.is_too_few() => {
@@ -134,6 +144,72 @@ pub fn combine(shares: &[String]) -> Result<MasterSecret> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// What one set needs, from one of its shares.
+fn set_needs(share: &Share) -> String {
+    if share.group_count() == 1 {
+        format!(
+            "needs {}",
+            plural(usize::from(share.member_threshold()), "share", "shares")
+        )
+    } else {
+        format!(
+            "needs {} of its {} groups complete",
+            share.group_threshold(),
+            share.group_count()
+        )
+    }
+}
+
+/// The shares of one set, and what they amount to on their own.
+fn set_status(shares: &[String], set: &SetShares) -> (bool, String) {
+    let own: Vec<&String> = set.positions.iter().map(|&i| &shares[i]).collect();
+    match trove_recovery::progress(&own) {
+        Ok(p) => (
+            p.is_complete(),
+            p.to_string().lines().collect::<Vec<_>>().join("; "),
+        ),
+        Err(e) => (false, e.to_string()),
+    }
+}
+
+/// "shares from 2 different sets: 1a2b (3 shares), 7c8d (2 shares); …",
+/// then one line per set.
+fn mixed_sets(shares: &[String], parsed: &[Share], sets: &[SetShares]) -> String {
+    let list: Vec<String> = sets
+        .iter()
+        .map(|s| {
+            format!(
+                "{} ({})",
+                s.set,
+                plural(s.positions.len(), "share", "shares")
+            )
+        })
+        .collect();
+    let mut text = format!(
+        "shares from {} different sets: {}; a set needs enough shares of its own, and shares of \
+         different sets never combine (each `trove recovery split` makes a new set): give the \
+         shares of one set",
+        sets.len(),
+        list.join(", ")
+    );
+    for s in sets {
+        let numbers: Vec<String> = s.positions.iter().map(|i| (i + 1).to_string()).collect();
+        let (_, status) = set_status(shares, s);
+        text.push_str(&format!(
+            "\n  set {} (share{} {}): {}; {status}",
+            s.set,
+            if numbers.len() == 1 { "" } else { "s" },
+            numbers.join(", "),
+            set_needs(&parsed[s.positions[0]]),
+        ));
+    }
+    text
 }
 
 pub fn phrase_from(file: Option<&Path>) -> Result<String> {
@@ -196,6 +272,8 @@ struct ShareRow {
 #[derive(serde::Serialize)]
 struct SplitRow<'a> {
     fingerprint: String,
+    /// The new set's identifier (4 hex digits): `verify` names it per share.
+    set: String,
     group_threshold: u8,
     shares: Vec<ShareRow>,
     out: Option<&'a Path>,
@@ -226,6 +304,11 @@ fn split(
         1,
     )?;
     let fp = owner.public().fingerprint();
+    let set = sets
+        .first()
+        .and_then(|g| g.first())
+        .map(|s| s.set_id().to_string())
+        .context("the split made no shares")?;
     let mut shares = Vec::new();
     for ((name, spec), set) in layout.iter().zip(&sets) {
         for (i, share) in set.iter().enumerate() {
@@ -251,7 +334,7 @@ fn split(
                 .collect();
             let path = dir.join(format!("{safe}-{}.txt", s.member));
             let text = format!(
-                "Trove recovery share — keep it private.\nidentity {fp}\ngroup `{}`: share {} of {} (any {} of this group are needed; {group_threshold} of the {} groups are needed)\n\n{}\n",
+                "Trove recovery share — keep it private.\nidentity {fp}\nset {set} (only shares of the same set combine)\ngroup `{}`: share {} of {} (any {} of this group are needed; {group_threshold} of the {} groups are needed)\n\n{}\n",
                 s.group,
                 s.member,
                 s.member_count,
@@ -265,20 +348,22 @@ fn split(
     }
     let row = SplitRow {
         fingerprint: fp,
+        set,
         group_threshold,
         shares,
         out: dir,
     };
     out.emit(&row, |r| match r.out {
         Some(dir) => println!(
-            "wrote {} share files to {} (one per holder)",
+            "wrote {} share files of set {} to {} (one per holder)",
             r.shares.len(),
+            r.set,
             dir.display()
         ),
         None => {
             println!(
-                "SLIP-39 shares of identity {}; {} group(s) needed:",
-                r.fingerprint, r.group_threshold
+                "SLIP-39 shares of identity {}, set {} (only shares of the same set combine); {} group(s) needed:",
+                r.fingerprint, r.set, r.group_threshold
             );
             for s in &r.shares {
                 println!(
@@ -319,7 +404,66 @@ struct Verified {
     ok: bool,
     shares: usize,
     identity: String,
-    reconstructs: String,
+    /// The identity the shares rebuild; `None` when they are of several sets.
+    reconstructs: Option<String>,
+    /// The sets the shares come from, in the order given (one when they fit).
+    sets: Vec<SetRow>,
+    /// What each share is, in the order given.
+    share_info: Vec<ShareInfo>,
+    /// Why the shares cannot be combined, when they are of several sets.
+    problem: Option<String>,
+}
+
+/// One set among the shares given to `verify`.
+#[derive(serde::Serialize)]
+struct SetRow {
+    set: String,
+    shares: usize,
+    /// Whether this set's shares alone reach its threshold.
+    enough: bool,
+}
+
+/// One share given to `verify`; numbers count from 1.
+#[derive(serde::Serialize)]
+struct ShareInfo {
+    share: usize,
+    set: String,
+    group: u8,
+    group_threshold: u8,
+    group_count: u8,
+    member: u8,
+    member_threshold: u8,
+    iteration_exponent: u8,
+}
+
+impl ShareInfo {
+    fn of(number: usize, s: &Share) -> Self {
+        Self {
+            share: number,
+            set: s.set_id().to_string(),
+            group: s.group_index() + 1,
+            group_threshold: s.group_threshold(),
+            group_count: s.group_count(),
+            member: s.member_index() + 1,
+            member_threshold: s.member_threshold(),
+            iteration_exponent: s.iteration_exponent(),
+        }
+    }
+}
+
+fn print_share_info(rows: &[ShareInfo]) {
+    for i in rows {
+        println!(
+            "share {}: set {}, group {} of {}, member {} (any {} of this group; {} of the groups needed)",
+            i.share,
+            i.set,
+            i.group,
+            i.group_count,
+            i.member,
+            i.member_threshold,
+            i.group_threshold
+        );
+    }
 }
 
 /// `trove recovery verify`: a drill that never prints the secret.
@@ -327,23 +471,60 @@ fn verify(file: Option<&Path>, out: Out) -> Result<ExitCode> {
     let home = open_home()?;
     let mine = home.public_identity()?;
     let shares = read_shares(file)?;
+    let parsed = trove_recovery::parse_shares(&shares)?;
+    let sets = trove_recovery::sets(&parsed);
+    let share_info: Vec<ShareInfo> = parsed
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ShareInfo::of(i + 1, s))
+        .collect();
+    let set_rows: Vec<SetRow> = sets
+        .iter()
+        .map(|s| SetRow {
+            set: s.set.to_string(),
+            shares: s.positions.len(),
+            enough: set_status(&shares, s).0,
+        })
+        .collect();
+    if sets.len() > 1 {
+        let row = Verified {
+            ok: false,
+            shares: shares.len(),
+            identity: mine.fingerprint(),
+            reconstructs: None,
+            sets: set_rows,
+            share_info,
+            problem: Some(mixed_sets(&shares, &parsed, &sets)),
+        };
+        out.emit(&row, |r| {
+            print_share_info(&r.share_info);
+            println!("MIXED SETS: {}", r.problem.as_deref().unwrap_or_default());
+        })?;
+        return Ok(ExitCode::from(1));
+    }
     let theirs = combine(&shares)?.identity().public();
     let row = Verified {
         ok: theirs == mine,
         shares: shares.len(),
         identity: mine.fingerprint(),
-        reconstructs: theirs.fingerprint(),
+        reconstructs: Some(theirs.fingerprint()),
+        sets: set_rows,
+        share_info,
+        problem: None,
     };
     out.emit(&row, |r| {
+        print_share_info(&r.share_info);
+        let set = r.sets.first().map(|s| s.set.as_str()).unwrap_or_default();
         if r.ok {
             println!(
-                "OK: these {} shares reconstruct this identity ({})",
+                "OK: these {} shares of set {set} reconstruct this identity ({})",
                 r.shares, r.identity
             );
         } else {
             println!(
-                "MISMATCH: these shares reconstruct identity {}, not this one ({}): shares of another secret, or a wrong SLIP-39 passphrase (TROVE_SLIP39_PASSPHRASE)",
-                r.reconstructs, r.identity
+                "MISMATCH: these shares of set {set} reconstruct identity {}, not this one ({}): shares of another secret, or a wrong SLIP-39 passphrase (TROVE_SLIP39_PASSPHRASE)",
+                r.reconstructs.as_deref().unwrap_or_default(),
+                r.identity
             );
         }
     })?;

@@ -17,6 +17,7 @@ mod dump;
 mod faults;
 mod mount;
 mod nodes;
+mod passphrase;
 mod privacy;
 mod prune;
 mod recovery;

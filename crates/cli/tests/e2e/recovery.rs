@@ -2,6 +2,8 @@
 //! folder peers, TROVE_HOME destroyed, recovered once from the 24-word
 //! phrase and once from 3-of-5 SLIP-39 shares with one peer added by hand;
 //! every file restored byte for byte, and a further backup stores only new data.
+//! Also: each split makes a new share set, and `verify` names the set of
+//! each share and refuses shares of several sets.
 
 use crate::common::Turn;
 use serde_json::Value;
@@ -298,4 +300,150 @@ fn bad_recovery_input_is_refused_clearly() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+fn mnemonics(split: &Value) -> Vec<String> {
+    split["shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["mnemonic"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn is_set_id(s: &str) -> bool {
+    s.len() == 4 && u16::from_str_radix(s, 16).is_ok_and(|v| v <= 0x7fff)
+}
+
+#[test]
+fn each_split_is_a_new_set_and_verify_names_the_sets() {
+    let env = Env::new();
+    env.ok(&["init"]);
+    let a = env.ok(&["recovery", "split", "--threshold", "2", "--shares", "3"]);
+    let set_a = a["set"].as_str().unwrap().to_owned();
+    assert!(is_set_id(&set_a), "{a}");
+    // A new random identifier each time (two draws collide with chance
+    // 1/32768; a split that reuses its identifier fails all three).
+    let b = (0..3)
+        .map(|_| env.ok(&["recovery", "split", "--threshold", "3", "--shares", "5"]))
+        .find(|b| b["set"] != a["set"])
+        .expect("split makes a new set identifier");
+    let set_b = b["set"].as_str().unwrap().to_owned();
+    assert!(is_set_id(&set_b), "{b}");
+    let (sa, sb) = (mnemonics(&a), mnemonics(&b));
+    // Same secret, new shares.
+    assert!(sb.iter().all(|s| !sa.contains(s)));
+
+    // One set's shares: each share named by set, group and member.
+    let one = env.p("one-set.txt");
+    std::fs::write(&one, format!("{}\n{}\n", sa[0], sa[2])).unwrap();
+    let v = env.ok(&["recovery", "verify", "--shares-file", one.to_str().unwrap()]);
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(
+        v["sets"],
+        serde_json::json!([{"set": set_a, "shares": 2, "enough": true}])
+    );
+    let info = v["share_info"].as_array().unwrap();
+    assert_eq!(info.len(), 2);
+    for (i, member) in [(0, 1), (1, 3)] {
+        assert_eq!(info[i]["share"], i + 1, "{v}");
+        assert_eq!(info[i]["set"], set_a.as_str(), "{v}");
+        assert_eq!(info[i]["group"], 1, "{v}");
+        assert_eq!(info[i]["member"], member, "{v}");
+        assert_eq!(info[i]["member_threshold"], 2, "{v}");
+        assert_eq!(info[i]["iteration_exponent"], 1, "{v}");
+    }
+    let out = env.run(&["recovery", "verify", "--shares-file", one.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("share 2: set {set_a}, group 1 of 1, member 3")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("OK: these 2 shares of set {set_a}")),
+        "{text}"
+    );
+
+    // Shares of both sets, enough of each: named, counted, refused.
+    let mixed = env.p("mixed.txt");
+    let lines = [&sa[0], &sb[0], &sa[1], &sb[1], &sb[2]];
+    std::fs::write(&mixed, lines.map(|s| format!("{s}\n")).concat()).unwrap();
+    let summary = format!("shares from 2 different sets: {set_a} (2 shares), {set_b} (3 shares)");
+    let out = env.run(&[
+        "--json",
+        "recovery",
+        "verify",
+        "--shares-file",
+        mixed.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["reconstructs"], Value::Null);
+    assert_eq!(
+        v["sets"],
+        serde_json::json!([
+            {"set": set_a, "shares": 2, "enough": true},
+            {"set": set_b, "shares": 3, "enough": true},
+        ])
+    );
+    let sets: Vec<&str> = v["share_info"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["set"].as_str().unwrap())
+        .collect();
+    assert_eq!(sets, [&set_a, &set_b, &set_a, &set_b, &set_b]);
+    assert!(v["problem"].as_str().unwrap().contains(&summary), "{v}");
+    let out = env.run(&[
+        "recovery",
+        "verify",
+        "--shares-file",
+        mixed.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&summary), "{text}");
+    assert!(
+        text.contains(&format!("set {set_b} (shares 2, 4, 5): needs 3 shares")),
+        "{text}"
+    );
+
+    // Recovering from mixed shares says the same, and writes no keyfile.
+    let out = Command::new(env!("CARGO_BIN_EXE_trove"))
+        .args(["recover", "--shares-file", mixed.to_str().unwrap()])
+        .env("TROVE_HOME", env.p("elsewhere"))
+        .env("TROVE_PASSPHRASE", "local pass")
+        .env_remove("TROVE_SLIP39_PASSPHRASE")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&summary),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!env.p("elsewhere/keyfile").exists());
+
+    // Share files name their set.
+    let dir = env.p("holders");
+    let c = env.ok(&[
+        "recovery",
+        "split",
+        "--threshold",
+        "2",
+        "--shares",
+        "2",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    let set_c = c["set"].as_str().unwrap();
+    let file = std::fs::read_to_string(dir.join("shares-1.txt")).unwrap();
+    assert!(file.contains(&format!("set {set_c} ")), "{file}");
 }

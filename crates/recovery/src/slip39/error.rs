@@ -88,10 +88,12 @@ pub enum Slip39Error {
     /// No shares were given.
     #[error("no shares were given")]
     NoShares,
-    /// The share belongs to a different backup: its identifier differs from share 1's.
+    /// The share belongs to a different backup (share set): its identifier
+    /// differs from share 1's. Identifiers are shown as [`SetId`](super::SetId)s
+    /// are, 4 hex digits.
     #[error(
-        "share {share} belongs to a different backup than share 1 \
-         (identifier {found} instead of {expected})"
+        "share {share} belongs to a different share set than share 1 \
+         (set {found:04x} instead of {expected:04x}): shares of different sets never combine"
     )]
     IdentifierMismatch {
         /// The mismatching share (1-based).

@@ -40,12 +40,7 @@ impl ShareSet {
     /// Parses and checks `mnemonics`. Errors name shares by their 1-based
     /// position in `mnemonics`.
     pub(crate) fn parse<S: AsRef<str>>(mnemonics: &[S]) -> Result<Self, Slip39Error> {
-        let shares = mnemonics
-            .iter()
-            .enumerate()
-            .map(|(i, m)| Share::from_mnemonic(m.as_ref()).map_err(|e| e.in_share(i + 1)))
-            .collect::<Result<Vec<_>, _>>()?;
-        Self::from_shares(shares)
+        Self::from_shares(super::parse_shares(mnemonics)?)
     }
 
     fn from_shares(shares: Vec<Share>) -> Result<Self, Slip39Error> {

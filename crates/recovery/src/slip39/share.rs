@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 
 use super::error::Slip39Error;
 use super::rs1024::{self, customization, CHECKSUM_WORDS};
+use super::SetId;
 use crate::bits::{bits_to_bytes, bits_to_words, bytes_to_bits, words_to_bits};
 use crate::wordlist::SLIP39;
 
@@ -68,6 +69,11 @@ impl Share {
     /// The random 15-bit identifier shared by all shares of one backup.
     pub fn identifier(&self) -> u16 {
         self.identifier
+    }
+
+    /// The set this share belongs to (its identifier, typed).
+    pub fn set_id(&self) -> SetId {
+        SetId::new(self.identifier)
     }
 
     /// Whether further share sets can be made for the same secret (the
