@@ -8,6 +8,7 @@ pub mod container;
 pub mod daemon;
 pub mod dashboard;
 pub mod demo;
+pub mod drill;
 pub mod dump;
 pub mod forget;
 pub mod init;

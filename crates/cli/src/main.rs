@@ -100,6 +100,11 @@ enum Cmd {
     /// Social recovery: SLIP-39 shares of the master secret, and the recovery kit.
     #[command(subcommand)]
     Recovery(recovery::RecoveryCmd),
+    /// Rehearse a recovery from the phrase (or shares) in a scratch home,
+    /// through one peer that answers, restoring and verifying a random
+    /// sample of files; this home is not changed (except drill.json).
+    /// Exit 1 when something would block a real recovery.
+    Drill(drill::Args),
     /// Show the whole path on sample data: back up to six peers (four
     /// folders, two node processes), lose a disk and a node, corrupt a
     /// fragment on a third, restore and verify every byte.
@@ -152,6 +157,7 @@ fn run(cmd: Cmd, out: Out) -> anyhow::Result<ExitCode> {
         Cmd::Sync => sync::run(out),
         Cmd::Undelete(a) => undelete::run(a, out),
         Cmd::Recovery(c) => recovery::run(c, out),
+        Cmd::Drill(a) => drill::run(a, out),
         Cmd::Demo(a) => demo::run(a, out),
     }
 }

@@ -187,6 +187,9 @@ impl Daemon {
             return Err(DaemonError::NoContainers(dir.to_owned()));
         }
         let previous = DaemonState::load(dir).unwrap_or_default();
+        if let Some(reminder) = trove_repo::drill_status(dir, trove_repo::now_unix()).reminder {
+            tracing::warn!("{reminder}");
+        }
         let now = Instant::now();
         let rows = home.containers().snapshot_rows(None)?;
         let mut containers = Vec::new();

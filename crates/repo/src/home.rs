@@ -65,8 +65,9 @@ pub struct Home {
     #[cfg(feature = "testing")]
     pub(crate) attached:
         std::sync::Mutex<std::collections::HashMap<String, Arc<dyn trove_peer::Peer>>>,
-    /// What this process wrote into `TROVE_HOME/lock`.
-    holder: LockHolder,
+    /// What this process wrote into `TROVE_HOME/lock` (`None`: opened
+    /// read-only, nothing written).
+    holder: Option<LockHolder>,
     /// Backups share it, prune and forget hold it alone (see `lock.rs`).
     lease: Lease,
 }
@@ -75,7 +76,9 @@ impl Drop for Home {
     fn drop(&mut self) {
         // Before the index closes (the fields drop after this), so no other
         // process can have written its own label yet.
-        lock::release(&self.dir, &self.holder);
+        if let Some(holder) = &self.holder {
+            lock::release(&self.dir, holder);
+        }
     }
 }
 
@@ -144,9 +147,48 @@ impl Home {
             network: OnceLock::new(),
             #[cfg(feature = "testing")]
             attached: Default::default(),
-            holder,
+            holder: Some(holder),
             lease: Lease::default(),
         })
+    }
+
+    /// Open an existing home to read it, writing nothing in it: no
+    /// permission fixes, no `lock` label, and the index read through an
+    /// overlay that keeps its writes in memory (`trove drill` reading the
+    /// live home). [`RepoError::Busy`] while another process holds the
+    /// index; it cannot open it meanwhile.
+    pub(crate) fn open_read_only(dir: &Path) -> Result<Self> {
+        if !dir.join(KEYFILE).exists() {
+            return Err(RepoError::NoIdentity(dir.to_owned()));
+        }
+        let index = Index::open_read_only(&dir.join(INDEX)).map_err(|e| match e {
+            RepoError::Busy { home, waited, .. } => RepoError::Busy {
+                holder: lock::read(&home),
+                home,
+                waited,
+            },
+            other => other,
+        })?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            index,
+            made_private: Vec::new(),
+            nodes: OnceLock::new(),
+            network: OnceLock::new(),
+            #[cfg(feature = "testing")]
+            attached: Default::default(),
+            holder: None,
+            lease: Lease::default(),
+        })
+    }
+
+    /// Reach node peers through `other`'s network endpoint, if it started
+    /// one (a home of the same identity: two endpoints of one key in one
+    /// process would only compete).
+    pub(crate) fn share_network(&self, other: &Home) {
+        if let Some(client) = other.nodes.get() {
+            let _ = self.nodes.set(client.clone());
+        }
     }
 
     /// [`Home::open`], waiting up to `wait` while another process holds the

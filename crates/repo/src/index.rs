@@ -428,6 +428,15 @@ fn apply_in(tx: &redb::WriteTransaction, seg: &IndexSegment, envelope: &[u8]) ->
     Ok(())
 }
 
+/// Another process holds the database at `path`.
+fn busy(path: &Path) -> RepoError {
+    RepoError::Busy {
+        home: path.parent().unwrap_or(path).to_owned(),
+        holder: None,
+        waited: None,
+    }
+}
+
 /// The local index database.
 #[derive(Debug)]
 pub struct Index {
@@ -455,13 +464,29 @@ impl Index {
             .set_cache_size(16 * 1024 * 1024)
             .create(path)
             .map_err(|e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => RepoError::Busy {
-                    home: path.parent().unwrap_or(path).to_owned(),
-                    holder: None,
-                    waited: None,
-                },
+                redb::DatabaseError::DatabaseAlreadyOpen => busy(path),
                 other => RepoError::Db(format!("{}: {other}", path.display())),
             })?;
+        Self::with_tables(db)
+    }
+
+    /// Open an existing database to read it only (`trove drill` reading
+    /// the live home): the file is never written (see `readonly.rs`), and
+    /// a process holding it makes this [`RepoError::Busy`].
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        let file = crate::readonly::ReadOnlyFile::open(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock => busy(path),
+            _ => RepoError::io("open", path, e),
+        })?;
+        let db = Database::builder()
+            .set_cache_size(16 * 1024 * 1024)
+            .create_with_backend(file)
+            .map_err(|e| RepoError::Db(format!("{}: {e}", path.display())))?;
+        Self::with_tables(db)
+    }
+
+    /// Make sure every table exists (and the old file cache is gone).
+    fn with_tables(db: Database) -> Result<Self> {
         let tx = db.begin_write()?;
         {
             tx.open_table(PEERS)?;

@@ -14,6 +14,7 @@ mod check;
 mod config;
 mod containers;
 mod deletions;
+mod drill;
 mod dump;
 mod durability;
 mod error;
@@ -31,6 +32,7 @@ mod pending;
 mod profile;
 mod progress;
 mod prune;
+mod readonly;
 mod reciprocity;
 mod redundancy;
 mod repair;
@@ -55,6 +57,11 @@ pub use config::{
 };
 pub use containers::{ContainerRow, Containers, CreatedContainer, SnapshotRow};
 pub use deletions::{DeletionReport, Leftovers, PendingDeletions};
+pub use drill::{
+    drill, drill_status, summary as drill_summary, DrillContainer, DrillOptions, DrillRecord,
+    DrillReport, DrillStatus, FailedFile, ReadPeer, TriedPeer, DRILL_FILE, DRILL_REMIND_AFTER_DAYS,
+    DRILL_VERSION,
+};
 pub use dump::{dump, DumpReport};
 pub use durability::{
     estimate_loss, observed_loss_rate, repair_window, Durability, PRIOR_LOSS_RATE_PER_YEAR,

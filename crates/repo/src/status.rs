@@ -5,6 +5,7 @@
 
 use crate::audit::held_by_peer;
 use crate::config::Config;
+use crate::drill::{drill_status, DrillStatus};
 use crate::durability::{estimate_loss, observed_loss_rate, repair_window, Durability};
 use crate::error::Result;
 use crate::health::{PeerHealth, PeerState, Storm};
@@ -27,6 +28,8 @@ pub struct StatusReport {
     pub peers: Vec<PeerStatus>,
     /// The storm guard holds: unreachable peers are not declared lost.
     pub storm: Option<Storm>,
+    /// The last recovery drill (`TROVE_HOME/drill.json`).
+    pub drill: DrillStatus,
 }
 
 /// One container: its redundancy (flattened: `name`, `k`, `m`,
@@ -143,5 +146,6 @@ pub fn status(home: &Home, config: &Config) -> Result<StatusReport> {
         containers,
         peers,
         storm,
+        drill: drill_status(home.dir(), now_ns.div_euclid(1_000_000_000)),
     })
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 use trove_daemon::state::ContainerState;
 use trove_daemon::DaemonState;
 use trove_repo::{
-    now_unix, parse_duration, Config, ContainerStatus, PeerReciprocity, PeerState, PeerStatus,
-    Storm,
+    now_unix, parse_duration, Config, ContainerStatus, DrillStatus, PeerReciprocity, PeerState,
+    PeerStatus, Storm,
 };
 
 #[derive(clap::Args)]
@@ -33,6 +33,8 @@ struct Status<'a> {
     peers: &'a [PeerStatus],
     storm: Option<Storm>,
     daemon: DaemonRow,
+    /// The last recovery drill.
+    drill: &'a DrillStatus,
 }
 
 #[derive(Serialize)]
@@ -89,6 +91,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
             pid,
             state: state.clone(),
         },
+        drill: &report.drill,
     };
     out.emit(&row, |row| print_text(row))?;
     let degraded = report
@@ -204,6 +207,10 @@ fn print_text(s: &Status) {
     }
     if let Some(storm) = &s.storm {
         println!("storm guard: {storm}");
+    }
+    println!("drill: {}", s.drill.text);
+    if let Some(r) = &s.drill.reminder {
+        println!("reminder: {r}");
     }
     match (&s.daemon.pid, &s.daemon.state) {
         (Some(pid), Some(st)) => println!(

@@ -13,6 +13,7 @@ mod crash;
 mod daemon;
 mod dashboard;
 mod demo;
+mod drill;
 mod dump;
 mod faults;
 mod mount;
