@@ -335,31 +335,13 @@ fn record(dir: &Path, r: &DrillReport) -> Result<()> {
 /// The live home, read-only, waiting up to `wait` while another process
 /// (a step of the daemon) holds its index.
 fn open_live(dir: &Path, wait: Duration, progress: &dyn Progress) -> Result<Home> {
-    let started = Instant::now();
-    let mut told = false;
-    loop {
-        match Home::open_read_only(dir) {
-            Err(RepoError::Busy { home, holder, .. }) => {
-                if started.elapsed() >= wait {
-                    return Err(RepoError::Busy {
-                        home,
-                        holder,
-                        waited: Some(started.elapsed()),
-                    });
-                }
-                if !told {
-                    progress.event(Event::Warning(format!(
-                        "waiting up to {}s for another trove process to let go of the index{}",
-                        wait.as_secs(),
-                        holder.map(|h| format!(": {h}")).unwrap_or_default()
-                    )));
-                    told = true;
-                }
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            other => return other,
-        }
-    }
+    Home::open_read_only_waiting(dir, wait, &|holder| {
+        progress.event(Event::Warning(format!(
+            "waiting up to {}s for another trove process to let go of the index{}",
+            wait.as_secs(),
+            holder.map(|h| format!(": {h}")).unwrap_or_default()
+        )))
+    })
 }
 
 /// A private temporary folder (`0700`), removed with everything in it

@@ -128,14 +128,7 @@ impl Home {
             return Err(RepoError::NoIdentity(dir.to_owned()));
         }
         let made_private = make_private(dir)?;
-        let index = Index::open(&dir.join(INDEX)).map_err(|e| match e {
-            RepoError::Busy { home, waited, .. } => RepoError::Busy {
-                holder: lock::read(&home),
-                home,
-                waited,
-            },
-            other => other,
-        })?;
+        let index = Index::open(&dir.join(INDEX)).map_err(name_holder)?;
         // The index is ours: label it (a label left by a killed process is
         // stale, and replaced).
         let holder = lock::write(dir)?;
@@ -161,14 +154,7 @@ impl Home {
         if !dir.join(KEYFILE).exists() {
             return Err(RepoError::NoIdentity(dir.to_owned()));
         }
-        let index = Index::open_read_only(&dir.join(INDEX)).map_err(|e| match e {
-            RepoError::Busy { home, waited, .. } => RepoError::Busy {
-                holder: lock::read(&home),
-                home,
-                waited,
-            },
-            other => other,
-        })?;
+        let index = Index::open_read_only(&dir.join(INDEX)).map_err(name_holder)?;
         Ok(Self {
             dir: dir.to_owned(),
             index,
@@ -199,10 +185,29 @@ impl Home {
         wait: Duration,
         waiting: &dyn Fn(Option<&LockHolder>),
     ) -> Result<Self> {
+        Self::open_waiting_with(dir, wait, waiting, Self::open)
+    }
+
+    /// [`Home::open_read_only`], waiting up to `wait` as
+    /// [`Home::open_waiting`] does.
+    pub(crate) fn open_read_only_waiting(
+        dir: &Path,
+        wait: Duration,
+        waiting: &dyn Fn(Option<&LockHolder>),
+    ) -> Result<Self> {
+        Self::open_waiting_with(dir, wait, waiting, Self::open_read_only)
+    }
+
+    fn open_waiting_with(
+        dir: &Path,
+        wait: Duration,
+        waiting: &dyn Fn(Option<&LockHolder>),
+        open: fn(&Path) -> Result<Self>,
+    ) -> Result<Self> {
         let started = Instant::now();
         let mut told = false;
         loop {
-            match Self::open(dir) {
+            match open(dir) {
                 Err(RepoError::Busy { home, holder, .. }) => {
                     if started.elapsed() >= wait {
                         return Err(RepoError::Busy {
@@ -342,5 +347,17 @@ pub(crate) fn check_name(kind: &'static str, name: &str) -> Result<()> {
             kind,
             name: name.to_owned(),
         })
+    }
+}
+
+/// A busy index's error, with the holder its `lock` label names.
+fn name_holder(e: RepoError) -> RepoError {
+    match e {
+        RepoError::Busy { home, waited, .. } => RepoError::Busy {
+            holder: lock::read(&home),
+            home,
+            waited,
+        },
+        other => other,
     }
 }

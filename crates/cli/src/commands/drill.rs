@@ -3,27 +3,18 @@
 //! `trove_repo::drill`). Prints no secret; exit 1 when something would
 //! block a real recovery.
 
-use super::recovery::{combine, phrase_from, read_shares};
+use super::recovery::WordsArgs;
 use crate::context::{home_dir, Out};
 use crate::ui;
 use anyhow::Result;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use trove_core::keys::MasterSecret;
 use trove_repo::{parse_duration, DrillOptions, DrillReport};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The 24-word phrase, in a file (else asked, or read from stdin).
-    #[arg(long, conflicts_with_all = ["shares_file", "shares"])]
-    phrase_file: Option<PathBuf>,
-    /// SLIP-39 shares, one per line.
-    #[arg(long)]
-    shares_file: Option<PathBuf>,
-    /// Read shares from stdin (or the terminal, one by one, until enough).
-    #[arg(long)]
-    shares: bool,
+    #[command(flatten)]
+    words: WordsArgs,
     /// Files restored and verified per container, at most.
     #[arg(long, default_value_t = DrillOptions::DEFAULT_SAMPLE_FILES as u32,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -38,12 +29,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
     let dir = home_dir()?;
     // Before asking for any words: a home to compare them with.
     trove_repo::Home::peek_ids(&dir)?;
-    let master = if args.shares_file.is_some() || args.shares {
-        combine(&read_shares(args.shares_file.as_deref())?)?
-    } else {
-        let phrase = phrase_from(args.phrase_file.as_deref())?;
-        MasterSecret::from_bytes(trove_recovery::phrase_to_master(&phrase)?)
-    };
+    let master = args.words.master()?;
     let opts = DrillOptions {
         sample_files: args.sample as usize,
         wait: args

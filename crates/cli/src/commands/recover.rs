@@ -1,24 +1,17 @@
 //! `trove recover`: a new home for an existing identity, from the 24-word
 //! phrase or from SLIP-39 shares.
 
-use super::recovery::{combine, phrase_from, read_shares};
+use super::recovery::WordsArgs;
 use crate::context::{home_dir, new_passphrase, Out};
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use trove_core::keys::MasterSecret;
 use trove_repo::{Home, KdfParams};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, conflicts_with_all = ["shares_file", "shares"])]
-    phrase_file: Option<PathBuf>,
-    /// One share per line.
-    #[arg(long)]
-    shares_file: Option<PathBuf>,
-    /// Read shares from stdin (or the terminal, one by one, until enough).
-    #[arg(long)]
-    shares: bool,
+    #[command(flatten)]
+    words: WordsArgs,
 }
 
 #[derive(serde::Serialize)]
@@ -37,12 +30,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
             dir.display()
         );
     }
-    let master = if args.shares_file.is_some() || args.shares {
-        combine(&read_shares(args.shares_file.as_deref())?)?
-    } else {
-        let phrase = phrase_from(args.phrase_file.as_deref())?;
-        MasterSecret::from_bytes(trove_recovery::phrase_to_master(&phrase)?)
-    };
+    let master = args.words.master()?;
     let pass = new_passphrase()?;
     let (_, owner) = Home::init(&dir, master, pass.as_bytes(), KdfParams::default())?;
     let row = Recovered {
@@ -58,7 +46,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
             r.home.display()
         );
         println!(
-            "Next: `trove peer add NAME dir:PATH` with any surviving peer, then `trove sync`."
+            "Next: `trove peer add NAME LOCATION` with any surviving peer (dir:PATH, a node's ticket, s3://BUCKET/PREFIX?endpoint=URL), then `trove sync`."
         );
     })?;
     Ok(ExitCode::SUCCESS)

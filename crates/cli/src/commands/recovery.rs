@@ -212,6 +212,35 @@ fn mixed_sets(shares: &[String], parsed: &[Share], sets: &[SetShares]) -> String
     text
 }
 
+/// Where the words that rebuild the master secret come from: the 24-word
+/// phrase or SLIP-39 shares (`trove recover`, `trove drill`).
+#[derive(clap::Args)]
+pub struct WordsArgs {
+    /// The 24-word phrase, in a file (else asked, or read from stdin).
+    #[arg(long, conflicts_with_all = ["shares_file", "shares"])]
+    phrase_file: Option<PathBuf>,
+    /// SLIP-39 shares, one per line.
+    #[arg(long)]
+    shares_file: Option<PathBuf>,
+    /// Read shares from stdin (or the terminal, one by one, until enough).
+    #[arg(long)]
+    shares: bool,
+}
+
+impl WordsArgs {
+    /// The master secret the phrase or the shares rebuild.
+    pub fn master(&self) -> Result<MasterSecret> {
+        if self.shares_file.is_some() || self.shares {
+            combine(&read_shares(self.shares_file.as_deref())?)
+        } else {
+            let phrase = phrase_from(self.phrase_file.as_deref())?;
+            Ok(MasterSecret::from_bytes(trove_recovery::phrase_to_master(
+                &phrase,
+            )?))
+        }
+    }
+}
+
 pub fn phrase_from(file: Option<&Path>) -> Result<String> {
     if let Some(f) = file {
         return Ok(read_lines(f)?.join(" "));
