@@ -1,6 +1,7 @@
 //! One module per command: its arguments and what it does, over
 //! `trove-repo`, printing rows as text or `--json` (see [`crate::context`]).
 
+pub mod audit;
 pub mod backup;
 pub mod check;
 pub mod config;

@@ -82,6 +82,10 @@ enum Cmd {
     Share(share::Args),
     /// Verify fragments and manifests on every peer.
     Check(check::Args),
+    /// One audit round now (as `trove daemon` runs hourly): each peer
+    /// proves random fragments; peer states and the reciprocity ledger are
+    /// updated. Exit 1 if a peer failed to show a fragment intact.
+    Audit(audit::Args),
     /// Rebuild missing, corrupt and lost fragments on other peers, so that
     /// every pack is back at k+m fragments on distinct peers.
     Repair(repair::Args),
@@ -150,6 +154,7 @@ fn run(cmd: Cmd, out: Out) -> anyhow::Result<ExitCode> {
         Cmd::Mount(a) => mount::run(a, out),
         Cmd::Share(a) => share::run(a, out),
         Cmd::Check(a) => check::run(a, out),
+        Cmd::Audit(a) => audit::run(a, out),
         Cmd::Repair(a) => repair::run(a, out),
         Cmd::Forget(a) => forget::run(a, out),
         Cmd::Prune(a) => prune::run(a, out),

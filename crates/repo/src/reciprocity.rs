@@ -257,7 +257,7 @@ pub(crate) fn peer_reciprocity(
             }
             None => {
                 notes.push(
-                    "no audit of it has passed yet (`trove daemon` audits hourly)".to_owned(),
+                    "no audit of it has passed yet (run `trove audit`; `trove daemon` audits hourly)".to_owned(),
                 );
                 (None, None)
             }

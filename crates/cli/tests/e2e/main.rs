@@ -8,6 +8,7 @@
 
 mod common;
 
+mod audit;
 mod backup_restore;
 mod crash;
 mod daemon;
