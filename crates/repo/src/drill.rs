@@ -58,6 +58,8 @@ pub struct DrillOptions {
     /// How long to wait for another process (a step of the daemon) to let
     /// go of the live index.
     pub wait: Duration,
+    /// How to reach node peers; `None`: as `TROVE_NETWORK` says.
+    pub network: Option<trove_node::NetworkConfig>,
 }
 
 impl DrillOptions {
@@ -71,6 +73,7 @@ impl Default for DrillOptions {
             sample_files: Self::DEFAULT_SAMPLE_FILES,
             sample_bytes: Self::DEFAULT_SAMPLE_BYTES,
             wait: Duration::from_secs(600),
+            network: None,
         }
     }
 }
@@ -287,6 +290,9 @@ pub fn drill(
         ));
     } else {
         let live = open_live(dir, opts.wait, progress)?;
+        if let Some(net) = &opts.network {
+            live.set_network(net.clone());
+        }
         let scratch = Scratch::new()?;
         rehearse(&live, &owner, &scratch, opts, progress, &mut r)?;
     }

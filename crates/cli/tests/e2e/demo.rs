@@ -57,6 +57,11 @@ fn demo_survives_losses_repairs_and_undoes_ransomware() {
     assert!(sh["files_restored"].as_u64().unwrap() > 100, "{v}");
     assert!(sh["tar_bytes"].as_u64().unwrap() > 1 << 20, "{v}");
     assert_eq!(sh["backup_refused"], true, "{v}");
+    // A recovery drill from the 24 words passed, every sampled file verified.
+    let dr = &v["drill"];
+    assert_eq!(dr["ok"], true, "{v}");
+    assert!(dr["files_sampled"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(dr["files_verified"], dr["files_sampled"], "{v}");
     let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap();
     assert!(log.contains("trove daemon stopped"), "{log}");
     // The demo's node processes are gone when it returns: their data
