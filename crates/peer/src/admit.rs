@@ -132,17 +132,21 @@ pub fn valid_signer(key: &MetaKey, held: &[u8]) -> Option<PublicIdentity> {
 }
 
 /// The identity a peer pins a container to: the signer of its held
-/// container manifest, else of the first of its `others` (snapshots and
-/// segments) that verifies. `read` fetches a held copy, `None` when absent
-/// or unreadable.
-pub fn held_signer(
+/// container manifest, else of the first of its other objects (snapshots
+/// and segments) that verifies. `others` lists those, and is called only
+/// when the manifest does not name the signer; a listing that fails fails
+/// the question (a pin is never skipped because a listing broke). `read`
+/// fetches a held copy, `None` when absent or unreadable.
+pub fn held_signer<E>(
     container: &trove_core::ContainerId,
-    others: impl IntoIterator<Item = MetaKey>,
+    others: impl FnOnce() -> Result<Vec<MetaKey>, E>,
     read: impl Fn(&MetaKey) -> Option<Vec<u8>>,
-) -> Option<PublicIdentity> {
-    std::iter::once(MetaKey::Container(*container))
-        .chain(others)
-        .find_map(|key| valid_signer(&key, &read(&key)?))
+) -> Result<Option<PublicIdentity>, E> {
+    let signer = |key: &MetaKey| valid_signer(key, &read(key)?);
+    if let Some(s) = signer(&MetaKey::Container(*container)) {
+        return Ok(Some(s));
+    }
+    Ok(others()?.iter().find_map(signer))
 }
 
 #[cfg(test)]

@@ -496,20 +496,21 @@ impl FolderPeer {
         container: &ContainerId,
         op: &'static str,
     ) -> Result<Option<PublicIdentity>, PeerError> {
-        let dir = self.meta_dir(container);
-        let snapshots: Vec<SnapshotId> = self.list_ids(&dir.join(SNAPSHOTS), op)?;
-        let segments: Vec<SegmentId> = self.list_ids(&dir.join(INDEX), op)?;
-        let others = snapshots
-            .into_iter()
-            .map(|s| MetaKey::Snapshot(*container, s))
-            .chain(
-                segments
-                    .into_iter()
-                    .map(|g| MetaKey::IndexSegment(*container, g)),
-            );
-        Ok(admit::held_signer(container, others, |key| {
-            fs::read(self.meta_path(key)).ok()
-        }))
+        let others = || -> Result<Vec<MetaKey>, PeerError> {
+            let dir = self.meta_dir(container);
+            let snapshots: Vec<SnapshotId> = self.list_ids(&dir.join(SNAPSHOTS), op)?;
+            let segments: Vec<SegmentId> = self.list_ids(&dir.join(INDEX), op)?;
+            Ok(snapshots
+                .into_iter()
+                .map(|s| MetaKey::Snapshot(*container, s))
+                .chain(
+                    segments
+                        .into_iter()
+                        .map(|g| MetaKey::IndexSegment(*container, g)),
+                )
+                .collect())
+        };
+        admit::held_signer(container, others, |key| fs::read(self.meta_path(key)).ok())
     }
 
     /// A new path in `trash/meta/` for a copy of `key` trashed now.

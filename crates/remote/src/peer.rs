@@ -205,12 +205,14 @@ impl RemotePeer {
     pub fn purge_expired(&self, grace: Duration, now: SystemTime) -> Result<u64, PeerError> {
         const OP: &str = "purging deleted fragments";
         let mut purged = 0;
-        let fragments = self
-            .fragment_trash(OP)?
-            .into_iter()
-            .map(|(p, at, _)| (p, at));
-        let meta = self.meta_trash(OP)?.into_iter().map(|(p, at, _)| (p, at));
-        for (path, at) in fragments.chain(meta) {
+        // One listing of `trash/` (it holds `trash/meta/` too): each entry
+        // is a deleted fragment or a trashed metadata object.
+        let meta_dir = format!("{TRASH_META}/");
+        let trashed_at = |name: &str| match name.strip_prefix(&meta_dir) {
+            Some(meta) => layout::parse_meta_trash_name(meta).map(|(at, _)| (at, ())),
+            None => layout::parse_trash_name(name).map(|(at, _)| (at, ())),
+        };
+        for (path, at, ()) in self.trash_in(TRASH, OP, trashed_at)? {
             if now.duration_since(at).is_ok_and(|age| age >= grace) {
                 self.delete(&path).map_err(|e| self.classify(OP, e))?;
                 purged += 1;
@@ -363,12 +365,10 @@ impl RemotePeer {
     }
 
     /// The snapshots and segments held of a container.
-    fn container_others(&self, container: &ContainerId) -> Vec<MetaKey> {
-        self.list_meta(Some(container))
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|k| !matches!(k, MetaKey::Container(_)))
-            .collect()
+    fn container_others(&self, container: &ContainerId) -> Result<Vec<MetaKey>, PeerError> {
+        let mut keys = self.list_meta(Some(container))?;
+        keys.retain(|k| !matches!(k, MetaKey::Container(_)));
+        Ok(keys)
     }
 
     fn missing(&self, what: String) -> PeerError {
@@ -540,10 +540,11 @@ impl Peer for RemotePeer {
             Err(e) => return Err(self.classify(OP, e)),
         };
         let container = key.container();
-        // Listed only if the container manifest does not name the signer.
-        let others = std::iter::once(()).flat_map(|()| self.container_others(container));
-        let pinned =
-            admit::held_signer(container, others, |k| self.read(&layout::meta_path(k)).ok());
+        let pinned = admit::held_signer(
+            container,
+            || self.container_others(container),
+            |k| self.read(&layout::meta_path(k)).ok(),
+        )?;
         match admit::admit(key, bytes, held.as_deref(), pinned.as_ref()) {
             Err(reason) => Err(PeerError::MetaRejected {
                 peer: self.label.clone(),
