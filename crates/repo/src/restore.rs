@@ -2,9 +2,9 @@
 //!
 //! 1. [`plan`]: walk the snapshot's trees into the folders, files and
 //!    symlinks to make;
-//! 2. layout: make the folders, then each file at its final length, in the
-//!    target ([`target`], the only code that touches it: it never follows
-//!    a symlink below the target);
+//! 2. layout: make the folders, then each file (empty: its writes give it
+//!    its length), in the target ([`target`], the only code that touches
+//!    it: it never follows a symlink below the target);
 //! 3. [`write`]: fetch each needed pack once (in parallel), verify every
 //!    blob and write it at its offsets;
 //! 4. finish: remove and name the files that could not be completed, set
@@ -16,6 +16,7 @@
 //! that collides on a case-insensitive filesystem) loses only that path;
 //! they are named and the rest goes on.
 
+mod made;
 mod plan;
 mod target;
 mod write;
@@ -25,11 +26,11 @@ use crate::fetch::{Fetcher, FragmentProblem};
 use crate::home::{Home, Owner};
 use crate::progress::Progress;
 use crate::snapshot::{resolve_snapshot, TreeReader};
+use made::Made;
 use plan::Plan;
 use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::Instant;
-use target::{Identity, Placed, Target};
+use target::{Identity, LastFolder, Placed, Target};
 use trove_core::SnapshotId;
 
 /// Where and what to restore.
@@ -106,7 +107,13 @@ pub fn restore(
         container: &container,
         fetcher: &fetcher,
     };
+    // Where the time goes, for `TROVE_LOG=debug` (docs/performance.md).
+    let t = |stage: &str| {
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::debug!(stage, seconds, "restore");
+    };
     let plan = plan::plan(&reader, &snap.root, &opts.include)?;
+    t("planned");
     // The tree packs are not needed again: free them for the file data.
     fetcher.forget_cached();
     let mut target = Target::open(&opts.target)?;
@@ -120,14 +127,26 @@ pub fn restore(
         .collect();
 
     let dirs = make_dirs(&mut target, &plan, &mut lost)?;
-    let writes = write::group(home, &container.manifest.id, &plan.files)?;
-    // The files are made on one thread while the packs are fetched and
-    // written: a write waits until the layout has made its file.
-    let made: Vec<OnceLock<Option<Identity>>> =
-        plan.files.iter().map(|_| OnceLock::new()).collect();
+    t("dirs made");
+    // The files are made while the writes are grouped by pack and the packs
+    // fetched and written: a write waits until the layout has made its file.
+    let made = Made::new(plan.files.len());
     let (files_made, written) = std::thread::scope(|s| {
         let target = &target;
-        let making = s.spawn(|| make_files(target, &plan, &dirs, &made));
+        let making = s.spawn(|| {
+            let r = make_files(target, &plan, &dirs, &made);
+            t("files made");
+            r
+        });
+        let writes = match write::group(home, &container.manifest.id, &plan.files) {
+            Ok(w) => w,
+            Err(e) => {
+                made.set_rest_unmade();
+                let _ = making.join();
+                return Err(e);
+            }
+        };
+        t("grouped");
         let written = write::fetch_and_write(
             &write::Stage {
                 home,
@@ -142,12 +161,13 @@ pub fn restore(
             opts.workers,
         );
         let files_made = making.join().expect("the layout does not panic");
-        (files_made, written)
-    });
+        Ok((files_made, written))
+    })?;
+    t("written");
     lost.extend(files_made?);
     let layout = Layout {
         dirs,
-        files: made.into_iter().map(|m| m.into_inner().flatten()).collect(),
+        files: made.into_ids(),
     };
 
     // A file that could not be completed is removed rather than left
@@ -168,10 +188,11 @@ pub fn restore(
     // mostly): times before the mode (the file is still ours to open;
     // futimens needs ownership, not write access).
     let mut files = 0;
+    let mut last = LastFolder::default();
     for (i, (f, id)) in plan.files.iter().zip(&layout.files).enumerate() {
         if let (Some(id), false) = (id, written.lost.contains_key(&i)) {
             if !written.finished[i] {
-                target.set_time_and_mode(&f.rel, *id, f.mtime_ns, f.mode)?;
+                target.set_time_and_mode(&mut last, &f.rel, *id, f.mtime_ns, f.mode)?;
             }
             files += 1;
         }
@@ -198,9 +219,10 @@ pub fn restore(
     // its mode may forbid the writing.
     for (d, id) in plan.dirs.iter().zip(&layout.dirs).rev() {
         if let Some(id) = id {
-            target.set_time_and_mode(&d.rel, *id, d.mtime_ns, d.mode)?;
+            target.set_time_and_mode(&mut last, &d.rel, *id, d.mtime_ns, d.mode)?;
         }
     }
+    t("finished");
     lost.sort();
     Ok(RestoreReport {
         snapshot: snap.id,
@@ -251,46 +273,47 @@ fn make_dirs(
     Ok(dirs)
 }
 
-/// Make every file at its final length, in plan order, setting `made[i]`
-/// for each (`None`: refused, or under a folder not made); returns the
-/// refused. Every slot is set whatever happens, for the writes wait on
-/// them.
+/// Make every file, setting each in `made` (`None`: refused, or under a
+/// folder not made); returns the refused. Every file is set whatever
+/// happens, for the writes wait on them.
 fn make_files(
     target: &Target,
     plan: &Plan,
     dirs: &[Option<Identity>],
-    made: &[OnceLock<Option<Identity>>],
+    made: &Made,
 ) -> Result<Vec<LostPath>> {
     // On an error, the files not reached are not made.
-    struct Unmade<'m>(&'m [OnceLock<Option<Identity>>]);
+    struct Unmade<'m>(&'m Made);
     impl Drop for Unmade<'_> {
         fn drop(&mut self) {
-            for m in self.0 {
-                let _ = m.set(None);
-            }
+            self.0.set_rest_unmade();
         }
     }
     let _unmade = Unmade(made);
     let mut lost = Vec::new();
-    // One thread: creating files is the filesystem's work, and two threads
-    // creating in one file system were slower here (ext4 contends on the
-    // inode allocator; docs/performance.md).
-    for (f, slot) in plan.files.iter().zip(made) {
-        let id = if parent_made(f.parent, dirs) {
-            match target.create_file(&f.rel, f.size)? {
-                Placed::Made(id) => Some(id),
-                Placed::Refused(why) => {
-                    lost.push(LostPath {
-                        path: target.shown(&f.rel),
-                        error: why.to_string(),
-                    });
-                    None
-                }
+    // One thread: making a file is the filesystem's work, and two threads
+    // making files in one filesystem were no faster here (ext4 contends on
+    // its inode allocator; docs/performance.md). Entries come folder by
+    // folder, so the folder of the last one is kept open.
+    let mut last = LastFolder::default();
+    for (i, f) in plan.files.iter().enumerate() {
+        if !parent_made(f.parent, dirs) {
+            made.set(i, None, None);
+            continue;
+        }
+        match target.create_file(&mut last, &f.rel)? {
+            (Placed::Made(id), file) => {
+                // An empty file gets no write; its handle is not needed.
+                made.set(i, Some(id), file.filter(|_| f.size > 0));
             }
-        } else {
-            None
-        };
-        let _ = slot.set(id);
+            (Placed::Refused(why), _) => {
+                lost.push(LostPath {
+                    path: target.shown(&f.rel),
+                    error: why.to_string(),
+                });
+                made.set(i, None, None);
+            }
+        }
     }
     Ok(lost)
 }

@@ -22,7 +22,7 @@
 //! re-timed.
 
 use crate::error::{RepoError, Result};
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+use rustix::fs::{openat, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -104,6 +104,14 @@ impl AsFd for Folder<'_> {
         }
     }
 }
+
+/// The folder of the entry one thread made or reopened last, kept open:
+/// a restore meets its entries folder by folder, so most of them then need
+/// no walk to their folder. It was reached like any folder (never through a
+/// symlink), so what is made through it is below the target as when it was
+/// opened.
+#[derive(Default)]
+pub(crate) struct LastFolder(Option<(PathBuf, OwnedFd)>);
 
 /// Folders are opened only to reach what is in them. On Linux that is
 /// `O_PATH`, which, like a path walk, needs search permission on the folder
@@ -215,6 +223,29 @@ impl Target {
         Ok((at, last))
     }
 
+    /// [`Target::parent_of`], through `last` when `rel` is in the same
+    /// folder as the entry before it.
+    fn parent_in<'c, 'p>(
+        &'c self,
+        last: &'c mut LastFolder,
+        rel: &'p Path,
+    ) -> Result<(BorrowedFd<'c>, &'p OsStr)> {
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        let same = matches!(&last.0, Some((p, _)) if p == parent);
+        let name = match rel.components().next_back() {
+            Some(Component::Normal(name)) if same => name,
+            _ => match self.parent_of(rel)? {
+                (Folder::Root(fd), name) => return Ok((fd, name)),
+                (Folder::Below(fd), name) => {
+                    last.0 = Some((parent.to_owned(), fd));
+                    name
+                }
+            },
+        };
+        let (_, fd) = last.0.as_ref().expect("just checked or set");
+        Ok((fd.as_fd(), name))
+    }
+
     /// The folder `folders` (plain names only) below the target in one
     /// `openat2` that, like the walk, follows no symlink and leaves no
     /// folder, instead of one `openat` per name. `None` (an older kernel,
@@ -237,7 +268,7 @@ impl Target {
     }
 
     /// What is at `name` in `folder` now, without following it.
-    fn occupant(&self, folder: &Folder, name: &OsStr, rel: &Path) -> Result<Occupant> {
+    fn occupant(&self, folder: impl AsFd, name: &OsStr, rel: &Path) -> Result<Occupant> {
         match rustix::fs::statat(folder, name, AtFlags::SYMLINK_NOFOLLOW) {
             Err(Errno::NOENT) => Ok(Occupant::Nothing),
             Err(e) => Err(self.err("look at", rel, io_err(e))),
@@ -259,7 +290,7 @@ impl Target {
 
     /// Remove a non-folder the restore did not make; the name is unlinked,
     /// never followed.
-    fn unlink(&self, folder: &Folder, name: &OsStr, rel: &Path) -> Result<()> {
+    fn unlink(&self, folder: impl AsFd, name: &OsStr, rel: &Path) -> Result<()> {
         rustix::fs::unlinkat(folder, name, AtFlags::empty())
             .map_err(|e| self.err("replace", rel, io_err(e)))
     }
@@ -298,29 +329,40 @@ impl Target {
         Ok(Placed::Made(self.claim(&st, rel)))
     }
 
-    /// Create the file `rel`, `size` bytes long (sparse), replacing a file
-    /// or symlink that is in the way. Files may be made from several
-    /// threads, as long as the files of one folder are made by one thread
-    /// (two names that are one entry are then met in turn, as a collision).
-    pub(crate) fn create_file(&self, rel: &Path, size: u64) -> Result<Placed> {
-        let (folder, name) = self.parent_of(rel)?;
-        match self.occupant(&folder, name, rel)? {
-            Occupant::Ours(with) => return Ok(self.collision(&with)),
-            Occupant::Folder => {
-                return Ok(Placed::Refused(Refusal::FolderInTheWay { kind: "file" }))
-            }
-            Occupant::Nothing => {}
-            Occupant::Other => self.unlink(&folder, name, rel)?,
-        }
+    /// Create the empty file `rel`, replacing a file or symlink that is in
+    /// the way; with it, its handle, open for writing. (Its writes give it
+    /// its length: a file whose writes do not all succeed is removed.)
+    /// Files may be made from several threads, as long as the files of one
+    /// folder are made by one thread (two names that are one entry are then
+    /// met in turn, as a collision).
+    pub(crate) fn create_file(
+        &self,
+        last: &mut LastFolder,
+        rel: &Path,
+    ) -> Result<(Placed, Option<std::fs::File>)> {
+        let (folder, name) = self.parent_in(last, rel)?;
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | REOPEN;
-        let fd = rustix::fs::openat(&folder, name, flags, Mode::from_raw_mode(NEW_FILE_MODE))
-            .map_err(|e| self.err("create", rel, io_err(e)))?;
-        if size > 0 {
-            rustix::fs::ftruncate(&fd, size).map_err(|e| self.err("size", rel, io_err(e)))?;
+        let create = || openat(folder, name, flags, Mode::from_raw_mode(NEW_FILE_MODE));
+        // Most names are free: create first, and look at what holds the
+        // name only when it is taken (O_EXCL never follows a symlink).
+        let fd = match create() {
+            Err(Errno::EXIST) => {
+                match self.occupant(folder, name, rel)? {
+                    Occupant::Ours(with) => return Ok((self.collision(&with), None)),
+                    Occupant::Folder => {
+                        let refused = Refusal::FolderInTheWay { kind: "file" };
+                        return Ok((Placed::Refused(refused), None));
+                    }
+                    Occupant::Nothing => {}
+                    Occupant::Other => self.unlink(folder, name, rel)?,
+                }
+                create()
+            }
+            made => made,
         }
+        .map_err(|e| self.err("create", rel, io_err(e)))?;
         let st = rustix::fs::fstat(&fd).map_err(|e| self.err("create", rel, io_err(e)))?;
-        drop(folder);
-        Ok(Placed::Made(self.claim(&st, rel)))
+        Ok((Placed::Made(self.claim(&st, rel)), Some(fd.into())))
     }
 
     /// Create the symlink `rel` pointing at `to` (raw bytes, not looked
@@ -345,9 +387,15 @@ impl Target {
 
     /// Reopen an entry this restore made, checking that it still is that
     /// entry.
-    fn reopen(&self, rel: &Path, id: Identity, flags: OFlags) -> Result<OwnedFd> {
-        let (folder, name) = self.parent_of(rel)?;
-        let fd = rustix::fs::openat(&folder, name, flags | REOPEN, Mode::empty())
+    fn reopen(
+        &self,
+        last: &mut LastFolder,
+        rel: &Path,
+        id: Identity,
+        flags: OFlags,
+    ) -> Result<OwnedFd> {
+        let (folder, name) = self.parent_in(last, rel)?;
+        let fd = rustix::fs::openat(folder, name, flags | REOPEN, Mode::empty())
             .map_err(|e| self.err("open", rel, io_err(e)))?;
         let st = rustix::fs::fstat(&fd).map_err(|e| self.err("open", rel, io_err(e)))?;
         if Identity::of(&st) != id {
@@ -363,20 +411,31 @@ impl Target {
     }
 
     /// Open a file this restore created, for writing its data.
-    pub(crate) fn open_file(&self, rel: &Path, id: Identity) -> Result<std::fs::File> {
-        Ok(std::fs::File::from(self.reopen(rel, id, OFlags::WRONLY)?))
+    pub(crate) fn open_file(
+        &self,
+        last: &mut LastFolder,
+        rel: &Path,
+        id: Identity,
+    ) -> Result<std::fs::File> {
+        Ok(std::fs::File::from(self.reopen(
+            last,
+            rel,
+            id,
+            OFlags::WRONLY,
+        )?))
     }
 
     /// Set the mtime, then the mode, of a file or folder this restore made:
     /// times first, because `futimens` needs ownership, not write access.
     pub(crate) fn set_time_and_mode(
         &self,
+        last: &mut LastFolder,
         rel: &Path,
         id: Identity,
         mtime_ns: i64,
         mode: u32,
     ) -> Result<()> {
-        let fd = self.reopen(rel, id, OFlags::RDONLY)?;
+        let fd = self.reopen(last, rel, id, OFlags::RDONLY)?;
         self.stamp(rel, fd.as_fd(), mtime_ns, mode)
     }
 
@@ -522,19 +581,35 @@ mod tests {
         symlink(w.outside.join("sub"), w.target.join("real/deep")).unwrap();
         let mut t = Target::open(&w.target).unwrap();
         let src = made(t.make_dir(Path::new("src")).unwrap());
-        let f = made(t.create_file(Path::new("src/a.txt"), 3).unwrap());
+        let f = made(
+            t.create_file(&mut LastFolder::default(), Path::new("src/a.txt"))
+                .unwrap()
+                .0,
+        );
         made(t.make_dir(Path::new("real")).unwrap());
         let deep = made(t.make_dir(Path::new("real/deep")).unwrap());
         made(t.make_dir(Path::new("real/deep/er")).unwrap());
-        t.open_file(Path::new("src/a.txt"), f)
+        t.open_file(&mut LastFolder::default(), Path::new("src/a.txt"), f)
             .unwrap()
             .write_all_at(b"abc", 0)
             .unwrap();
-        t.set_time_and_mode(Path::new("src/a.txt"), f, 5, 0o640)
-            .unwrap();
-        t.set_time_and_mode(Path::new("real/deep"), deep, 7, 0o750)
-            .unwrap();
-        t.set_time_and_mode(Path::new("src"), src, 9, 0o700)
+        t.set_time_and_mode(
+            &mut LastFolder::default(),
+            Path::new("src/a.txt"),
+            f,
+            5,
+            0o640,
+        )
+        .unwrap();
+        t.set_time_and_mode(
+            &mut LastFolder::default(),
+            Path::new("real/deep"),
+            deep,
+            7,
+            0o750,
+        )
+        .unwrap();
+        t.set_time_and_mode(&mut LastFolder::default(), Path::new("src"), src, 9, 0o700)
             .unwrap();
         assert_eq!(kind(&w.target.join("src")), "dir");
         assert_eq!(kind(&w.target.join("real/deep")), "dir");
@@ -560,14 +635,22 @@ mod tests {
         symlink(w.outside.join("victim"), w.target.join("l")).unwrap();
         std::fs::write(w.target.join("old.txt"), b"old").unwrap();
         let mut t = Target::open(&w.target).unwrap();
-        let f = made(t.create_file(Path::new("a.txt"), 4).unwrap());
-        made(t.create_file(Path::new("old.txt"), 0).unwrap());
+        let f = made(
+            t.create_file(&mut LastFolder::default(), Path::new("a.txt"))
+                .unwrap()
+                .0,
+        );
+        made(
+            t.create_file(&mut LastFolder::default(), Path::new("old.txt"))
+                .unwrap()
+                .0,
+        );
         made(t.make_symlink(Path::new("l"), b"elsewhere").unwrap());
-        t.open_file(Path::new("a.txt"), f)
+        t.open_file(&mut LastFolder::default(), Path::new("a.txt"), f)
             .unwrap()
             .write_all_at(b"mine", 0)
             .unwrap();
-        t.set_time_and_mode(Path::new("a.txt"), f, 1, 0o600)
+        t.set_time_and_mode(&mut LastFolder::default(), Path::new("a.txt"), f, 1, 0o600)
             .unwrap();
         assert_eq!(kind(&w.target.join("a.txt")), "file");
         assert_eq!(std::fs::read(w.target.join("a.txt")).unwrap(), b"mine");
@@ -587,7 +670,9 @@ mod tests {
         let before = record(&w.target);
         let mut t = Target::open(&w.target).unwrap();
         assert_eq!(
-            t.create_file(Path::new("x"), 10).unwrap(),
+            t.create_file(&mut LastFolder::default(), Path::new("x"))
+                .unwrap()
+                .0,
             Placed::Refused(Refusal::FolderInTheWay { kind: "file" })
         );
         assert_eq!(
@@ -616,7 +701,9 @@ mod tests {
         let shown_l = t.shown(Path::new("L"));
         for placed in [
             t.make_dir(Path::new("L")).unwrap(),
-            t.create_file(Path::new("L"), 1).unwrap(),
+            t.create_file(&mut LastFolder::default(), Path::new("L"))
+                .unwrap()
+                .0,
             t.make_symlink(Path::new("L"), b"other").unwrap(),
         ] {
             assert_eq!(
@@ -628,9 +715,18 @@ mod tests {
         }
         // A folder and a file this restore made are not replaced either.
         made(t.make_dir(Path::new("d")).unwrap());
-        made(t.create_file(Path::new("f"), 2).unwrap());
+        made(
+            t.create_file(&mut LastFolder::default(), Path::new("f"))
+                .unwrap()
+                .0,
+        );
         for (rel, placed) in [
-            ("d", t.create_file(Path::new("d"), 1).unwrap()),
+            (
+                "d",
+                t.create_file(&mut LastFolder::default(), Path::new("d"))
+                    .unwrap()
+                    .0,
+            ),
             ("d", t.make_dir(Path::new("d")).unwrap()),
             ("f", t.make_dir(Path::new("f")).unwrap()),
             ("f", t.make_symlink(Path::new("f"), b"x").unwrap()),
@@ -661,16 +757,29 @@ mod tests {
         let before = record(&w.outside);
         let mut t = Target::open(&w.target).unwrap();
         let d = made(t.make_dir(Path::new("d")).unwrap());
-        let f = made(t.create_file(Path::new("d/f"), 1).unwrap());
+        let f = made(
+            t.create_file(&mut LastFolder::default(), Path::new("d/f"))
+                .unwrap()
+                .0,
+        );
         std::fs::rename(w.target.join("d"), w.target.join("moved")).unwrap();
         symlink(&w.outside, w.target.join("d")).unwrap();
-        let e = t.open_file(Path::new("d/f"), f).unwrap_err().to_string();
+        let e = t
+            .open_file(&mut LastFolder::default(), Path::new("d/f"), f)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("is not a real folder"), "{e}");
-        assert!(t.set_time_and_mode(Path::new("d/f"), f, 1, 0o777).is_err());
+        assert!(t
+            .set_time_and_mode(&mut LastFolder::default(), Path::new("d/f"), f, 1, 0o777)
+            .is_err());
         // The folder itself: its name now holds a symlink, which is not it.
-        assert!(t.set_time_and_mode(Path::new("d"), d, 1, 0o777).is_err());
+        assert!(t
+            .set_time_and_mode(&mut LastFolder::default(), Path::new("d"), d, 1, 0o777)
+            .is_err());
         assert!(t.make_dir(Path::new("d/g")).is_err());
-        assert!(t.create_file(Path::new("d/g"), 1).is_err());
+        assert!(t
+            .create_file(&mut LastFolder::default(), Path::new("d/g"))
+            .is_err());
         assert!(t.make_symlink(Path::new("d/g"), b"x").is_err());
         t.remove_file(Path::new("d/f"), f).unwrap_err();
         assert_eq!(record(&w.outside), before);
@@ -680,14 +789,23 @@ mod tests {
     fn a_file_swapped_for_another_or_for_a_hard_link_is_left_alone() {
         let w = world();
         let mut t = Target::open(&w.target).unwrap();
-        let f = made(t.create_file(Path::new("f"), 1).unwrap());
+        let f = made(
+            t.create_file(&mut LastFolder::default(), Path::new("f"))
+                .unwrap()
+                .0,
+        );
         std::fs::remove_file(w.target.join("f")).unwrap();
         // (Linking changes the victim's ctime: record it after.)
         std::fs::hard_link(w.outside.join("victim"), w.target.join("f")).unwrap();
         let before = record(&w.outside);
-        let e = t.open_file(Path::new("f"), f).unwrap_err().to_string();
+        let e = t
+            .open_file(&mut LastFolder::default(), Path::new("f"), f)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("was replaced"), "{e}");
-        assert!(t.set_time_and_mode(Path::new("f"), f, 1, 0o777).is_err());
+        assert!(t
+            .set_time_and_mode(&mut LastFolder::default(), Path::new("f"), f, 1, 0o777)
+            .is_err());
         t.remove_file(Path::new("f"), f).unwrap();
         assert!(w.target.join("f").exists(), "not ours: not removed");
         assert_eq!(record(&w.outside), before);
@@ -698,14 +816,32 @@ mod tests {
         let w = world();
         let mut t = Target::open(&w.target).unwrap();
         let d = made(t.make_dir(Path::new("d")).unwrap());
-        let f = made(t.create_file(Path::new("d/f"), 0).unwrap());
+        let f = made(
+            t.create_file(&mut LastFolder::default(), Path::new("d/f"))
+                .unwrap()
+                .0,
+        );
         let l = made(t.make_symlink(Path::new("d/l"), b"f").unwrap());
-        t.set_time_and_mode(Path::new("d/f"), f, -1_500_000_000, 0o4751)
-            .unwrap();
+        t.set_time_and_mode(
+            &mut LastFolder::default(),
+            Path::new("d/f"),
+            f,
+            -1_500_000_000,
+            0o4751,
+        )
+        .unwrap();
         // A symlink is never opened, so never re-timed through.
-        assert!(t.set_time_and_mode(Path::new("d/l"), l, 1, 0o777).is_err());
-        t.set_time_and_mode(Path::new("d"), d, 1_234_567_890_123_456_789, 0o500)
-            .unwrap();
+        assert!(t
+            .set_time_and_mode(&mut LastFolder::default(), Path::new("d/l"), l, 1, 0o777)
+            .is_err());
+        t.set_time_and_mode(
+            &mut LastFolder::default(),
+            Path::new("d"),
+            d,
+            1_234_567_890_123_456_789,
+            0o500,
+        )
+        .unwrap();
         let m = std::fs::symlink_metadata(w.target.join("d/f")).unwrap();
         assert_eq!((m.mtime(), m.mtime_nsec()), (-2, 500_000_000));
         assert_eq!(m.mode() & 0o7777, 0o4751);
@@ -723,12 +859,20 @@ mod tests {
     fn remove_file_removes_the_file_this_restore_made() {
         let w = world();
         let mut t = Target::open(&w.target).unwrap();
-        let f = made(t.create_file(Path::new("f"), 9).unwrap());
-        assert_eq!(std::fs::metadata(w.target.join("f")).unwrap().len(), 9);
+        let f = made(
+            t.create_file(&mut LastFolder::default(), Path::new("f"))
+                .unwrap()
+                .0,
+        );
+        assert!(w.target.join("f").is_file());
         t.remove_file(Path::new("f"), f).unwrap();
         assert!(!w.target.join("f").exists());
         // Its name is free again for a later entry.
-        made(t.create_file(Path::new("f"), 1).unwrap());
+        made(
+            t.create_file(&mut LastFolder::default(), Path::new("f"))
+                .unwrap()
+                .0,
+        );
     }
 
     #[test]
@@ -737,7 +881,11 @@ mod tests {
         let link = w.target.join("to-outside");
         symlink(&w.outside, &link).unwrap();
         let t = Target::open(&link).unwrap();
-        made(t.create_file(Path::new("new"), 0).unwrap());
+        made(
+            t.create_file(&mut LastFolder::default(), Path::new("new"))
+                .unwrap()
+                .0,
+        );
         assert!(w.outside.join("new").is_file());
         let fresh = w.target.join("a/b/c");
         let mut t = Target::open(&fresh).unwrap();
@@ -751,7 +899,11 @@ mod tests {
         let mut t = Target::open(&w.target).unwrap();
         for bad in ["", "../x", "/etc/x", "a/../../x"] {
             assert!(t.make_dir(Path::new(bad)).is_err(), "{bad}");
-            assert!(t.create_file(Path::new(bad), 0).is_err(), "{bad}");
+            assert!(
+                t.create_file(&mut LastFolder::default(), Path::new(bad))
+                    .is_err(),
+                "{bad}"
+            );
         }
     }
 }

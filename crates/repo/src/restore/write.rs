@@ -3,8 +3,9 @@
 //! file that uses it. A pack or blob that cannot be read loses exactly the
 //! files that need it; the rest goes on.
 
+use super::made::Made;
 use super::plan::FilePlan;
-use super::target::{Identity, Target};
+use super::target::{LastFolder, Target};
 use crate::error::Result;
 use crate::fetch::{Fetcher, PackBytes};
 use crate::home::{Container, Home};
@@ -14,7 +15,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use trove_core::{BlobId, ContainerId, PackId};
 
 /// One place a blob's plaintext goes: file `file` of the plan, at `offset`.
@@ -52,10 +53,14 @@ pub(super) fn group(home: &Home, cid: &ContainerId, files: &[FilePlan]) -> Resul
     let mut packs: HashMap<PackId, HashMap<BlobId, BlobWrites>> = HashMap::new();
     let mut lost = HashMap::new();
     let mut writes_per_file = vec![0u32; files.len()];
+    let locations = home.index.blobs_in_order(
+        cid,
+        files.iter().flat_map(|f| &f.chunks).map(|c| BlobId(c.0)),
+    )?;
     for (i, f) in files.iter().enumerate() {
         let mut offset = 0u64;
         for c in &f.chunks {
-            let Some(loc) = home.index.blob(cid, &BlobId(c.0))? else {
+            let Some(&loc) = locations.get(&BlobId(c.0)) else {
                 lost.insert(i, format!("chunk {} is not in the index", c.short()));
                 break;
             };
@@ -116,38 +121,48 @@ pub(super) struct Stage<'a> {
     pub files: &'a [FilePlan],
     /// Each file as the layout made it (`None`: not made, and reported
     /// by the layout), set while the writes run: a write waits for its file.
-    pub made: &'a [OnceLock<Option<Identity>>],
+    pub made: &'a Made,
     pub progress: &'a dyn Progress,
 }
 
 /// Files a worker keeps open: blobs come mostly in file order, so a few
 /// handles save reopening (and re-walking the target) for each blob.
-struct OpenFiles(Vec<(usize, std::fs::File)>);
+struct OpenFiles {
+    files: Vec<(usize, std::fs::File)>,
+    /// The folder of the file opened last.
+    last: LastFolder,
+}
 
 const OPEN_FILES: usize = 8;
 
 impl OpenFiles {
     /// Stop keeping file `i` open.
     fn close(&mut self, i: usize) {
-        self.0.retain(|(f, _)| *f != i);
+        self.files.retain(|(f, _)| *f != i);
     }
 
     /// File `i`, open for writing; `None` when the layout did not make it
     /// (it said why), after waiting for the layout to reach it.
     fn get(&mut self, stage: &Stage, i: usize) -> Option<Result<&std::fs::File>> {
-        if let Some(at) = self.0.iter().position(|(f, _)| *f == i) {
-            return Some(Ok(&self.0[at].1));
+        if let Some(at) = self.files.iter().position(|(f, _)| *f == i) {
+            return Some(Ok(&self.files[at].1));
         }
-        let id = (*stage.made[i].wait())?;
-        let file = match stage.target.open_file(&stage.files[i].rel, id) {
-            Ok(f) => f,
-            Err(e) => return Some(Err(e)),
+        let id = stage.made.wait(i)?;
+        let file = match stage.made.take_handle(i) {
+            Some(f) => f,
+            None => match stage
+                .target
+                .open_file(&mut self.last, &stage.files[i].rel, id)
+            {
+                Ok(f) => f,
+                Err(e) => return Some(Err(e)),
+            },
         };
-        if self.0.len() >= OPEN_FILES {
-            self.0.remove(0);
+        if self.files.len() >= OPEN_FILES {
+            self.files.remove(0);
         }
-        self.0.push((i, file));
-        Some(Ok(&self.0.last().expect("just pushed").1))
+        self.files.push((i, file));
+        Some(Ok(&self.files.last().expect("just pushed").1))
     }
 }
 
@@ -390,7 +405,10 @@ pub(super) fn fetch_and_write(stage: &Stage, writes: Writes, in_flight: usize) -
         for _ in 0..workers {
             let (work_rx, shared) = (work_rx.clone(), &shared);
             s.spawn(move || {
-                let mut open = OpenFiles(Vec::new());
+                let mut open = OpenFiles {
+                    files: Vec::new(),
+                    last: LastFolder::default(),
+                };
                 for g in work_rx {
                     shared.write(&g, &mut open);
                 }
