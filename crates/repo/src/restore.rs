@@ -297,6 +297,9 @@ fn make_files(
     // folder, so the folder of the last one is kept open.
     let mut last = LastFolder::default();
     for (i, f) in plan.files.iter().enumerate() {
+        if made.stopped() {
+            break;
+        }
         if !parent_made(f.parent, dirs) {
             made.set(i, None, None);
             continue;

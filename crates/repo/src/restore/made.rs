@@ -4,7 +4,7 @@
 
 use super::target::Identity;
 use std::fs::File;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// Handles kept open between the layout and the writes at most: the
@@ -17,6 +17,8 @@ pub(super) struct Made {
     ids: Vec<OnceLock<Option<Identity>>>,
     handles: Vec<Mutex<Option<File>>>,
     kept: AtomicUsize,
+    /// The restore stopped: the layout makes nothing more.
+    stopped: AtomicBool,
 }
 
 impl Made {
@@ -25,6 +27,7 @@ impl Made {
             ids: (0..files).map(|_| OnceLock::new()).collect(),
             handles: (0..files).map(|_| Mutex::new(None)).collect(),
             kept: AtomicUsize::new(0),
+            stopped: AtomicBool::new(false),
         }
     }
 
@@ -41,11 +44,18 @@ impl Made {
         let _ = self.ids[i].set(id);
     }
 
-    /// Mark every file not reached as not made (the layout stopped).
+    /// Mark every file not reached as not made, and stop the layout (it
+    /// stopped, or the restore did).
     pub fn set_rest_unmade(&self) {
+        self.stopped.store(true, Ordering::Release);
         for id in &self.ids {
             let _ = id.set(None);
         }
+    }
+
+    /// Whether the layout should stop making files.
+    pub fn stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
     }
 
     /// What file `i` was made as, once the layout has reached it.
