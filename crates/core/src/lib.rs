@@ -12,7 +12,9 @@ pub mod keys;
 pub mod manifest;
 pub mod pack;
 pub mod padding;
+pub mod escrow;
 pub mod seal;
+pub mod sealed_to;
 pub mod share;
 pub mod tree;
 
