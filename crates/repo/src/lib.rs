@@ -22,6 +22,7 @@ mod fetch;
 mod forget;
 mod health;
 mod home;
+pub mod inherit;
 mod index;
 mod keyfile;
 mod location;
