@@ -354,7 +354,7 @@ mod tests {
 
     fn spec(inactive: Option<u64>) -> EscrowSpec {
         EscrowSpec {
-            heir: OwnerId([2; 32]),
+            heir: OwnerId::from_seed(&[2; 32]),
             wait_secs: 100,
             inactive_secs: inactive,
             set_id: 77,
@@ -367,7 +367,7 @@ mod tests {
     fn escrow_file_round_trips_with_its_version_and_refuses_a_newer_one() {
         let dir = tempfile::tempdir().unwrap();
         let nd = NodeDir::open_or_create(dir.path()).unwrap();
-        let owner = OwnerId([1; 32]);
+        let owner = OwnerId::from_seed(&[1; 32]);
         assert_eq!(nd.escrow(&owner).unwrap(), None);
         let mut e = Escrow::new(owner, spec(Some(50)), 1000);
         e.claim(1010);
@@ -399,7 +399,7 @@ mod tests {
 
     #[test]
     fn a_claim_releases_after_the_wait_unless_vetoed_and_a_new_claim_waits_again() {
-        let mut e = Escrow::new(OwnerId([1; 32]), spec(None), 1000);
+        let mut e = Escrow::new(OwnerId::from_seed(&[1; 32]), spec(None), 1000);
         assert_eq!(e.release(5000, None), Err(Withheld::NoClaim));
         let c = e.claim(1000);
         assert_eq!(c.id, 1);
@@ -418,7 +418,7 @@ mod tests {
 
     #[test]
     fn with_inactivity_the_owner_being_seen_holds_the_release() {
-        let mut e = Escrow::new(OwnerId([1; 32]), spec(Some(500)), 1000);
+        let mut e = Escrow::new(OwnerId::from_seed(&[1; 32]), spec(Some(500)), 1000);
         e.claim(1000);
         // Wait passed at 1100, but the owner was seen at 1200: 1700.
         assert_eq!(

@@ -72,9 +72,9 @@ mod tests {
     fn a_letter_round_trips_and_a_newer_one_is_refused() {
         let l = Letter {
             version: LETTER_VERSION,
-            owner_id: OwnerId([1; 32]),
+            owner_id: OwnerId::from_seed(&[1; 32]),
             owner_fingerprint: "ab".into(),
-            heir: OwnerId([2; 32]),
+            heir: OwnerId::from_seed(&[2; 32]),
             threshold: 2,
             wait_secs: 20,
             inactive_secs: None,
