@@ -36,11 +36,15 @@ pub enum EscrowShareError {
     Malformed(&'static str),
     #[error("escrow share version {0} is not known to this Trove")]
     UnknownVersion(u8),
-    #[error("the escrow share is not signed by owner {0}: a custodian altered it or sent another's")]
+    #[error(
+        "the escrow share is not signed by owner {0}: a custodian altered it or sent another's"
+    )]
     BadSignature(String),
     #[error("`{0}` is not an owner id (64 hex digits of an Ed25519 key)")]
     BadOwnerId(String),
-    #[error("the escrow share does not open with this identity's key: it is sealed to another heir")]
+    #[error(
+        "the escrow share does not open with this identity's key: it is sealed to another heir"
+    )]
     Undecryptable,
 }
 

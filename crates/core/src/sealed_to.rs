@@ -76,7 +76,12 @@ impl SealedTo {
 
     /// Decrypt `sealed`; `None` when it does not open with this key (not
     /// the recipient, or altered).
-    pub fn decrypt(&self, nonce: &[u8; 24], sealed: &[u8], aad: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    pub fn decrypt(
+        &self,
+        nonce: &[u8; 24],
+        sealed: &[u8],
+        aad: &[u8],
+    ) -> Option<Zeroizing<Vec<u8>>> {
         XChaCha20Poly1305::new(self.key.as_ref().into())
             .decrypt(XNonce::from_slice(nonce), Payload { msg: sealed, aad })
             .ok()

@@ -188,7 +188,9 @@ impl Escrow {
         let by_wait = c.opened_unix.saturating_add(self.spec.wait_secs);
         match self.spec.inactive_secs {
             Some(idle) => {
-                let seen = owner_seen.unwrap_or(self.created_unix).max(self.created_unix);
+                let seen = owner_seen
+                    .unwrap_or(self.created_unix)
+                    .max(self.created_unix);
                 by_wait.max(seen.saturating_add(idle))
             }
             None => by_wait,
@@ -253,7 +255,9 @@ impl Escrow {
 
 impl NodeDir {
     fn escrow_path(&self, owner: &OwnerId) -> PathBuf {
-        self.root().join(ESCROW_DIR).join(format!("{}.json", owner.to_hex()))
+        self.root()
+            .join(ESCROW_DIR)
+            .join(format!("{}.json", owner.to_hex()))
     }
 
     /// The escrow this node holds for `owner`, if any.
@@ -381,7 +385,10 @@ mod tests {
         assert!(text.contains("\"version\": 1"), "{text}");
         assert!(text.contains("010203fa"), "the share is hex: {text}");
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         // Postcard (the wire) carries the same spec and views.
         let wire = postcard::to_stdvec(&e.spec).unwrap();
         assert_eq!(postcard::from_bytes::<EscrowSpec>(&wire).unwrap(), e.spec);
@@ -403,13 +410,26 @@ mod tests {
         assert_eq!(e.release(5000, None), Err(Withheld::NoClaim));
         let c = e.claim(1000);
         assert_eq!(c.id, 1);
-        assert_eq!(e.claim(1050).opened_unix, 1000, "a repeated claim keeps its start");
-        assert_eq!(e.release(1099, None), Err(Withheld::Waiting { left_secs: 1 }));
+        assert_eq!(
+            e.claim(1050).opened_unix,
+            1000,
+            "a repeated claim keeps its start"
+        );
+        assert_eq!(
+            e.release(1099, None),
+            Err(Withheld::Waiting { left_secs: 1 })
+        );
         assert_eq!(e.veto(1099), 1);
-        assert_eq!(e.release(9999, None), Err(Withheld::Vetoed { at_unix: 1099 }));
+        assert_eq!(
+            e.release(9999, None),
+            Err(Withheld::Vetoed { at_unix: 1099 })
+        );
         let c2 = e.claim(2000);
         assert_eq!(c2.id, 2, "a new claim after a veto");
-        assert_eq!(e.release(2050, None), Err(Withheld::Waiting { left_secs: 50 }));
+        assert_eq!(
+            e.release(2050, None),
+            Err(Withheld::Waiting { left_secs: 50 })
+        );
         assert_eq!(e.release(2100, None), Ok(&[1u8, 2, 3, 250][..]));
         let v = e.view(2100, None);
         assert_eq!(v.vetoed, 1);
@@ -427,6 +447,9 @@ mod tests {
         );
         assert!(e.release(1700, Some(1200)).is_ok());
         // Never seen: counts from the escrow's creation.
-        assert_eq!(e.release(1400, None), Err(Withheld::Waiting { left_secs: 100 }));
+        assert_eq!(
+            e.release(1400, None),
+            Err(Withheld::Waiting { left_secs: 100 })
+        );
     }
 }

@@ -423,7 +423,12 @@ mod tests {
     fn inheritance_variants_are_appended_after_the_older_ones() {
         let index = |frame: Vec<u8>| frame[5];
         let o = OwnerId([4; 32]);
-        assert_eq!(index(encode(&Request::UndeleteFragment { id: FragmentId([0; 32]) })), 14);
+        assert_eq!(
+            index(encode(&Request::UndeleteFragment {
+                id: FragmentId([0; 32])
+            })),
+            14
+        );
         assert_eq!(index(encode(&Request::EscrowDelete)), 16);
         assert_eq!(index(encode(&Request::InheritClaim { owner: o })), 19);
         assert_eq!(index(encode(&Request::InheritCollect { owner: o })), 21);
@@ -433,7 +438,11 @@ mod tests {
             kind: ErrorKind::NotHeir,
             message: String::new(),
         });
-        assert_eq!((e[5], e[6]), (8, 8), "Error, then NotHeir after NotReciprocal");
+        assert_eq!(
+            (e[5], e[6]),
+            (8, 8),
+            "Error, then NotHeir after NotReciprocal"
+        );
         assert!(Request::InheritStatus { owner: o }.is_heirs());
         assert!(!Request::EscrowStatus.is_heirs() && !Request::List.is_heirs());
     }

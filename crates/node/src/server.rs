@@ -532,7 +532,9 @@ async fn serve_stream(
         | Request::InheritStatus { .. }
         | Request::InheritCollect { .. }) => {
             let s = Arc::clone(server);
-            blocking(move || inherit::serve(&s, owner, req)).await?.into()
+            blocking(move || inherit::serve(&s, owner, req))
+                .await?
+                .into()
         }
         Request::GetDeletedMeta { key } => {
             match on_folder(&space, move |s| s.folder.get_deleted_meta(&key)).await? {

@@ -55,8 +55,7 @@ fn spec(owner_seed: &[u8; 32], heir: &NodeClient, wait_secs: u64) -> EscrowSpec 
         inactive_secs: None,
         set_id: 4242,
         threshold: 2,
-        sealed_share: seal_escrow_share(owner_seed, &heir_id.0, 4242, "some share words")
-            .unwrap(),
+        sealed_share: seal_escrow_share(owner_seed, &heir_id.0, 4242, "some share words").unwrap(),
     }
 }
 
@@ -77,7 +76,10 @@ fn escrow_is_stored_privately_and_shown_to_its_owner() {
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "{}", path.display());
         let v = peer.escrow_status().unwrap().expect("an escrow");
-        assert_eq!((v.heir, v.wait_secs, v.set_id), (owner_of(&heir), 3600, 4242));
+        assert_eq!(
+            (v.heir, v.wait_secs, v.set_id),
+            (owner_of(&heir), 3600, 4242)
+        );
         assert_eq!(v.claim, None);
         // Cancel deletes it.
         assert!(peer.escrow_delete().unwrap().is_some());
@@ -92,7 +94,9 @@ fn a_claim_by_anyone_but_the_heir_is_refused_and_an_heir_gets_nothing_else() {
         let node = TestNode::start(GRACE);
         let (seed, owner) = owner_on(&node);
         let (_, heir) = heir();
-        node.peer(&owner).escrow_put(spec(&seed, &heir, 3600)).unwrap();
+        node.peer(&owner)
+            .escrow_put(spec(&seed, &heir, 3600))
+            .unwrap();
         let owner_id = owner_of(&owner);
         // A stranger (not granted) and another granted owner.
         let stranger = new_client();
@@ -143,7 +147,10 @@ fn collect_before_the_wait_says_how_long_is_left_and_after_it_releases() {
         }
         let v = hp.inherit_claim(owner_id).unwrap();
         let c = v.claim.unwrap();
-        assert!(matches!(c.phase, ClaimPhase::Waiting { left_secs, .. } if (1..=3).contains(&left_secs)), "{c:?}");
+        assert!(
+            matches!(c.phase, ClaimPhase::Waiting { left_secs, .. } if (1..=3).contains(&left_secs)),
+            "{c:?}"
+        );
         // The owner sees the open claim.
         let seen = node.peer(&owner).escrow_status().unwrap().unwrap();
         assert_eq!(seen.claim.map(|c| c.id), Some(c.id));
@@ -154,7 +161,14 @@ fn collect_before_the_wait_says_how_long_is_left_and_after_it_releases() {
             other => panic!("released before the wait: {other:?}"),
         }
         // A repeated claim does not restart the wait.
-        assert_eq!(hp.inherit_claim(owner_id).unwrap().claim.unwrap().opened_unix, c.opened_unix);
+        assert_eq!(
+            hp.inherit_claim(owner_id)
+                .unwrap()
+                .claim
+                .unwrap()
+                .opened_unix,
+            c.opened_unix
+        );
         thread::sleep(Duration::from_millis(3200));
         match hp.inherit_collect(owner_id).unwrap() {
             Collected::Released { sealed_share, .. } => {
@@ -188,8 +202,14 @@ fn a_veto_blocks_the_claim_for_good_and_a_new_claim_waits_again() {
         }
         let second = hp.inherit_claim(owner_id).unwrap().claim.unwrap();
         assert_eq!(second.id, first.id + 1, "a new claim, a new number");
-        assert!(matches!(second.phase, ClaimPhase::Waiting { .. }), "a new wait");
-        assert_eq!(node.peer(&owner).escrow_status().unwrap().unwrap().vetoed, 1);
+        assert!(
+            matches!(second.phase, ClaimPhase::Waiting { .. }),
+            "a new wait"
+        );
+        assert_eq!(
+            node.peer(&owner).escrow_status().unwrap().unwrap().vetoed,
+            1
+        );
     });
 }
 
@@ -201,12 +221,20 @@ fn a_claim_survives_the_node_being_killed_and_restarted_on_its_folder() {
         let (_, heir) = heir();
         node.peer(&owner).escrow_put(spec(&seed, &heir, 2)).unwrap();
         let owner_id = owner_of(&owner);
-        let claimed = node.peer(&heir).inherit_claim(owner_id).unwrap().claim.unwrap();
+        let claimed = node
+            .peer(&heir)
+            .inherit_claim(owner_id)
+            .unwrap()
+            .claim
+            .unwrap();
         let dir = node.kill();
         let node = TestNode::start_in(dir, GRACE);
         let hp = node.peer(&heir);
         let after = hp.inherit_status(owner_id).unwrap().claim.unwrap();
-        assert_eq!((after.id, after.opened_unix), (claimed.id, claimed.opened_unix));
+        assert_eq!(
+            (after.id, after.opened_unix),
+            (claimed.id, claimed.opened_unix)
+        );
         thread::sleep(Duration::from_millis(2200));
         assert!(matches!(
             hp.inherit_collect(owner_id).unwrap(),

@@ -282,9 +282,8 @@ pub fn format_duration(d: Duration) -> String {
 /// `30s`, `15m`, `72h`, `30d`, `6mo`, `1y`: a whole number and a unit
 /// (a month is 30 days, a year 365: waiting periods, not calendar dates).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!("duration `{s}`: give a number and a unit, e.g. 30s, 15m, 72h, 30d, 6mo or 1y")
-    };
+    let bad =
+        || format!("duration `{s}`: give a number and a unit, e.g. 30s, 15m, 72h, 30d, 6mo or 1y");
     let s = s.trim();
     let unit_at = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (n, unit) = s.split_at(unit_at);

@@ -135,7 +135,10 @@ pub fn run(cmd: InheritCmd, out: Out) -> Result<ExitCode> {
             let home = open_home()?;
             let rows = inherit::heir_status(&home, &owner, &l, &path)?;
             out.emit(&rows, |rows| {
-                println!("Your claim on owner {}… per custodian:", &owner.to_hex()[..12]);
+                println!(
+                    "Your claim on owner {}… per custodian:",
+                    &owner.to_hex()[..12]
+                );
                 print_rows(rows);
             })?;
             Ok(ExitCode::SUCCESS)
@@ -177,11 +180,12 @@ pub fn run(cmd: InheritCmd, out: Out) -> Result<ExitCode> {
             let home = open_home()?;
             let rows = inherit::claim(&home, &owner, &l, &path)?;
             out.emit(&rows, |rows| {
-                println!(
-                    "Claim recorded; the owner is told and may veto it. Per custodian:"
-                );
+                println!("Claim recorded; the owner is told and may veto it. Per custodian:");
                 print_rows(rows);
-                println!("Then: `trove inherit collect --owner {owner} --letter {} --into NEW_HOME`.", path.display());
+                println!(
+                    "Then: `trove inherit collect --owner {owner} --letter {} --into NEW_HOME`.",
+                    path.display()
+                );
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -200,8 +204,7 @@ pub fn run(cmd: InheritCmd, out: Out) -> Result<ExitCode> {
                 !pass.is_empty(),
                 "an empty passphrase protects nothing; choose one"
             );
-            let done =
-                inherit::collect(&home, &heir, &owner, &l, &path, &into, pass.as_bytes())?;
+            let done = inherit::collect(&home, &heir, &owner, &l, &path, &into, pass.as_bytes())?;
             out.emit(&done, |d| {
                 println!(
                     "Collected {} of {} shares: {} holds identity {} (owner id {}), with peers {}.",

@@ -67,17 +67,24 @@ fn a_vetoed_claim_releases_nothing_and_a_later_one_gives_the_heir_a_home_that_re
     // (a new set) with the test's shorter wait.
     let owner_letter = t.tmp.path().join("letter.json");
     let ol = owner_letter.display().to_string();
-    let first = t.ok_json(&["inherit", "setup", "--heir", &heir, "--wait", "20s", "--letter", &ol]);
+    let first = t.ok_json(&[
+        "inherit", "setup", "--heir", &heir, "--wait", "20s", "--letter", &ol,
+    ]);
     assert_eq!(first["letter"]["wait_secs"], 20, "{first}");
     let wait = format!("{}s", WAIT.as_secs());
-    let s = t.ok_json(&["inherit", "setup", "--heir", &heir, "--wait", &wait, "--letter", &ol]);
+    let s = t.ok_json(&[
+        "inherit", "setup", "--heir", &heir, "--wait", &wait, "--letter", &ol,
+    ]);
     let letter = &s["letter"];
     assert_eq!(letter["threshold"], 2, "a majority of 3: {s}");
     assert_eq!(letter["custodians"].as_array().unwrap().len(), 3, "{s}");
     assert_ne!(letter["set_id"], first["letter"]["set_id"], "a new set");
     let letter_text = std::fs::read_to_string(&owner_letter).unwrap();
     for word in phrase.split(' ').collect::<Vec<_>>().windows(3) {
-        assert!(!letter_text.contains(&word.join(" ")), "the letter holds no secret");
+        assert!(
+            !letter_text.contains(&word.join(" ")),
+            "the letter holds no secret"
+        );
     }
     // The heir gets the letter.
     let heir_letter = h.tmp.path().join("letter.json");
@@ -94,21 +101,33 @@ fn a_vetoed_claim_releases_nothing_and_a_later_one_gives_the_heir_a_home_that_re
     assert!(stderr(&out).contains("naming"), "{}", describe(&out));
 
     // First claim; the owner sees it; the owner vetoes it.
-    let out = h.run(&["--json", "inherit", "claim", "--owner", &owner, "--letter", &hl]);
+    let out = h.run(&[
+        "--json", "inherit", "claim", "--owner", &owner, "--letter", &hl,
+    ]);
     heir_saw += &text(&out);
     assert_code(&out, 0, &["inherit", "claim"]);
     assert_eq!(phases(&parse_json(&out)), ["waiting"; 3]);
     let st = t.ok_json(&["inherit", "status"]);
     assert_eq!(phases(&st), ["waiting"; 3], "{st}");
     let out = t.run(&["inherit", "status"]);
-    assert!(stdout_of(&out).contains("CLAIM IS OPEN"), "{}", describe(&out));
+    assert!(
+        stdout_of(&out).contains("CLAIM IS OPEN"),
+        "{}",
+        describe(&out)
+    );
     let out = t.run(&["status"]);
-    assert!(stdout_of(&out).contains("INHERITANCE CLAIM"), "{}", describe(&out));
+    assert!(
+        stdout_of(&out).contains("INHERITANCE CLAIM"),
+        "{}",
+        describe(&out)
+    );
     let v = t.ok_json(&["inherit", "veto"]);
     assert_eq!(phases(&v), ["vetoed"; 3], "{v}");
     // Even after the wait, a vetoed claim releases nothing.
     std::thread::sleep(WAIT + Duration::from_millis(500));
-    let out = h.run(&["inherit", "collect", "--owner", &owner, "--letter", &hl, "--into", &nh]);
+    let out = h.run(&[
+        "inherit", "collect", "--owner", &owner, "--letter", &hl, "--into", &nh,
+    ]);
     heir_saw += &text(&out);
     assert_code(&out, 1, &["inherit", "collect (vetoed)"]);
     assert!(stderr(&out).contains("vetoed"), "{}", describe(&out));
@@ -116,22 +135,34 @@ fn a_vetoed_claim_releases_nothing_and_a_later_one_gives_the_heir_a_home_that_re
     assert!(!new_home.join("keyfile").exists());
 
     // A second claim: too early, then released.
-    let out = h.run(&["--json", "inherit", "claim", "--owner", &owner, "--letter", &hl]);
+    let out = h.run(&[
+        "--json", "inherit", "claim", "--owner", &owner, "--letter", &hl,
+    ]);
     let claimed = Instant::now();
     heir_saw += &text(&out);
     assert_code(&out, 0, &["inherit", "claim (second)"]);
     let rows = parse_json(&out);
     assert_eq!(rows[0]["escrow"]["claim"]["id"], 2, "{rows}");
-    let out = h.run(&["inherit", "collect", "--owner", &owner, "--letter", &hl, "--into", &nh]);
+    let out = h.run(&[
+        "inherit", "collect", "--owner", &owner, "--letter", &hl, "--into", &nh,
+    ]);
     heir_saw += &text(&out);
     assert_code(&out, 1, &["inherit", "collect (early)"]);
     assert!(stderr(&out).contains("too early"), "{}", describe(&out));
     assert!(stderr(&out).contains("left"), "{}", describe(&out));
     let st = h.ok_json(&["inherit", "status", "--owner", &owner, "--letter", &hl]);
-    assert!(phases(&st).iter().all(|p| p == "waiting" || p == "releasable"), "{st}");
-    let left = (claimed + WAIT + Duration::from_millis(800)).saturating_duration_since(Instant::now());
+    assert!(
+        phases(&st)
+            .iter()
+            .all(|p| p == "waiting" || p == "releasable"),
+        "{st}"
+    );
+    let left =
+        (claimed + WAIT + Duration::from_millis(800)).saturating_duration_since(Instant::now());
     std::thread::sleep(left);
-    let out = h.run(&["--json", "inherit", "collect", "--owner", &owner, "--letter", &hl, "--into", &nh]);
+    let out = h.run(&[
+        "--json", "inherit", "collect", "--owner", &owner, "--letter", &hl, "--into", &nh,
+    ]);
     heir_saw += &text(&out);
     assert_code(&out, 0, &["inherit", "collect"]);
     let done = parse_json(&out);
@@ -144,14 +175,21 @@ fn a_vetoed_claim_releases_nothing_and_a_later_one_gives_the_heir_a_home_that_re
     assert_code(&out, 0, &["sync (heir)"]);
     let target = h.tmp.path().join("restored");
     let tg = target.display().to_string();
-    let out = run_in(&h, &new_home, &["--json", "restore", "data:latest", "--target", &tg]);
+    let out = run_in(
+        &h,
+        &new_home,
+        &["--json", "restore", "data:latest", "--target", &tg],
+    );
     heir_saw += &text(&out);
     assert_code(&out, 0, &["restore (heir)"]);
     assert_same_tree(&t.src, &target.join("src"));
 
     assert!(!heir_saw.contains(&phrase));
     for w in phrase.split(' ').collect::<Vec<_>>().windows(3) {
-        assert!(!heir_saw.contains(&w.join(" ")), "the heir saw phrase words {w:?}");
+        assert!(
+            !heir_saw.contains(&w.join(" ")),
+            "the heir saw phrase words {w:?}"
+        );
     }
 }
 

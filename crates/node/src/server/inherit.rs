@@ -14,24 +14,27 @@ use crate::store::OwnerId;
 /// Serve one inheritance request of `caller` (blocking: file I/O).
 pub(super) fn serve(server: &Server, caller: OwnerId, req: Request) -> Response {
     // One writer at a time: a claim and a veto racing must not lose one.
-    let _turn = server
-        .escrow_turn
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let _turn = server.escrow_turn.lock().unwrap_or_else(|p| p.into_inner());
     let dir = &server.store.dir;
     let now = now_unix();
     let stored = |e: &Escrow| match dir.save_escrow(e) {
         Ok(()) => None,
         Err(e) => {
             warn!(error = %e, "writing an escrow failed");
-            Some(err(ErrorKind::Internal, "the node cannot write the escrow (see its log)"))
+            Some(err(
+                ErrorKind::Internal,
+                "the node cannot write the escrow (see its log)",
+            ))
         }
     };
     let load = |owner: &OwnerId| match dir.escrow(owner) {
         Ok(e) => Ok(e),
         Err(e) => {
             warn!(error = %e, "reading an escrow failed");
-            Err(err(ErrorKind::Internal, "the node cannot read the escrow (see its log)"))
+            Err(err(
+                ErrorKind::Internal,
+                "the node cannot read the escrow (see its log)",
+            ))
         }
     };
     let seen = |owner: &OwnerId| server.owner_seen(owner);
@@ -59,7 +62,10 @@ pub(super) fn serve(server: &Server, caller: OwnerId, req: Request) -> Response 
                 }
                 Err(e) => {
                     warn!(error = %e, "deleting an escrow failed");
-                    err(ErrorKind::Internal, "the node cannot delete the escrow (see its log)")
+                    err(
+                        ErrorKind::Internal,
+                        "the node cannot delete the escrow (see its log)",
+                    )
                 }
             },
         },

@@ -14,7 +14,9 @@ pub enum InheritError {
     #[error("peer `{0}` is not a node peer: only Trove nodes can hold an escrow and wait out a claim; name node peers (see `trove peer list`)")]
     NotANode(String),
     /// More custodians than SLIP-39 has shares.
-    #[error("{0} custodians: a SLIP-39 set has at most 16 shares; name at most 16 with --custodians")]
+    #[error(
+        "{0} custodians: a SLIP-39 set has at most 16 shares; name at most 16 with --custodians"
+    )]
     TooManyCustodians(usize),
     /// A threshold that does not fit the custodians.
     #[error("threshold {threshold} does not fit {custodians} custodian(s): give 1 to {custodians} (default: a majority, at least 2)")]
@@ -43,7 +45,9 @@ pub enum InheritError {
     #[error("no custodian recorded the claim: {0}")]
     NoClaimRecorded(String),
     /// Collect found too few released shares.
-    #[error("only {have} of the {need} shares needed are released ({need_more} more needed): {details}")]
+    #[error(
+        "only {have} of the {need} shares needed are released ({need_more} more needed): {details}"
+    )]
     NotReleased {
         have: usize,
         need: usize,

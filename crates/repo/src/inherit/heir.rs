@@ -190,12 +190,11 @@ pub fn collect(
         .into());
     }
     let word_refs: Vec<&str> = words.iter().map(|w| w.as_str()).collect();
-    let master = trove_recovery::combine_master(&word_refs, b"").map_err(|e| {
-        InheritError::WrongSecret {
+    let master =
+        trove_recovery::combine_master(&word_refs, b"").map_err(|e| InheritError::WrongSecret {
             owner: owner.to_hex(),
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     let master = MasterSecret::from_bytes(master);
     if &OwnerId::from_seed(&master.transport_seed()) != owner {
         return Err(InheritError::WrongSecret {
