@@ -27,14 +27,15 @@ pub(super) fn serve(server: &Server, caller: OwnerId, req: Request) -> Response 
             ))
         }
     };
+    // The refusal is boxed: a `Response` is large for an `Err`.
     let load = |owner: &OwnerId| match dir.escrow(owner) {
         Ok(e) => Ok(e),
         Err(e) => {
             warn!(error = %e, "reading an escrow failed");
-            Err(err(
+            Err(Box::new(err(
                 ErrorKind::Internal,
                 "the node cannot read the escrow (see its log)",
-            ))
+            )))
         }
     };
     let seen = |owner: &OwnerId| server.owner_seen(owner);
@@ -52,7 +53,7 @@ pub(super) fn serve(server: &Server, caller: OwnerId, req: Request) -> Response 
             Response::Ok
         }
         Request::EscrowDelete => match load(&caller) {
-            Err(r) => r,
+            Err(r) => *r,
             Ok(before) => match dir.delete_escrow(&caller) {
                 Ok(_) => {
                     if before.is_some() {
@@ -70,7 +71,7 @@ pub(super) fn serve(server: &Server, caller: OwnerId, req: Request) -> Response 
             },
         },
         Request::EscrowVeto => match load(&caller) {
-            Err(r) => r,
+            Err(r) => *r,
             Ok(None) => Response::Escrow(None),
             Ok(Some(mut e)) => {
                 let n = e.veto(now);
@@ -84,14 +85,14 @@ pub(super) fn serve(server: &Server, caller: OwnerId, req: Request) -> Response 
             }
         },
         Request::EscrowStatus => match load(&caller) {
-            Err(r) => r,
+            Err(r) => *r,
             Ok(e) => Response::Escrow(e.as_ref().map(view)),
         },
         Request::InheritClaim { owner }
         | Request::InheritStatus { owner }
         | Request::InheritCollect { owner } => {
             let mut e = match load(&owner) {
-                Err(r) => return r,
+                Err(r) => return *r,
                 Ok(Some(e)) if e.spec.heir == caller => e,
                 Ok(_) => {
                     info!(caller = %caller.short(), owner = %owner.short(), "refused an inheritance request from an id that is not the named heir");
