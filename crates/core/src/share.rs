@@ -210,6 +210,27 @@ mod tests {
             .to_bytes()
     }
 
+    /// A share file written by the code before sealing moved to
+    /// `sealed_to` (fixed keys, so this can be checked): it still opens,
+    /// so share files keep their bytes.
+    #[test]
+    fn a_share_file_sealed_before_sealed_to_still_opens() {
+        let file = include_bytes!("../tests/fixtures/share_v1.trvs");
+        let owner = MasterSecret::from_bytes([5; 32]);
+        let friend = MasterSecret::from_bytes([7; 32]);
+        let (h, got) = open_share(file, &friend.transport_seed()).unwrap();
+        assert_eq!(h.sharer, owner.identity().public());
+        assert_eq!(h.recipient, owner_id(&friend));
+        assert_eq!(h.container, ContainerId([9; 32]));
+        let keys: Vec<_> = got.keys.iter().map(|k| *k.as_bytes()).collect();
+        assert_eq!(keys, [[3; 32], [4; 32]]);
+        assert_eq!(
+            (got.manifest.name.as_str(), got.created_unix),
+            ("photos", 42)
+        );
+        assert!(open_share(file, &owner.transport_seed()).is_err());
+    }
+
     #[test]
     fn only_the_recipient_opens_a_share_and_any_change_is_refused() {
         let (owner, friend, stranger) = (
