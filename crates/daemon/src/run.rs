@@ -646,7 +646,7 @@ impl Daemon {
         self.last_audit_unix = Some(now_unix());
         // An open inheritance claim is the owner's to see at once: said at
         // every round while it stays open.
-        for c in trove_repo::inherit::open_claims(&home) {
+        for c in trove_repo::inherit::open_claims(&home, &[]) {
             tracing::warn!(
                 "INHERITANCE CLAIM open on custodian {}: {}; if you did not expect it, run `trove inherit veto`",
                 c.custodian,

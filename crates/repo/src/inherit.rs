@@ -311,10 +311,21 @@ pub fn owner_status(home: &Home) -> Result<Vec<CustodianRow>> {
 /// The custodians reporting an open claim (for `trove status` and the
 /// daemon's round); custodians that do not answer are left out (the
 /// peers' own state says so).
-pub fn open_claims(home: &Home) -> Vec<CustodianRow> {
-    owner_status(home)
-        .map(|rows| rows.into_iter().filter(CustodianRow::open_claim).collect())
-        .unwrap_or_default()
+/// Node peers named in `skip` (found unreachable a moment ago) are not
+/// asked, so a dead node costs no second timeout.
+pub fn open_claims(home: &Home, skip: &[String]) -> Vec<CustodianRow> {
+    let Ok(records) = custodian_records(home, None) else {
+        return Vec::new();
+    };
+    records
+        .iter()
+        .filter(|r| !skip.contains(&r.name))
+        .filter_map(|rec| {
+            let view = node_of(home, rec).ok()?.escrow_status().ok()?;
+            Some(CustodianRow::answered(&rec.name, view))
+        })
+        .filter(CustodianRow::open_claim)
+        .collect()
 }
 
 /// Veto every open claim on every custodian.

@@ -145,11 +145,16 @@ pub fn status(home: &Home, config: &Config) -> Result<StatusReport> {
             redundancy: r,
         });
     }
+    let unreachable: Vec<String> = peers
+        .iter()
+        .filter(|p| p.error.is_some())
+        .map(|p| p.name.clone())
+        .collect();
     Ok(StatusReport {
         containers,
         peers,
         storm,
         drill: drill_status(home.dir(), now_ns.div_euclid(1_000_000_000)),
-        inheritance_claims: crate::inherit::open_claims(home),
+        inheritance_claims: crate::inherit::open_claims(home, &unreachable),
     })
 }
