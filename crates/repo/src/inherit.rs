@@ -101,7 +101,11 @@ impl CustodianRow {
     /// One line for people: where this custodian stands.
     pub fn describe(&self) -> String {
         if let Some(e) = &self.error {
-            return format!("unreachable or refused: {e}");
+            return if self.not_heir {
+                format!("refused, not the named heir: {e}")
+            } else {
+                format!("unreachable or refused: {e}")
+            };
         }
         if self.released {
             return "released its share".into();

@@ -207,7 +207,7 @@ pub fn run(cmd: InheritCmd, out: Out) -> Result<ExitCode> {
             let done = inherit::collect(&home, &heir, &owner, &l, &path, &into, pass.as_bytes())?;
             out.emit(&done, |d| {
                 println!(
-                    "Collected {} of {} shares: {} holds identity {} (owner id {}), with peers {}.",
+                    "Collected {} share(s), {} needed: {} holds identity {} (owner id {}), with peers {}.",
                     d.shares,
                     d.threshold,
                     d.home.display(),
