@@ -252,3 +252,38 @@ fn a_claim_survives_the_node_being_killed_and_restarted_on_its_folder() {
         ));
     });
 }
+
+#[test]
+fn with_inactivity_the_owners_requests_hold_the_release_until_it_stays_away() {
+    bounded(Duration::from_secs(60), || {
+        let node = TestNode::start(GRACE);
+        let (seed, owner) = owner_on(&node);
+        let (_, heir) = heir();
+        let mut s = spec(&seed, &heir, 0);
+        s.inactive_secs = Some(3);
+        let op = node.peer(&owner);
+        op.escrow_put(s).unwrap();
+        let owner_id = owner_of(&owner);
+        let hp = node.peer(&heir);
+        hp.inherit_claim(owner_id).unwrap();
+        // The wait (0 s) has passed, but the owner was just seen; while it
+        // keeps using the node, nothing is released.
+        for _ in 0..3 {
+            thread::sleep(Duration::from_millis(1100));
+            op.escrow_status().unwrap();
+            assert!(
+                matches!(
+                    hp.inherit_collect(owner_id).unwrap(),
+                    Collected::Withheld(_)
+                ),
+                "released while the owner is active"
+            );
+        }
+        // The heir's own requests do not count as the owner's activity.
+        thread::sleep(Duration::from_millis(3300));
+        assert!(matches!(
+            hp.inherit_collect(owner_id).unwrap(),
+            Collected::Released { .. }
+        ));
+    });
+}
