@@ -12,6 +12,7 @@ pub mod demo;
 pub mod drill;
 pub mod dump;
 pub mod forget;
+pub mod inherit;
 pub mod init;
 pub mod ls;
 pub mod mount;

@@ -104,6 +104,11 @@ enum Cmd {
     /// Social recovery: SLIP-39 shares of the master secret, and the recovery kit.
     #[command(subcommand)]
     Recovery(recovery::RecoveryCmd),
+    /// Inheritance with a waiting period and a veto: escrow the master
+    /// secret on custodian nodes for an heir (`setup`), see claims
+    /// (`status`), `veto` them, `cancel`; the heir's `claim` and `collect`.
+    #[command(subcommand)]
+    Inherit(inherit::InheritCmd),
     /// Rehearse a recovery from the phrase (or shares) in a scratch home,
     /// through one peer that answers, restoring and verifying a random
     /// sample of files; this home is not changed (except drill.json).
@@ -162,6 +167,7 @@ fn run(cmd: Cmd, out: Out) -> anyhow::Result<ExitCode> {
         Cmd::Sync => sync::run(out),
         Cmd::Undelete(a) => undelete::run(a, out),
         Cmd::Recovery(c) => recovery::run(c, out),
+        Cmd::Inherit(c) => inherit::run(c, out),
         Cmd::Drill(a) => drill::run(a, out),
         Cmd::Demo(a) => demo::run(a, out),
     }

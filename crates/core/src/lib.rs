@@ -7,12 +7,14 @@
 pub mod chunk;
 pub mod envelope;
 pub mod erasure;
+pub mod escrow;
 pub mod ids;
 pub mod keys;
 pub mod manifest;
 pub mod pack;
 pub mod padding;
 pub mod seal;
+pub mod sealed_to;
 pub mod share;
 pub mod tree;
 

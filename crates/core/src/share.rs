@@ -3,18 +3,13 @@
 //! they know whose data it is (`docs/design.md` §9e).
 //!
 //! The recipient is named by their owner id (the Ed25519 public key nodes
-//! grant). The file is sealed with X25519 to the Montgomery form of that
-//! key, from a fresh ephemeral key: the recipient's X25519 secret is the
-//! scalar of their Ed25519 transport key (as libsodium's
-//! `crypto_sign_ed25519_sk_to_curve25519`).
+//! grant); the file is sealed to it with [`crate::sealed_to`].
 
 use crate::ids::ContainerId;
 use crate::keys::{ContainerKey, Identity, PublicIdentity};
 use crate::manifest::ContainerManifest;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use curve25519_dalek::montgomery::MontgomeryPoint;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use crate::sealed_to::SealedTo;
+use ed25519_dalek::{Signature, Signer, Verifier};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -81,12 +76,8 @@ pub fn seal_share(
     keys: &[ContainerKey],
     created_unix: i64,
 ) -> Result<Vec<u8>, ShareError> {
-    let their = VerifyingKey::from_bytes(recipient)
-        .map_err(|_| ShareError::BadRecipient(hex::encode(recipient)))?
-        .to_montgomery();
-    let ephemeral = Zeroizing::new(rand::random::<[u8; 32]>());
-    let ephemeral_public = MontgomeryPoint::mul_base_clamped(*ephemeral);
-    let shared = Zeroizing::new(their.mul_clamped(*ephemeral).to_bytes());
+    let seal = SealedTo::to(CTX_SHARE, recipient)
+        .map_err(|_| ShareError::BadRecipient(hex::encode(recipient)))?;
     let nonce: [u8; 24] = rand::random();
     let mut plain = Zeroizing::new(vec![BODY_VERSION]);
     let mut manifest = manifest.clone();
@@ -104,19 +95,10 @@ pub fn seal_share(
     out.extend_from_slice(&identity.public().0);
     out.extend_from_slice(recipient);
     out.extend_from_slice(body.manifest.id.as_bytes());
-    out.extend_from_slice(ephemeral_public.as_bytes());
+    out.extend_from_slice(&seal.ephemeral_public);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&((plain.len() + 16) as u32).to_le_bytes());
-    let cipher = XChaCha20Poly1305::new(&seal_key(&shared, &ephemeral_public, &their).into());
-    let sealed = cipher
-        .encrypt(
-            XNonce::from_slice(&nonce),
-            Payload {
-                msg: &plain,
-                aad: &out,
-            },
-        )
-        .expect("encryption cannot fail");
+    let sealed = seal.encrypt(&nonce, &plain, &out);
     out.extend_from_slice(&sealed);
     let sig = identity.signing_key().sign(&out);
     out.extend_from_slice(&sig.to_bytes());
@@ -161,23 +143,14 @@ pub fn open_share(
     transport_seed: &[u8; 32],
 ) -> Result<(ShareHeader, ShareContents), ShareError> {
     let header = peek_share(bytes)?;
-    let signing = SigningKey::from_bytes(transport_seed);
-    let mine = signing.verifying_key().to_montgomery();
-    let scalar = Zeroizing::new(signing.to_scalar_bytes());
-    let ephemeral_public = MontgomeryPoint(bytes[101..133].try_into().expect("32 bytes"));
-    let shared = Zeroizing::new(ephemeral_public.mul_clamped(*scalar).to_bytes());
-    let cipher = XChaCha20Poly1305::new(&seal_key(&shared, &ephemeral_public, &mine).into());
-    let plain = Zeroizing::new(
-        cipher
-            .decrypt(
-                XNonce::from_slice(&bytes[133..157]),
-                Payload {
-                    msg: &bytes[HEADER_LEN..bytes.len() - SIG_LEN],
-                    aad: &bytes[..HEADER_LEN],
-                },
-            )
-            .map_err(|_| ShareError::Undecryptable)?,
-    );
+    let ephemeral_public = bytes[101..133].try_into().expect("32 bytes");
+    let plain = SealedTo::open_with(CTX_SHARE, transport_seed, ephemeral_public)
+        .decrypt(
+            bytes[133..157].try_into().expect("24 bytes"),
+            &bytes[HEADER_LEN..bytes.len() - SIG_LEN],
+            &bytes[..HEADER_LEN],
+        )
+        .ok_or(ShareError::Undecryptable)?;
     if plain.first() != Some(&BODY_VERSION) {
         return Err(ShareError::UnknownVersion(
             plain.first().copied().unwrap_or(0),
@@ -207,25 +180,13 @@ pub fn open_share(
     ))
 }
 
-/// The AEAD key: the X25519 secret bound to both public keys.
-fn seal_key(
-    shared: &[u8; 32],
-    ephemeral: &MontgomeryPoint,
-    recipient: &MontgomeryPoint,
-) -> [u8; 32] {
-    let mut input = Zeroizing::new(Vec::with_capacity(96));
-    input.extend_from_slice(shared);
-    input.extend_from_slice(ephemeral.as_bytes());
-    input.extend_from_slice(recipient.as_bytes());
-    blake3::derive_key(CTX_SHARE, &input)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::chunk::ChunkerParams;
     use crate::keys::MasterSecret;
     use crate::manifest::Redundancy;
+    use ed25519_dalek::SigningKey;
 
     fn manifest() -> ContainerManifest {
         ContainerManifest {
@@ -247,6 +208,27 @@ mod tests {
         SigningKey::from_bytes(&m.transport_seed())
             .verifying_key()
             .to_bytes()
+    }
+
+    /// A share file written by the code before sealing moved to
+    /// `sealed_to` (fixed keys, so this can be checked): it still opens,
+    /// so share files keep their bytes.
+    #[test]
+    fn a_share_file_sealed_before_sealed_to_still_opens() {
+        let file = include_bytes!("../tests/fixtures/share_v1.trvs");
+        let owner = MasterSecret::from_bytes([5; 32]);
+        let friend = MasterSecret::from_bytes([7; 32]);
+        let (h, got) = open_share(file, &friend.transport_seed()).unwrap();
+        assert_eq!(h.sharer, owner.identity().public());
+        assert_eq!(h.recipient, owner_id(&friend));
+        assert_eq!(h.container, ContainerId([9; 32]));
+        let keys: Vec<_> = got.keys.iter().map(|k| *k.as_bytes()).collect();
+        assert_eq!(keys, [[3; 32], [4; 32]]);
+        assert_eq!(
+            (got.manifest.name.as_str(), got.created_unix),
+            ("photos", 42)
+        );
+        assert!(open_share(file, &owner.transport_seed()).is_err());
     }
 
     #[test]

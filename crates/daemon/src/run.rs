@@ -644,6 +644,15 @@ impl Daemon {
             }
         };
         self.last_audit_unix = Some(now_unix());
+        // An open inheritance claim is the owner's to see at once: said at
+        // every round while it stays open.
+        for c in trove_repo::inherit::open_claims(&home, &[]) {
+            tracing::warn!(
+                "INHERITANCE CLAIM open on custodian {}: {}; if you did not expect it, run `trove inherit veto`",
+                c.custodian,
+                c.describe()
+            );
+        }
         let count = |s: PeerState| round.peers.iter().filter(|p| p.health.state == s).count();
         tracing::info!(
             "audit: {} fragment(s) proven, {} failed; peers: {} online, {} suspect, {} lost; {:.1}s",

@@ -18,6 +18,9 @@ use crate::network::{NetworkConfig, NodeTicket};
 use crate::proto::{self, ErrorKind, Request, Response, ALPN, MAX_RESPONSE_FRAME};
 use crate::store::OwnerId;
 
+mod escrow;
+pub use escrow::{Collected, HeirCallError};
+
 /// Connecting (including hole punching) may take this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(8);
 /// Base time allowed for any request...
@@ -142,6 +145,19 @@ impl NodePeer {
         req: &Request,
         body: Body<'_>,
     ) -> Result<(Response, RecvStream), PeerError> {
+        let (resp, recv) = self.exchange_any(req, body).await?;
+        if let Response::Error { kind, message } = resp {
+            return Err(self.refused(kind, message));
+        }
+        Ok((resp, recv))
+    }
+
+    /// [`NodePeer::exchange`], with the node's refusals as answers.
+    async fn exchange_any(
+        &self,
+        req: &Request,
+        body: Body<'_>,
+    ) -> Result<(Response, RecvStream), PeerError> {
         let conn = self.connection().await?;
         let lost = |e: &dyn std::fmt::Display| self.unavailable(format!("connection lost: {e}"));
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| lost(&e))?;
@@ -173,9 +189,6 @@ impl NodePeer {
                     what: format!("the node sent a bad answer: {other}"),
                 },
             })?;
-        if let Response::Error { kind, message } = resp {
-            return Err(self.refused(kind, message));
-        }
         Ok((resp, recv))
     }
 
@@ -209,7 +222,7 @@ impl NodePeer {
                 peer,
                 what: format!("the node refused a put: {message}"),
             },
-            ErrorKind::BadRequest | ErrorKind::Internal => PeerError::Refused {
+            ErrorKind::BadRequest | ErrorKind::Internal | ErrorKind::NotHeir => PeerError::Refused {
                 peer,
                 reason: message,
             },

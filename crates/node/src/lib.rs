@@ -7,6 +7,7 @@
 //!   and fsynced puts, delayed deletion, audits.
 //! - [`client`]: [`NodePeer`], the owner's [`trove_peer::Peer`] for a node.
 //! - [`store`]: the node's data folder, grants and quotas.
+//! - [`escrow`]: inheritance escrows the node holds as a custodian.
 //! - [`ledger`]: the reciprocity ledger (`ledger.json`, `proofs.json`).
 //! - [`network`]: network modes, tickets and LAN discovery.
 //! - `testing` (feature `testing`, for tests of this and other crates):
@@ -14,6 +15,7 @@
 
 pub mod client;
 pub mod error;
+pub mod escrow;
 pub mod ledger;
 pub mod network;
 pub mod proto;
@@ -22,7 +24,7 @@ pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use client::{NodeClient, NodeHello, NodePeer};
+pub use client::{Collected, HeirCallError, NodeClient, NodeHello, NodePeer};
 pub use error::NodeError;
 pub use ledger::{Ledger, Proof, Proofs, Reciprocity, Standing};
 pub use network::{discover, NetworkConfig, NetworkMode, NodeTicket};

@@ -20,6 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use trove_core::{ContainerId, FragmentId};
 use trove_peer::{AuditRange, DeletedMeta, MetaKey, MetaRejection};
 
+use crate::escrow::{EscrowSpec, EscrowView};
 use crate::store::OwnerId;
 
 /// The ALPN that selects this protocol on a QUIC connection.
@@ -98,6 +99,46 @@ pub enum Request {
     UndeleteFragment {
         id: FragmentId,
     },
+    // Inheritance (appended 2026-11, `docs/design.md` §9f). The first four
+    // act on the calling owner's own escrow and need a grant; the last
+    // three are the heir's, served to any caller whose id an escrow names
+    // as heir, granted or not.
+    /// Store (or replace) the caller's escrow: answered `Ok`.
+    EscrowPut {
+        spec: EscrowSpec,
+    },
+    /// Delete the caller's escrow: answered `Escrow(previous)`.
+    EscrowDelete,
+    /// Veto every open claim on the caller's escrow: answered `Escrow`.
+    EscrowVeto,
+    /// The caller's escrow as this node sees it: answered `Escrow`.
+    EscrowStatus,
+    /// The heir claims `owner`'s escrow (the node's clock starts the
+    /// wait; a repeated claim keeps its start): answered `Escrow`.
+    InheritClaim {
+        owner: OwnerId,
+    },
+    /// The heir asks where its claim stands: answered `Escrow`.
+    InheritStatus {
+        owner: OwnerId,
+    },
+    /// The heir asks for the share: `Released` once the claim's time has
+    /// come by this node's clock, else `Escrow` (waiting, vetoed, none).
+    InheritCollect {
+        owner: OwnerId,
+    },
+}
+
+impl Request {
+    /// An heir's request: served to callers the node has not granted.
+    pub fn is_heirs(&self) -> bool {
+        matches!(
+            self,
+            Request::InheritClaim { .. }
+                | Request::InheritStatus { .. }
+                | Request::InheritCollect { .. }
+        )
+    }
 }
 
 /// Why a node declined a request.
@@ -120,6 +161,10 @@ pub enum ErrorKind {
     /// reciprocity rule lets it store (appended 2026-12; `message` has the
     /// figures). Stored data stays readable; the owner places elsewhere.
     NotReciprocal,
+    /// No escrow here names the caller as the heir of the owner it named
+    /// (appended 2026-11). Said the same whether the owner has no escrow
+    /// here or another heir, so a stranger learns nothing.
+    NotHeir,
 }
 
 /// A node's answer.
@@ -168,6 +213,15 @@ pub enum Response {
     MetaRejected(MetaRejection),
     /// Whether a deleted fragment came back (false: not in the trash).
     Undeleted(bool),
+    /// An escrow as the node sees it, by its clock (`None`: no escrow of
+    /// the caller here). Appended 2026-11.
+    Escrow(Option<EscrowView>),
+    /// The heir's share, released: the claim's wait has passed on this
+    /// node's clock without a veto. Appended 2026-11.
+    Released {
+        view: EscrowView,
+        sealed_share: Vec<u8>,
+    },
 }
 
 /// Reading or writing a message failed.
@@ -361,6 +415,36 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// The inheritance messages are appended: every older variant keeps
+    /// its postcard index, so older owners and nodes read each other.
+    #[test]
+    fn inheritance_variants_are_appended_after_the_older_ones() {
+        let index = |frame: Vec<u8>| frame[5];
+        let o = OwnerId([4; 32]);
+        assert_eq!(
+            index(encode(&Request::UndeleteFragment {
+                id: FragmentId([0; 32])
+            })),
+            14
+        );
+        assert_eq!(index(encode(&Request::EscrowDelete)), 16);
+        assert_eq!(index(encode(&Request::InheritClaim { owner: o })), 19);
+        assert_eq!(index(encode(&Request::InheritCollect { owner: o })), 21);
+        assert_eq!(index(encode(&Response::Undeleted(true))), 11);
+        assert_eq!(index(encode(&Response::Escrow(None))), 12);
+        let e = encode(&Response::Error {
+            kind: ErrorKind::NotHeir,
+            message: String::new(),
+        });
+        assert_eq!(
+            (e[5], e[6]),
+            (8, 8),
+            "Error, then NotHeir after NotReciprocal"
+        );
+        assert!(Request::InheritStatus { owner: o }.is_heirs());
+        assert!(!Request::EscrowStatus.is_heirs() && !Request::List.is_heirs());
     }
 
     #[tokio::test]

@@ -1,6 +1,8 @@
 //! The node server: accept owners' connections and serve their requests
 //! from their own namespace, one request per QUIC stream, one handler per
-//! request kind.
+//! request kind. Inheritance requests are served by [`inherit`].
+
+mod inherit;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -53,6 +55,9 @@ pub const DEFAULT_REQUEST_LIMIT: Duration = Duration::from_secs(600);
 const STREAM_BUF: usize = 256 * 1024;
 /// An owner the node refuses is logged at most this often.
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(600);
+/// How long a caller the node has not granted has to send its request
+/// frame (an heir's request; anything else is refused).
+const UNGRANTED_READ: Duration = Duration::from_secs(10);
 /// Connection close code after a refusal (2 is a malformed request).
 const CLOSE_NOT_GRANTED: u32 = 3;
 /// How often the node's observations are written to `ledger.json` (and
@@ -86,6 +91,8 @@ struct Server {
     reciprocity: Option<Reciprocity>,
     /// The node's observations, written to `ledger.json` when changed.
     ledger: Mutex<(Ledger, bool)>,
+    /// Held while an escrow is read, changed and written.
+    escrow_turn: Mutex<()>,
 }
 
 impl Server {
@@ -112,6 +119,13 @@ impl Server {
         let mut l = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
         l.0.observe(owner, now_unix());
         l.1 = true;
+    }
+
+    /// When `owner` last made an authenticated request here (the ledger's
+    /// observation: kept across restarts, to within its flush interval).
+    fn owner_seen(&self, owner: &OwnerId) -> Option<u64> {
+        let l = self.ledger.lock().unwrap_or_else(|p| p.into_inner());
+        l.0.owners.get(owner).map(|r| r.last_seen_unix)
     }
 
     /// Write `ledger.json` if it changed, with each owner's bytes as now.
@@ -192,6 +206,7 @@ pub async fn start(opts: &NodeOptions) -> Result<RunningNode, NodeError> {
             operator,
             reciprocity: opts.reciprocity,
             ledger: Mutex::new((ledger, false)),
+            escrow_turn: Mutex::new(()),
         }),
     })
 }
@@ -408,7 +423,7 @@ async fn on_folder<T: Send + 'static>(
 /// One request on its own stream: check the grant before reading anything,
 /// then dispatch to its handler.
 async fn serve_stream(
-    server: &Server,
+    server: &Arc<Server>,
     owner: OwnerId,
     mut send: SendStream,
     mut recv: RecvStream,
@@ -417,9 +432,25 @@ async fn serve_stream(
     let grant = match store.grant_of(&owner) {
         Ok(Some(g)) => g,
         Ok(None) => {
+            // An heir need not be granted: read the request frame (bounded
+            // in size and time, never what follows it) and serve only the
+            // heir's requests.
+            let req = tokio::time::timeout(
+                UNGRANTED_READ,
+                proto::read_msg::<_, Request>(&mut recv, MAX_REQUEST_FRAME),
+            )
+            .await;
+            if let Ok(Ok(req)) = req {
+                if req.is_heirs() {
+                    let s = Arc::clone(server);
+                    let answer = blocking(move || inherit::serve(&s, owner, req)).await?;
+                    reply(&mut send, &answer).await?;
+                    return Ok(Served::Answered);
+                }
+            }
             server.log_refusal(&owner);
-            // Read nothing (not even the request frame) and tell the owner
-            // to stop sending; it still reads the answer.
+            // Read nothing more and tell the owner to stop sending; it
+            // still reads the answer.
             let _ = recv.stop(0u32.into());
             reply(
                 &mut send,
@@ -493,6 +524,18 @@ async fn serve_stream(
             }
         }
         Request::UndeleteFragment { id } => cx.undelete(id).await?,
+        req @ (Request::EscrowPut { .. }
+        | Request::EscrowDelete
+        | Request::EscrowVeto
+        | Request::EscrowStatus
+        | Request::InheritClaim { .. }
+        | Request::InheritStatus { .. }
+        | Request::InheritCollect { .. }) => {
+            let s = Arc::clone(server);
+            blocking(move || inherit::serve(&s, owner, req))
+                .await?
+                .into()
+        }
         Request::GetDeletedMeta { key } => {
             match on_folder(&space, move |s| s.folder.get_deleted_meta(&key)).await? {
                 Ok(bytes) => data(bytes),

@@ -9,6 +9,7 @@
 //! DIR/operator         the operator's own owner id (`--operator`), if given
 //! DIR/ledger.json      the node's reciprocity observations (`ledger`)
 //! DIR/proofs.json      what the operator's home proved (`ledger`)
+//! DIR/escrow/<owner>.json  an inheritance escrow held for that owner (`escrow`)
 //! DIR/owners/<owner>/  a folder peer: fragments/, meta/, tmp/, trash/,
 //!                      and `identity`: the owner's pinned identity key
 //! ```

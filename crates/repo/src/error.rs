@@ -197,6 +197,9 @@ pub enum RepoError {
     /// A command that writes, on a container shared with this identity.
     #[error("container `{container}` is shared with you read-only by {owner}: backup, forget, prune and repair are its owner's; snapshots, ls, restore, dump and mount work")]
     SharedReadOnly { container: String, owner: String },
+    /// Inheritance: setup, claim, veto, collect.
+    #[error(transparent)]
+    Inherit(#[from] crate::inherit::InheritError),
     /// Writing a stream (`dump`) to its output failed; a closed pipe is
     /// [`RepoError::is_closed_output`].
     #[error("writing the output: {0}")]
@@ -222,6 +225,9 @@ impl RepoError {
     /// argument, a missing setup step) rather than the data or a peer: the
     /// CLI exits with 2 for these.
     pub fn is_usage(&self) -> bool {
+        if let RepoError::Inherit(e) = self {
+            return e.is_usage();
+        }
         matches!(
             self,
             RepoError::BadName { .. }

@@ -279,9 +279,11 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
-/// `30s`, `15m`, `72h`, `30d`: a whole number and a unit.
+/// `30s`, `15m`, `72h`, `30d`, `6mo`, `1y`: a whole number and a unit
+/// (a month is 30 days, a year 365: waiting periods, not calendar dates).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("duration `{s}`: give a number and a unit, e.g. 30s, 15m, 72h or 30d");
+    let bad =
+        || format!("duration `{s}`: give a number and a unit, e.g. 30s, 15m, 72h, 30d, 6mo or 1y");
     let s = s.trim();
     let unit_at = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (n, unit) = s.split_at(unit_at);
@@ -291,6 +293,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
+        "mo" => 30 * 86_400,
+        "y" => 365 * 86_400,
         _ => return Err(bad()),
     };
     n.checked_mul(secs).map(Duration::from_secs).ok_or_else(bad)
@@ -307,6 +311,14 @@ mod tests {
         assert_eq!(parse_duration("72h"), Ok(DEFAULT_PEER_LOST_AFTER));
         assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86_400)));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("20s"), Ok(Duration::from_secs(20)));
+        assert_eq!(parse_duration("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(43_200)));
+        assert_eq!(parse_duration("6mo"), Ok(Duration::from_secs(180 * 86_400)));
+        assert_eq!(parse_duration("1y"), Ok(Duration::from_secs(365 * 86_400)));
+        for bad in ["1mon", "2yr", "1M", "mo", "1 y"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
         for bad in ["", "72", "h", "1.5h", "-1h", "3w", "99999999999999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }

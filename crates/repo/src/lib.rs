@@ -23,6 +23,7 @@ mod forget;
 mod health;
 mod home;
 mod index;
+pub mod inherit;
 mod keyfile;
 mod location;
 mod lock;

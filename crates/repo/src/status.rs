@@ -30,6 +30,9 @@ pub struct StatusReport {
     pub storm: Option<Storm>,
     /// The last recovery drill (`TROVE_HOME/drill.json`).
     pub drill: DrillStatus,
+    /// Custodians reporting an open inheritance claim (waiting or due):
+    /// the owner should see it at once, and veto it if unexpected.
+    pub inheritance_claims: Vec<crate::inherit::CustodianRow>,
 }
 
 /// One container: its redundancy (flattened: `name`, `k`, `m`,
@@ -142,10 +145,16 @@ pub fn status(home: &Home, config: &Config) -> Result<StatusReport> {
             redundancy: r,
         });
     }
+    let unreachable: Vec<String> = peers
+        .iter()
+        .filter(|p| p.error.is_some())
+        .map(|p| p.name.clone())
+        .collect();
     Ok(StatusReport {
         containers,
         peers,
         storm,
         drill: drill_status(home.dir(), now_ns.div_euclid(1_000_000_000)),
+        inheritance_claims: crate::inherit::open_claims(home, &unreachable),
     })
 }

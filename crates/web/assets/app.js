@@ -115,6 +115,13 @@ function renderStatus(s) {
   const storm = document.getElementById("storm");
   storm.hidden = !s.storm;
   storm.textContent = s.storm ? "Storm guard: " + JSON.stringify(s.storm) : "";
+
+  const claims = document.getElementById("claims");
+  const open = s.inheritance_claims || [];
+  claims.hidden = open.length === 0;
+  claims.textContent = open.length === 0 ? "" :
+    "Inheritance claim open on " + open.map((c) => c.custodian).join(", ") +
+    ": your heir asked for your escrowed master secret. If you did not expect it, run `trove inherit veto` now.";
 }
 
 function renderSnapshots(rows) {

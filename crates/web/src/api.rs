@@ -50,6 +50,8 @@ pub struct StatusView {
     /// The storm guard holds: unreachable peers are not declared lost.
     pub storm: Option<Storm>,
     pub packs: Vec<PackMap>,
+    /// Custodians reporting an open inheritance claim (§9f).
+    pub inheritance_claims: Vec<trove_repo::inherit::CustodianRow>,
 }
 
 /// A peer as `trove status` reports it, with its labels and site.
@@ -97,6 +99,7 @@ async fn status(State(dash): State<Arc<Dashboard>>) -> Result<Json<StatusView>, 
             peers,
             storm: report.storm,
             packs,
+            inheritance_claims: report.inheritance_claims,
         }))
     })
     .await

@@ -35,6 +35,8 @@ struct Status<'a> {
     daemon: DaemonRow,
     /// The last recovery drill.
     drill: &'a DrillStatus,
+    /// Custodians with an open inheritance claim.
+    inheritance_claims: &'a [trove_repo::inherit::CustodianRow],
 }
 
 #[derive(Serialize)]
@@ -92,6 +94,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
             state: state.clone(),
         },
         drill: &report.drill,
+        inheritance_claims: &report.inheritance_claims,
     };
     out.emit(&row, |row| print_text(row))?;
     let degraded = report
@@ -128,6 +131,15 @@ fn when(t: Option<i64>) -> String {
 }
 
 fn print_text(s: &Status) {
+    if !s.inheritance_claims.is_empty() {
+        println!(
+            "!! INHERITANCE CLAIM OPEN on {} custodian(s): your heir asked for your escrowed master secret. If you did not expect it, run `trove inherit veto` now.",
+            s.inheritance_claims.len()
+        );
+        for r in s.inheritance_claims {
+            println!("   {:<12} {}", r.custodian, r.describe());
+        }
+    }
     println!("containers:");
     for row in &s.containers {
         let c = &row.status.redundancy;

@@ -17,6 +17,7 @@ mod demo;
 mod drill;
 mod dump;
 mod faults;
+mod inherit;
 mod mount;
 mod nodes;
 mod passphrase;
