@@ -1,6 +1,6 @@
 //! The node server: accept owners' connections and serve their requests
 //! from their own namespace, one request per QUIC stream, one handler per
-//! request kind. Inheritance requests are served by [`inherit`].
+//! request kind. Inheritance requests are served by `server/inherit.rs`.
 
 mod inherit;
 

@@ -8,8 +8,8 @@
 //! of the owner's identity, from which `sync` and `restore` work.
 //!
 //! - this file: the owner's side (`setup`, `veto`, `cancel`, status).
-//! - [`heir`]: the heir's side (`claim`, status, `collect`).
-//! - [`letter`]: the non-secret letter the heir needs.
+//! - `heir`: the heir's side (`claim`, status, `collect`).
+//! - `letter`: the non-secret letter the heir needs.
 
 mod error;
 mod heir;
