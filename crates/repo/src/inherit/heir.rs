@@ -35,6 +35,22 @@ fn custodians(home: &Home, letter: &Letter) -> Vec<(String, Result<NodePeer>)> {
 }
 
 /// A row from an heir's call.
+/// Ask every custodian of the letter the heir's question `ask`: one row
+/// each, a custodian that cannot be reached included.
+fn ask_each(
+    home: &Home,
+    letter: &Letter,
+    ask: impl Fn(&NodePeer) -> std::result::Result<trove_node::escrow::EscrowView, HeirCallError>,
+) -> Vec<CustodianRow> {
+    custodians(home, letter)
+        .into_iter()
+        .map(|(name, peer)| match peer {
+            Err(e) => CustodianRow::failed(&name, e),
+            Ok(p) => heir_row(&name, ask(&p)),
+        })
+        .collect()
+}
+
 fn heir_row(
     name: &str,
     r: std::result::Result<trove_node::escrow::EscrowView, HeirCallError>,
@@ -70,13 +86,7 @@ pub fn claim(
     letter_path: &Path,
 ) -> Result<Vec<CustodianRow>> {
     check_owner(letter, letter_path, owner)?;
-    let rows: Vec<CustodianRow> = custodians(home, letter)
-        .into_iter()
-        .map(|(name, peer)| match peer {
-            Err(e) => CustodianRow::failed(&name, e),
-            Ok(p) => heir_row(&name, p.inherit_claim(*owner)),
-        })
-        .collect();
+    let rows = ask_each(home, letter, |p| p.inherit_claim(*owner));
     if !rows.iter().any(CustodianRow::open_claim) {
         let why: Vec<String> = rows
             .iter()
@@ -95,13 +105,7 @@ pub fn heir_status(
     letter_path: &Path,
 ) -> Result<Vec<CustodianRow>> {
     check_owner(letter, letter_path, owner)?;
-    Ok(custodians(home, letter)
-        .into_iter()
-        .map(|(name, peer)| match peer {
-            Err(e) => CustodianRow::failed(&name, e),
-            Ok(p) => heir_row(&name, p.inherit_status(*owner)),
-        })
-        .collect())
+    Ok(ask_each(home, letter, |p| p.inherit_status(*owner)))
 }
 
 /// What collect made.
