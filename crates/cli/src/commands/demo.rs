@@ -10,6 +10,7 @@
 mod attacks;
 mod daemon;
 mod drill;
+mod inherit;
 mod node;
 mod sample;
 mod share;
@@ -64,6 +65,9 @@ struct DemoReport {
     share: share::ShareSummary,
     /// A recovery rehearsed from the 24 words (`trove drill`).
     drill: drill::DrillSummary,
+    /// The container inherited by the friend after a vetoed claim and a
+    /// released one (`trove inherit`).
+    inherit: inherit::InheritSummary,
     #[serde(skip)]
     seconds: f64,
     #[serde(skip)]
@@ -100,7 +104,8 @@ fn print(r: &DemoReport) {
         .differences
         .iter()
         .chain(r.ransomware.iter().flat_map(|w| &w.differences))
-        .chain(&r.share.differences);
+        .chain(&r.share.differences)
+        .chain(&r.inherit.differences);
     for d in differences.take(20) {
         println!("      DIFFERENCE: {d}");
     }
@@ -109,7 +114,7 @@ fn print(r: &DemoReport) {
     }
     if r.ok {
         println!(
-            "\nOK: {} files ({}) restored identical to the source after losing a disk and a node (2 of 6 peers) and a corrupted fragment; full redundancy repaired; the history ransomware deleted brought back; a dead disk repaired by the daemon with no command; shared read-only with a friend, who restored it exactly; a recovery drill from the 24 words passed ({:.1}s in all).",
+            "\nOK: {} files ({}) restored identical to the source after losing a disk and a node (2 of 6 peers) and a corrupted fragment; full redundancy repaired; the history ransomware deleted brought back; a dead disk repaired by the daemon with no command; shared read-only with a friend, who restored it exactly; a recovery drill from the 24 words passed; inherited by the friend after a vetoed claim ({:.1}s in all).",
             r.files,
             ui::bytes(r.bytes),
             r.seconds
@@ -127,10 +132,13 @@ fn print(r: &DemoReport) {
     }
 }
 
-const STEPS: u32 = 14;
+const STEPS: u32 = 15;
 
 /// The demo home's passphrase (the daemon, a separate process, needs it).
 const PASSPHRASE: &str = "demo passphrase";
+/// The friend's passphrase (steps 13 and 15), also that of the home they
+/// inherit.
+const FRIEND_PASSPHRASE: &[u8] = b"the friend's own passphrase";
 
 fn step(json: bool, n: u32, text: &str) {
     if !json {
@@ -412,6 +420,26 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
         );
     }
 
+    step(
+        json,
+        15,
+        "`trove inherit`: the friend named heir, the master secret escrowed on the node peers; a claim vetoed releases nothing, a second one is released after its wait, and the heir's new home restores `demo`",
+    );
+    let inherit = inherit::inherit_to_a_friend(&base, &src, json)?;
+    if !json {
+        println!(
+            "      {} of {} custodian(s), wait {}s; vetoed claim released nothing: {}; early collect refused: {}; {} share(s) collected, {} files restored by the heir, {} differences",
+            inherit.threshold,
+            inherit.custodians,
+            inherit.wait_seconds,
+            inherit.vetoed_claim_released_nothing,
+            inherit.early_collect_refused,
+            inherit.shares_collected,
+            inherit.files_restored,
+            inherit.differences.len()
+        );
+    }
+
     let ok = diffs.is_empty()
         && r.lost.is_empty()
         && repair.full_redundancy
@@ -420,7 +448,10 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
         && daemon.full_redundancy
         && share.differences.is_empty()
         && share.backup_refused
-        && drill.ok;
+        && drill.ok
+        && inherit.vetoed_claim_released_nothing
+        && inherit.early_collect_refused
+        && inherit.differences.is_empty();
     let report = DemoReport {
         ok,
         files,
@@ -439,6 +470,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
         daemon,
         share,
         drill,
+        inherit,
         seconds: started.elapsed().as_secs_f64(),
         kept_in: args.dir.map(|_| base.clone()),
     };

@@ -62,6 +62,14 @@ fn demo_survives_losses_repairs_and_undoes_ransomware() {
     assert_eq!(dr["ok"], true, "{v}");
     assert!(dr["files_sampled"].as_u64().unwrap() > 0, "{v}");
     assert_eq!(dr["files_verified"], dr["files_sampled"], "{v}");
+    // The friend inherited the container: the vetoed claim released
+    // nothing, the early collect was refused, the heir restored it exactly.
+    let inh = &v["inherit"];
+    assert_eq!(inh["vetoed_claim_released_nothing"], true, "{v}");
+    assert_eq!(inh["early_collect_refused"], true, "{v}");
+    assert!(inh["shares_collected"].as_u64().unwrap() >= 1, "{v}");
+    assert!(inh["files_restored"].as_u64().unwrap() > 100, "{v}");
+    assert!(strings(&inh["differences"]).is_empty(), "{v}");
     let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap();
     assert!(log.contains("trove daemon stopped"), "{log}");
     // The demo's node processes are gone when it returns: their data

@@ -2,7 +2,7 @@
 //! identity, who restores it exactly and dumps it as tar, and whose backup
 //! into it is refused.
 
-use super::{restore_and_compare, PASSPHRASE};
+use super::{restore_and_compare, FRIEND_PASSPHRASE, PASSPHRASE};
 use anyhow::Result;
 use std::path::Path;
 use trove_core::keys::MasterSecret;
@@ -26,7 +26,7 @@ pub fn share_with_a_friend(base: &Path, src: &Path, json: bool) -> Result<ShareS
     let (friend, friend_owner) = Home::init(
         &base.join("friend-home"),
         MasterSecret::generate(),
-        b"the friend's own passphrase",
+        FRIEND_PASSPHRASE,
         KdfParams::default(),
     )?;
     for h in [&home, &friend] {
