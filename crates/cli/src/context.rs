@@ -53,6 +53,33 @@ struct WithWarnings<'a, T> {
     warnings: Vec<String>,
 }
 
+/// `trove ls | head`: once the reader of stdout has gone, printing fails
+/// and `println!` panics. Leave quietly instead, with the status a Unix
+/// tool killed by SIGPIPE has (128 + 13), as `ls` or `grep` would. Any
+/// other panic is reported as before.
+pub fn quiet_when_stdout_reader_leaves() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if stdout_reader_gone() {
+            std::process::exit(141);
+        }
+        report(info)
+    }));
+}
+
+/// Whether stdout is a pipe or socket whose reading end is closed: the
+/// kernel then reports an error condition on it.
+fn stdout_reader_gone() -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let out = std::io::stdout();
+    let mut fds = [PollFd::new(&out, PollFlags::OUT)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    poll(&mut fds, Some(&now)).is_ok() && fds[0].revents().contains(PollFlags::ERR)
+}
+
 /// Log what a node does (info) when running one; otherwise only errors,
 /// which Trove reports in its own words anyway. `TROVE_LOG` overrides.
 pub fn init_logging(node: bool) {

@@ -121,6 +121,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    context::quiet_when_stdout_reader_leaves();
     let cli = Cli::parse();
     context::init_logging(matches!(
         cli.cmd,

@@ -370,3 +370,23 @@ fn usage_errors_exit_2() {
     assert!(!Path::new(target).exists());
     assert_eq!(t.snapshots().len(), 1);
 }
+
+/// `trove ls | head`: the reader leaves before the listing is printed.
+/// Trove leaves quietly with the status of a tool killed by SIGPIPE (141),
+/// as `ls` would, instead of panicking (101).
+#[test]
+fn a_listing_whose_reader_left_ends_quietly() {
+    let t = Trove::setup(3, "2+1");
+    make_small_tree(&t.src, 3);
+    t.backup();
+    let mut c = t.command(&["ls", "data:latest"]);
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    // The reader goes away before anything is printed.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "{err}");
+}
