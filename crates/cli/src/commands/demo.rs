@@ -140,6 +140,16 @@ const PASSPHRASE: &str = "demo passphrase";
 /// inherit.
 const FRIEND_PASSPHRASE: &[u8] = b"the friend's own passphrase";
 
+/// The network every home and client of the demo uses: direct, bound to
+/// loopback, no relay.
+fn loopback() -> trove_node::NetworkConfig {
+    trove_node::NetworkConfig {
+        mode: trove_node::NetworkMode::Direct,
+        relay: None,
+        bind: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+    }
+}
+
 fn step(json: bool, n: u32, text: &str) {
     if !json {
         println!("[{n}/{STEPS}] {text}");
@@ -263,11 +273,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
         KdfParams::default(),
     )?;
     // Loopback only: the demo never touches the internet.
-    home.set_network(trove_node::NetworkConfig {
-        mode: trove_node::NetworkMode::Direct,
-        relay: None,
-        bind: Some("127.0.0.1:0".parse()?),
-    });
+    home.set_network(loopback());
     let (peer_dirs, mut nodes) = six_peers(&home, &owner, &base)?;
     // Two destroyed peers plus a corrupt fragment is three losses for that
     // fragment's pack: 3+3 survives any three, 4+2 only two.

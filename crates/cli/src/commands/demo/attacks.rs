@@ -12,12 +12,7 @@ pub fn thief_overwrites(home: &Path, ticket: &str) -> Result<u64> {
     let seed: [u8; 32] = std::fs::read(home.join("transport.key"))?
         .try_into()
         .map_err(|_| anyhow::anyhow!("transport.key is not 32 bytes"))?;
-    let net = trove_node::NetworkConfig {
-        mode: trove_node::NetworkMode::Direct,
-        relay: None,
-        bind: Some("127.0.0.1:0".parse()?),
-    };
-    let client = trove_node::NodeClient::start(seed, &net)?;
+    let client = trove_node::NodeClient::start(seed, &super::loopback())?;
     let node = client.peer("friend-1", &ticket.parse()?)?;
     let mut refused = 0;
     for key in node.list_meta(None)? {

@@ -29,11 +29,7 @@ pub fn rehearse(home_dir: &Path) -> Result<DrillSummary> {
     };
     let master = MasterSecret::from_bytes(trove_recovery::phrase_to_master(&words)?);
     let opts = DrillOptions {
-        network: Some(trove_node::NetworkConfig {
-            mode: trove_node::NetworkMode::Direct,
-            relay: None,
-            bind: Some("127.0.0.1:0".parse()?),
-        }),
+        network: Some(super::loopback()),
         ..DrillOptions::default()
     };
     let r = trove_repo::drill(home_dir, master, &opts, &Quiet)?;

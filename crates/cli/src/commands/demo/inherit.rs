@@ -4,7 +4,7 @@
 //! after it, and the heir's new home syncs and restores the container
 //! exactly.
 
-use super::{restore_and_compare, FRIEND_PASSPHRASE, PASSPHRASE};
+use super::{loopback, restore_and_compare, FRIEND_PASSPHRASE, PASSPHRASE};
 use anyhow::Result;
 use std::path::Path;
 use std::time::Duration;
@@ -31,21 +31,12 @@ pub struct InheritSummary {
     pub differences: Vec<String>,
 }
 
-fn loopback(home: &Home) -> Result<()> {
-    home.set_network(trove_node::NetworkConfig {
-        mode: trove_node::NetworkMode::Direct,
-        relay: None,
-        bind: Some("127.0.0.1:0".parse()?),
-    });
-    Ok(())
-}
-
 pub fn inherit_to_a_friend(base: &Path, src: &Path, json: bool) -> Result<InheritSummary> {
     let home = Home::open(&base.join("home"))?;
-    loopback(&home)?;
+    home.set_network(loopback());
     let owner = home.unlock(PASSPHRASE.as_bytes())?;
     let friend = Home::open(&base.join("friend-home"))?;
-    loopback(&friend)?;
+    friend.set_network(loopback());
     let heir = friend.unlock(FRIEND_PASSPHRASE)?;
     let owner_id: OwnerId = owner.owner_id().parse()?;
     let letter_path = base.join("inheritance-letter.json");
@@ -82,7 +73,7 @@ pub fn inherit_to_a_friend(base: &Path, src: &Path, json: bool) -> Result<Inheri
     let got = collect()?;
 
     let inherited = Home::open(&into)?;
-    loopback(&inherited)?;
+    inherited.set_network(loopback());
     let o = inherited.unlock(FRIEND_PASSPHRASE)?;
     trove_repo::sync(&inherited, &o, &Quiet)?;
     let target = base.join("heir-restored");

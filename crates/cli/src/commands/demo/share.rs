@@ -30,11 +30,7 @@ pub fn share_with_a_friend(base: &Path, src: &Path, json: bool) -> Result<ShareS
         KdfParams::default(),
     )?;
     for h in [&home, &friend] {
-        h.set_network(trove_node::NetworkConfig {
-            mode: trove_node::NetworkMode::Direct,
-            relay: None,
-            bind: Some("127.0.0.1:0".parse()?),
-        });
+        h.set_network(super::loopback());
     }
     let (file, _) = trove_repo::share_container(&home, &owner, "demo", &friend_owner.owner_id())?;
     drop(home);
