@@ -24,6 +24,7 @@ pub mod recover;
 pub mod recovery;
 pub mod repair;
 pub mod restore;
+pub mod rotate;
 pub mod share;
 pub mod snapshots;
 pub mod status;

@@ -85,6 +85,18 @@ pub fn seal_signed(
     out
 }
 
+/// The same envelope signed by `identity` instead: header, revision and
+/// sealed body unchanged, the signer field and the signature new (a master
+/// secret rotation, `docs/design.md` §2a). The envelope must verify first.
+pub fn resign(bytes: &[u8], identity: &Identity) -> Result<Vec<u8>, EnvelopeError> {
+    verify(bytes)?;
+    let mut out = bytes[..bytes.len() - SIGNATURE_LEN].to_vec();
+    out[6..38].copy_from_slice(&identity.public().0);
+    let sig = identity.signing_key().sign(&out);
+    out.extend_from_slice(&sig.to_bytes());
+    Ok(out)
+}
+
 /// Read the header without checking the signature.
 pub fn peek(bytes: &[u8]) -> Result<EnvelopeHeader, EnvelopeError> {
     if bytes.len() < 6 || &bytes[..4] != ENVELOPE_MAGIC {
@@ -175,6 +187,43 @@ pub fn open_signed_any<'k>(
 mod tests {
     use super::*;
     use crate::keys::MasterSecret;
+
+    #[test]
+    fn resigned_envelopes_open_under_the_new_signer_only() {
+        let (a, b) = (MasterSecret::generate(), MasterSecret::generate());
+        let key = a.manifest_key();
+        let env = seal_signed(
+            &a.identity(),
+            &key,
+            BlobKind::SnapshotManifest,
+            &[5; 32],
+            0,
+            b"x",
+        );
+        let moved = resign(&env, &b.identity()).unwrap();
+        assert_eq!(moved.len(), env.len());
+        let pb = b.identity().public();
+        let (h, body) =
+            open_signed(&pb, &key, BlobKind::SnapshotManifest, &[5; 32], &moved).unwrap();
+        assert_eq!((h.signer, body.as_slice()), (pb, &b"x"[..]));
+        assert_eq!(
+            open_signed(
+                &a.identity().public(),
+                &key,
+                BlobKind::SnapshotManifest,
+                &[5; 32],
+                &moved
+            )
+            .unwrap_err(),
+            EnvelopeError::WrongSigner
+        );
+        let mut bad = env.clone();
+        bad[90] ^= 1;
+        assert_eq!(
+            resign(&bad, &b.identity()),
+            Err(EnvelopeError::BadSignature)
+        );
+    }
 
     #[test]
     fn sign_open_and_tamper() {

@@ -79,6 +79,13 @@ impl MasterSecret {
     pub fn transport_seed(&self) -> [u8; 32] {
         blake3::derive_key(CTX_TRANSPORT, &self.0)
     }
+    /// The owner id: the Ed25519 public key of the transport seed (what
+    /// iroh's `SecretKey::public` gives for it).
+    pub fn owner_id(&self) -> [u8; 32] {
+        SigningKey::from_bytes(&self.transport_seed())
+            .verifying_key()
+            .to_bytes()
+    }
     fn wrap_key(&self) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(blake3::derive_key(CTX_WRAP, &self.0))
     }

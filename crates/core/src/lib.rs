@@ -8,6 +8,7 @@ pub mod chunk;
 pub mod envelope;
 pub mod erasure;
 pub mod escrow;
+pub mod handover;
 pub mod ids;
 pub mod keys;
 pub mod manifest;

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use iroh::endpoint::{Connection, RecvStream};
 use iroh::{Endpoint, EndpointAddr, SecretKey};
 use tokio::io::AsyncReadExt;
+use trove_core::handover::HandOver;
 use trove_core::{ContainerId, FragmentId};
 use trove_peer::{AuditRange, DeletedMeta, MetaKey, Peer, PeerError, PeerStat};
 
@@ -520,6 +521,10 @@ impl Peer for NodePeer {
                 (r, _) => Err(self.unexpected(&r)),
             }
         })
+    }
+    fn hand_over(&self, cert: &HandOver) -> Result<(), PeerError> {
+        let cert = cert.encode();
+        self.expect_ok(Request::HandOver { cert }, None)
     }
 
     fn audit_fragment(

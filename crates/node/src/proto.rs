@@ -127,6 +127,13 @@ pub enum Request {
     InheritCollect {
         owner: OwnerId,
     },
+    /// (Appended 2026-11, `docs/design.md` §2a.) The caller hands its
+    /// namespace and grant over to the certificate's new owner id, and its
+    /// objects to the new identity: answered `Ok`, also when the hand-over
+    /// was already done (a retry, from the old or the new owner id).
+    HandOver {
+        cert: Vec<u8>,
+    },
 }
 
 impl Request {

@@ -15,6 +15,7 @@ use iroh::endpoint::{Connection, RecvStream, SendStream};
 use iroh::Endpoint;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tracing::{debug, info, warn};
+use trove_core::handover::HandOver;
 use trove_core::FragmentId;
 use trove_peer::audit::{AuditRange, MAX_AUDIT_RANGES, MAX_AUDIT_RANGE_LEN};
 use trove_peer::{MetaKey, MetaStored, Peer, PeerError};
@@ -26,7 +27,7 @@ use crate::proto::{
     self, ErrorKind, Request, Response, WireError, ALPN, MAX_FRAGMENT_LEN, MAX_META_LEN,
     MAX_REQUEST_FRAME,
 };
-use crate::store::{Grant, NodeDir, NodeStore, OwnerId, OwnerSpace, Refusal};
+use crate::store::{Grant, HandOverRefusal, NodeDir, NodeStore, OwnerId, OwnerSpace, Refusal};
 
 /// How a node is started.
 #[derive(Debug, Clone)]
@@ -536,6 +537,12 @@ async fn serve_stream(
                 .await?
                 .into()
         }
+        Request::HandOver { cert } => {
+            let store = Arc::clone(store);
+            blocking(move || hand_over(&store, owner, &cert))
+                .await?
+                .into()
+        }
         Request::GetDeletedMeta { key } => {
             match on_folder(&space, move |s| s.folder.get_deleted_meta(&key)).await? {
                 Ok(bytes) => data(bytes),
@@ -549,6 +556,25 @@ async fn serve_stream(
         Reply::Sent => {}
     }
     Ok(Served::Answered)
+}
+
+/// Serve a hand-over (blocking: file I/O).
+fn hand_over(store: &NodeStore, caller: OwnerId, cert: &[u8]) -> Response {
+    let cert = match HandOver::decode(cert) {
+        Ok(c) => c,
+        Err(e) => return err(ErrorKind::BadRequest, e.to_string()),
+    };
+    match store.hand_over(&caller, &cert) {
+        Ok(()) => Response::Ok,
+        Err(HandOverRefusal::Refused(why)) => err(ErrorKind::BadRequest, why),
+        Err(HandOverRefusal::Failed(e)) => {
+            warn!(owner = %caller.short(), error = %e, "a hand-over failed");
+            err(
+                ErrorKind::Internal,
+                "the node failed to store the hand-over (see its log); ask again",
+            )
+        }
+    }
 }
 
 /// A `Data` answer carrying `bytes`.

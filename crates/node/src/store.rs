@@ -29,6 +29,9 @@ use trove_peer::{durable, FolderPeer, Peer};
 
 use crate::error::NodeError;
 
+mod handover;
+pub use handover::HandOverRefusal;
+
 const MARKER: &str = "trove-node";
 const MARKER_BODY: &[u8] = b"trove node data v1\n";
 const KEY_FILE: &str = "node.key";
@@ -325,7 +328,7 @@ impl NodeDir {
 
     /// The identity an owner's metadata must be signed by, once pinned.
     pub fn owner_identity(&self, owner: &OwnerId) -> Result<Option<PublicIdentity>, NodeError> {
-        read_identity(&self.owner_dir(owner).join(IDENTITY_FILE))
+        handover::pinned_identity(&self.owner_dir(owner))
     }
 
     /// Owners with data here (granted or not).
@@ -540,7 +543,7 @@ impl NodeStore {
         let path = self.dir.owner_dir(owner);
         let folder = FolderPeer::create(&format!("owner {}", owner.short()), &path)?;
         let (live, trash) = self.dir.usage(owner);
-        let identity = read_identity(&path.join(IDENTITY_FILE))?;
+        let identity = handover::pinned_identity(&path)?;
         let s = Arc::new(OwnerSpace {
             owner: *owner,
             folder,

@@ -20,6 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 use trove_core::envelope::{self, EnvelopeHeader};
+use trove_core::handover::{self, HandOver};
 use trove_core::keys::PublicIdentity;
 use trove_core::seal::BlobKind;
 
@@ -133,20 +134,43 @@ pub fn valid_signer(key: &MetaKey, held: &[u8]) -> Option<PublicIdentity> {
 
 /// The identity a peer pins a container to: the signer of its held
 /// container manifest, else of the first of its other objects (snapshots
-/// and segments) that verifies. `others` lists those, and is called only
-/// when the manifest does not name the signer; a listing that fails fails
-/// the question (a pin is never skipped because a listing broke). `read`
-/// fetches a held copy, `None` when absent or unreadable.
+/// and segments) that verifies, followed through the hand-over
+/// certificates the peer holds (a master secret rotation). `others` lists
+/// those objects, and is called only when the manifest does not name the
+/// signer; a listing that fails fails the question (a pin is never skipped
+/// because a listing broke). `read` fetches a held copy, `None` when absent
+/// or unreadable; `handed` the certificate an identity made, if held.
 pub fn held_signer<E>(
     container: &trove_core::ContainerId,
     others: impl FnOnce() -> Result<Vec<MetaKey>, E>,
     read: impl Fn(&MetaKey) -> Option<Vec<u8>>,
+    handed: impl Fn(&PublicIdentity) -> Option<Vec<u8>>,
 ) -> Result<Option<PublicIdentity>, E> {
     let signer = |key: &MetaKey| valid_signer(key, &read(key)?);
-    if let Some(s) = signer(&MetaKey::Container(*container)) {
-        return Ok(Some(s));
+    let held = match signer(&MetaKey::Container(*container)) {
+        Some(s) => Some(s),
+        None => others()?.iter().find_map(signer),
+    };
+    Ok(held.map(|s| handover::successor(s, handed)))
+}
+
+/// Whether a peer may keep `offered` as the hand-over certificate of its
+/// old identity, given the one it holds: the same bytes are `Ok(false)`
+/// (nothing to write), another valid certificate of that identity is
+/// refused (an identity hands over once), anything else `Ok(true)`.
+pub fn admit_handover(offered: &HandOver, held: Option<&[u8]>) -> Result<bool, String> {
+    let Some(held) = held else { return Ok(true) };
+    match HandOver::decode(held) {
+        Ok(h) if h == *offered => Ok(false),
+        Ok(h) if h.old_identity == offered.old_identity => Err(format!(
+            "identity {} already handed over to identity {} here, and an identity hands over \
+             only once; finish the rotation that made it (`trove recovery rotate` on the home \
+             that started it)",
+            h.old_identity.fingerprint(),
+            h.new_identity.fingerprint()
+        )),
+        _ => Ok(true),
     }
-    Ok(others()?.iter().find_map(signer))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! tmp/                                in-progress writes
 //! trash/<secs>.<nanos>-<64 hex>       deleted fragments awaiting purge
 //! trash/meta/<secs>.<nanos>-<key>     replaced or deleted metadata objects
+//! handover/<64 hex>                   hand-over certificates (master secret rotation)
 //! ```
 //!
 //! Every write goes to `tmp/`, is fsynced, renamed into place, and the target
@@ -27,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use trove_core::handover::HandOver;
 use trove_core::keys::PublicIdentity;
 use trove_core::{ContainerId, FragmentId, SegmentId, SnapshotId};
 
@@ -510,7 +512,17 @@ impl FolderPeer {
                 )
                 .collect())
         };
-        admit::held_signer(container, others, |key| fs::read(self.meta_path(key)).ok())
+        admit::held_signer(
+            container,
+            others,
+            |key| fs::read(self.meta_path(key)).ok(),
+            |old| self.held_handover(old),
+        )
+    }
+
+    /// The hand-over certificate identity `old` made, if this peer holds it.
+    pub fn held_handover(&self, old: &PublicIdentity) -> Option<Vec<u8>> {
+        fs::read(self.root.join(crate::layout::handover_path(old))).ok()
     }
 
     /// A new path in `trash/meta/` for a copy of `key` trashed now.
@@ -889,6 +901,25 @@ impl Peer for FolderPeer {
             }
         };
         Ok(stat)
+    }
+
+    fn hand_over(&self, cert: &HandOver) -> Result<(), PeerError> {
+        const OP: &str = "storing a hand-over certificate";
+        self.ensure_present()?;
+        // Serialised with metadata puts, which read the certificates.
+        let _serial = self.meta_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let path = self
+            .root
+            .join(crate::layout::handover_path(&cert.old_identity));
+        let held = self.held_handover(&cert.old_identity);
+        match admit::admit_handover(cert, held.as_deref()) {
+            Ok(true) => self.write_atomic(&path, &cert.encode(), OP),
+            Ok(false) => Ok(()),
+            Err(reason) => Err(PeerError::Refused {
+                peer: self.label.clone(),
+                reason,
+            }),
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! meta/<container>/index/<id>         index segments
 //! trash/<secs>.<nanos>-<64 hex>       deleted fragments awaiting purge
 //! trash/meta/<secs>.<nanos>-<key>     replaced or deleted metadata objects
+//! handover/<64 hex>                   a hand-over certificate made by that identity
 //! ```
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -27,6 +28,13 @@ pub const TRASH_META: &str = "meta";
 pub const CONTAINER_FILE: &str = "container";
 pub const SNAPSHOTS: &str = "snapshots";
 pub const INDEX: &str = "index";
+/// Hand-over certificates (master secret rotation), by the identity that made them.
+pub const HANDOVER: &str = "handover";
+
+/// `handover/<identity hex>`: the certificate by which `old` handed over.
+pub fn handover_path(old: &trove_core::keys::PublicIdentity) -> String {
+    format!("{HANDOVER}/{}", old.to_hex())
+}
 
 /// `fragments/<2 hex>/<64 hex>`, relative to the peer's root.
 pub fn fragment_path(id: &FragmentId) -> String {

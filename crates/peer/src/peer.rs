@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
+use trove_core::handover::HandOver;
 use trove_core::{ContainerId, FragmentId, SegmentId, SnapshotId};
 
 use crate::admit::MetaRejection;
@@ -110,6 +111,13 @@ pub trait Peer: Send + Sync + fmt::Debug {
 
     /// Counts and free space, for placement and status.
     fn stat(&self) -> Result<PeerStat, PeerError>;
+
+    /// Keep a hand-over certificate (master secret rotation): from now on
+    /// the containers pinned to its old identity accept objects signed by
+    /// its new one, which replace the old identity's copies. A node also
+    /// moves the owner's namespace and grant to the new owner id. Storing
+    /// the same certificate again is `Ok`.
+    fn hand_over(&self, cert: &HandOver) -> Result<(), PeerError>;
 
     /// Free the trash of what was deleted or replaced at least `grace`
     /// before `now`, for a peer whose trash its owner empties (a folder, a

@@ -407,6 +407,12 @@ fn read_only_fragments_dir_is_read_only() {
 /// manifest back, sign its own copies, file objects under other keys. Every
 /// attempt is refused and the owner's objects stay as they were.
 #[test]
+fn a_hand_over_lets_the_new_identity_replace_the_old() {
+    let (_dir, peer) = new_peer();
+    contract::a_hand_over_lets_the_new_identity_replace_the_old(&peer);
+}
+
+#[test]
 fn stolen_key_cannot_overwrite_or_roll_back_metadata() {
     let (_dir, peer) = new_peer();
     contract::stolen_key_cannot_overwrite_or_roll_back_metadata(&peer);

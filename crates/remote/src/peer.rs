@@ -17,6 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::{ErrorKind, Operator};
+use trove_core::handover::HandOver;
 use trove_core::{ContainerId, FragmentId};
 use trove_peer::layout::{self, TRASH, TRASH_META};
 use trove_peer::{admit, Admission, DeletedMeta, MetaKey, Peer, PeerError, PeerStat};
@@ -544,6 +545,7 @@ impl Peer for RemotePeer {
             container,
             || self.container_others(container),
             |k| self.read(&layout::meta_path(k)).ok(),
+            |old| self.read(&layout::handover_path(old)).ok(),
         )?;
         match admit::admit(key, bytes, held.as_deref(), pinned.as_ref()) {
             Err(reason) => Err(PeerError::MetaRejected {
@@ -645,5 +647,26 @@ impl Peer for RemotePeer {
         }
         // A bucket states no free space.
         Ok(stat)
+    }
+
+    fn hand_over(&self, cert: &HandOver) -> Result<(), PeerError> {
+        const OP: &str = "storing a hand-over certificate";
+        let _serial = self.meta_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let path = layout::handover_path(&cert.old_identity);
+        let held = match self.read(&path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => return Err(self.classify(OP, e)),
+        };
+        match admit::admit_handover(cert, held.as_deref()) {
+            Ok(true) => self
+                .write(&path, cert.encode())
+                .map_err(|e| self.classify(OP, e)),
+            Ok(false) => Ok(()),
+            Err(reason) => Err(PeerError::Refused {
+                peer: self.label.clone(),
+                reason,
+            }),
+        }
     }
 }

@@ -80,6 +80,8 @@ fn a_bucket_keeps_the_peer_contract() {
     contract::meta_put_get_list_per_container(&p);
     let (p, _) = fresh(s, "c6");
     contract::stolen_key_cannot_overwrite_or_roll_back_metadata(&p);
+    let (p, _) = fresh(s, "c6h");
+    contract::a_hand_over_lets_the_new_identity_replace_the_old(&p);
     let (p, loc) = fresh(s, "c7");
     contract::a_damaged_meta_copy_is_replaced(&p, &|k: &MetaKey, b| {
         overwrite(s, &loc, &layout::meta_path(k), b)

@@ -27,6 +27,7 @@ fn a_webdav_folder_keeps_the_peer_contract() {
     contract::wrong_hash_is_refused_and_nothing_stored(&fresh(&s, "w2"));
     contract::meta_put_get_list_per_container(&fresh(&s, "w3"));
     contract::stolen_key_cannot_overwrite_or_roll_back_metadata(&fresh(&s, "w4"));
+    contract::a_hand_over_lets_the_new_identity_replace_the_old(&fresh(&s, "w4h"));
     let p = fresh(&s, "w5");
     let deleted = contract::deleted_fragment_is_gone_at_once(&p);
     assert!(p.undelete_fragment(&deleted.deleted.0).unwrap());

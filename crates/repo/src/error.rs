@@ -18,6 +18,12 @@ pub enum RepoError {
     /// `trove init` on a home that already has an identity.
     #[error("{0} already holds a Trove identity; refusing to overwrite it")]
     IdentityExists(PathBuf),
+    /// A master secret rotation was started in this home and not finished.
+    #[error("a master secret rotation was started in {0} and is not finished; run `trove recovery rotate` to finish it (nothing is lost meanwhile)")]
+    RotationUnderway(PathBuf),
+    /// A rotation could not reach or update every peer; it can be resumed.
+    #[error("the master secret rotation is not finished: {}; nothing is lost: fix or remove (`trove peer remove NAME`) those peers and run `trove recovery rotate` again", .failed.join("; "))]
+    RotationIncomplete { failed: Vec<String> },
     /// The passphrase does not unlock the keyfile.
     #[error("wrong passphrase for {0}")]
     WrongPassphrase(PathBuf),

@@ -18,6 +18,13 @@ use trove_node::{NetworkConfig, NodeClient};
 use trove_peer::durable;
 
 const KEYFILE: &str = "keyfile";
+/// The keyfile of a master secret rotation under way (§2a): written before
+/// any peer hears of the new secret, renamed over `keyfile` when every peer
+/// has taken the hand-over.
+pub(crate) const NEXT_KEYFILE: &str = "keyfile.next";
+/// The hand-over certificate of a rotation under way, kept so that a
+/// rotation resumed after a crash sends the very bytes peers already hold.
+pub(crate) const NEXT_HANDOVER: &str = "handover.next";
 const INDEX: &str = "index.redb";
 /// The owner's transport key (derived from the master secret), kept so that
 /// commands that do not unlock (peer list, peer add) can still reach nodes.
@@ -25,7 +32,14 @@ const INDEX: &str = "index.redb";
 /// period) on nodes, never decrypt: the same trust as the index beside it.
 const TRANSPORT_KEY: &str = "transport.key";
 /// The files of a home: each holds a secret or metadata.
-const HOME_FILES: [&str; 4] = [KEYFILE, INDEX, TRANSPORT_KEY, lock::LOCK_FILE];
+const HOME_FILES: [&str; 6] = [
+    KEYFILE,
+    INDEX,
+    TRANSPORT_KEY,
+    lock::LOCK_FILE,
+    NEXT_KEYFILE,
+    NEXT_HANDOVER,
+];
 
 /// Make a home private again where it is more open than `0700` (folder)
 /// and `0600` (files): homes made by older versions, or by hand. Returns
@@ -267,12 +281,31 @@ impl Home {
         keyfile::public_identity(&self.dir.join(KEYFILE))
     }
 
+    /// Unlock the keyfile. Refused while a master secret rotation is under
+    /// way: the peers may already have moved to the new identity, and only
+    /// `trove recovery rotate` finishes it.
     pub fn unlock(&self, passphrase: &[u8]) -> Result<Owner> {
+        if self.rotation_under_way() {
+            return Err(RepoError::RotationUnderway(self.dir.clone()));
+        }
+        self.unlock_current(passphrase)
+    }
+
+    /// Unlock the keyfile whether or not a rotation is under way (the
+    /// rotation itself). A transport key that is not this secret's (a
+    /// crash in the last step of a rotation) is written anew.
+    pub(crate) fn unlock_current(&self, passphrase: &[u8]) -> Result<Owner> {
         let owner = Owner::new(keyfile::unlock(&self.dir.join(KEYFILE), passphrase)?);
-        if !self.dir.join(TRANSPORT_KEY).exists() {
+        let seed = std::fs::read(self.dir.join(TRANSPORT_KEY)).ok();
+        if seed.as_deref() != Some(&owner.master.transport_seed()[..]) {
             self.save_transport_key(&owner)?;
         }
         Ok(owner)
+    }
+
+    /// Whether a master secret rotation was started and not finished.
+    pub fn rotation_under_way(&self) -> bool {
+        self.dir.join(NEXT_KEYFILE).exists()
     }
 
     /// Re-wrap the keyfile's master secret under `new_passphrase`
@@ -286,7 +319,7 @@ impl Home {
         keyfile::rewrap(&self.dir.join(KEYFILE), &owner.master, new_passphrase)
     }
 
-    fn save_transport_key(&self, owner: &Owner) -> Result<()> {
+    pub(crate) fn save_transport_key(&self, owner: &Owner) -> Result<()> {
         let path = self.dir.join(TRANSPORT_KEY);
         let seed = zeroize::Zeroizing::new(owner.master.transport_seed());
         durable::replace(&path, seed.as_slice(), None).map_err(|e| RepoError::io("write", &path, e))
@@ -302,14 +335,22 @@ impl Home {
                     .and_then(|b| b.try_into().ok())
                     .map(zeroize::Zeroizing::new)
                     .ok_or(NetworkError::NoTransportKey(path))?;
-                let net = match self.network.get() {
-                    Some(n) => n.clone(),
-                    None => NetworkConfig::from_env()
-                        .map_err(|e| NetworkError::Config(e.to_string()))?,
-                };
-                NodeClient::start(*seed, &net).map_err(|e| NetworkError::Start(e.to_string()))
+                self.start_node_client(&seed)
             })
             .clone()
+    }
+
+    /// A network endpoint of its own for this transport seed (a rotation
+    /// speaks as the old and the new owner id).
+    pub(crate) fn start_node_client(
+        &self,
+        seed: &[u8; 32],
+    ) -> std::result::Result<Arc<NodeClient>, NetworkError> {
+        let net = match self.network.get() {
+            Some(n) => n.clone(),
+            None => NetworkConfig::from_env().map_err(|e| NetworkError::Config(e.to_string()))?,
+        };
+        NodeClient::start(*seed, &net).map_err(|e| NetworkError::Start(e.to_string()))
     }
 
     /// The identity and owner id (if the transport key is there) of the

@@ -140,6 +140,19 @@ pub fn rewrap(path: &Path, master: &MasterSecret, new_passphrase: &[u8]) -> Resu
     durable::replace(path, &out, None).map_err(|e| RepoError::io("replace", path, e))
 }
 
+/// Write a new keyfile at `path` for another master secret under the same
+/// passphrase and KDF parameters as the keyfile at `like` (a master secret
+/// rotation's next keyfile); refuses to replace an existing file.
+pub fn create_like(
+    path: &Path,
+    like: &Path,
+    master: &MasterSecret,
+    passphrase: &[u8],
+) -> Result<()> {
+    let kdf = stored_kdf(like, &read(like)?)?;
+    create(path, master, passphrase, kdf)
+}
+
 /// The KDF parameters stored in keyfile bytes `b`, checked to be in range.
 fn stored_kdf(path: &Path, b: &[u8]) -> Result<KdfParams> {
     let word = |i: usize| u32::from_le_bytes(b[5 + 4 * i..9 + 4 * i].try_into().expect("4 bytes"));

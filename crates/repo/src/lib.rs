@@ -38,6 +38,7 @@ mod reciprocity;
 mod redundancy;
 mod repair;
 mod restore;
+mod rotate;
 mod scan;
 mod share;
 mod snapshot;
@@ -93,6 +94,7 @@ pub use repair::{
     RepairReport,
 };
 pub use restore::{restore, LostPath, RestoreOptions, RestoreReport};
+pub use rotate::{rotate, RotateReport};
 pub use share::{
     accept_share, list_shares, revoke_share, share_container, sync_shares, AcceptReport,
     GivenShare, ReceivedRow, RevokeReport, ShareList,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use trove_core::manifest::PeerRecord;
 use trove_core::PeerId;
-use trove_node::NodePeer;
+use trove_node::{NodeClient, NodePeer};
 use trove_peer::{FolderPeer, Peer, PeerError};
 use trove_remote::{Credentials, RemoteLocation, RemotePeer};
 
@@ -409,6 +409,16 @@ impl<'a> Peers<'a> {
 
     /// Open one peer: a folder, a bucket, or a node over the network.
     pub fn open(&self, rec: &PeerRecord) -> std::result::Result<Arc<dyn Peer>, PeerError> {
+        self.open_with(rec, None)
+    }
+
+    /// [`Peers::open`], reaching a node through `nodes` instead of the
+    /// home's own endpoint (a rotation speaks as two owner ids).
+    pub(crate) fn open_with(
+        &self,
+        rec: &PeerRecord,
+        nodes: Option<&Arc<NodeClient>>,
+    ) -> std::result::Result<Arc<dyn Peer>, PeerError> {
         #[cfg(feature = "testing")]
         if let Some(p) = self
             .home
@@ -436,10 +446,13 @@ impl<'a> Peers<'a> {
                 )?))
             }
             Ok(PeerLocation::Node(ticket)) => {
-                let client = self
-                    .home
-                    .node_client()
-                    .map_err(|e| unavailable(e.to_string()))?;
+                let client = match nodes {
+                    Some(c) => c.clone(),
+                    None => self
+                        .home
+                        .node_client()
+                        .map_err(|e| unavailable(e.to_string()))?,
+                };
                 let peer = client
                     .peer(&rec.name, &ticket)
                     .map_err(|e| unavailable(e.to_string()))?;

@@ -44,6 +44,15 @@ pub enum RecoveryCmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Rotate the master secret (the phrase or too many shares were
+    /// exposed): a new identity and owner id, every peer handed over to
+    /// them, container keys re-wrapped and a new one added. Prints the new
+    /// phrase. Run it again to finish a rotation that stopped.
+    Rotate {
+        /// Write the new 24-word phrase to this new file (0600) instead of printing it.
+        #[arg(long)]
+        phrase_file: Option<PathBuf>,
+    },
 }
 
 pub fn run(cmd: RecoveryCmd, out: Out) -> Result<ExitCode> {
@@ -58,6 +67,7 @@ pub fn run(cmd: RecoveryCmd, out: Out) -> Result<ExitCode> {
         RecoveryCmd::Verify { shares_file } => verify(shares_file.as_deref(), out),
         RecoveryCmd::Phrase => phrase(out),
         RecoveryCmd::Kit { out: path } => kit(&path, out),
+        RecoveryCmd::Rotate { phrase_file } => super::rotate::run(phrase_file.as_deref(), out),
     }
 }
 

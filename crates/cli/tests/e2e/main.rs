@@ -26,6 +26,7 @@ mod prune;
 mod recovery;
 mod repair;
 mod restore_symlinks;
+mod rotate;
 mod s3;
 mod security;
 mod share;

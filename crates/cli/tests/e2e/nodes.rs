@@ -83,6 +83,11 @@ impl Node {
         }
     }
 
+    /// Start the node again on its data folder and port (same ticket).
+    pub(crate) fn restart(&mut self) {
+        self.spawn();
+    }
+
     fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

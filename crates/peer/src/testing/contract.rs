@@ -10,6 +10,7 @@
 
 use crate::peer::{MetaKey, Peer, PeerError};
 use crate::MetaRejection;
+use trove_core::handover::HandOver;
 use trove_core::keys::MasterSecret;
 use trove_core::{ContainerId, FragmentId, SegmentId, SnapshotId};
 
@@ -343,4 +344,47 @@ pub fn a_damaged_meta_copy_is_replaced(peer: &dyn Peer, damage: &dyn Fn(&MetaKey
     peer.put_meta(&segment, &seg).unwrap();
     assert_eq!(peer.get_meta(&segment).unwrap(), seg);
     assert_eq!(peer.get_deleted_meta(&segment).unwrap(), b"bit rot");
+}
+
+/// A master secret rotation (`docs/design.md` §2a): before the hand-over
+/// the new identity's objects are refused; after it they replace the old
+/// identity's (which go to the trash), the old identity's are refused, the
+/// same certificate is taken again, and another certificate of the old
+/// identity is refused. The objects are signed by fresh identities (a peer
+/// that pins its owner, a node, is tested on its own).
+pub fn a_hand_over_lets_the_new_identity_replace_the_old(peer: &dyn Peer) {
+    let (old, new) = (MasterSecret::generate(), MasterSecret::generate());
+    let c = ContainerId::random();
+    let manifest = MetaKey::Container(c);
+    let snapshot = MetaKey::Snapshot(c, SnapshotId::random());
+    let old_snap = signed_by(&old, &snapshot, 0, b"snapshot");
+    peer.put_meta(&manifest, &signed_by(&old, &manifest, 1, b"v1"))
+        .unwrap();
+    peer.put_meta(&snapshot, &old_snap).unwrap();
+    let moved_snap = trove_core::envelope::resign(&old_snap, &new.identity()).unwrap();
+    assert!(matches!(
+        rejected(peer.put_meta(&snapshot, &moved_snap)),
+        MetaRejection::WrongSigner { .. }
+    ));
+
+    let cert = HandOver::sign(&old, &new, 1);
+    peer.hand_over(&cert).unwrap();
+    peer.hand_over(&cert).unwrap();
+    let v2 = signed_by(&new, &manifest, 2, b"v2");
+    peer.put_meta(&manifest, &v2).unwrap();
+    peer.put_meta(&snapshot, &moved_snap).unwrap();
+    assert_eq!(peer.get_meta(&manifest).unwrap(), v2);
+    assert_eq!(peer.get_meta(&snapshot).unwrap(), moved_snap);
+    assert_eq!(peer.get_deleted_meta(&snapshot).unwrap(), old_snap);
+    assert!(matches!(
+        rejected(peer.put_meta(&manifest, &signed_by(&old, &manifest, 3, b"v3"))),
+        MetaRejection::WrongSigner { .. }
+    ));
+    let elsewhere = HandOver::sign(&old, &MasterSecret::generate(), 2);
+    match peer.hand_over(&elsewhere) {
+        Err(PeerError::Refused { reason, .. }) => {
+            assert!(reason.contains("hands over only once"), "{reason}")
+        }
+        other => panic!("a second hand-over of one identity was not refused: {other:?}"),
+    }
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use trove_core::handover::HandOver;
 use trove_core::keys::PublicIdentity;
 use trove_core::{ContainerId, FragmentId};
 
@@ -37,6 +38,8 @@ struct State {
     meta: BTreeMap<MetaKey, Vec<u8>>,
     /// Replaced or deleted metadata: (when, key, bytes).
     meta_trash: Vec<(SystemTime, MetaKey, Vec<u8>)>,
+    /// Hand-over certificates, by the identity that made them.
+    handovers: BTreeMap<[u8; 32], Vec<u8>>,
 }
 
 impl State {
@@ -51,17 +54,24 @@ impl State {
     /// The signer the objects of `container` held here are pinned to: the
     /// container manifest's, else that of any snapshot or segment.
     fn container_signer(&self, container: &ContainerId) -> Option<PublicIdentity> {
-        let manifest = MetaKey::Container(*container);
-        let from_manifest = self
-            .meta
-            .get(&manifest)
-            .and_then(|b| admit::valid_signer(&manifest, b));
-        from_manifest.or_else(|| {
-            self.meta
-                .iter()
-                .filter(|(k, _)| k.container() == container && **k != manifest)
-                .find_map(|(k, b)| admit::valid_signer(k, b))
-        })
+        let others = || -> Result<Vec<MetaKey>, std::convert::Infallible> {
+            Ok(self
+                .meta
+                .keys()
+                .filter(|k| k.container() == container)
+                .copied()
+                .collect())
+        };
+        let held = admit::held_signer(
+            container,
+            others,
+            |k| self.meta.get(k).cloned(),
+            |old| self.handovers.get(&old.0).cloned(),
+        );
+        match held {
+            Ok(s) => s,
+            Err(never) => match never {},
+        }
     }
 }
 
@@ -319,6 +329,22 @@ impl Peer for MemoryPeer {
             free_bytes: self.capacity.map(|c| c.saturating_sub(state.used())),
         })
     }
+
+    fn hand_over(&self, cert: &HandOver) -> Result<(), PeerError> {
+        let mut state = lock(&self.state);
+        let held = state.handovers.get(&cert.old_identity.0);
+        match admit::admit_handover(cert, held.map(Vec::as_slice)) {
+            Ok(true) => {
+                state.handovers.insert(cert.old_identity.0, cert.encode());
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(reason) => Err(PeerError::Refused {
+                peer: self.label.clone(),
+                reason,
+            }),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -387,6 +413,11 @@ mod tests {
     #[test]
     fn memory_meta_put_get_list_per_container() {
         contract::meta_put_get_list_per_container(&MemoryPeer::new("m"));
+    }
+
+    #[test]
+    fn memory_a_hand_over_lets_the_new_identity_replace_the_old() {
+        contract::a_hand_over_lets_the_new_identity_replace_the_old(&MemoryPeer::new("m"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use trove_core::handover::HandOver;
 use trove_core::{ContainerId, FragmentId};
 
 use super::{lock, MakeError};
@@ -231,6 +232,11 @@ impl Peer for FailingPeer {
         self.attempt(Op::Stat)?;
         self.inner.stat()
     }
+    fn hand_over(&self, cert: &HandOver) -> Result<(), PeerError> {
+        // A certificate is written where metadata is.
+        self.attempt(Op::PutMeta)?;
+        self.inner.hand_over(cert)
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -367,6 +373,9 @@ impl Peer for LyingPeer {
     fn stat(&self) -> Result<PeerStat, PeerError> {
         self.inner.stat()
     }
+    fn hand_over(&self, cert: &HandOver) -> Result<(), PeerError> {
+        self.inner.hand_over(cert)
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -478,6 +487,10 @@ impl Peer for SlowPeer {
     fn stat(&self) -> Result<PeerStat, PeerError> {
         self.wait();
         self.inner.stat()
+    }
+    fn hand_over(&self, cert: &HandOver) -> Result<(), PeerError> {
+        self.wait();
+        self.inner.hand_over(cert)
     }
 }
 
