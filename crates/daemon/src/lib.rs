@@ -14,7 +14,7 @@ pub mod watch;
 
 pub use error::DaemonError;
 pub use instance::Instance;
-pub use run::Daemon;
+pub use run::{Daemon, Stopped};
 pub use state::DaemonState;
 
 use crossbeam_channel::Sender;

@@ -131,6 +131,18 @@ pub struct Daemon {
     /// Peers' states at the last round, to log changes only.
     peer_states: std::collections::HashMap<String, PeerState>,
     shutdown: bool,
+    /// Why it stopped, once `shutdown` is set.
+    stopped: Stopped,
+}
+
+/// Why [`Daemon::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// A signal asked it to.
+    Asked,
+    /// The home's master secret was rotated: the one this daemon holds is
+    /// refused by the peers, and a new start unlocks the new one.
+    SecretRotated,
 }
 
 fn config_mtime(home: &Path) -> Option<SystemTime> {
@@ -264,6 +276,7 @@ impl Daemon {
             peer_states: Default::default(),
             config_mtime: config_mtime(dir),
             shutdown: false,
+            stopped: Stopped::Asked,
         };
         for i in 0..daemon.containers.len() {
             if daemon.containers[i].schedule.watch {
@@ -322,7 +335,7 @@ impl Daemon {
     }
 
     /// Run until SIGTERM/SIGINT (a [`Msg::Shutdown`]).
-    pub fn run(mut self) {
+    pub fn run(mut self) -> Stopped {
         while !self.shutdown {
             self.reload_schedules();
             let now = Instant::now();
@@ -340,6 +353,7 @@ impl Daemon {
         }
         self.save_state(None);
         tracing::info!("trove daemon stopped");
+        self.stopped
     }
 
     /// Take in the `[containers.NAME]` sections of `config.toml` when the
@@ -462,6 +476,14 @@ impl Daemon {
         let mut told = false;
         loop {
             match Home::open(&self.dir) {
+                Ok(h) if self.holds_an_old_secret(&h) => {
+                    tracing::error!(
+                        "{what}: the master secret of this home was rotated (or a rotation is under way, `trove recovery rotate`); this daemon holds the old one, which the peers refuse: stopping (exit 1, so a service manager starts it again with the new one)"
+                    );
+                    self.shutdown = true;
+                    self.stopped = Stopped::SecretRotated;
+                    return None;
+                }
                 Ok(h) => return Some(h),
                 Err(RepoError::Busy { holder, .. }) => {
                     if !told {
@@ -483,6 +505,15 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// Whether `home` moved on to another master secret than the one this
+    /// daemon unlocked at its start (`trove recovery rotate`).
+    fn holds_an_old_secret(&self, home: &Home) -> bool {
+        home.rotation_under_way()
+            || home
+                .public_identity()
+                .is_ok_and(|id| id != self.owner.public())
     }
 
     fn step(&mut self, step: Step) {

@@ -3,19 +3,21 @@
 //! owner's namespace, grant and pinned identity to the new owner id and
 //! identity; the old owner id is refused from then on; a retry from either
 //! id is answered `Ok`; a certificate that is not the caller's, or that
-//! would merge two owners, is refused and changes nothing; all of it
-//! survives a restart.
+//! would merge two owners, is refused and changes nothing; the old
+//! secret's inheritance escrow is deleted; all of it survives a restart.
 
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::Duration;
 
 use trove_core::envelope;
+use trove_core::escrow::seal_escrow_share;
 use trove_core::handover::HandOver;
 use trove_core::keys::MasterSecret;
 use trove_core::seal::BlobKind;
 use trove_core::{ContainerId, FragmentId};
-use trove_node::testing::{direct_local, TestNode};
+use trove_node::escrow::EscrowSpec;
+use trove_node::testing::{direct_local, owner_of, TestNode};
 use trove_node::NodeClient;
 use trove_peer::{MetaKey, MetaRejection, Peer, PeerError};
 
@@ -76,6 +78,22 @@ fn a_hand_over_moves_namespace_grant_and_identity_and_survives_a_restart() {
         let held = manifest(&old, c, 3);
         peer.put_meta(&key, &held).unwrap();
         let old_dir = node.owner_dir(&old_client);
+        // An inheritance escrow of the old secret, which the hand-over deletes.
+        let heir = owner_of(&new_client);
+        peer.escrow_put(EscrowSpec {
+            heir,
+            wait_secs: 60,
+            inactive_secs: None,
+            set_id: 7,
+            threshold: 2,
+            sealed_share: seal_escrow_share(&old.transport_seed(), &heir.0, 7, "words").unwrap(),
+        })
+        .unwrap();
+        let escrow = node
+            .data()
+            .join("escrow")
+            .join(format!("{}.json", owner_of(&old_client).to_hex()));
+        assert!(escrow.is_file());
 
         // Not the caller's certificate: refused, nothing moved.
         let (x, y) = (MasterSecret::generate(), MasterSecret::generate());
@@ -91,6 +109,7 @@ fn a_hand_over_moves_namespace_grant_and_identity_and_survives_a_restart() {
         let cert = HandOver::sign(&old, &new, 1_790_000_000);
         peer.hand_over(&cert).unwrap();
         assert!(!old_dir.exists(), "the old namespace moved");
+        assert!(!escrow.exists(), "the old secret's escrow is deleted");
         let new_peer = node.peer(&new_client);
         assert!(new_peer.has_fragment(&fid).unwrap());
         assert_eq!(new_peer.get_meta(&key).unwrap(), held);

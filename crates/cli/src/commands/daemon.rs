@@ -4,7 +4,7 @@ use crate::context::{home_dir, open_home_waiting, unlock};
 use anyhow::Result;
 use std::process::ExitCode;
 use std::time::Duration;
-use trove_daemon::{forward_signals, Daemon, Instance};
+use trove_daemon::{forward_signals, Daemon, Instance, Stopped};
 use trove_repo::{parse_duration, Config, RepoError};
 
 /// Settings given here override `config.toml` (`trove config show`).
@@ -62,6 +62,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
     };
     let (tx, rx) = crossbeam_channel::unbounded();
     forward_signals(tx.clone())?;
-    Daemon::new(&dir, owner, &config, tx, rx)?.run();
-    Ok(ExitCode::SUCCESS)
+    match Daemon::new(&dir, owner, &config, tx, rx)?.run() {
+        Stopped::Asked => Ok(ExitCode::SUCCESS),
+        // A service manager restarts it, unlocking the new secret.
+        Stopped::SecretRotated => Ok(ExitCode::FAILURE),
+    }
 }

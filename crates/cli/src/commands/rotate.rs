@@ -108,7 +108,7 @@ fn print(r: &Rotated) {
     println!("Next steps:");
     println!("  - destroy the old phrase; old SLIP-39 shares are useless now: `trove recovery split` makes a new set");
     println!("  - inheritance escrows of the old secret were deleted from the nodes: run `trove inherit setup` again if you had one");
-    println!("  - a running daemon must be restarted; scripts keep the same passphrase");
+    println!("  - a running daemon stops at its next step (exit 1); start it again (a service manager does); the passphrase is unchanged");
     println!("  - what peers kept in their trash still opens with the old secret until the grace period ends");
     for (c, who) in &r.reshare {
         println!(

@@ -626,3 +626,32 @@ fn a_file_rewritten_during_its_backup_is_never_stored_torn() {
     let (_, out) = t.restore("data:latest");
     assert_same_tree(&t.src, &out);
 }
+
+/// A daemon holds the master secret it unlocked at its start. After
+/// `trove recovery rotate` the peers refuse that secret, so the daemon's
+/// next step stops it with a message, and a new daemon (new secret) backs
+/// up what changed.
+#[test]
+fn a_rotated_master_secret_stops_the_daemon_that_holds_the_old_one() {
+    let t = Trove::setup(3, "2+1");
+    make_small_tree(&t.src, 38);
+    let mut d = started(&t, &["--debounce", "1s", "--max-delay", "2s"]);
+    t.ok_json(&["recovery", "rotate"]);
+    write(&t.src.join("docs/after-rotation.txt"), b"new");
+    let exit = wait_for("the daemon to stop", || d.guard.child().try_wait().unwrap());
+    d.guard.0 = None;
+    assert!(
+        d.log().contains("master secret of this home was rotated"),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        exit.code(),
+        Some(1),
+        "a service manager restarts it: {exit}"
+    );
+    let d = started(&t, &["--debounce", "1s", "--max-delay", "2s"]);
+    wait_in_latest(&t, "after-rotation.txt");
+    assert!(d.terminate().success());
+    assert_intact(&t);
+}
