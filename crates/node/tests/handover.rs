@@ -6,53 +6,28 @@
 //! would merge two owners, is refused and changes nothing; the old
 //! secret's inheritance escrow is deleted; all of it survives a restart.
 
-use std::sync::{mpsc, Arc};
-use std::thread;
+use std::sync::Arc;
 use std::time::Duration;
 
 use trove_core::envelope;
 use trove_core::escrow::seal_escrow_share;
 use trove_core::handover::HandOver;
 use trove_core::keys::MasterSecret;
-use trove_core::seal::BlobKind;
 use trove_core::{ContainerId, FragmentId};
 use trove_node::escrow::EscrowSpec;
-use trove_node::testing::{direct_local, owner_of, TestNode};
+use trove_node::testing::{bounded, direct_local, owner_of, TestNode};
 use trove_node::NodeClient;
+use trove_peer::testing::signed_by;
 use trove_peer::{MetaKey, MetaRejection, Peer, PeerError};
 
 const GRACE: Duration = Duration::from_secs(3600);
-
-/// Run `body` on its own thread; fail if it takes longer than `limit`.
-fn bounded(limit: Duration, body: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = mpsc::channel::<()>();
-    let h = thread::spawn(move || {
-        body();
-        let _ = tx.send(());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(p) = h.join() {
-                std::panic::resume_unwind(p);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within {limit:?}"),
-    }
-}
 
 fn client_of(m: &MasterSecret) -> Arc<NodeClient> {
     NodeClient::start(m.transport_seed(), &direct_local()).unwrap()
 }
 
 fn manifest(m: &MasterSecret, c: ContainerId, revision: u64) -> Vec<u8> {
-    envelope::seal_signed(
-        &m.identity(),
-        &m.manifest_key(),
-        BlobKind::ContainerManifest,
-        &c.0,
-        revision,
-        b"body",
-    )
+    signed_by(m, &MetaKey::Container(c), revision, b"body")
 }
 
 fn refused(r: Result<(), PeerError>) -> String {

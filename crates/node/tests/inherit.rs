@@ -4,34 +4,16 @@
 //! period by the node's clock, a veto blocks it for good, and a claim
 //! survives the node's restart on the same data folder.
 
-use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
 use trove_core::escrow::{open_escrow_share, seal_escrow_share};
 use trove_node::escrow::{ClaimPhase, EscrowSpec};
-use trove_node::testing::{new_client, owner_of, TestNode};
+use trove_node::testing::{bounded, new_client, owner_of, TestNode};
 use trove_node::{Collected, HeirCallError, NodeClient};
 use trove_peer::{Peer, PeerError};
 
 const GRACE: Duration = Duration::from_secs(3600);
-
-/// Run `body` on its own thread; fail if it takes longer than `limit`.
-fn bounded(limit: Duration, body: impl FnOnce() + Send + 'static) {
-    let (tx, rx) = mpsc::channel::<()>();
-    let h = thread::spawn(move || {
-        body();
-        let _ = tx.send(());
-    });
-    match rx.recv_timeout(limit) {
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(p) = h.join() {
-                std::panic::resume_unwind(p);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within {limit:?}"),
-    }
-}
 
 /// The owner's seed and client, granted on `node`.
 fn owner_on(node: &TestNode) -> ([u8; 32], std::sync::Arc<NodeClient>) {

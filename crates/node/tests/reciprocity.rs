@@ -5,38 +5,19 @@
 //! enough given; the operator is told in `Hello` and kept across runs; the
 //! node's own observations land in `ledger.json`.
 
-use std::sync::mpsc;
-use std::thread;
 use std::time::Duration;
 
 use rand::RngCore;
 use trove_core::keys::MasterSecret;
 use trove_core::{ContainerId, FragmentId};
 use trove_node::ledger::{Proof, Proofs, Reciprocity, PROOF_TTL};
-use trove_node::testing::{new_client, owner_of, TestNode};
+use trove_node::testing::{bounded, new_client, owner_of, TestNode};
 use trove_node::NodePeer;
 use trove_peer::testing::signed_by;
 use trove_peer::{MetaKey, Peer, PeerError};
 
 const KIB: u64 = 1 << 10;
 const GRACE: Duration = Duration::from_secs(3600);
-
-/// Run `body` on its own thread and fail if it takes longer than `limit`.
-fn bounded(limit: Duration, body: impl FnOnce() + Send + 'static) {
-    let (done_tx, done_rx) = mpsc::channel::<()>();
-    let handle = thread::spawn(move || {
-        body();
-        let _ = done_tx.send(());
-    });
-    match done_rx.recv_timeout(limit) {
-        Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-            if let Err(panic) = handle.join() {
-                std::panic::resume_unwind(panic);
-            }
-        }
-        Err(mpsc::RecvTimeoutError::Timeout) => panic!("test did not finish within {limit:?}"),
-    }
-}
 
 fn fragment(len: u64) -> (FragmentId, Vec<u8>) {
     let mut v = vec![0u8; len as usize];
