@@ -5,13 +5,16 @@
 //! restore verified byte for byte; then the lost peers replaced and
 //! repaired, and ransomware that encrypts files and deletes the history
 //! undone by `undelete`; `trove daemon` looks after it by itself; last,
-//! the container is shared read-only with a friend's identity.
+//! the container is shared read-only with a friend's identity, rehearsed
+//! for recovery, inherited by that friend; last, the master secret is
+//! rotated as if the 24 words had been seen.
 
 mod attacks;
 mod daemon;
 mod drill;
 mod inherit;
 mod node;
+mod rotate;
 mod sample;
 mod share;
 
@@ -68,6 +71,8 @@ struct DemoReport {
     /// The container inherited by the friend after a vetoed claim and a
     /// released one (`trove inherit`).
     inherit: inherit::InheritSummary,
+    /// The master secret rotated (`trove recovery rotate`).
+    rotate: rotate::RotateSummary,
     #[serde(skip)]
     seconds: f64,
     #[serde(skip)]
@@ -105,7 +110,8 @@ fn print(r: &DemoReport) {
         .iter()
         .chain(r.ransomware.iter().flat_map(|w| &w.differences))
         .chain(&r.share.differences)
-        .chain(&r.inherit.differences);
+        .chain(&r.inherit.differences)
+        .chain(&r.rotate.differences);
     for d in differences.take(20) {
         println!("      DIFFERENCE: {d}");
     }
@@ -114,7 +120,7 @@ fn print(r: &DemoReport) {
     }
     if r.ok {
         println!(
-            "\nOK: {} files ({}) restored identical to the source after losing a disk and a node (2 of 6 peers) and a corrupted fragment; full redundancy repaired; the history ransomware deleted brought back; a dead disk repaired by the daemon with no command; shared read-only with a friend, who restored it exactly; a recovery drill from the 24 words passed; inherited by the friend after a vetoed claim ({:.1}s in all).",
+            "\nOK: {} files ({}) restored identical to the source after losing a disk and a node (2 of 6 peers) and a corrupted fragment; full redundancy repaired; the history ransomware deleted brought back; a dead disk repaired by the daemon with no command; shared read-only with a friend, who restored it exactly; a recovery drill from the 24 words passed; inherited by the friend after a vetoed claim; the master secret rotated, the old owner id refused ({:.1}s in all).",
             r.files,
             ui::bytes(r.bytes),
             r.seconds
@@ -132,7 +138,7 @@ fn print(r: &DemoReport) {
     }
 }
 
-const STEPS: u32 = 15;
+const STEPS: u32 = 16;
 
 /// The demo home's passphrase (the daemon, a separate process, needs it).
 const PASSPHRASE: &str = "demo passphrase";
@@ -446,6 +452,25 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
         );
     }
 
+    step(
+        json,
+        16,
+        "`trove recovery rotate`: as if the 24 words had been seen: dead disk-2 removed, a new master secret; every peer takes a signed hand-over, the node refuses the old owner id, `demo` restores under the new secret",
+    );
+    let rotate = rotate::rotate_the_secret(&base, &src, "disk-2", json)?;
+    if !json {
+        println!(
+            "      identity {} -> {}; {} peer(s) handed over, {} envelope(s) signed anew; old owner id refused by a node: {}; {} files restored, {} differences",
+            rotate.old_fingerprint,
+            rotate.new_fingerprint,
+            rotate.peers_handed_over,
+            rotate.envelopes_resigned,
+            rotate.old_owner_refused,
+            rotate.files_restored,
+            rotate.differences.len()
+        );
+    }
+
     let ok = diffs.is_empty()
         && r.lost.is_empty()
         && repair.full_redundancy
@@ -457,7 +482,9 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
         && drill.ok
         && inherit.vetoed_claim_released_nothing
         && inherit.early_collect_refused
-        && inherit.differences.is_empty();
+        && inherit.differences.is_empty()
+        && rotate.old_owner_refused
+        && rotate.differences.is_empty();
     let report = DemoReport {
         ok,
         files,
@@ -477,6 +504,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
         share,
         drill,
         inherit,
+        rotate,
         seconds: started.elapsed().as_secs_f64(),
         kept_in: args.dir.map(|_| base.clone()),
     };

@@ -70,6 +70,15 @@ fn demo_survives_losses_repairs_and_undoes_ransomware() {
     assert!(inh["shares_collected"].as_u64().unwrap() >= 1, "{v}");
     assert!(inh["files_restored"].as_u64().unwrap() > 100, "{v}");
     assert!(strings(&inh["differences"]).is_empty(), "{v}");
+    // The master secret was rotated: every live peer handed over, the old
+    // owner id refused by a node, `demo` restored exactly.
+    let rot = &v["rotate"];
+    assert_ne!(rot["old_fingerprint"], rot["new_fingerprint"], "{v}");
+    assert!(rot["peers_handed_over"].as_u64().unwrap() >= 5, "{v}");
+    assert!(rot["envelopes_resigned"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(rot["old_owner_refused"], true, "{v}");
+    assert!(rot["files_restored"].as_u64().unwrap() > 100, "{v}");
+    assert!(strings(&rot["differences"]).is_empty(), "{v}");
     let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap();
     assert!(log.contains("trove daemon stopped"), "{log}");
     // The demo's node processes are gone when it returns: their data
