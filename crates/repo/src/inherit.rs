@@ -260,10 +260,21 @@ pub fn setup(
         }
     }
     if !failed.is_empty() {
+        // An incomplete set is of no use to the heir (no letter names it):
+        // what the others stored is deleted again.
+        let left_behind = custodians
+            .iter()
+            .filter_map(|c| {
+                let rec = records.iter().find(|r| r.name == c.name)?;
+                let undone = node_of(home, rec).and_then(|node| Ok(node.escrow_delete()?));
+                undone.err().map(|e| format!("{}: {e}", c.name))
+            })
+            .collect();
         return Err(InheritError::SetupIncomplete {
             failed: failed.len(),
             total: n,
             details: failed.join("; "),
+            left_behind,
         }
         .into());
     }

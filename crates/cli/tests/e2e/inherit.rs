@@ -196,3 +196,40 @@ fn a_vetoed_claim_releases_nothing_and_a_later_one_gives_the_heir_a_home_that_re
 fn stdout_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A setup that some custodian does not take stores nothing: no letter is
+/// written, and the escrows the others stored are deleted again (an
+/// incomplete set helps no heir and holds shares of the master secret).
+#[test]
+fn a_setup_a_custodian_misses_leaves_no_escrow_behind() {
+    let t = Trove::new();
+    t.init();
+    let mut nodes = nodes_for(&t, 3, "1G");
+    let h = Trove::new();
+    h.init();
+    let heir = owner_id(&h);
+    nodes[2].kill();
+    let letter = t.tmp.path().join("letter.json");
+    let out = t.run(&[
+        "inherit",
+        "setup",
+        "--heir",
+        &heir,
+        "--wait",
+        "20s",
+        "--letter",
+        &letter.display().to_string(),
+    ]);
+    assert_code(&out, 1, &["inherit", "setup (a custodian down)"]);
+    assert!(stderr(&out).contains("node3"), "{}", describe(&out));
+    assert!(stderr(&out).contains("deleted again"), "{}", describe(&out));
+    assert!(!letter.exists(), "no letter for an incomplete set");
+    let out = t.run(&["--json", "inherit", "status"]);
+    let rows = parse_json(&out);
+    for row in rows.as_array().unwrap() {
+        match row["custodian"].as_str().unwrap() {
+            "node3" => assert!(row["error"].is_string(), "{row}"),
+            _ => assert!(row["escrow"].is_null(), "an escrow was left behind: {row}"),
+        }
+    }
+}

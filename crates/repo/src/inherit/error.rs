@@ -25,11 +25,14 @@ pub enum InheritError {
     #[error("the heir is this identity's own owner id: give the id `trove whoami` prints on the heir's machine")]
     HeirIsSelf,
     /// Some custodians did not take their escrow.
-    #[error("{failed} of {total} custodian(s) did not store their escrow ({details}); the letter was not written: make them reachable and run `trove inherit setup` again (it replaces every escrow with a new set)")]
+    #[error("{failed} of {total} custodian(s) did not store their escrow ({details}); the letter was not written{}: make them reachable and run `trove inherit setup` again (it replaces every escrow with a new set)", if .left_behind.is_empty() { ", and the escrows the others stored were deleted again".to_owned() } else { format!("; the escrows stored on {} could not be deleted again ({})", .left_behind.len(), .left_behind.join("; ")) })]
     SetupIncomplete {
         failed: usize,
         total: usize,
         details: String,
+        /// Custodians that stored their escrow and could not delete it
+        /// again (the next setup replaces it).
+        left_behind: Vec<String>,
     },
     /// The heir's letter cannot be read.
     #[error("inheritance letter {}: {reason}; ask the owner for the letter `trove inherit setup` wrote (pass it with --letter FILE)", .path.display())]
