@@ -110,30 +110,35 @@ impl CustodianRow {
         if self.released {
             return "released its share".into();
         }
-        let Some(v) = &self.escrow else {
-            return "holds no escrow".into();
-        };
-        let claim = match v.claim {
-            None => "no claim".to_owned(),
-            Some(c) => match c.phase {
-                ClaimPhase::Waiting { left_secs, .. } => format!(
-                    "claim #{} OPEN, releases in {} by its clock unless vetoed",
-                    c.id,
-                    crate::health::format_duration(Duration::from_secs(left_secs))
-                ),
-                ClaimPhase::Releasable => {
-                    format!("claim #{} OPEN, its wait has passed: it releases now", c.id)
-                }
-                ClaimPhase::Vetoed { .. } => format!("claim #{} vetoed", c.id),
-            },
-        };
-        format!(
-            "escrow of set {:04x} for heir {}…, wait {}: {claim}",
-            v.set_id,
-            &v.heir.to_hex()[..12],
-            crate::health::format_duration(Duration::from_secs(v.wait_secs))
-        )
+        match &self.escrow {
+            Some(v) => describe_escrow(v),
+            None => "holds no escrow".into(),
+        }
     }
+}
+
+/// One line for people about an escrow: its set, heir, wait and claim.
+pub fn describe_escrow(v: &EscrowView) -> String {
+    let claim = match v.claim {
+        None => "no claim".to_owned(),
+        Some(c) => match c.phase {
+            ClaimPhase::Waiting { left_secs, .. } => format!(
+                "claim #{} OPEN, releases in {} by its clock unless vetoed",
+                c.id,
+                crate::health::format_duration(Duration::from_secs(left_secs))
+            ),
+            ClaimPhase::Releasable => {
+                format!("claim #{} OPEN, its wait has passed: it releases now", c.id)
+            }
+            ClaimPhase::Vetoed { .. } => format!("claim #{} vetoed", c.id),
+        },
+    };
+    format!(
+        "escrow of set {:04x} for heir {}…, wait {}: {claim}",
+        v.set_id,
+        &v.heir.to_hex()[..12],
+        crate::health::format_duration(Duration::from_secs(v.wait_secs))
+    )
 }
 
 /// What setup did.

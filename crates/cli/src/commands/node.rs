@@ -233,6 +233,9 @@ struct OwnerRow {
     trash: u64,
     /// The identity key the owner's metadata must be signed by, once pinned.
     identity: Option<String>,
+    /// The inheritance escrow this node keeps for the owner (§9f), as of
+    /// the node's clock now (the owner's last request is not known here).
+    escrow: Option<trove_node::escrow::EscrowView>,
     /// "You give X, you use Y": `you_give` is `used + trash`, `you_use`
     /// what the owner's nodes are proven to store for the operator.
     #[serde(flatten)]
@@ -254,9 +257,14 @@ struct Status {
 fn status(data: &Path, out: Out) -> Result<ExitCode> {
     let dir = NodeDir::open(data)?;
     let grants = dir.grants()?;
+    let escrows = dir.escrows()?;
     let mut owners: Vec<OwnerId> = grants.keys().copied().collect();
-    for o in dir.owners_with_data() {
-        if !grants.contains_key(&o) {
+    for o in dir
+        .owners_with_data()
+        .into_iter()
+        .chain(escrows.iter().map(|e| e.owner))
+    {
+        if !owners.contains(&o) {
             owners.push(o);
         }
     }
@@ -277,6 +285,10 @@ fn status(data: &Path, out: Out) -> Result<ExitCode> {
                 used,
                 trash,
                 identity: dir.owner_identity(o)?.map(|i| i.fingerprint()),
+                escrow: escrows
+                    .iter()
+                    .find(|e| e.owner == *o)
+                    .map(|e| e.view(now, None)),
                 standing: Standing::of(*o, used + trash, &ledger, &proofs, operator.as_ref(), now),
             })
         })
@@ -332,6 +344,9 @@ fn status(data: &Path, out: Out) -> Result<ExitCode> {
                     .unwrap_or_default()
             );
             println!("    {}", give_take(&r.standing));
+            if let Some(e) = &r.escrow {
+                println!("    inheritance {}", trove_repo::inherit::describe_escrow(e));
+            }
         }
     })?;
     Ok(ExitCode::SUCCESS)

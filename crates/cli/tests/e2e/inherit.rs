@@ -51,7 +51,7 @@ fn a_vetoed_claim_releases_nothing_and_a_later_one_gives_the_heir_a_home_that_re
     let t = Trove::new();
     let init = t.init();
     let phrase = init["phrase"].as_str().unwrap().to_owned();
-    let _nodes = nodes_for(&t, 3, "1G");
+    let nodes = nodes_for(&t, 3, "1G");
     t.create_container("2+1");
     make_small_tree(&t.src, 15);
     t.backup();
@@ -79,6 +79,17 @@ fn a_vetoed_claim_releases_nothing_and_a_later_one_gives_the_heir_a_home_that_re
     assert_eq!(letter["threshold"], 2, "a majority of 3: {s}");
     assert_eq!(letter["custodians"].as_array().unwrap().len(), 3, "{s}");
     assert_ne!(letter["set_id"], first["letter"]["set_id"], "a new set");
+    // The node's operator sees the escrow it keeps.
+    let st = nodes[0].status(&t);
+    let row = st["owners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["owner"] == owner.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("the owner is not listed: {st}"));
+    assert_eq!(row["escrow"]["heir"], heir.as_str(), "{st}");
+    assert_eq!(row["escrow"]["wait_secs"], WAIT.as_secs(), "{st}");
     let letter_text = std::fs::read_to_string(&owner_letter).unwrap();
     for word in phrase.split(' ').collect::<Vec<_>>().windows(3) {
         assert!(

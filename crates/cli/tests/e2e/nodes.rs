@@ -100,6 +100,11 @@ impl Node {
         t.ok_json(&full)
     }
 
+    /// `trove node status --json` of this node's data folder.
+    pub(crate) fn status(&self, t: &Trove) -> Value {
+        self.node_cmd(t, &["status"])
+    }
+
     pub(crate) fn ticket(&self, t: &Trove) -> String {
         self.node_cmd(t, &["ticket"])["ticket"]
             .as_str()
