@@ -655,3 +655,38 @@ fn a_rotated_master_secret_stops_the_daemon_that_holds_the_old_one() {
     assert!(d.terminate().success());
     assert_intact(&t);
 }
+
+/// An heir's open claim reaches the owner through the daemon: every audit
+/// round logs it, with the command that vetoes it.
+#[test]
+fn the_daemon_logs_an_open_inheritance_claim() {
+    let t = Trove::new();
+    t.init();
+    let _nodes = crate::nodes::nodes_for(&t, 2, "1G");
+    t.create_container("1+1");
+    make_small_tree(&t.src, 39);
+    t.backup();
+    let h = Trove::new();
+    h.init();
+    let heir = crate::nodes::owner_id(&h);
+    let owner = crate::nodes::owner_id(&t);
+    let letter = t.tmp.path().join("letter.json").display().to_string();
+    t.ok_json(&[
+        "inherit", "setup", "--heir", &heir, "--wait", "1h", "--letter", &letter,
+    ]);
+    h.ok_json(&["inherit", "claim", "--owner", &owner, "--letter", &letter]);
+    let d = started(
+        &t,
+        &[
+            "--debounce",
+            "1s",
+            "--max-delay",
+            "2s",
+            "--audit-every",
+            "1s",
+        ],
+    );
+    d.wait_log("INHERITANCE CLAIM open on custodian");
+    assert!(d.log().contains("trove inherit veto"), "{}", d.log());
+    assert!(d.terminate().success());
+}
