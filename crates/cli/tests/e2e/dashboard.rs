@@ -251,3 +251,43 @@ fn dashboard_serves_the_api_and_a_page_chromium_renders() {
     // A blank 1280x900 page compresses to a few KiB; tables and text do not.
     assert!(bytes.len() > 20_000, "screenshot of {} bytes", bytes.len());
 }
+
+/// An heir's open inheritance claim is a banner on the dashboard, as
+/// Chromium renders it; with no claim there is none.
+#[test]
+fn an_open_inheritance_claim_is_a_banner_on_the_dashboard() {
+    let t = Trove::new();
+    t.init();
+    let _nodes = crate::nodes::nodes_for(&t, 2, "1G");
+    let h = Trove::new();
+    h.init();
+    let heir = crate::nodes::owner_id(&h);
+    let owner = crate::nodes::owner_id(&t);
+    let letter = t.tmp.path().join("letter.json").display().to_string();
+    t.ok_json(&[
+        "inherit", "setup", "--heir", &heir, "--wait", "1h", "--letter", &letter,
+    ]);
+    let Some(browser) = chromium() else {
+        eprintln!("SKIPPED: chromium not installed (apt-get install chromium)");
+        return;
+    };
+    let banner = |t: &Trove| {
+        let (_ui, url) = start_ui(t, &["ui", "--listen", "127.0.0.1:0"]);
+        let dom = headless(&browser, t.tmp.path(), &url, &["--dump-dom"]);
+        let shown = dom.split("<script").next().unwrap().to_owned();
+        shown
+            .split("id=\"claims\"")
+            .nth(1)
+            .map(|rest| rest.split("</div>").next().unwrap_or("").to_owned())
+            .unwrap_or_else(|| panic!("no claims element: {shown}"))
+    };
+    let quiet = banner(&t);
+    assert!(
+        quiet.contains("hidden") && !quiet.contains("Inheritance claim"),
+        "{quiet}"
+    );
+    h.ok_json(&["inherit", "claim", "--owner", &owner, "--letter", &letter]);
+    let open = banner(&t);
+    assert!(open.contains("Inheritance claim open on"), "{open}");
+    assert!(!open.contains("hidden"), "{open}");
+}
