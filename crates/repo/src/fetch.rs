@@ -170,6 +170,9 @@ pub struct Fetcher {
     /// Peers that were slow or unreachable: asked last until they answer
     /// well again, so one dead peer costs one hedge delay, not one per pack.
     suspects: Mutex<std::collections::HashSet<PeerId>>,
+    /// Answers to [`Fetcher::probe_peers`] that came after it returned: a
+    /// peer that answers late is slow, not dead, and stops being a suspect.
+    late_probes: Mutex<Option<crossbeam_channel::Receiver<(PeerId, bool)>>>,
     /// Fragment bytes received (good or not), for reports.
     received: Arc<AtomicU64>,
     /// Held while a pack is decoded: decoding needs several times the
@@ -184,10 +187,15 @@ const HEDGE_MAX_MS: u64 = 10_000;
 
 impl Fetcher {
     pub fn new(slots: &[PeerSlot]) -> Self {
-        let peers = slots
-            .iter()
-            .map(|s| (s.record.id, (s.record.name.clone(), s.available().cloned())))
-            .collect();
+        Self::of(
+            slots
+                .iter()
+                .map(|s| (s.record.id, (s.record.name.clone(), s.available().cloned())))
+                .collect(),
+        )
+    }
+
+    fn of(peers: HashMap<PeerId, (String, Option<Arc<dyn Peer>>)>) -> Self {
         Self {
             peers,
             problems: Mutex::new(Vec::new()),
@@ -196,8 +204,63 @@ impl Fetcher {
             // Start low: the first dead peer then costs the minimum hedge delay.
             usual_fetch_ms: AtomicU64::new(150),
             suspects: Mutex::new(Default::default()),
+            late_probes: Mutex::new(None),
             received: Arc::new(AtomicU64::new(0)),
             decoding: Mutex::new(()),
+        }
+    }
+
+    /// Ask every peer a trivial question at once (does it hold the zero
+    /// fragment id) and wait at most the least hedge delay: a peer that has
+    /// not answered by then (a node whose process is gone: its connection
+    /// attempt hangs until the connect timeout) or that failed starts as a
+    /// suspect. Without this, the first pack waits one hedge delay for each
+    /// dead peer in turn when its next location is on a dead peer too. Live
+    /// nodes are connected by the same question. Returns the suspects.
+    pub fn probe_peers(&self) -> Vec<String> {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut waiting: HashMap<PeerId, String> = HashMap::new();
+        for (id, (name, peer)) in &self.peers {
+            let Some(peer) = peer.clone() else { continue };
+            waiting.insert(*id, name.clone());
+            let (tx, id) = (tx.clone(), *id);
+            // Left to finish on its own if it hangs.
+            std::thread::spawn(move || {
+                let answered = peer.has_fragment(&FragmentId([0; 32])).is_ok();
+                let _ = tx.send((id, answered));
+            });
+        }
+        let deadline = Instant::now() + Duration::from_millis(HEDGE_MIN_MS);
+        let mut failed = Vec::new();
+        while !waiting.is_empty() {
+            let Ok((id, answered)) = rx.recv_deadline(deadline) else {
+                break;
+            };
+            match waiting.remove(&id) {
+                Some(name) if !answered => failed.push((id, name)),
+                _ => {}
+            }
+        }
+        failed.extend(waiting);
+        self.suspects
+            .lock()
+            .expect("not poisoned")
+            .extend(failed.iter().map(|(id, _)| *id));
+        *self.late_probes.lock().expect("not poisoned") = Some(rx);
+        let mut names: Vec<String> = failed.into_iter().map(|(_, n)| n).collect();
+        names.sort();
+        names
+    }
+
+    /// Clear the suspicion of peers whose probe was answered late.
+    fn take_late_probes(&self) {
+        let late = self.late_probes.lock().expect("not poisoned");
+        let Some(rx) = late.as_ref() else { return };
+        let mut suspects = self.suspects.lock().expect("not poisoned");
+        for (id, answered) in rx.try_iter() {
+            if answered {
+                suspects.remove(&id);
+            }
         }
     }
 
@@ -291,6 +354,7 @@ impl Fetcher {
         let k = rec.k as usize;
         // Data shards first: with all of them, decoding is a concatenation.
         let mut order: Vec<&FragmentLocation> = rec.fragments.iter().collect();
+        self.take_late_probes();
         let suspects = self.suspects.lock().expect("not poisoned").clone();
         order.sort_by_key(|l| (suspects.contains(&l.peer), l.index >= rec.k, l.index));
         let suspect = |peer: PeerId, yes: bool| {
@@ -600,6 +664,34 @@ mod tests {
         }
         assert_eq!(kept.into_vec(), bytes);
         assert_eq!(decoded.into_vec(), bytes);
+    }
+
+    #[test]
+    fn peers_that_do_not_answer_a_probe_in_time_start_as_suspects() {
+        use trove_peer::testing::{MemoryPeer, SlowPeer};
+        let live: Arc<dyn Peer> = Arc::new(MemoryPeer::new("live"));
+        let stuck: Arc<dyn Peer> = Arc::new(SlowPeer::new(
+            Arc::new(MemoryPeer::new("stuck")),
+            Duration::from_secs(30),
+        ));
+        let (a, b, c) = (PeerId([1; 32]), PeerId([2; 32]), PeerId([3; 32]));
+        let f = Fetcher::of(HashMap::from([
+            (a, ("live".to_owned(), Some(live))),
+            (b, ("stuck".to_owned(), Some(stuck))),
+            (c, ("gone".to_owned(), None)),
+        ]));
+        assert_eq!(f.probe_peers(), ["stuck"]);
+        let suspects = f.suspects.lock().unwrap().clone();
+        assert!(
+            suspects.contains(&b) && !suspects.contains(&a),
+            "{suspects:?}"
+        );
+        // Its answer comes late: slow, not dead, it is no longer a suspect.
+        let (tx, rx) = crossbeam_channel::unbounded();
+        tx.send((b, true)).unwrap();
+        *f.late_probes.lock().unwrap() = Some(rx);
+        f.take_late_probes();
+        assert!(f.suspects.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -102,6 +102,10 @@ pub fn restore(
     let peers = home.peers().open_for(&container)?;
     peers.warn_unavailable(progress);
     let fetcher = Fetcher::new(&peers.slots);
+    let slow = fetcher.probe_peers();
+    if !slow.is_empty() {
+        tracing::debug!(peers = ?slow, "restore: asked last (no answer to a probe)");
+    }
     let reader = TreeReader {
         home,
         container: &container,
