@@ -184,6 +184,10 @@ const CACHE_PACKS: usize = 3;
 /// Bounds of the hedge delay (see [`Fetcher::hedge_delay`]).
 const HEDGE_MIN_MS: u64 = 750;
 const HEDGE_MAX_MS: u64 = 10_000;
+/// How long [`Fetcher::probe_peers`] waits: a live peer on a disk or the LAN
+/// answers in milliseconds; one that answers later (far away) is a suspect
+/// only until its answer comes.
+const PROBE_WAIT: Duration = Duration::from_millis(250);
 
 impl Fetcher {
     pub fn new(slots: &[PeerSlot]) -> Self {
@@ -211,7 +215,7 @@ impl Fetcher {
     }
 
     /// Ask every peer a trivial question at once (does it hold the zero
-    /// fragment id) and wait at most the least hedge delay: a peer that has
+    /// fragment id) and wait at most [`PROBE_WAIT`]: a peer that has
     /// not answered by then (a node whose process is gone: its connection
     /// attempt hangs until the connect timeout) or that failed starts as a
     /// suspect. Without this, the first pack waits one hedge delay for each
@@ -230,7 +234,7 @@ impl Fetcher {
                 let _ = tx.send((id, answered));
             });
         }
-        let deadline = Instant::now() + Duration::from_millis(HEDGE_MIN_MS);
+        let deadline = Instant::now() + PROBE_WAIT;
         let mut failed = Vec::new();
         while !waiting.is_empty() {
             let Ok((id, answered)) = rx.recv_deadline(deadline) else {
