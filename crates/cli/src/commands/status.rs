@@ -37,6 +37,8 @@ struct Status<'a> {
     drill: &'a DrillStatus,
     /// Custodians with an open inheritance claim.
     inheritance_claims: &'a [trove_repo::inherit::CustodianRow],
+    /// A master secret rotation was started and not finished.
+    rotation_under_way: bool,
 }
 
 #[derive(Serialize)]
@@ -72,9 +74,12 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
     if let Some(d) = args.peer_lost_after {
         config.daemon.peer_lost_after = d;
     }
-    let report = {
+    let (report, rotation_under_way) = {
         let home = open_home_waiting(args.wait)?;
-        trove_repo::status(&home, &config)?
+        (
+            trove_repo::status(&home, &config)?,
+            home.rotation_under_way(),
+        )
     };
     let live = state.as_ref().filter(|_| pid.is_some());
     let row = Status {
@@ -95,6 +100,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
         },
         drill: &report.drill,
         inheritance_claims: &report.inheritance_claims,
+        rotation_under_way,
     };
     out.emit(&row, |row| print_text(row))?;
     let degraded = report
@@ -131,6 +137,11 @@ fn when(t: Option<i64>) -> String {
 }
 
 fn print_text(s: &Status) {
+    if s.rotation_under_way {
+        println!(
+            "!! A MASTER SECRET ROTATION IS NOT FINISHED: peers may already refuse the old secret; run `trove recovery rotate` to finish it."
+        );
+    }
     if !s.inheritance_claims.is_empty() {
         println!(
             "!! INHERITANCE CLAIM OPEN on {} custodian(s): your heir asked for your escrowed master secret. If you did not expect it, run `trove inherit veto` now.",

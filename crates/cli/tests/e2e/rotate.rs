@@ -41,6 +41,12 @@ fn a_rotation_moves_every_peer_to_the_new_secret_and_only_the_new_phrase_recover
     let out = t.run(&["backup"]);
     assert_code(&out, 1, &["backup (rotation under way)"]);
     assert!(stderr(&out).contains("rotation"), "{}", describe(&out));
+    let out = t.run(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ROTATION IS NOT FINISHED"),
+        "{}",
+        describe(&out)
+    );
     nodes[1].restart();
     let v = t.ok_json(&["recovery", "rotate"]);
     assert_eq!(v["resumed"], true, "{v}");
