@@ -662,19 +662,11 @@ fn a_rotated_master_secret_stops_the_daemon_that_holds_the_old_one() {
 fn the_daemon_logs_an_open_inheritance_claim() {
     let t = Trove::new();
     t.init();
-    let _nodes = crate::nodes::nodes_for(&t, 2, "1G");
+    let escrow = crate::inherit::Escrowed::set_up(&t);
     t.create_container("1+1");
     make_small_tree(&t.src, 39);
     t.backup();
-    let h = Trove::new();
-    h.init();
-    let heir = crate::nodes::owner_id(&h);
-    let owner = crate::nodes::owner_id(&t);
-    let letter = t.tmp.path().join("letter.json").display().to_string();
-    t.ok_json(&[
-        "inherit", "setup", "--heir", &heir, "--wait", "1h", "--letter", &letter,
-    ]);
-    h.ok_json(&["inherit", "claim", "--owner", &owner, "--letter", &letter]);
+    escrow.claim();
     let d = started(
         &t,
         &[

@@ -258,15 +258,7 @@ fn dashboard_serves_the_api_and_a_page_chromium_renders() {
 fn an_open_inheritance_claim_is_a_banner_on_the_dashboard() {
     let t = Trove::new();
     t.init();
-    let _nodes = crate::nodes::nodes_for(&t, 2, "1G");
-    let h = Trove::new();
-    h.init();
-    let heir = crate::nodes::owner_id(&h);
-    let owner = crate::nodes::owner_id(&t);
-    let letter = t.tmp.path().join("letter.json").display().to_string();
-    t.ok_json(&[
-        "inherit", "setup", "--heir", &heir, "--wait", "1h", "--letter", &letter,
-    ]);
+    let escrow = crate::inherit::Escrowed::set_up(&t);
     let Some(browser) = chromium() else {
         eprintln!("SKIPPED: chromium not installed (apt-get install chromium)");
         return;
@@ -286,7 +278,7 @@ fn an_open_inheritance_claim_is_a_banner_on_the_dashboard() {
         quiet.contains("hidden") && !quiet.contains("Inheritance claim"),
         "{quiet}"
     );
-    h.ok_json(&["inherit", "claim", "--owner", &owner, "--letter", &letter]);
+    escrow.claim();
     let open = banner(&t);
     assert!(open.contains("Inheritance claim open on"), "{open}");
     assert!(!open.contains("hidden"), "{open}");

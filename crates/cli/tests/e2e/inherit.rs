@@ -244,3 +244,44 @@ fn a_setup_a_custodian_misses_leaves_no_escrow_behind() {
         }
     }
 }
+
+/// An owner (`t`, initialised) with two node peers whose master secret is
+/// escrowed for a new heir with a one-hour wait. The heir claims with
+/// [`Escrowed::claim`].
+pub(crate) struct Escrowed {
+    pub(crate) _nodes: Vec<crate::nodes::Node>,
+    heir: Trove,
+    owner: String,
+    letter: String,
+}
+
+impl Escrowed {
+    pub(crate) fn set_up(t: &Trove) -> Escrowed {
+        let nodes = nodes_for(t, 2, "1G");
+        let heir = Trove::new();
+        heir.init();
+        let heir_id = owner_id(&heir);
+        let letter = t.tmp.path().join("letter.json").display().to_string();
+        t.ok_json(&[
+            "inherit", "setup", "--heir", &heir_id, "--wait", "1h", "--letter", &letter,
+        ]);
+        Escrowed {
+            _nodes: nodes,
+            heir,
+            owner: owner_id(t),
+            letter,
+        }
+    }
+
+    /// The heir claims the escrow.
+    pub(crate) fn claim(&self) {
+        self.heir.ok_json(&[
+            "inherit",
+            "claim",
+            "--owner",
+            &self.owner,
+            "--letter",
+            &self.letter,
+        ]);
+    }
+}
