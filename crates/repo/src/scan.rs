@@ -330,7 +330,7 @@ impl Walker<'_> {
                     }))
                 })
                 .collect();
-            parts
+            let mut nodes: Vec<ScanNode> = parts
                 .into_iter()
                 .filter_map(|c| match c {
                     Child::Here(n) => n,
@@ -339,7 +339,13 @@ impl Walker<'_> {
                         self.merge(node, scan)
                     }
                 })
-                .collect()
+                .collect();
+            // Collected in place, the nodes keep the allocation of the
+            // listed entries, which are about three times their size; the
+            // tree is held for the whole backup (a massif profile of a
+            // 87,000-file walk: 32 MB instead of about 8).
+            nodes.shrink_to_fit();
+            nodes
         })
     }
 
@@ -395,5 +401,8 @@ pub(crate) fn scan(sources: &[PathBuf], lookups: &Lookups) -> Scan {
     if files.had_record || !files.slots.is_empty() {
         w.out.folders.push(files);
     }
+    // Grown by doubling as sub-walks were merged; held for the whole backup.
+    w.out.files.shrink_to_fit();
+    w.out.folders.shrink_to_fit();
     w.out
 }

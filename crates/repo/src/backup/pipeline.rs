@@ -194,7 +194,9 @@ impl Shared<'_> {
         let max = self.chunker.params().max as usize;
         let window = READ_WINDOW.max(2 * max);
         buf.clear();
-        buf.reserve((len as usize).min(window));
+        // Exact: `reserve` would double a buffer grown by smaller files,
+        // and each worker keeps its buffer for the whole backup.
+        buf.reserve_exact((len as usize).min(window));
         let mut chunks = Vec::new();
         let mut total = 0u64;
         loop {
@@ -219,6 +221,9 @@ impl Shared<'_> {
             }
             buf.drain(..used);
         }
+        // Held until the commit, one list per file read: most small files
+        // have one chunk, for which `push` reserved four.
+        chunks.shrink_to_fit();
         Ok(ReadFile { chunks, len: total })
     }
 
