@@ -297,7 +297,7 @@ fn file_node(f: &ScanFile, files: &Outcomes) -> Option<Node> {
         }
     };
     Some(Node {
-        name: f.name.clone(),
+        name: scanned.name().to_vec(),
         mode: f.mode,
         mtime_ns: f.mtime_ns,
         kind: NodeKind::File { size, chunks },
