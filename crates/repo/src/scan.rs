@@ -8,17 +8,25 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use trove_core::BlobId;
 
-/// One entry of the walked tree.
+/// One entry of the walked tree. Folders and symlinks are boxed so that
+/// the node of a file, by far the most common, takes 32 bytes, not 72.
 #[derive(Debug)]
 pub enum ScanNode {
     File(ScanFile),
-    Dir(ScanDir),
-    Symlink {
-        name: Vec<u8>,
-        mode: u32,
-        mtime_ns: i64,
-        target: Vec<u8>,
-    },
+    Dir(Box<ScanDir>),
+    Symlink(Box<ScanSymlink>),
+}
+
+// A walk of 200,000 files holds 200,000 of these for the whole backup.
+const _: () = assert!(std::mem::size_of::<ScanNode>() <= 32);
+
+/// A symlink in the tree, with its target as stored.
+#[derive(Debug)]
+pub struct ScanSymlink {
+    pub name: Vec<u8>,
+    pub mode: u32,
+    pub mtime_ns: i64,
+    pub target: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -205,12 +213,12 @@ impl Walker<'_> {
         let ft = meta.file_type();
         if ft.is_symlink() {
             return match std::fs::read_link(path) {
-                Ok(t) => Some(ScanNode::Symlink {
+                Ok(t) => Some(ScanNode::Symlink(Box::new(ScanSymlink {
                     name,
                     mode,
                     mtime_ns: mtime,
                     target: t.as_os_str().as_bytes().to_vec(),
-                }),
+                }))),
                 Err(e) => {
                     self.unreadable(path, e);
                     None
@@ -218,7 +226,7 @@ impl Walker<'_> {
             };
         }
         if ft.is_dir() {
-            return Some(ScanNode::Dir(self.dir(path, name, mode, mtime)));
+            return Some(ScanNode::Dir(Box::new(self.dir(path, name, mode, mtime))));
         }
         if !ft.is_file() {
             self.out.skipped.push(SkippedPath {
@@ -337,7 +345,7 @@ impl Walker<'_> {
                             spare,
                             out: Scan::default(),
                         };
-                        let node = Some(ScanNode::Dir(w.dir(&path, name, mode, mtime)));
+                        let node = Some(ScanNode::Dir(Box::new(w.dir(&path, name, mode, mtime))));
                         spare.fetch_add(1, Ordering::AcqRel);
                         (node, w.out)
                     }))
@@ -386,7 +394,7 @@ fn shift_slots(n: &mut ScanNode, offset: usize) {
     match n {
         ScanNode::File(f) => f.slot += offset,
         ScanNode::Dir(d) => d.children.iter_mut().for_each(|c| shift_slots(c, offset)),
-        ScanNode::Symlink { .. } => {}
+        ScanNode::Symlink(_) => {}
     }
 }
 

@@ -254,17 +254,12 @@ impl Shared<'_> {
                     tree: self.tree(tx, &d.children, files),
                 },
             },
-            ScanNode::Symlink {
-                name,
-                mode,
-                mtime_ns,
-                target,
-            } => Node {
-                name: name.clone(),
-                mode: *mode,
-                mtime_ns: *mtime_ns,
+            ScanNode::Symlink(l) => Node {
+                name: l.name.clone(),
+                mode: l.mode,
+                mtime_ns: l.mtime_ns,
                 kind: NodeKind::Symlink {
-                    target: target.clone(),
+                    target: l.target.clone(),
                 },
             },
         })
