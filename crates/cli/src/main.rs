@@ -8,6 +8,7 @@
 
 mod commands;
 mod context;
+mod memory;
 mod ui;
 
 use clap::{Parser, Subcommand};
@@ -121,6 +122,7 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    memory::return_large_buffers();
     context::quiet_when_stdout_reader_leaves();
     let cli = Cli::parse();
     context::init_logging(matches!(

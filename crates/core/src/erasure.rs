@@ -111,28 +111,24 @@ pub fn encode(pack: &PackId, bytes: &[u8], k: u8, m: u8) -> Result<Vec<Fragment>
         shard_len: slen as u32,
     };
     // Data fragments are written once, header then shard, and the parity is
-    // computed from their shard parts: no separate copy of the data shards.
-    let mut out: Vec<Vec<u8>> = (0..k as usize)
+    // computed from their shard parts, stripe by stripe, into the parity
+    // fragments: no separate copy of any shard.
+    let mut out: Vec<Vec<u8>> = (0..k as usize + m as usize)
         .map(|i| {
             let start = (i * slen).min(bytes.len());
             let end = ((i + 1) * slen).min(bytes.len());
             let mut f = Vec::with_capacity(FRAGMENT_HEADER_LEN + slen);
             header(i).write(&mut f);
-            f.extend_from_slice(&bytes[start..end]);
+            if i < k as usize {
+                f.extend_from_slice(&bytes[start..end]);
+            }
             f.resize(FRAGMENT_HEADER_LEN + slen, 0);
             f
         })
         .collect();
     if m > 0 {
-        let shards: Vec<&[u8]> = out.iter().map(|f| &f[FRAGMENT_HEADER_LEN..]).collect();
-        let parity = reed_solomon_simd::encode(k as usize, m as usize, &shards)
-            .map_err(|e| ErasureError::Codec(e.to_string()))?;
-        for (j, shard) in parity.into_iter().enumerate() {
-            let mut f = Vec::with_capacity(FRAGMENT_HEADER_LEN + slen);
-            header(k as usize + j).write(&mut f);
-            f.extend_from_slice(&shard);
-            out.push(f);
-        }
+        let (data, parity) = out.split_at_mut(k as usize);
+        encode_parity(data, parity, slen)?;
     }
     Ok(out
         .into_iter()
@@ -143,6 +139,57 @@ pub fn encode(pack: &PackId, bytes: &[u8], k: u8, m: u8) -> Result<Vec<Fragment>
             bytes: f,
         })
         .collect())
+}
+
+/// Bytes of each shard coded at once. reed-solomon-simd codes every 64-byte
+/// block of a shard on its own (a shorter last block is laid out apart, the
+/// same way whatever precedes it), so coding stripes cut at multiples of 64
+/// gives exactly the bytes of one pass over whole shards, while the codec's
+/// work space is a few stripes instead of a few shards (for an 8 MiB pack
+/// in 4+2: about 12 MiB less at once).
+const STRIPE: usize = 64 * 1024;
+
+/// The stripes of a shard of `slen` bytes.
+fn stripes(slen: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..slen)
+        .step_by(STRIPE)
+        .map(move |start| start..(start + STRIPE).min(slen))
+}
+
+fn codec(e: reed_solomon_simd::Error) -> ErasureError {
+    ErasureError::Codec(e.to_string())
+}
+
+/// Fill the shard parts of the `parity` fragments from those of `data`.
+fn encode_parity(
+    data: &[Vec<u8>],
+    parity: &mut [Vec<u8>],
+    slen: usize,
+) -> Result<(), ErasureError> {
+    let shard = |f: &[u8]| -> std::ops::Range<usize> { FRAGMENT_HEADER_LEN..f.len() };
+    let mut coder: Option<reed_solomon_simd::ReedSolomonEncoder> = None;
+    for r in stripes(slen) {
+        let (k, m) = (data.len(), parity.len());
+        let coder = match &mut coder {
+            Some(c) => {
+                c.reset(k, m, r.len()).map_err(codec)?;
+                c
+            }
+            None => coder
+                .insert(reed_solomon_simd::ReedSolomonEncoder::new(k, m, r.len()).map_err(codec)?),
+        };
+        for f in data {
+            coder
+                .add_original_shard(&f[shard(f)][r.clone()])
+                .map_err(codec)?;
+        }
+        let result = coder.encode().map_err(codec)?;
+        for (f, stripe) in parity.iter_mut().zip(result.recovery_iter()) {
+            let at = shard(f);
+            f[at][r.clone()].copy_from_slice(stripe);
+        }
+    }
+    Ok(())
 }
 
 /// Rebuild a pack from fragments whose ids the caller has already checked.
@@ -174,33 +221,65 @@ pub fn decode<B: AsRef<[u8]>>(fragments: &[B]) -> Result<Vec<u8>, ErasureError> 
             need: k,
         });
     }
-    let mut data: Vec<Option<Vec<u8>>> = (0..k)
-        .map(|i| by_index.get(&(i as u8)).map(|s| s.to_vec()))
-        .collect();
-    if data.iter().any(Option::is_none) {
-        let originals = by_index
-            .iter()
-            .filter(|(i, _)| (**i as usize) < k)
-            .map(|(i, s)| (*i as usize, *s));
-        let recovery = by_index
-            .iter()
-            .filter(|(i, _)| (**i as usize) >= k)
-            .map(|(i, s)| (*i as usize - k, *s));
-        let restored = reed_solomon_simd::decode(k, h.m as usize, originals, recovery)
-            .map_err(|e| ErasureError::Codec(e.to_string()))?;
-        for (i, s) in restored {
-            data[i] = Some(s);
-        }
+    // Data shards go straight into the pack; missing ones are decoded into
+    // it stripe by stripe.
+    let slen = h.shard_len as usize;
+    let mut pack = vec![0u8; k * slen];
+    for (&i, s) in by_index.range(..h.k) {
+        let i = i as usize;
+        pack[i * slen..(i + 1) * slen].copy_from_slice(s);
     }
-    let mut pack = Vec::with_capacity(k * h.shard_len as usize);
-    for s in data {
-        pack.extend_from_slice(&s.ok_or(ErasureError::Codec("shard not restored".into()))?);
+    let missing: Vec<usize> = (0..k)
+        .filter(|i| !by_index.contains_key(&(*i as u8)))
+        .collect();
+    if !missing.is_empty() {
+        decode_missing(&by_index, k, h.m as usize, slen, &missing, &mut pack)?;
     }
     pack.truncate(h.pack_len as usize);
     if PackId::of(&pack) != h.pack {
         return Err(ErasureError::PackHash);
     }
     Ok(pack)
+}
+
+/// Decode the data shards `missing` into their places in `pack` from the
+/// shards `by_index` (fragment index to shard).
+fn decode_missing(
+    by_index: &std::collections::BTreeMap<u8, &[u8]>,
+    k: usize,
+    m: usize,
+    slen: usize,
+    missing: &[usize],
+    pack: &mut [u8],
+) -> Result<(), ErasureError> {
+    let mut coder: Option<reed_solomon_simd::ReedSolomonDecoder> = None;
+    for r in stripes(slen) {
+        let coder = match &mut coder {
+            Some(c) => {
+                c.reset(k, m, r.len()).map_err(codec)?;
+                c
+            }
+            None => coder
+                .insert(reed_solomon_simd::ReedSolomonDecoder::new(k, m, r.len()).map_err(codec)?),
+        };
+        for (&i, s) in by_index {
+            let (i, part) = (i as usize, &s[r.clone()]);
+            if i < k {
+                coder.add_original_shard(i, part)
+            } else {
+                coder.add_recovery_shard(i - k, part)
+            }
+            .map_err(codec)?;
+        }
+        let restored = coder.decode().map_err(codec)?;
+        for &i in missing {
+            let stripe = restored
+                .restored_original(i)
+                .ok_or(ErasureError::Codec("shard not restored".into()))?;
+            pack[i * slen + r.start..i * slen + r.end].copy_from_slice(stripe);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -232,6 +311,41 @@ mod tests {
             decode(&three),
             Err(ErasureError::TooFew { have: 3, need: 4 })
         );
+    }
+
+    /// Parity coded stripe by stripe is byte for byte what one pass over
+    /// whole shards gives (fragments already stored must still decode), for
+    /// shards of one stripe, several, and a last block shorter than 64 bytes.
+    #[test]
+    fn striped_parity_equals_one_pass_and_decodes() {
+        for len in [
+            2usize,
+            130,
+            100_003,
+            4 * STRIPE,
+            4 * STRIPE + 6,
+            9 * STRIPE + 4 * 333 + 2,
+        ] {
+            let bytes: Vec<u8> = (0..len as u32).map(|i| (i * 31 % 253) as u8).collect();
+            let id = PackId::of(&bytes);
+            let frags = encode(&id, &bytes, 4, 2).unwrap();
+            let slen = shard_len(len, 4);
+            let shards: Vec<&[u8]> = frags[..4]
+                .iter()
+                .map(|f| &f.bytes[FRAGMENT_HEADER_LEN..])
+                .collect();
+            assert!(shards.iter().all(|s| s.len() == slen));
+            let one_pass = reed_solomon_simd::encode(4, 2, &shards).unwrap();
+            for (j, p) in one_pass.iter().enumerate() {
+                assert_eq!(
+                    &frags[4 + j].bytes[FRAGMENT_HEADER_LEN..],
+                    &p[..],
+                    "len {len} parity {j}"
+                );
+            }
+            let without_two_data: Vec<&[u8]> = frags[2..].iter().map(|f| &f.bytes[..]).collect();
+            assert_eq!(decode(&without_two_data).unwrap(), bytes, "len {len}");
+        }
     }
 
     #[test]

@@ -8,17 +8,25 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use trove_core::BlobId;
 
-/// One entry of the walked tree.
+/// One entry of the walked tree. Folders and symlinks are boxed so that
+/// the node of a file, by far the most common, takes 32 bytes, not 72.
 #[derive(Debug)]
 pub enum ScanNode {
     File(ScanFile),
-    Dir(ScanDir),
-    Symlink {
-        name: Vec<u8>,
-        mode: u32,
-        mtime_ns: i64,
-        target: Vec<u8>,
-    },
+    Dir(Box<ScanDir>),
+    Symlink(Box<ScanSymlink>),
+}
+
+// A walk of 200,000 files holds 200,000 of these for the whole backup.
+const _: () = assert!(std::mem::size_of::<ScanNode>() <= 32);
+
+/// A symlink in the tree, with its target as stored.
+#[derive(Debug)]
+pub struct ScanSymlink {
+    pub name: Vec<u8>,
+    pub mode: u32,
+    pub mtime_ns: i64,
+    pub target: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -29,9 +37,10 @@ pub struct ScanDir {
     pub children: Vec<ScanNode>,
 }
 
+/// A regular file in the tree; its name is that of its [`ScannedFile`]
+/// (not held twice).
 #[derive(Debug)]
 pub struct ScanFile {
-    pub name: Vec<u8>,
     pub mode: u32,
     pub mtime_ns: i64,
     /// Index into [`Scan::files`] (its stat and cache state) and the
@@ -62,6 +71,19 @@ pub struct ScannedFile {
     pub cached: bool,
     /// The cache had an entry for this path (changed or not).
     pub in_cache: bool,
+}
+
+impl ScannedFile {
+    /// Its name in its folder: the last component of its path (the walk
+    /// names a source the same way).
+    pub fn name(&self) -> &[u8] {
+        source_name(&self.path)
+    }
+}
+
+/// The name of a walked path in its folder's tree.
+fn source_name(path: &Path) -> &[u8] {
+    path.file_name().map_or(b"root", |n| n.as_bytes())
 }
 
 /// One folder the walk found, for the file cache: a record is written only
@@ -191,12 +213,12 @@ impl Walker<'_> {
         let ft = meta.file_type();
         if ft.is_symlink() {
             return match std::fs::read_link(path) {
-                Ok(t) => Some(ScanNode::Symlink {
+                Ok(t) => Some(ScanNode::Symlink(Box::new(ScanSymlink {
                     name,
                     mode,
                     mtime_ns: mtime,
                     target: t.as_os_str().as_bytes().to_vec(),
-                }),
+                }))),
                 Err(e) => {
                     self.unreadable(path, e);
                     None
@@ -204,7 +226,7 @@ impl Walker<'_> {
             };
         }
         if ft.is_dir() {
-            return Some(ScanNode::Dir(self.dir(path, name, mode, mtime)));
+            return Some(ScanNode::Dir(Box::new(self.dir(path, name, mode, mtime))));
         }
         if !ft.is_file() {
             self.out.skipped.push(SkippedPath {
@@ -246,7 +268,6 @@ impl Walker<'_> {
             in_cache,
         });
         Some(ScanNode::File(ScanFile {
-            name,
             mode,
             mtime_ns: mtime,
             slot,
@@ -324,13 +345,13 @@ impl Walker<'_> {
                             spare,
                             out: Scan::default(),
                         };
-                        let node = Some(ScanNode::Dir(w.dir(&path, name, mode, mtime)));
+                        let node = Some(ScanNode::Dir(Box::new(w.dir(&path, name, mode, mtime))));
                         spare.fetch_add(1, Ordering::AcqRel);
                         (node, w.out)
                     }))
                 })
                 .collect();
-            parts
+            let mut nodes: Vec<ScanNode> = parts
                 .into_iter()
                 .filter_map(|c| match c {
                     Child::Here(n) => n,
@@ -339,7 +360,13 @@ impl Walker<'_> {
                         self.merge(node, scan)
                     }
                 })
-                .collect()
+                .collect();
+            // Collected in place, the nodes keep the allocation of the
+            // listed entries, which are about three times their size; the
+            // tree is held for the whole backup (a massif profile of a
+            // 87,000-file walk: 32 MB instead of about 8).
+            nodes.shrink_to_fit();
+            nodes
         })
     }
 
@@ -367,7 +394,7 @@ fn shift_slots(n: &mut ScanNode, offset: usize) {
     match n {
         ScanNode::File(f) => f.slot += offset,
         ScanNode::Dir(d) => d.children.iter_mut().for_each(|c| shift_slots(c, offset)),
-        ScanNode::Symlink { .. } => {}
+        ScanNode::Symlink(_) => {}
     }
 }
 
@@ -383,10 +410,7 @@ pub(crate) fn scan(sources: &[PathBuf], lookups: &Lookups) -> Scan {
     // sources are unique).
     let mut files = FolderWalk::new(Vec::new(), lookups);
     for src in sources {
-        let name = src
-            .file_name()
-            .map(|n| n.as_bytes().to_vec())
-            .unwrap_or_else(|| b"root".to_vec());
+        let name = source_name(src).to_vec();
         if let Some(n) = w.node(src, name, std::fs::symlink_metadata(src), &mut files) {
             w.out.roots.push(n);
         }
@@ -395,5 +419,8 @@ pub(crate) fn scan(sources: &[PathBuf], lookups: &Lookups) -> Scan {
     if files.had_record || !files.slots.is_empty() {
         w.out.folders.push(files);
     }
+    // Grown by doubling as sub-walks were merged; held for the whole backup.
+    w.out.files.shrink_to_fit();
+    w.out.folders.shrink_to_fit();
     w.out
 }

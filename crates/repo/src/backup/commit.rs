@@ -73,9 +73,13 @@ pub(super) fn commit(
             None => {}
         }
     }
-    let files = file_cache_update(&scan, &stored.files, &lookups)?;
+    let files = file_cache_update(&mut scan, stored.files, &lookups)?;
     drop(lookups);
     summary.unreadable = unreadable.len() as u64;
+    // The walk is not needed past this point, and the commit's peak (the
+    // segment, its envelope and the pending record, all at once) is next.
+    let skipped = std::mem::take(&mut scan.skipped);
+    drop(scan);
 
     let unpublished = home.index.unpublished_packs(&cid)?;
     let segment = if unpublished.is_empty() {
@@ -117,42 +121,49 @@ pub(super) fn commit(
     Ok(Committed {
         snapshot,
         unreadable,
-        skipped: scan.skipped,
+        skipped,
     })
 }
 
 /// The file cache's new records: one per folder where a file was read,
 /// added, removed or became unreadable (or whose record predates a blob
 /// leaving the dedup set); folders the walk no longer has are removed.
+/// The chunk lists are moved out of the walk and the read results, not
+/// copied (on 200,000 files the copies were 27 MB at the commit's peak).
 fn file_cache_update(
-    scan: &Scan,
-    read: &[Option<FileResult>],
+    scan: &mut Scan,
+    mut read: Vec<Option<FileResult>>,
     lookups: &Lookups,
 ) -> Result<FileCacheUpdate> {
+    let scanned = &mut scan.files;
     // A file's cache entry now: none for a file not read (unreadable, or
-    // the backup stopped).
-    let entry = |slot: usize| -> Option<FileEntry> {
-        let file = &scan.files[slot];
-        if file.cached {
-            return Some(file.stat.clone());
-        }
-        match read[slot].as_ref()? {
-            Ok(r) => Some(FileEntry {
-                chunks: r.chunks.clone(),
-                ..file.stat.clone()
-            }),
-            Err(_) => None,
-        }
+    // the backup stopped). Each slot is in one folder, so taken once.
+    let mut entry = |slot: usize| -> Option<(Vec<u8>, FileEntry)> {
+        let file = &mut scanned[slot];
+        let chunks = if file.cached {
+            std::mem::take(&mut file.stat.chunks)
+        } else {
+            read[slot].take()?.ok()?.chunks
+        };
+        let name = file.path.file_name()?.as_bytes().to_vec();
+        let stat = &file.stat;
+        Some((
+            name,
+            FileEntry {
+                size: stat.size,
+                mtime_ns: stat.mtime_ns,
+                ctime_ns: stat.ctime_ns,
+                inode: stat.inode,
+                chunks,
+            },
+        ))
     };
     let mut update = FileCacheUpdate::default();
     for folder in scan.folders.iter().filter(|f| !f.clean) {
         let mut files: Vec<(Vec<u8>, FileEntry)> = folder
             .slots
             .iter()
-            .filter_map(|&slot| {
-                let name = scan.files[slot].path.file_name()?.as_bytes().to_vec();
-                Some((name, entry(slot)?))
-            })
+            .filter_map(|&slot| entry(slot))
             .collect();
         // Looked up by binary search; the sources that are files come in
         // the container's order.

@@ -194,7 +194,9 @@ impl Shared<'_> {
         let max = self.chunker.params().max as usize;
         let window = READ_WINDOW.max(2 * max);
         buf.clear();
-        buf.reserve((len as usize).min(window));
+        // Exact: `reserve` would double a buffer grown by smaller files,
+        // and each worker keeps its buffer for the whole backup.
+        buf.reserve_exact((len as usize).min(window));
         let mut chunks = Vec::new();
         let mut total = 0u64;
         loop {
@@ -219,6 +221,9 @@ impl Shared<'_> {
             }
             buf.drain(..used);
         }
+        // Held until the commit, one list per file read: most small files
+        // have one chunk, for which `push` reserved four.
+        chunks.shrink_to_fit();
         Ok(ReadFile { chunks, len: total })
     }
 
@@ -249,17 +254,12 @@ impl Shared<'_> {
                     tree: self.tree(tx, &d.children, files),
                 },
             },
-            ScanNode::Symlink {
-                name,
-                mode,
-                mtime_ns,
-                target,
-            } => Node {
-                name: name.clone(),
-                mode: *mode,
-                mtime_ns: *mtime_ns,
+            ScanNode::Symlink(l) => Node {
+                name: l.name.clone(),
+                mode: l.mode,
+                mtime_ns: l.mtime_ns,
                 kind: NodeKind::Symlink {
-                    target: target.clone(),
+                    target: l.target.clone(),
                 },
             },
         })
@@ -292,7 +292,7 @@ fn file_node(f: &ScanFile, files: &Outcomes) -> Option<Node> {
         }
     };
     Some(Node {
-        name: f.name.clone(),
+        name: scanned.name().to_vec(),
         mode: f.mode,
         mtime_ns: f.mtime_ns,
         kind: NodeKind::File { size, chunks },

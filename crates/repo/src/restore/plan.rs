@@ -72,7 +72,10 @@ pub(super) fn plan(reader: &TreeReader, root: &TreeId, include: &[PathBuf]) -> R
         plan: Plan::default(),
     };
     walk.tree(root, None);
-    let plan = walk.plan;
+    let mut plan = walk.plan;
+    // Grown by doubling; held for the whole restore.
+    plan.files.shrink_to_fit();
+    plan.dirs.shrink_to_fit();
     for (inc, path) in wanted.iter().zip(include) {
         let at = rel_path(inc);
         let found = plan.files.iter().any(|f| f.rel.starts_with(&at))

@@ -49,31 +49,29 @@ pub(super) struct Writes {
 /// Group the chunk writes of the plan's files by pack. Offsets come from
 /// the plaintext lengths the index records. A chunk not in the index loses
 /// its file; so does a file whose chunks do not add up to its size.
+///
+/// Every write is listed once (a file, an offset and the blob's location
+/// in the index's answer), then sorted by pack and place in the pack and
+/// cut into runs: a map per pack of maps per blob cost about three times as
+/// much (on 200,000 small files, 64 MB against 22 for the list and the
+/// result, at the restore's peak).
 pub(super) fn group(home: &Home, cid: &ContainerId, files: &[FilePlan]) -> Result<Writes> {
-    let mut packs: HashMap<PackId, HashMap<BlobId, BlobWrites>> = HashMap::new();
     let mut lost = HashMap::new();
     let mut writes_per_file = vec![0u32; files.len()];
     let locations = home.index.blobs_in_order(
         cid,
         files.iter().flat_map(|f| &f.chunks).map(|c| BlobId(c.0)),
     )?;
+    let chunks: usize = files.iter().map(|f| f.chunks.len()).sum();
+    let mut all: Vec<(&BlobLocation, FileWrite)> = Vec::with_capacity(chunks);
     for (i, f) in files.iter().enumerate() {
         let mut offset = 0u64;
         for c in &f.chunks {
-            let Some(&loc) = locations.get(&BlobId(c.0)) else {
+            let Some(loc) = locations.get(&BlobId(c.0)) else {
                 lost.insert(i, format!("chunk {} is not in the index", c.short()));
                 break;
             };
-            packs
-                .entry(loc.pack)
-                .or_default()
-                .entry(loc.entry.id)
-                .or_insert_with(|| BlobWrites {
-                    loc,
-                    to: Vec::new(),
-                })
-                .to
-                .push(FileWrite { file: i, offset });
+            all.push((loc, FileWrite { file: i, offset }));
             writes_per_file[i] += 1;
             offset += u64::from(loc.entry.raw_length);
         }
@@ -83,14 +81,9 @@ pub(super) fn group(home: &Home, cid: &ContainerId, files: &[FilePlan]) -> Resul
             });
         }
     }
-    let mut packs: Vec<(PackId, Vec<BlobWrites>)> = packs
-        .into_iter()
-        .map(|(pack, blobs)| {
-            let mut blobs: Vec<BlobWrites> = blobs.into_values().collect();
-            blobs.sort_by_key(|b| b.loc.entry.offset);
-            (pack, blobs)
-        })
-        .collect();
+    // A blob's writes stay in file order (the sort is stable).
+    all.sort_by_key(|(loc, _)| (loc.pack, loc.entry.offset));
+    let mut packs = by_pack(&all);
     let first_file =
         |blobs: &[BlobWrites]| blobs.iter().flat_map(|b| b.to.iter().map(|w| w.file)).min();
     packs.sort_by_cached_key(|(_, blobs)| first_file(blobs));
@@ -99,6 +92,28 @@ pub(super) fn group(home: &Home, cid: &ContainerId, files: &[FilePlan]) -> Resul
         lost,
         writes_per_file,
     })
+}
+
+/// Cut writes sorted by (pack, offset in the pack) into packs, each with
+/// its blobs in pack order and every write of each blob.
+fn by_pack(sorted: &[(&BlobLocation, FileWrite)]) -> Vec<(PackId, Vec<BlobWrites>)> {
+    let mut packs: Vec<(PackId, Vec<BlobWrites>)> = Vec::new();
+    for run in sorted.chunk_by(|a, b| (a.0.pack, a.0.entry.offset) == (b.0.pack, b.0.entry.offset))
+    {
+        let loc = *run[0].0;
+        let blob = BlobWrites {
+            loc,
+            to: run.iter().map(|(_, w)| *w).collect(),
+        };
+        match packs.last_mut() {
+            Some((pack, blobs)) if *pack == loc.pack => blobs.push(blob),
+            _ => packs.push((loc.pack, vec![blob])),
+        }
+    }
+    for (_, blobs) in &mut packs {
+        blobs.shrink_to_fit();
+    }
+    packs
 }
 
 /// What the fetch-and-write stage did.
