@@ -24,7 +24,7 @@ use trove_core::handover::{self, HandOver};
 use trove_core::keys::PublicIdentity;
 use trove_core::seal::BlobKind;
 
-use crate::peer::MetaKey;
+use crate::peer::{MetaKey, PeerError};
 
 /// Why a peer refused to store a metadata object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -154,21 +154,30 @@ pub fn held_signer<E>(
     Ok(held.map(|s| handover::successor(s, handed)))
 }
 
-/// Whether a peer may keep `offered` as the hand-over certificate of its
-/// old identity, given the one it holds: the same bytes are `Ok(false)`
-/// (nothing to write), another valid certificate of that identity is
-/// refused (an identity hands over once), anything else `Ok(true)`.
-pub fn admit_handover(offered: &HandOver, held: Option<&[u8]>) -> Result<bool, String> {
+/// Whether peer `peer` (its label) may keep `offered` as the hand-over
+/// certificate of its old identity, given the one it holds: the same bytes
+/// are `Ok(false)` (nothing to write), another valid certificate of that
+/// identity is refused (an identity hands over once), anything else
+/// `Ok(true)`.
+pub fn admit_handover(
+    peer: &str,
+    offered: &HandOver,
+    held: Option<&[u8]>,
+) -> Result<bool, PeerError> {
     let Some(held) = held else { return Ok(true) };
+    let refused = |reason: String| PeerError::Refused {
+        peer: peer.to_owned(),
+        reason,
+    };
     match HandOver::decode(held) {
         Ok(h) if h == *offered => Ok(false),
-        Ok(h) if h.old_identity == offered.old_identity => Err(format!(
+        Ok(h) if h.old_identity == offered.old_identity => Err(refused(format!(
             "identity {} already handed over to identity {} here, and an identity hands over \
              only once; finish the rotation that made it (`trove recovery rotate` on the home \
              that started it)",
             h.old_identity.fingerprint(),
             h.new_identity.fingerprint()
-        )),
+        ))),
         _ => Ok(true),
     }
 }

@@ -912,13 +912,9 @@ impl Peer for FolderPeer {
             .root
             .join(crate::layout::handover_path(&cert.old_identity));
         let held = self.held_handover(&cert.old_identity);
-        match admit::admit_handover(cert, held.as_deref()) {
-            Ok(true) => self.write_atomic(&path, &cert.encode(), OP),
-            Ok(false) => Ok(()),
-            Err(reason) => Err(PeerError::Refused {
-                peer: self.label.clone(),
-                reason,
-            }),
+        match admit::admit_handover(&self.label, cert, held.as_deref())? {
+            true => self.write_atomic(&path, &cert.encode(), OP),
+            false => Ok(()),
         }
     }
 }

@@ -658,15 +658,11 @@ impl Peer for RemotePeer {
             Err(e) if e.kind() == ErrorKind::NotFound => None,
             Err(e) => return Err(self.classify(OP, e)),
         };
-        match admit::admit_handover(cert, held.as_deref()) {
-            Ok(true) => self
+        match admit::admit_handover(&self.label, cert, held.as_deref())? {
+            true => self
                 .write(&path, cert.encode())
                 .map_err(|e| self.classify(OP, e)),
-            Ok(false) => Ok(()),
-            Err(reason) => Err(PeerError::Refused {
-                peer: self.label.clone(),
-                reason,
-            }),
+            false => Ok(()),
         }
     }
 }

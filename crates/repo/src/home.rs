@@ -17,7 +17,7 @@ use trove_core::manifest::ContainerManifest;
 use trove_node::{NetworkConfig, NodeClient};
 use trove_peer::durable;
 
-const KEYFILE: &str = "keyfile";
+pub(crate) const KEYFILE: &str = "keyfile";
 /// The keyfile of a master secret rotation under way (§2a): written before
 /// any peer hears of the new secret, renamed over `keyfile` when every peer
 /// has taken the hand-over.

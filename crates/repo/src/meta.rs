@@ -100,6 +100,17 @@ const VERIFY_SAMPLE: usize = 8;
 /// version, with a warning naming the peer when it fails verification. A peer that
 /// holds a newer container manifest than this machine keeps it, and the
 /// warning says to run `trove sync`.
+/// The order objects are stored on a peer in: segments before the
+/// snapshots that rely on them, so a peer never holds a snapshot whose packs
+/// it cannot find, even if replication stops midway.
+pub(crate) fn replication_order(key: &MetaKey) -> u8 {
+    match key {
+        MetaKey::IndexSegment(..) => 0,
+        MetaKey::Container(_) => 1,
+        MetaKey::Snapshot(..) => 2,
+    }
+}
+
 pub fn sync_meta(
     home: &Home,
     owner: &Owner,
@@ -110,13 +121,7 @@ pub fn sync_meta(
 ) -> Result<()> {
     let cid = &container.manifest.id;
     let mut keys = home.index.meta_keys(cid)?;
-    // Segments before the snapshots that rely on them, so a peer never holds
-    // a snapshot whose packs it cannot find, even if replication stops midway.
-    keys.sort_by_key(|k| match k {
-        MetaKey::IndexSegment(..) => 0,
-        MetaKey::Container(_) => 1,
-        MetaKey::Snapshot(..) => 2,
-    });
+    keys.sort_by_key(replication_order);
     // What is read back from every peer: the container manifest and the
     // same VERIFY_SAMPLE others (each loaded from the index once).
     let mut read_back: HashSet<MetaKey> = HashSet::new();

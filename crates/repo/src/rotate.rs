@@ -32,7 +32,7 @@ use trove_node::NodeClient;
 use trove_peer::{durable, MetaKey, Peer, PeerError};
 
 use crate::error::{RepoError, Result};
-use crate::home::{Home, Owner, NEXT_HANDOVER, NEXT_KEYFILE};
+use crate::home::{Home, Owner, KEYFILE, NEXT_HANDOVER, NEXT_KEYFILE};
 use crate::keyfile;
 use crate::location::PeerLocation;
 use crate::progress::Progress;
@@ -85,8 +85,7 @@ impl Endpoints<'_> {
 
     /// Open `rec`, speaking as the new owner id to a node if `new`.
     fn open(&self, rec: &PeerRecord, new: bool) -> std::result::Result<Arc<dyn Peer>, String> {
-        let is_node = matches!(rec.location.parse(), Ok(PeerLocation::Node(_)));
-        let client = match is_node {
+        let client = match is_node(rec) {
             true => Some(self.client(new)?),
             false => None,
         };
@@ -95,6 +94,11 @@ impl Endpoints<'_> {
             .open_with(rec, client.as_ref())
             .map_err(|e| e.to_string())
     }
+}
+
+/// Whether `rec` is a node peer (which knows the owner by its owner id).
+fn is_node(rec: &PeerRecord) -> bool {
+    matches!(rec.location.parse(), Ok(PeerLocation::Node(_)))
 }
 
 /// Rotate the master secret of `home`, or finish a rotation under way.
@@ -110,7 +114,7 @@ pub fn rotate(home: &Home, passphrase: &[u8], progress: &dyn Progress) -> Result
         // finish them while the peers still take it.
         crate::pending::finish_all(home, &old, progress)?;
         let m = MasterSecret::generate();
-        keyfile::create_like(&next, &home.dir().join("keyfile"), &m, passphrase)?;
+        keyfile::create_like(&next, &home.dir().join(KEYFILE), &m, passphrase)?;
         Owner::new(m)
     };
     let cert = certificate(home, &old, &new)?;
@@ -155,7 +159,7 @@ pub fn rotate(home: &Home, passphrase: &[u8], progress: &dyn Progress) -> Result
     // the two leaves a rotation that resumes (the unlock of the old
     // keyfile writes its own transport key back).
     home.save_transport_key(&new)?;
-    let keyfile_path = home.dir().join("keyfile");
+    let keyfile_path = home.dir().join(KEYFILE);
     durable::rename(&next, &keyfile_path).map_err(|e| RepoError::io("rename", &next, e))?;
     let cert_path = home.dir().join(NEXT_HANDOVER);
     match std::fs::remove_file(&cert_path) {
@@ -207,7 +211,7 @@ fn hand_over(
         .open(rec, false)
         .and_then(|p| p.hand_over(cert).map_err(|e| e.to_string()));
     let Err(first) = as_old else { return Ok(()) };
-    if !matches!(rec.location.parse(), Ok(PeerLocation::Node(_))) {
+    if !is_node(rec) {
         return Err(first);
     }
     match ends
@@ -251,11 +255,9 @@ fn rewrap_and_resign(home: &Home, old: &Owner, new: &Owner) -> Result<Rekeyed> {
             let Some(env) = home.index.meta_envelope(&key)? else {
                 continue;
             };
-            let signer = envelope::peek(&env).map(|h| h.signer);
-            if signer == Ok(old.public()) {
-                let again = envelope::resign(&env, &new.identity).map_err(|e| {
-                    RepoError::Format(format!("{key} of container `{}`: {e}", m.name))
-                })?;
+            let again = signed_anew(&env, old, new)
+                .map_err(|e| RepoError::Format(format!("{key} of container `{}`: {e}", m.name)))?;
+            if let Some(again) = again {
                 home.index.put_meta(&key, &again)?;
                 resigned += 1;
             }
@@ -273,6 +275,19 @@ fn rewrap_and_resign(home: &Home, old: &Owner, new: &Owner) -> Result<Rekeyed> {
         resigned,
         reshare,
     })
+}
+
+/// `env` signed by the new identity if its header names the old one as
+/// signer (it must then verify); `None` for any other envelope.
+fn signed_anew(
+    env: &[u8],
+    old: &Owner,
+    new: &Owner,
+) -> std::result::Result<Option<Vec<u8>>, envelope::EnvelopeError> {
+    match envelope::peek(env) {
+        Ok(h) if h.signer == old.public() => envelope::resign(env, &new.identity).map(Some),
+        _ => Ok(None),
+    }
 }
 
 /// `m` with its keys wrapped by the new secret, a new container key added
@@ -299,8 +314,8 @@ fn rewrapped_manifest(
 /// Store on `peer` every object of every container signed by the new
 /// identity: the index's envelopes, and those only the peer holds that the
 /// old identity signed (another machine's backups not synced here),
-/// re-signed. Segments first, then the manifest, then snapshots, as a
-/// backup replicates them. Returns how many were stored.
+/// re-signed. In the order a backup replicates them
+/// ([`crate::meta::replication_order`]). Returns how many were stored.
 fn push(
     home: &Home,
     old: &Owner,
@@ -316,26 +331,16 @@ fn push(
         let mut keys: BTreeSet<(u8, MetaKey)> = BTreeSet::new();
         let ours = home.index.meta_keys(&m.id).map_err(index_err)?;
         for key in ours.into_iter().chain(peer.list_meta(Some(&m.id))?) {
-            let order = match key {
-                MetaKey::IndexSegment(..) => 0,
-                MetaKey::Container(_) => 1,
-                MetaKey::Snapshot(..) => 2,
-            };
-            keys.insert((order, key));
+            keys.insert((crate::meta::replication_order(&key), key));
         }
         for (_, key) in keys {
             let bytes = match home.index.meta_envelope(&key).map_err(index_err)? {
                 Some(b) => b,
-                None => {
-                    let theirs = peer.get_meta(&key)?;
-                    match envelope::verify(&theirs) {
-                        Ok(h) if h.signer == old.public() => {
-                            envelope::resign(&theirs, &new.identity).expect("it verified")
-                        }
-                        // Another identity's, or signed anew already.
-                        _ => continue,
-                    }
-                }
+                None => match signed_anew(&peer.get_meta(&key)?, old, new) {
+                    Ok(Some(again)) => again,
+                    // Another identity's, signed anew already, or invalid.
+                    _ => continue,
+                },
             };
             peer.put_meta(&key, &bytes)?;
             stored += 1;

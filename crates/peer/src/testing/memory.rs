@@ -333,17 +333,10 @@ impl Peer for MemoryPeer {
     fn hand_over(&self, cert: &HandOver) -> Result<(), PeerError> {
         let mut state = lock(&self.state);
         let held = state.handovers.get(&cert.old_identity.0);
-        match admit::admit_handover(cert, held.map(Vec::as_slice)) {
-            Ok(true) => {
-                state.handovers.insert(cert.old_identity.0, cert.encode());
-                Ok(())
-            }
-            Ok(false) => Ok(()),
-            Err(reason) => Err(PeerError::Refused {
-                peer: self.label.clone(),
-                reason,
-            }),
+        if admit::admit_handover(&self.label, cert, held.map(Vec::as_slice))? {
+            state.handovers.insert(cert.old_identity.0, cert.encode());
         }
+        Ok(())
     }
 }
 
