@@ -22,6 +22,13 @@ use trove_core::{BlobId, ChunkId, ContainerId, FragmentId, PackId, PeerId, Snaps
 use trove_peer::MetaKey;
 
 type Bytes = &'static [u8];
+/// redb's page cache. Its default (1 GiB) would make the index, not the
+/// data, the largest user of memory. Backups and restores look files and
+/// blobs up one by one, which a small cache serves as well as a large: a
+/// restore of 88,000 files peaked 11 MiB lower with 4 MiB than with 16 and
+/// took as long (docs/performance.md, fifth round).
+const INDEX_CACHE: usize = 4 * 1024 * 1024;
+
 const PEERS: TableDefinition<&str, Bytes> = TableDefinition::new("peers");
 const CONTAINERS: TableDefinition<&str, Bytes> = TableDefinition::new("containers");
 /// container id ‖ blob id → pack id ‖ kind u8 ‖ offset u32 LE ‖ length u32 LE ‖ raw length u32 LE
@@ -475,11 +482,8 @@ impl Index {
                 })
                 .map_err(|e| RepoError::io("create", path, e))?;
         }
-        // redb's default cache (1 GiB) would make the index, not the data,
-        // the largest user of memory. Backups look files and blobs up one by
-        // one in key order, which a small cache serves as well as a large.
         let db = Database::builder()
-            .set_cache_size(16 * 1024 * 1024)
+            .set_cache_size(INDEX_CACHE)
             .create(path)
             .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => busy(path),
@@ -497,7 +501,7 @@ impl Index {
             _ => RepoError::io("open", path, e),
         })?;
         let db = Database::builder()
-            .set_cache_size(16 * 1024 * 1024)
+            .set_cache_size(INDEX_CACHE)
             .create_with_backend(file)
             .map_err(|e| RepoError::Db(format!("{}: {e}", path.display())))?;
         Self::with_tables(db)
