@@ -62,22 +62,32 @@ pub struct SkippedPath {
     pub reason: String,
 }
 
-/// One regular file the walk found, in slot order.
+/// One regular file the walk found, in slot order. Its path is not held
+/// whole: a walk of 200,000 files held 200,000 copies of their folders'
+/// paths for the whole backup (see [`Scan::path`]).
 #[derive(Debug)]
 pub struct ScannedFile {
-    pub path: PathBuf,
-    pub stat: FileEntry,
+    /// Index into [`Scan::places`]: its folder, or for a source that is a
+    /// file ([`ScannedFile::source`]) its own path.
+    place: u32,
+    /// Its name in its folder (the walk names a source the same way).
+    name: Box<[u8]>,
+    /// A source itself: `place` is its whole path.
+    source: bool,
     /// The cache says it is unchanged: it is not read.
     pub cached: bool,
     /// The cache had an entry for this path (changed or not).
     pub in_cache: bool,
+    pub stat: FileEntry,
 }
 
+// 200,000 of these are held for the whole backup of as many files.
+const _: () = assert!(std::mem::size_of::<ScannedFile>() <= 80);
+
 impl ScannedFile {
-    /// Its name in its folder: the last component of its path (the walk
-    /// names a source the same way).
+    /// Its name in its folder: the last component of its path.
     pub fn name(&self) -> &[u8] {
-        source_name(&self.path)
+        &self.name
     }
 }
 
@@ -107,6 +117,8 @@ pub struct Scan {
     pub roots: Vec<ScanNode>,
     /// Every file in slot order.
     pub files: Vec<ScannedFile>,
+    /// The folders files were found in, and the sources that are files.
+    places: Vec<PathBuf>,
     /// Every folder walked, in no particular order.
     pub folders: Vec<ScannedFolder>,
     pub unreadable: Vec<UnreadablePath>,
@@ -117,6 +129,8 @@ pub struct Scan {
 /// A folder being walked: its cache record and the slots of its files.
 struct FolderWalk {
     key: Vec<u8>,
+    /// Its path's index in [`Scan::places`].
+    place: u32,
     record: Option<FolderCache>,
     /// The record was written at the current blob epoch: its chunks are
     /// all still in the dedup set.
@@ -127,11 +141,12 @@ struct FolderWalk {
 }
 
 impl FolderWalk {
-    fn new(key: Vec<u8>, lookups: &Lookups) -> Self {
+    fn new(key: Vec<u8>, place: u32, lookups: &Lookups) -> Self {
         let record = lookups.folder(&key);
         let current = record.as_ref().is_some_and(|r| r.epoch == lookups.epoch);
         Self {
             key,
+            place,
             record,
             current,
             slots: Vec::new(),
@@ -187,6 +202,12 @@ enum Child<'s> {
 }
 
 impl Walker<'_> {
+    /// Keep `path` as a place files are found in; its index.
+    fn place(&mut self, path: &Path) -> u32 {
+        self.out.places.push(path.to_owned());
+        u32::try_from(self.out.places.len() - 1).expect("fewer than 4 billion folders")
+    }
+
     fn unreadable(&mut self, path: &Path, e: impl std::fmt::Display) {
         self.out.unreadable.push(UnreadablePath {
             path: path.to_owned(),
@@ -261,11 +282,20 @@ impl Walker<'_> {
         folder.unchanged &= cached;
         let slot = self.out.files.len();
         folder.slots.push(slot);
+        // The sources that are files share no folder: each is its own place.
+        let source = folder.key.is_empty();
+        let place = if source {
+            self.place(path)
+        } else {
+            folder.place
+        };
         self.out.files.push(ScannedFile {
-            path: path.to_owned(),
-            stat,
+            place,
+            name: name.into_boxed_slice(),
+            source,
             cached,
             in_cache,
+            stat,
         });
         Some(ScanNode::File(ScanFile {
             mode,
@@ -299,7 +329,8 @@ impl Walker<'_> {
             }
         };
         entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        let mut folder = FolderWalk::new(path.as_os_str().as_bytes().to_vec(), self.lookups);
+        let place = self.place(path);
+        let mut folder = FolderWalk::new(path.as_os_str().as_bytes().to_vec(), place, self.lookups);
         let children = self.children(entries, &mut folder);
         self.out.folders.push(folder.finish());
         ScanDir {
@@ -376,7 +407,12 @@ impl Walker<'_> {
         if let Some(n) = node.as_mut() {
             shift_slots(n, offset);
         }
-        self.out.files.extend(scan.files);
+        let places = self.out.places.len() as u32;
+        self.out.places.extend(scan.places);
+        self.out.files.extend(scan.files.into_iter().map(|mut f| {
+            f.place += places;
+            f
+        }));
         self.out
             .folders
             .extend(scan.folders.into_iter().map(|mut f| {
@@ -408,7 +444,7 @@ pub(crate) fn scan(sources: &[PathBuf], lookups: &Lookups) -> Scan {
     };
     // Sources that are files are cached as one folder, by name (names of
     // sources are unique).
-    let mut files = FolderWalk::new(Vec::new(), lookups);
+    let mut files = FolderWalk::new(Vec::new(), 0, lookups);
     for src in sources {
         let name = source_name(src).to_vec();
         if let Some(n) = w.node(src, name, std::fs::symlink_metadata(src), &mut files) {
@@ -422,5 +458,19 @@ pub(crate) fn scan(sources: &[PathBuf], lookups: &Lookups) -> Scan {
     // Grown by doubling as sub-walks were merged; held for the whole backup.
     w.out.files.shrink_to_fit();
     w.out.folders.shrink_to_fit();
+    w.out.places.shrink_to_fit();
     w.out
+}
+
+impl Scan {
+    /// The path of the file in `slot`.
+    pub fn path(&self, slot: usize) -> PathBuf {
+        let f = &self.files[slot];
+        let place = &self.places[f.place as usize];
+        if f.source {
+            place.clone()
+        } else {
+            place.join(std::ffi::OsStr::from_bytes(&f.name))
+        }
+    }
 }

@@ -386,3 +386,83 @@ fn the_file_cache_sees_changes_in_any_folder_and_forgets_removed_files() {
     let s = summary(&home);
     assert_eq!((s.files_new, s.files_unchanged), (1, 40), "{s:?}");
 }
+
+/// Sources that are files, in two folders, beside a folder: each is
+/// restored under its name and cached by it. Files above the small-file
+/// size (read through the shared windows) and above one read window
+/// (streamed) come back byte for byte.
+#[test]
+fn sources_that_are_files_and_large_files_round_trip_and_are_cached() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mem = memory_peers(3);
+    let (home, owner) = Home::init(
+        &tmp.path().join("home"),
+        MasterSecret::generate(),
+        b"pass",
+        FAST_KDF,
+    )
+    .unwrap();
+    for (i, p) in mem.iter().enumerate() {
+        let labels = BTreeMap::from([("site".to_owned(), format!("s{i}"))]);
+        home.peers()
+            .attach(&format!("m{i}"), p.clone() as Arc<dyn Peer>, labels)
+            .unwrap();
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut random = |n: usize| {
+        let mut b = vec![0; n];
+        rng.fill_bytes(&mut b);
+        b
+    };
+    let (a, b, dir) = (
+        tmp.path().join("one/notes.txt"),
+        tmp.path().join("two/photo.raw"),
+        tmp.path().join("folder"),
+    );
+    for p in [&a, &b] {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&a, b"a source that is a file").unwrap();
+    std::fs::write(&b, random(3 << 20)).unwrap();
+    std::fs::write(dir.join("big"), random(19 << 20)).unwrap();
+    std::fs::write(dir.join("small"), random(1000)).unwrap();
+    home.containers()
+        .create(
+            &owner,
+            "c",
+            &[a.clone(), b.clone(), dir.clone()],
+            Some(Redundancy { k: 2, m: 1 }),
+        )
+        .unwrap();
+    let opts = BackupOptions::default();
+    let s = backup(&home, &owner, "c", &opts, &Quiet)
+        .unwrap()
+        .snapshot
+        .summary;
+    assert_eq!((s.files_new, s.files_unchanged), (4, 0), "{s:?}");
+    let r = restore_all(&home, &owner, tmp.path());
+    assert!(r.lost.is_empty() && r.problems.is_empty(), "{r:?}");
+    let restored = tmp.path().join("restored");
+    assert_eq!(
+        std::fs::read(restored.join("notes.txt")).unwrap(),
+        std::fs::read(&a).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(restored.join("photo.raw")).unwrap(),
+        std::fs::read(&b).unwrap()
+    );
+    assert_same_tree(&dir, &restored.join("folder"));
+    // Unchanged, all four come from the cache; a changed source file is read.
+    let s = backup(&home, &owner, "c", &opts, &Quiet)
+        .unwrap()
+        .snapshot
+        .summary;
+    assert_eq!((s.files_unchanged, s.bytes_read), (4, 0), "{s:?}");
+    std::fs::write(&a, b"changed, and longer than it was").unwrap();
+    let s = backup(&home, &owner, "c", &opts, &Quiet)
+        .unwrap()
+        .snapshot
+        .summary;
+    assert_eq!((s.files_changed, s.files_unchanged), (1, 3), "{s:?}");
+}

@@ -15,7 +15,6 @@ use crate::progress::Progress;
 use crate::scan::Scan;
 use crate::scan::{SkippedPath, UnreadablePath};
 use std::collections::HashSet;
-use std::os::unix::ffi::OsStrExt;
 use trove_core::envelope;
 use trove_core::manifest::{SnapshotManifest, SnapshotSummary};
 use trove_core::seal::BlobKind;
@@ -50,7 +49,7 @@ pub(super) fn commit(
         bytes_stored: stored.fragment_bytes,
         ..Default::default()
     };
-    for (file, result) in scan.files.iter().zip(&stored.files) {
+    for (slot, (file, result)) in scan.files.iter().zip(&stored.files).enumerate() {
         if file.cached {
             summary.files_unchanged += 1;
             summary.bytes_total += file.stat.size;
@@ -67,7 +66,7 @@ pub(super) fn commit(
                 summary.bytes_total += read.len;
             }
             Some(Err(e)) => unreadable.push(UnreadablePath {
-                path: file.path.clone(),
+                path: scan.path(slot),
                 error: e.clone(),
             }),
             None => {}
@@ -145,7 +144,7 @@ fn file_cache_update(
         } else {
             read[slot].take()?.ok()?.chunks
         };
-        let name = file.path.file_name()?.as_bytes().to_vec();
+        let name = file.name().to_vec();
         let stat = &file.stat;
         Some((
             name,

@@ -11,7 +11,7 @@ use crate::home::Home;
 use crate::index::Lookups;
 use crate::profile::{Profiler, Stage};
 use crate::progress::{Event, Progress};
-use crate::scan::{ScanFile, ScanNode, ScannedFile};
+use crate::scan::{Scan, ScanFile, ScanNode, ScannedFile};
 use crate::upload::Uploader;
 use crossbeam_channel::{bounded, unbounded, Sender};
 use std::collections::HashSet;
@@ -27,6 +27,18 @@ use trove_core::{BlobId, ChunkId, PackId, TreeId};
 /// Files are read in windows of this size: a smaller file in one read, a
 /// larger one streamed, so a worker holds at most one window.
 const READ_WINDOW: usize = 8 * 1024 * 1024;
+
+/// A file up to this size is read into its worker's own buffer; a larger
+/// one into one of [`LARGE_WINDOWS`] shared windows. Workers are twice the
+/// cores so that small files keep both cores busy while some wait for the
+/// disk; large files keep a core busy each, and a window for every worker
+/// held 32 MiB where 16 do as well (docs/performance.md, fifth round).
+const SMALL_FILE: u64 = 1024 * 1024;
+
+/// Read windows for files larger than [`SMALL_FILE`]: one per core.
+fn large_windows() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
 
 /// How far ahead of the workers, in file bytes, the kernel is asked to
 /// start reading (`posix_fadvise(WILLNEED)`): with a cold cache the disk
@@ -103,6 +115,35 @@ struct Shared<'a> {
     progress: &'a dyn Progress,
     profiler: &'a Profiler,
     blobs_new: AtomicU64,
+    /// The shared windows for large files, each taken by one worker at a time.
+    windows: Windows,
+}
+
+/// Buffers lent out one worker at a time: a worker blocks until one is free.
+struct Windows {
+    tx: Sender<Vec<u8>>,
+    rx: crossbeam_channel::Receiver<Vec<u8>>,
+}
+
+impl Windows {
+    /// `n` windows, each allocated when first used.
+    fn new(n: usize) -> Self {
+        let (tx, rx) = bounded(n);
+        for _ in 0..n {
+            tx.send(Vec::new()).expect("room for every window");
+        }
+        Self { tx, rx }
+    }
+
+    fn take(&self) -> Vec<u8> {
+        self.rx.recv().expect("the pool holds its own sender")
+    }
+
+    fn give_back(&self, buf: Vec<u8>) {
+        self.tx
+            .send(buf)
+            .expect("a window taken has its place free");
+    }
 }
 
 impl Shared<'_> {
@@ -164,7 +205,18 @@ impl Shared<'_> {
         loop {
             let mut f = std::fs::File::open(path)?;
             let before = Fingerprint::of(&f.metadata()?);
-            let read = self.read_open(tx, &mut f, before.len, buf)?;
+            let read = if before.len > SMALL_FILE {
+                let mut window = self.windows.take();
+                let read = self.read_open(tx, &mut f, before.len, &mut window);
+                self.windows.give_back(window);
+                read?
+            } else {
+                let read = self.read_open(tx, &mut f, before.len, buf);
+                // A file that grew while it was read may have grown the
+                // buffer to a whole window: give that back.
+                buf.shrink_to(SMALL_FILE as usize);
+                read?
+            };
             let after = Fingerprint::of(&f.metadata()?);
             if before == after && read.len == before.len {
                 return Ok(read);
@@ -195,7 +247,7 @@ impl Shared<'_> {
         let window = READ_WINDOW.max(2 * max);
         buf.clear();
         // Exact: `reserve` would double a buffer grown by smaller files,
-        // and each worker keeps its buffer for the whole backup.
+        // and each buffer is kept for the whole backup.
         buf.reserve_exact((len as usize).min(window));
         let mut chunks = Vec::new();
         let mut total = 0u64;
@@ -303,7 +355,7 @@ fn file_node(f: &ScanFile, files: &Outcomes) -> Option<Node> {
 /// order), staying [`PREFETCH_AHEAD`] bytes ahead of what the workers have
 /// `taken`. A file that cannot be opened here is left to the worker, which
 /// reports it.
-fn prefetch(files: &[ScannedFile], to_read: &[usize], taken: &AtomicU64, abort: &AtomicBool) {
+fn prefetch(scan: &Scan, to_read: &[usize], taken: &AtomicU64, abort: &AtomicBool) {
     let mut advised = 0u64;
     for &slot in to_read {
         while advised > taken.load(Ordering::Relaxed) + PREFETCH_AHEAD {
@@ -312,10 +364,10 @@ fn prefetch(files: &[ScannedFile], to_read: &[usize], taken: &AtomicU64, abort: 
             }
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        if let Ok(f) = std::fs::File::open(&files[slot].path) {
+        if let Ok(f) = std::fs::File::open(scan.path(slot)) {
             let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::WillNeed);
         }
-        advised += files[slot].stat.size;
+        advised += scan.files[slot].stat.size;
     }
 }
 
@@ -351,6 +403,7 @@ pub(super) fn run(
         progress,
         profiler,
         blobs_new: AtomicU64::new(0),
+        windows: Windows::new(large_windows()),
     };
     let results: Mutex<Vec<Option<FileResult>>> = Mutex::new(vec![None; scanned.files.len()]);
     let pack_target = container.manifest.pack_target as usize;
@@ -422,23 +475,23 @@ pub(super) fn run(
             job_tx.send(*i).expect("receiver alive");
         }
         drop(job_tx);
-        let (taken, to_read, files) = (&taken, &to_read, &scanned.files);
-        s.spawn(move || prefetch(files, to_read, taken, abort_ref));
+        let (taken, to_read) = (&taken, &to_read);
+        s.spawn(move || prefetch(scanned, to_read, taken, abort_ref));
         let workers: Vec<_> = (0..opts.workers.max(1))
             .map(|_| {
                 let job_rx = job_rx.clone();
                 let tx = blob_tx.clone();
                 let (shared, results) = (&shared, &results);
                 s.spawn(move || {
-                    // One read window per worker, reused for every file.
+                    // This worker's buffer for small files, reused for each.
                     let mut buf = Vec::new();
                     for slot in job_rx {
-                        taken.fetch_add(files[slot].stat.size, Ordering::Relaxed);
+                        taken.fetch_add(scanned.files[slot].stat.size, Ordering::Relaxed);
                         if shared.abort.load(Ordering::Relaxed) {
                             break;
                         }
                         let r = shared
-                            .file(&tx, &files[slot].path, &mut buf)
+                            .file(&tx, &scanned.path(slot), &mut buf)
                             .map_err(|e| e.to_string());
                         results.lock().expect("not poisoned")[slot] = Some(r);
                     }
