@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use trove_core::erasure::{self, ErasureError, FragmentHeader, FRAGMENT_HEADER_LEN};
 use trove_core::keys::ContainerKeys;
 use trove_core::manifest::{FragmentLocation, PackRecord};
-use trove_core::pack;
+use trove_core::pack::{self, PackEntry};
 use trove_core::seal;
 use trove_core::{BlobId, FragmentId, PackId, PeerId};
 use trove_peer::{Peer, PeerError};
@@ -464,37 +464,35 @@ impl Fetcher {
     ) -> Result<Vec<u8>> {
         let sealed = pack::blob_bytes(pack_bytes, &loc.entry)
             .map_err(|e| RepoError::Lost(format!("blob {}: {e}", loc.entry.id.short())))?;
-        Self::open_sealed(keys, sealed, loc)
+        Self::open_sealed(keys, sealed, &loc.entry)
     }
 
     /// [`Fetcher::open_blob`] of a pack kept as [`PackBytes`].
     pub fn open_blob_in(
         keys: &ContainerKeys,
         pack: &PackBytes,
-        loc: &BlobLocation,
+        entry: &PackEntry,
     ) -> Result<Vec<u8>> {
-        let start = loc.entry.offset as usize;
+        let start = entry.offset as usize;
         let sealed = pack
-            .range(start, start + loc.entry.length as usize)
+            .range(start, start + entry.length as usize)
             .ok_or_else(|| {
                 RepoError::Lost(format!(
                     "blob {}: {}",
-                    loc.entry.id.short(),
+                    entry.id.short(),
                     pack::PackError::Malformed("entry outside the pack")
                 ))
             })?;
-        Self::open_sealed(keys, &sealed, loc)
+        Self::open_sealed(keys, &sealed, entry)
     }
 
-    fn open_sealed(keys: &ContainerKeys, sealed: &[u8], loc: &BlobLocation) -> Result<Vec<u8>> {
-        let plain = seal::open_any(keys.seals(), loc.entry.kind, &loc.entry.id.0, sealed)
-            .map_err(|e| RepoError::Lost(format!("blob {}: {e}", loc.entry.id.short())))?;
-        if plain.len() != loc.entry.raw_length as usize
-            || BlobId(keys.chunk_id(&plain).0) != loc.entry.id
-        {
+    fn open_sealed(keys: &ContainerKeys, sealed: &[u8], entry: &PackEntry) -> Result<Vec<u8>> {
+        let plain = seal::open_any(keys.seals(), entry.kind, &entry.id.0, sealed)
+            .map_err(|e| RepoError::Lost(format!("blob {}: {e}", entry.id.short())))?;
+        if plain.len() != entry.raw_length as usize || BlobId(keys.chunk_id(&plain).0) != entry.id {
             return Err(RepoError::Lost(format!(
                 "blob {} does not match its id after opening",
-                loc.entry.id.short()
+                entry.id.short()
             )));
         }
         Ok(plain)

@@ -278,6 +278,18 @@ fn ser<T: Serialize>(v: &T) -> Vec<u8> {
     postcard::to_stdvec(v).expect("index values serialize")
 }
 
+/// Insert `v` serialized straight into the table's pages, not first into a
+/// buffer of its own: a pending commit holds the segment naming every new
+/// blob (about 17 MB for 200,000 files), which was otherwise held twice.
+fn insert_ser<T: Serialize>(t: &mut Table, key: &[u8], v: &T) -> Result<()> {
+    let len = postcard::experimental::serialized_size(v).expect("index values serialize");
+    let len = u32::try_from(len)
+        .map_err(|_| RepoError::Db(format!("an index value of {len} bytes is too large")))?;
+    let mut slot = t.insert_reserve(key, len)?;
+    postcard::to_slice(v, slot.as_mut()).expect("the slot has the serialized size");
+    Ok(())
+}
+
 fn de<T: DeserializeOwned>(b: &[u8]) -> Result<T> {
     postcard::from_bytes(b).map_err(|e| RepoError::Db(format!("corrupt index value: {e}")))
 }
@@ -1162,8 +1174,10 @@ impl Index {
         {
             let mut t = tx.open_table(PENDING)?;
             match pending {
-                Some(p) => t.insert(cid.0.as_slice(), ser(p).as_slice())?,
-                None => t.remove(cid.0.as_slice())?,
+                Some(p) => insert_ser(&mut t, cid.0.as_slice(), p)?,
+                None => {
+                    t.remove(cid.0.as_slice())?;
+                }
             };
         }
         tx.commit()?;

@@ -96,7 +96,7 @@ impl TreeReader<'_> {
             }
         };
         let pack = self.fetcher.pack(&rec)?;
-        Fetcher::open_blob_in(&self.container.keys, &pack, &loc)
+        Fetcher::open_blob_in(&self.container.keys, &pack, &loc.entry)
     }
 
     /// The entry at `path` (components below `root`), if there is one.

@@ -390,7 +390,8 @@ fn the_file_cache_sees_changes_in_any_folder_and_forgets_removed_files() {
 /// Sources that are files, in two folders, beside a folder: each is
 /// restored under its name and cached by it. Files above the small-file
 /// size (read through the shared windows) and above one read window
-/// (streamed) come back byte for byte.
+/// (streamed) come back byte for byte, and so do copies whose chunks are
+/// written to several files from one blob.
 #[test]
 fn sources_that_are_files_and_large_files_round_trip_and_are_cached() {
     let tmp = tempfile::tempdir().unwrap();
@@ -425,8 +426,15 @@ fn sources_that_are_files_and_large_files_round_trip_and_are_cached() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(&a, b"a source that is a file").unwrap();
     std::fs::write(&b, random(3 << 20)).unwrap();
-    std::fs::write(dir.join("big"), random(19 << 20)).unwrap();
-    std::fs::write(dir.join("small"), random(1000)).unwrap();
+    let (big, small) = (random(19 << 20), random(1000));
+    for (name, bytes) in [
+        ("big", &big),
+        ("big-copy", &big),
+        ("small", &small),
+        ("small-copy", &small),
+    ] {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
     home.containers()
         .create(
             &owner,
@@ -440,7 +448,7 @@ fn sources_that_are_files_and_large_files_round_trip_and_are_cached() {
         .unwrap()
         .snapshot
         .summary;
-    assert_eq!((s.files_new, s.files_unchanged), (4, 0), "{s:?}");
+    assert_eq!((s.files_new, s.files_unchanged), (6, 0), "{s:?}");
     let r = restore_all(&home, &owner, tmp.path());
     assert!(r.lost.is_empty() && r.problems.is_empty(), "{r:?}");
     let restored = tmp.path().join("restored");
@@ -453,16 +461,16 @@ fn sources_that_are_files_and_large_files_round_trip_and_are_cached() {
         std::fs::read(&b).unwrap()
     );
     assert_same_tree(&dir, &restored.join("folder"));
-    // Unchanged, all four come from the cache; a changed source file is read.
+    // Unchanged, all six come from the cache; a changed source file is read.
     let s = backup(&home, &owner, "c", &opts, &Quiet)
         .unwrap()
         .snapshot
         .summary;
-    assert_eq!((s.files_unchanged, s.bytes_read), (4, 0), "{s:?}");
+    assert_eq!((s.files_unchanged, s.bytes_read), (6, 0), "{s:?}");
     std::fs::write(&a, b"changed, and longer than it was").unwrap();
     let s = backup(&home, &owner, "c", &opts, &Quiet)
         .unwrap()
         .snapshot
         .summary;
-    assert_eq!((s.files_changed, s.files_unchanged), (1, 3), "{s:?}");
+    assert_eq!((s.files_changed, s.files_unchanged), (1, 5), "{s:?}");
 }
