@@ -53,6 +53,9 @@ const FOLDER_COUNTS: TableDefinition<Bytes, Bytes> = TableDefinition::new("folde
 const SEGMENTS: TableDefinition<Bytes, Bytes> = TableDefinition::new("segments");
 /// container id → postcard PendingCommit: a snapshot not yet on enough peers
 const PENDING: TableDefinition<Bytes, Bytes> = TableDefinition::new("pending");
+/// Version 2 of the pending record (`pending::StoredPending`); version 1,
+/// in `pending`, is still read and cleared.
+const PENDING_COMMITS: TableDefinition<Bytes, Bytes> = TableDefinition::new("pending_commits");
 /// peer id → Sightings: when each peer was last seen, since when it is unreachable
 const PEER_HEALTH: TableDefinition<Bytes, Bytes> = TableDefinition::new("peer_health");
 /// container id ‖ pack id → UploadIntent: fragments being put, not yet recorded
@@ -536,6 +539,7 @@ impl Index {
                 FOLDER_COUNTS,
                 SEGMENTS,
                 PENDING,
+                PENDING_COMMITS,
                 PEER_HEALTH,
                 PEER_AUDITS,
                 PEER_LEDGER,
@@ -1140,7 +1144,9 @@ impl Index {
         if let Some((seg, env)) = segment {
             apply_in(&tx, seg, env)?;
         }
-        tx.open_table(PENDING)?.remove(cid.0.as_slice())?;
+        for table in [PENDING, PENDING_COMMITS] {
+            tx.open_table(table)?.remove(cid.0.as_slice())?;
+        }
         {
             let mut ft = tx.open_table(FILES)?;
             let mut ct = tx.open_table(FOLDER_COUNTS)?;
@@ -1172,9 +1178,9 @@ impl Index {
     ) -> Result<()> {
         let tx = self.db.begin_write()?;
         {
-            let mut t = tx.open_table(PENDING)?;
+            let mut t = tx.open_table(PENDING_COMMITS)?;
             match pending {
-                Some(p) => insert_ser(&mut t, cid.0.as_slice(), p)?,
+                Some(p) => insert_ser(&mut t, cid.0.as_slice(), &p.stored())?,
                 None => {
                     t.remove(cid.0.as_slice())?;
                 }
@@ -1187,26 +1193,51 @@ impl Index {
     /// The containers with a pending commit.
     pub(crate) fn pending_containers(&self) -> Result<Vec<ContainerId>> {
         let tx = self.db.begin_read()?;
-        let t = tx.open_table(PENDING)?;
-        t.iter()?
-            .map(|r| {
-                let (k, _) = r?;
-                k.value()
-                    .try_into()
-                    .map(ContainerId)
-                    .map_err(|_| RepoError::Db("corrupt pending entry".into()))
-            })
-            .collect()
+        let mut out = Vec::new();
+        for table in [PENDING_COMMITS, PENDING] {
+            for r in tx.open_table(table)?.iter()? {
+                let id =
+                    r?.0.value()
+                        .try_into()
+                        .map(ContainerId)
+                        .map_err(|_| RepoError::Db("corrupt pending entry".into()))?;
+                if !out.contains(&id) {
+                    out.push(id);
+                }
+            }
+        }
+        Ok(out)
     }
 
-    /// The snapshot an interrupted backup left pending, if any.
+    /// Write `pending` as version 1 did, for the test that older records
+    /// are still finished.
+    #[cfg(test)]
+    pub(crate) fn set_pending_v1(
+        &self,
+        cid: &ContainerId,
+        pending: &crate::pending::PendingCommit,
+    ) -> Result<()> {
+        let tx = self.db.begin_write()?;
+        tx.open_table(PENDING)?
+            .insert(cid.0.as_slice(), ser(pending).as_slice())?;
+        tx.open_table(PENDING_COMMITS)?.remove(cid.0.as_slice())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The snapshot an interrupted backup left pending, if any, in either
+    /// version of the record.
     pub(crate) fn pending(
         &self,
         cid: &ContainerId,
-    ) -> Result<Option<crate::pending::PendingCommit>> {
+    ) -> Result<Option<crate::pending::StoredCommit>> {
+        use crate::pending::StoredCommit;
         let tx = self.db.begin_read()?;
-        let t = tx.open_table(PENDING)?;
-        t.get(cid.0.as_slice())?.map(|v| de(v.value())).transpose()
+        if let Some(v) = tx.open_table(PENDING_COMMITS)?.get(cid.0.as_slice())? {
+            return de(v.value()).map(|p| Some(StoredCommit::V2(p)));
+        }
+        let v1 = tx.open_table(PENDING)?.get(cid.0.as_slice())?;
+        v1.map(|v| de(v.value()).map(StoredCommit::V1)).transpose()
     }
 
     /// Drop snapshots the index log says were forgotten.

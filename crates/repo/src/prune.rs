@@ -179,7 +179,7 @@ pub(crate) fn prune_locked(
     if let Some(p) = home.index.pending(&cid)? {
         return Err(RepoError::CommitPending {
             container: container.manifest.name.clone(),
-            snapshot: p.snapshot.id.short(),
+            snapshot: p.snapshot().id.short(),
         });
     }
 
