@@ -196,6 +196,83 @@ fn encode_parity(
 /// Any `k` distinct indices suffice; extra ones are ignored. The result is
 /// checked against the pack id.
 pub fn decode<B: AsRef<[u8]>>(fragments: &[B]) -> Result<Vec<u8>, ErasureError> {
+    let (h, by_index) = shards(fragments)?;
+    let k = h.k as usize;
+    // Data shards go straight into the pack; missing ones are decoded into
+    // it stripe by stripe.
+    let slen = h.shard_len as usize;
+    let mut pack = vec![0u8; k * slen];
+    for (&i, s) in by_index.range(..h.k) {
+        let i = i as usize;
+        pack[i * slen..(i + 1) * slen].copy_from_slice(s);
+    }
+    let missing = missing_data(&by_index, k);
+    if !missing.is_empty() {
+        decode_missing(
+            &by_index,
+            k,
+            h.m as usize,
+            slen,
+            &missing,
+            |i, r, stripe| pack[i * slen + r.start..i * slen + r.end].copy_from_slice(stripe),
+        )?;
+    }
+    pack.truncate(h.pack_len as usize);
+    if PackId::of(&pack) != h.pack {
+        return Err(ErasureError::PackHash);
+    }
+    Ok(pack)
+}
+
+/// The data shards missing from `fragments`, rebuilt stripe by stripe: each
+/// as `lead` zero bytes then the shard (`lead` = [`FRAGMENT_HEADER_LEN`]
+/// gives buffers laid out like fragments). With the data fragments that
+/// are there they make the pack, which a caller can then use in place
+/// instead of [`decode`]'s copy. The pack is not checked here: the caller
+/// hashes it. Any `k` distinct indices suffice.
+pub fn rebuild_missing<B: AsRef<[u8]>>(
+    fragments: &[B],
+    lead: usize,
+) -> Result<Vec<(u8, Vec<u8>)>, ErasureError> {
+    let (h, by_index) = shards(fragments)?;
+    let (k, slen) = (h.k as usize, h.shard_len as usize);
+    let missing = missing_data(&by_index, k);
+    let mut out: Vec<(u8, Vec<u8>)> = missing
+        .iter()
+        .map(|&i| (i as u8, vec![0u8; lead + slen]))
+        .collect();
+    if !missing.is_empty() {
+        decode_missing(
+            &by_index,
+            k,
+            h.m as usize,
+            slen,
+            &missing,
+            |i, r, stripe| {
+                let (_, buf) = out
+                    .iter_mut()
+                    .find(|(at, _)| *at as usize == i)
+                    .expect("a buffer per missing shard");
+                buf[lead + r.start..lead + r.end].copy_from_slice(stripe);
+            },
+        )?;
+    }
+    Ok(out)
+}
+
+/// The data indices below `k` that `by_index` lacks.
+fn missing_data(by_index: &std::collections::BTreeMap<u8, &[u8]>, k: usize) -> Vec<usize> {
+    (0..k)
+        .filter(|i| !by_index.contains_key(&(*i as u8)))
+        .collect()
+}
+
+/// The fragments' common header and their shards by index (the first of
+/// each index); at least `k` distinct indices, or an error.
+#[allow(clippy::type_complexity)]
+fn shards<B: AsRef<[u8]>>(
+    fragments: &[B],
+) -> Result<(FragmentHeader, std::collections::BTreeMap<u8, &[u8]>), ErasureError> {
     let mut first: Option<FragmentHeader> = None;
     let mut by_index: std::collections::BTreeMap<u8, &[u8]> = Default::default();
     for f in fragments {
@@ -214,43 +291,25 @@ pub fn decode<B: AsRef<[u8]>>(fragments: &[B]) -> Result<Vec<u8>, ErasureError> 
         by_index.entry(h.index).or_insert(&f[FRAGMENT_HEADER_LEN..]);
     }
     let h = first.ok_or(ErasureError::TooFew { have: 0, need: 1 })?;
-    let k = h.k as usize;
-    if by_index.len() < k {
+    if by_index.len() < h.k as usize {
         return Err(ErasureError::TooFew {
             have: by_index.len(),
-            need: k,
+            need: h.k as usize,
         });
     }
-    // Data shards go straight into the pack; missing ones are decoded into
-    // it stripe by stripe.
-    let slen = h.shard_len as usize;
-    let mut pack = vec![0u8; k * slen];
-    for (&i, s) in by_index.range(..h.k) {
-        let i = i as usize;
-        pack[i * slen..(i + 1) * slen].copy_from_slice(s);
-    }
-    let missing: Vec<usize> = (0..k)
-        .filter(|i| !by_index.contains_key(&(*i as u8)))
-        .collect();
-    if !missing.is_empty() {
-        decode_missing(&by_index, k, h.m as usize, slen, &missing, &mut pack)?;
-    }
-    pack.truncate(h.pack_len as usize);
-    if PackId::of(&pack) != h.pack {
-        return Err(ErasureError::PackHash);
-    }
-    Ok(pack)
+    Ok((h, by_index))
 }
 
-/// Decode the data shards `missing` into their places in `pack` from the
-/// shards `by_index` (fragment index to shard).
+/// Decode the data shards `missing` from the shards `by_index` (fragment
+/// index to shard), handing each decoded stripe to `put` (shard index,
+/// range in the shard, bytes).
 fn decode_missing(
     by_index: &std::collections::BTreeMap<u8, &[u8]>,
     k: usize,
     m: usize,
     slen: usize,
     missing: &[usize],
-    pack: &mut [u8],
+    mut put: impl FnMut(usize, std::ops::Range<usize>, &[u8]),
 ) -> Result<(), ErasureError> {
     let mut coder: Option<reed_solomon_simd::ReedSolomonDecoder> = None;
     for r in stripes(slen) {
@@ -276,7 +335,7 @@ fn decode_missing(
             let stripe = restored
                 .restored_original(i)
                 .ok_or(ErasureError::Codec("shard not restored".into()))?;
-            pack[i * slen + r.start..i * slen + r.end].copy_from_slice(stripe);
+            put(i, r.clone(), stripe);
         }
     }
     Ok(())
@@ -285,6 +344,24 @@ fn decode_missing(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rebuilt_missing_shards_are_those_of_the_pack() {
+        let bytes: Vec<u8> = (0..300_001u32).map(|i| (i * 13 % 241) as u8).collect();
+        let frags = encode(&PackId::of(&bytes), &bytes, 4, 2).unwrap();
+        let slen = frags[0].bytes.len() - FRAGMENT_HEADER_LEN;
+        let rest: Vec<&[u8]> = [1, 3, 4, 5].iter().map(|&i| &frags[i].bytes[..]).collect();
+        let rebuilt = rebuild_missing(&rest, 7).unwrap();
+        assert_eq!(rebuilt.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 2]);
+        for (i, buf) in &rebuilt {
+            assert_eq!(buf.len(), 7 + slen);
+            assert_eq!(&buf[..7], &[0; 7]);
+            assert_eq!(&buf[7..], &frags[*i as usize].bytes[FRAGMENT_HEADER_LEN..]);
+        }
+        assert!(rebuild_missing(&rest[..3], 0).is_err());
+        let all: Vec<&[u8]> = frags.iter().map(|f| &f.bytes[..]).collect();
+        assert!(rebuild_missing(&all, 0).unwrap().is_empty());
+    }
 
     #[test]
     fn any_k_of_k_plus_m_rebuild() {
