@@ -207,16 +207,9 @@ pub fn decode<B: AsRef<[u8]>>(fragments: &[B]) -> Result<Vec<u8>, ErasureError> 
         pack[i * slen..(i + 1) * slen].copy_from_slice(s);
     }
     let missing = missing_data(&by_index, k);
-    if !missing.is_empty() {
-        decode_missing(
-            &by_index,
-            k,
-            h.m as usize,
-            slen,
-            &missing,
-            |i, r, stripe| pack[i * slen + r.start..i * slen + r.end].copy_from_slice(stripe),
-        )?;
-    }
+    decode_missing(&by_index, &h, &missing, |i, r, stripe| {
+        pack[i * slen + r.start..i * slen + r.end].copy_from_slice(stripe)
+    })?;
     pack.truncate(h.pack_len as usize);
     if PackId::of(&pack) != h.pack {
         return Err(ErasureError::PackHash);
@@ -241,22 +234,13 @@ pub fn rebuild_missing<B: AsRef<[u8]>>(
         .iter()
         .map(|&i| (i as u8, vec![0u8; lead + slen]))
         .collect();
-    if !missing.is_empty() {
-        decode_missing(
-            &by_index,
-            k,
-            h.m as usize,
-            slen,
-            &missing,
-            |i, r, stripe| {
-                let (_, buf) = out
-                    .iter_mut()
-                    .find(|(at, _)| *at as usize == i)
-                    .expect("a buffer per missing shard");
-                buf[lead + r.start..lead + r.end].copy_from_slice(stripe);
-            },
-        )?;
-    }
+    decode_missing(&by_index, &h, &missing, |i, r, stripe| {
+        let (_, buf) = out
+            .iter_mut()
+            .find(|(at, _)| *at as usize == i)
+            .expect("a buffer per missing shard");
+        buf[lead + r.start..lead + r.end].copy_from_slice(stripe);
+    })?;
     Ok(out)
 }
 
@@ -300,17 +284,20 @@ fn shards<B: AsRef<[u8]>>(
     Ok((h, by_index))
 }
 
-/// Decode the data shards `missing` from the shards `by_index` (fragment
-/// index to shard), handing each decoded stripe to `put` (shard index,
-/// range in the shard, bytes).
+/// Decode the data shards `missing` (none: nothing to do) from the shards
+/// `by_index` (fragment index to shard) of fragments with header `h`,
+/// handing each decoded stripe to `put` (shard index, range in the shard,
+/// bytes).
 fn decode_missing(
     by_index: &std::collections::BTreeMap<u8, &[u8]>,
-    k: usize,
-    m: usize,
-    slen: usize,
+    h: &FragmentHeader,
     missing: &[usize],
     mut put: impl FnMut(usize, std::ops::Range<usize>, &[u8]),
 ) -> Result<(), ErasureError> {
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let (k, m, slen) = (h.k as usize, h.m as usize, h.shard_len as usize);
     let mut coder: Option<reed_solomon_simd::ReedSolomonDecoder> = None;
     for r in stripes(slen) {
         let coder = match &mut coder {
