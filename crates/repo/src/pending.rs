@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use trove_core::envelope;
 use trove_core::manifest::{IndexSegment, PeerRecord, SnapshotManifest};
-use trove_core::seal::BlobKind;
 use trove_core::SegmentId;
 use trove_peer::{MetaKey, Peer};
 
@@ -70,9 +69,7 @@ impl StoredCommit {
         }
     }
 
-    /// The commit, its segment opened from its envelope (checked: signed
-    /// by the identity its header names, sealed under this container's
-    /// keys, and naming the segment the record names).
+    /// The commit, its segment opened from its envelope.
     fn open(self, container: &Container) -> Result<PendingCommit> {
         let p = match self {
             Self::V1(p) => return Ok(p),
@@ -81,24 +78,25 @@ impl StoredCommit {
         let segment = match p.segment {
             None => None,
             Some((id, env)) => {
-                let unreadable = |e: String| {
-                    RepoError::Db(format!(
-                        "the pending commit's index segment {} does not open: {e}",
-                        id.short()
-                    ))
-                };
-                let signer = envelope::peek(&env)
-                    .map_err(|e| unreadable(e.to_string()))?
-                    .signer;
-                let (_, body) = envelope::open_signed_any(
-                    &signer,
-                    container.keys.seals(),
-                    BlobKind::IndexSegment,
-                    &id.0,
-                    &env,
-                )
-                .map_err(|e| unreadable(e.to_string()))?;
-                let seg = IndexSegment::decode(&body).map_err(|e| unreadable(e.to_string()))?;
+                // Signed by the identity its header names (this machine's,
+                // when it was written), sealed under this container's keys,
+                // and naming the segment the record names.
+                let key = MetaKey::IndexSegment(p.snapshot.container, id);
+                let seg = envelope::peek(&env)
+                    .map_err(|e| e.to_string())
+                    .and_then(|h| {
+                        crate::sync::open_signed_object(&h.signer, &container.keys, key, &env)
+                    })
+                    .and_then(|opened| match opened {
+                        crate::sync::Opened::Segment(seg) => Ok(seg),
+                        _ => Err("it is not an index segment".to_owned()),
+                    })
+                    .map_err(|e| {
+                        RepoError::Db(format!(
+                            "the pending commit's index segment {} does not open: {e}",
+                            id.short()
+                        ))
+                    })?;
                 Some((seg, env))
             }
         };
