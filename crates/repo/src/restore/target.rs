@@ -24,7 +24,7 @@
 use crate::error::{RepoError, Result};
 use rustix::fs::{openat, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
 use rustix::io::Errno;
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -82,8 +82,8 @@ pub(crate) enum Placed {
 /// What holds a name before the restore makes its entry there.
 enum Occupant {
     Nothing,
-    /// An entry this restore made, for this path.
-    Ours(PathBuf),
+    /// An entry this restore made, for another path (shown to the user).
+    Ours(String),
     /// A real folder the restore did not make.
     Folder,
     /// A file, symlink or anything else the restore did not make.
@@ -140,9 +140,11 @@ const NEW_FILE_MODE: u32 = 0o600;
 pub(crate) struct Target {
     path: PathBuf,
     root: OwnedFd,
-    /// Every entry this restore made or took over, with the path it holds.
-    /// (Files are made from several threads.)
-    ours: Mutex<HashMap<Identity, PathBuf>>,
+    /// Every entry this restore made or took over. (Files are made from
+    /// several threads.) Identities only: with a path each, this record was
+    /// the largest part of a 200,000-file restore's peak; the name a
+    /// colliding entry holds is looked up in its folder when it happens.
+    ours: Mutex<HashSet<Identity>>,
 }
 
 fn io_err(e: Errno) -> std::io::Error {
@@ -158,7 +160,7 @@ impl Target {
         Ok(Self {
             path: path.to_owned(),
             root,
-            ours: Mutex::new(HashMap::new()),
+            ours: Mutex::new(HashSet::new()),
         })
     }
 
@@ -269,23 +271,49 @@ impl Target {
 
     /// What is at `name` in `folder` now, without following it.
     fn occupant(&self, folder: impl AsFd, name: &OsStr, rel: &Path) -> Result<Occupant> {
-        match rustix::fs::statat(folder, name, AtFlags::SYMLINK_NOFOLLOW) {
+        match rustix::fs::statat(&folder, name, AtFlags::SYMLINK_NOFOLLOW) {
             Err(Errno::NOENT) => Ok(Occupant::Nothing),
             Err(e) => Err(self.err("look at", rel, io_err(e))),
-            Ok(st) => Ok(match self.ours().get(&Identity::of(&st)) {
-                Some(with) => Occupant::Ours(with.clone()),
-                None if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-                    Occupant::Folder
-                }
-                None => Occupant::Other,
-            }),
+            Ok(st) if self.ours().contains(&Identity::of(&st)) => {
+                Ok(Occupant::Ours(self.name_held(folder, &st, rel)))
+            }
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                Ok(Occupant::Folder)
+            }
+            Ok(_) => Ok(Occupant::Other),
         }
     }
 
-    fn collision(&self, with: &Path) -> Placed {
-        Placed::Refused(Refusal::Collision {
-            with: self.shown(with),
-        })
+    /// The path, as shown, of the entry `st` of `folder`, which this restore
+    /// made for another path of the snapshot: the names that a filesystem
+    /// treats as one (`A` and `a`) are in one folder, and the folder lists
+    /// the entry under the name it was made with.
+    fn name_held(&self, folder: impl AsFd, st: &rustix::fs::Stat, rel: &Path) -> String {
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        #[allow(clippy::unnecessary_cast)] // `ino_t` is not `u64` everywhere
+        let ino = st.st_ino as u64;
+        let listed = openat(
+            &folder,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .and_then(rustix::fs::Dir::new)
+        .ok()
+        .and_then(|dir| {
+            dir.filter_map(|e| e.ok())
+                .find(|e| e.ino() == ino)
+                .map(|e| OsStr::from_bytes(e.file_name().to_bytes()).to_owned())
+        });
+        match listed {
+            Some(name) => self.shown(&parent.join(name)),
+            // Renamed or removed since: the folder is all there is to show.
+            None => format!("an entry of another name in {}", self.shown(parent)),
+        }
+    }
+
+    fn collision(&self, with: String) -> Placed {
+        Placed::Refused(Refusal::Collision { with })
     }
 
     /// Remove a non-folder the restore did not make; the name is unlinked,
@@ -295,13 +323,13 @@ impl Target {
             .map_err(|e| self.err("replace", rel, io_err(e)))
     }
 
-    fn ours(&self) -> std::sync::MutexGuard<'_, HashMap<Identity, PathBuf>> {
+    fn ours(&self) -> std::sync::MutexGuard<'_, HashSet<Identity>> {
         self.ours.lock().expect("not poisoned")
     }
 
-    fn claim(&self, st: &rustix::fs::Stat, rel: &Path) -> Identity {
+    fn claim(&self, st: &rustix::fs::Stat) -> Identity {
         let id = Identity::of(st);
-        self.ours().insert(id, rel.to_owned());
+        self.ours().insert(id);
         id
     }
 
@@ -310,7 +338,7 @@ impl Target {
     pub(crate) fn make_dir(&mut self, rel: &Path) -> Result<Placed> {
         let (folder, name) = self.parent_of(rel)?;
         let create = match self.occupant(&folder, name, rel)? {
-            Occupant::Ours(with) => return Ok(self.collision(&with)),
+            Occupant::Ours(with) => return Ok(self.collision(with)),
             Occupant::Folder => false,
             Occupant::Nothing => true,
             Occupant::Other => {
@@ -326,7 +354,7 @@ impl Target {
             .map_err(|e| self.err("open folder", rel, io_err(e)))?;
         let st = rustix::fs::fstat(&fd).map_err(|e| self.err("open folder", rel, io_err(e)))?;
         drop(folder);
-        Ok(Placed::Made(self.claim(&st, rel)))
+        Ok(Placed::Made(self.claim(&st)))
     }
 
     /// Create the empty file `rel`, replacing a file or symlink that is in
@@ -348,7 +376,7 @@ impl Target {
         let fd = match create() {
             Err(Errno::EXIST) => {
                 match self.occupant(folder, name, rel)? {
-                    Occupant::Ours(with) => return Ok((self.collision(&with), None)),
+                    Occupant::Ours(with) => return Ok((self.collision(with), None)),
                     Occupant::Folder => {
                         let refused = Refusal::FolderInTheWay { kind: "file" };
                         return Ok((Placed::Refused(refused), None));
@@ -362,7 +390,7 @@ impl Target {
         }
         .map_err(|e| self.err("create", rel, io_err(e)))?;
         let st = rustix::fs::fstat(&fd).map_err(|e| self.err("create", rel, io_err(e)))?;
-        Ok((Placed::Made(self.claim(&st, rel)), Some(fd.into())))
+        Ok((Placed::Made(self.claim(&st)), Some(fd.into())))
     }
 
     /// Create the symlink `rel` pointing at `to` (raw bytes, not looked
@@ -370,7 +398,7 @@ impl Target {
     pub(crate) fn make_symlink(&mut self, rel: &Path, to: &[u8]) -> Result<Placed> {
         let (folder, name) = self.parent_of(rel)?;
         match self.occupant(&folder, name, rel)? {
-            Occupant::Ours(with) => return Ok(self.collision(&with)),
+            Occupant::Ours(with) => return Ok(self.collision(with)),
             Occupant::Folder => {
                 return Ok(Placed::Refused(Refusal::FolderInTheWay { kind: "symlink" }))
             }
@@ -382,7 +410,7 @@ impl Target {
         let st = rustix::fs::statat(&folder, name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| self.err("symlink", rel, io_err(e)))?;
         drop(folder);
-        Ok(Placed::Made(self.claim(&st, rel)))
+        Ok(Placed::Made(self.claim(&st)))
     }
 
     /// Reopen an entry this restore made, checking that it still is that
