@@ -128,7 +128,8 @@ pub(super) fn commit(
 /// added, removed or became unreadable (or whose record predates a blob
 /// leaving the dedup set); folders the walk no longer has are removed.
 /// The chunk lists are moved out of the walk and the read results, not
-/// copied (on 200,000 files the copies were 27 MB at the commit's peak).
+/// copied (on 200,000 files the copies were 27 MB at the commit's peak),
+/// and each folder's record is serialized as soon as it is made.
 fn file_cache_update(
     scan: &mut Scan,
     mut read: Vec<Option<FileResult>>,
@@ -172,7 +173,7 @@ fn file_cache_update(
                 epoch: lookups.epoch,
                 files,
             };
-            update.upsert.push((folder.key.clone(), record));
+            update.upsert(folder.key.clone(), &record);
         } else if folder.had_record {
             update.remove.push(folder.key.clone());
         }
