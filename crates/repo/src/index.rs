@@ -287,6 +287,65 @@ fn blob_location(id: &BlobId, v: &[u8]) -> Result<BlobLocation> {
     })
 }
 
+/// Where each of many blobs is, for a restore: the packs named once each,
+/// and per blob its place without its id or pack id (kept as the map's key
+/// and an index into `packs`). With a [`BlobLocation`] per blob, the map
+/// was 30 MB of a 200,000-file restore's peak; this one is 14.
+#[derive(Debug, Default)]
+pub(crate) struct BlobPlaces {
+    pub packs: Vec<PackId>,
+    places: HashMap<BlobId, BlobPlace>,
+}
+
+/// Where one blob of [`BlobPlaces`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BlobPlace {
+    /// Its pack, as an index into [`BlobPlaces::packs`].
+    pub pack: u32,
+    kind: BlobKind,
+    pub offset: u32,
+    length: u32,
+    pub raw_length: u32,
+}
+
+impl BlobPlace {
+    /// The pack entry of the blob `id` placed here.
+    pub fn entry(&self, id: &BlobId) -> PackEntry {
+        PackEntry {
+            kind: self.kind,
+            id: *id,
+            offset: self.offset,
+            length: self.length,
+            raw_length: self.raw_length,
+        }
+    }
+}
+
+impl BlobPlaces {
+    fn insert(&mut self, loc: BlobLocation, pack_index: &mut HashMap<PackId, u32>) {
+        let pack = *pack_index.entry(loc.pack).or_insert_with(|| {
+            self.packs.push(loc.pack);
+            (self.packs.len() - 1) as u32
+        });
+        let e = loc.entry;
+        self.places.insert(
+            e.id,
+            BlobPlace {
+                pack,
+                kind: e.kind,
+                offset: e.offset,
+                length: e.length,
+                raw_length: e.raw_length,
+            },
+        );
+    }
+
+    /// The blob `id` (as held here) and its place.
+    pub fn get(&self, id: &BlobId) -> Option<(&BlobId, &BlobPlace)> {
+        self.places.get_key_value(id)
+    }
+}
+
 fn ser<T: Serialize>(v: &T) -> Vec<u8> {
     postcard::to_stdvec(v).expect("index values serialize")
 }
@@ -822,18 +881,22 @@ impl Index {
         &self,
         cid: &ContainerId,
         ids: impl IntoIterator<Item = BlobId>,
-    ) -> Result<HashMap<BlobId, BlobLocation>> {
+    ) -> Result<BlobPlaces> {
         let mut ids: Vec<BlobId> = ids.into_iter().collect();
         ids.sort_unstable_by_key(|id| id.0);
         ids.dedup();
         let tx = self.db.begin_read()?;
         let t = tx.open_table(BLOBS)?;
         let mut key = key2(&cid.0, &[0; 32]);
-        let mut out = HashMap::with_capacity(ids.len());
+        let mut out = BlobPlaces {
+            packs: Vec::new(),
+            places: HashMap::with_capacity(ids.len()),
+        };
+        let mut pack_index = HashMap::new();
         for id in ids {
             key[32..].copy_from_slice(&id.0);
             if let Some(v) = t.get(key.as_slice())? {
-                out.insert(id, blob_location(&id, v.value())?);
+                out.insert(blob_location(&id, v.value())?, &mut pack_index);
             }
         }
         Ok(out)

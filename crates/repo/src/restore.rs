@@ -116,8 +116,9 @@ pub fn restore(
         let seconds = started.elapsed().as_secs_f64();
         tracing::debug!(stage, seconds, "restore");
     };
-    let plan = plan::plan(&reader, &snap.root, &opts.include)?;
+    let mut plan = plan::plan(&reader, &snap.root, &opts.include)?;
     t("planned");
+    let chunks = std::mem::take(&mut plan.chunks);
     // The tree packs are not needed again: free them for the file data.
     fetcher.forget_cached();
     let mut target = Target::open(&opts.target)?;
@@ -142,7 +143,7 @@ pub fn restore(
             t("files made");
             r
         });
-        let writes = match write::group(home, &container.manifest.id, &plan.files) {
+        let writes = match write::group(home, &container.manifest.id, &plan.files, chunks) {
             Ok(w) => w,
             Err(e) => {
                 made.set_rest_unmade();

@@ -5,6 +5,7 @@
 
 use crate::error::{RepoError, Result};
 use crate::snapshot::{path_components, rel_path, TreeReader};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use trove_core::tree::NodeKind;
 use trove_core::{ChunkId, TreeId};
@@ -27,7 +28,8 @@ pub(super) struct FilePlan {
     pub mode: u32,
     pub mtime_ns: i64,
     pub size: u64,
-    pub chunks: Vec<ChunkId>,
+    /// Its chunks in [`Plan::chunks`].
+    pub chunks: Range<usize>,
 }
 
 /// A symlink to restore (its times and mode are not).
@@ -56,6 +58,10 @@ pub(super) struct Plan {
     pub files: Vec<FilePlan>,
     pub symlinks: Vec<SymlinkPlan>,
     pub unreadable: Vec<UnreadableDir>,
+    /// The chunks of every file, file after file: one list, which the
+    /// restore frees once it has grouped the writes, where a list per file
+    /// cost 48 bytes more a file and stayed until the end.
+    pub chunks: Vec<ChunkId>,
 }
 
 /// Walk the snapshot from `root`. Every `--include` path (relative, without
@@ -76,6 +82,7 @@ pub(super) fn plan(reader: &TreeReader, root: &TreeId, include: &[PathBuf]) -> R
     // Grown by doubling; held for the whole restore.
     plan.files.shrink_to_fit();
     plan.dirs.shrink_to_fit();
+    plan.chunks.shrink_to_fit();
     for (inc, path) in wanted.iter().zip(include) {
         let at = rel_path(inc);
         let found = plan.files.iter().any(|f| f.rel.starts_with(&at))
@@ -143,14 +150,18 @@ impl Walk<'_, '_> {
                     let me = self.plan.dirs.len() - 1;
                     self.tree(&tree, Some(me));
                 }
-                NodeKind::File { size, chunks } if take => self.plan.files.push(FilePlan {
-                    rel,
-                    parent,
-                    mode: n.mode,
-                    mtime_ns: n.mtime_ns,
-                    size,
-                    chunks,
-                }),
+                NodeKind::File { size, chunks } if take => {
+                    let at = self.plan.chunks.len();
+                    self.plan.chunks.extend(chunks);
+                    self.plan.files.push(FilePlan {
+                        rel,
+                        parent,
+                        mode: n.mode,
+                        mtime_ns: n.mtime_ns,
+                        size,
+                        chunks: at..self.plan.chunks.len(),
+                    })
+                }
                 NodeKind::Symlink { target } if take => self.plan.symlinks.push(SymlinkPlan {
                     rel,
                     parent,

@@ -9,7 +9,7 @@ use super::target::{LastFolder, Target};
 use crate::error::Result;
 use crate::fetch::{Fetcher, PackBytes};
 use crate::home::{Container, Home};
-use crate::index::BlobLocation;
+use crate::index::BlobPlace;
 use crate::progress::{Event, Progress};
 use std::collections::HashMap;
 use std::ops::Range;
@@ -17,7 +17,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use trove_core::pack::PackEntry;
-use trove_core::{BlobId, ContainerId, PackId};
+use trove_core::{BlobId, ChunkId, ContainerId, PackId};
 
 /// One place a blob's plaintext goes: file `file` of the plan, at `offset`.
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +25,10 @@ struct FileWrite {
     file: usize,
     offset: u64,
 }
+
+/// One write as listed before grouping: the blob (as the index's answer
+/// holds it), where it is, and where it goes.
+type Write<'a> = (&'a BlobId, &'a BlobPlace, FileWrite);
 
 /// A blob of one pack (whose id its group holds) and everywhere it is
 /// written. Most blobs are written once: the first write is held inline,
@@ -67,25 +71,31 @@ pub(super) struct Writes {
 /// cut into runs: a map per pack of maps per blob cost about three times as
 /// much (on 200,000 small files, 64 MB against 22 for the list and the
 /// result, at the restore's peak).
-pub(super) fn group(home: &Home, cid: &ContainerId, files: &[FilePlan]) -> Result<Writes> {
+///
+/// `chunks` is the plan's list of every file's chunks, dropped here once
+/// the writes are listed.
+pub(super) fn group(
+    home: &Home,
+    cid: &ContainerId,
+    files: &[FilePlan],
+    chunks: Vec<ChunkId>,
+) -> Result<Writes> {
     let mut lost = HashMap::new();
     let mut writes_per_file = vec![0u32; files.len()];
-    let locations = home.index.blobs_in_order(
-        cid,
-        files.iter().flat_map(|f| &f.chunks).map(|c| BlobId(c.0)),
-    )?;
-    let chunks: usize = files.iter().map(|f| f.chunks.len()).sum();
-    let mut all: Vec<(&BlobLocation, FileWrite)> = Vec::with_capacity(chunks);
+    let locations = home
+        .index
+        .blobs_in_order(cid, chunks.iter().map(|c| BlobId(c.0)))?;
+    let mut all: Vec<Write> = Vec::with_capacity(chunks.len());
     for (i, f) in files.iter().enumerate() {
         let mut offset = 0u64;
-        for c in &f.chunks {
-            let Some(loc) = locations.get(&BlobId(c.0)) else {
+        for c in &chunks[f.chunks.clone()] {
+            let Some((id, place)) = locations.get(&BlobId(c.0)) else {
                 lost.insert(i, format!("chunk {} is not in the index", c.short()));
                 break;
             };
-            all.push((loc, FileWrite { file: i, offset }));
+            all.push((id, place, FileWrite { file: i, offset }));
             writes_per_file[i] += 1;
-            offset += u64::from(loc.entry.raw_length);
+            offset += u64::from(place.raw_length);
         }
         if offset != f.size {
             lost.entry(i).or_insert_with(|| {
@@ -93,9 +103,10 @@ pub(super) fn group(home: &Home, cid: &ContainerId, files: &[FilePlan]) -> Resul
             });
         }
     }
+    drop(chunks);
     // A blob's writes stay in file order (the sort is stable).
-    all.sort_by_key(|(loc, _)| (loc.pack, loc.entry.offset));
-    let mut packs = by_pack(&all);
+    all.sort_by_key(|(_, place, _)| (place.pack, place.offset));
+    let mut packs = by_pack(&all, &locations.packs);
     let first_file =
         |blobs: &[BlobWrites]| blobs.iter().flat_map(|b| b.writes()).map(|w| w.file).min();
     packs.sort_by_cached_key(|(_, blobs)| first_file(blobs));
@@ -108,21 +119,20 @@ pub(super) fn group(home: &Home, cid: &ContainerId, files: &[FilePlan]) -> Resul
 
 /// Cut writes sorted by (pack, offset in the pack) into packs, each with
 /// its blobs in pack order and every write of each blob.
-fn by_pack(sorted: &[(&BlobLocation, FileWrite)]) -> Vec<(PackId, Vec<BlobWrites>)> {
-    type Write<'a> = (&'a BlobLocation, FileWrite);
-    let same_blob = |a: &Write, b: &Write| a.0.entry.offset == b.0.entry.offset;
+fn by_pack(sorted: &[Write], packs: &[PackId]) -> Vec<(PackId, Vec<BlobWrites>)> {
+    let same_blob = |a: &Write, b: &Write| a.1.offset == b.1.offset;
     sorted
-        .chunk_by(|a, b| a.0.pack == b.0.pack)
+        .chunk_by(|a, b| a.1.pack == b.1.pack)
         .map(|in_pack| {
             // Counted first: lists grown by doubling held up to twice
             // their size, and shrinking them copied each.
             let mut blobs = Vec::with_capacity(in_pack.chunk_by(same_blob).count());
             blobs.extend(in_pack.chunk_by(same_blob).map(|run| BlobWrites {
-                entry: run[0].0.entry,
-                first: run[0].1,
-                more: run[1..].iter().map(|(_, w)| *w).collect(),
+                entry: run[0].1.entry(run[0].0),
+                first: run[0].2,
+                more: run[1..].iter().map(|(_, _, w)| *w).collect(),
             }));
-            (in_pack[0].0.pack, blobs)
+            (packs[in_pack[0].1.pack as usize], blobs)
         })
         .collect()
 }
