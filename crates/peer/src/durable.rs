@@ -23,8 +23,14 @@ pub const DIR_MODE: u32 = 0o700;
 /// temporary file goes into `tmp_dir` (which must be on the same file
 /// system and exist) or beside the target.
 pub fn replace(target: &Path, bytes: &[u8], tmp_dir: Option<&Path>) -> io::Result<()> {
+    replace_parts(target, &[bytes], tmp_dir)
+}
+
+/// [`replace`] with the bytes given as parts written one after the other
+/// (a fragment stored from its pack: a header, the pack's bytes, padding).
+pub fn replace_parts(target: &Path, parts: &[&[u8]], tmp_dir: Option<&Path>) -> io::Result<()> {
     let tmp = tmp_path(target, tmp_dir);
-    let result = write_synced(&tmp, bytes).and_then(|()| fs::rename(&tmp, target));
+    let result = write_synced(&tmp, parts).and_then(|()| fs::rename(&tmp, target));
     if let Err(e) = result {
         // Leave no litter behind a failed write.
         let _ = fs::remove_file(&tmp);
@@ -38,7 +44,7 @@ pub fn replace(target: &Path, bytes: &[u8], tmp_dir: Option<&Path>) -> io::Resul
 /// into place, which fails if the target exists.
 pub fn create_new(target: &Path, bytes: &[u8], tmp_dir: Option<&Path>) -> io::Result<()> {
     let tmp = tmp_path(target, tmp_dir);
-    let result = write_synced(&tmp, bytes).and_then(|()| fs::hard_link(&tmp, target));
+    let result = write_synced(&tmp, &[bytes]).and_then(|()| fs::hard_link(&tmp, target));
     let _ = fs::remove_file(&tmp);
     result?;
     sync_dir(parent_of(target))
@@ -110,7 +116,7 @@ pub fn restrict(path: &Path, mode: u32) -> io::Result<Option<u32>> {
 }
 
 /// Write a new private file and flush it to stable storage.
-fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
+fn write_synced(path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -118,7 +124,9 @@ fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .open(path)?;
     // The umask may have taken more bits away; never fewer are set.
     file.set_permissions(Permissions::from_mode(FILE_MODE))?;
-    file.write_all(bytes)?;
+    for part in parts {
+        file.write_all(part)?;
+    }
     file.sync_all()
 }
 

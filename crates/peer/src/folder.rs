@@ -433,12 +433,18 @@ impl FolderPeer {
             .map_err(|e| self.classify(op, true, e))
     }
 
-    /// Write `bytes` to `target` so that either the old or the new content is
-    /// there after a crash, and the new content is durable on return.
-    fn write_atomic(&self, target: &Path, bytes: &[u8], op: &'static str) -> Result<(), PeerError> {
+    /// Write `parts`, end to end, to `target` so that either the old or the
+    /// new content is there after a crash, and the new content is durable
+    /// on return.
+    fn write_atomic(
+        &self,
+        target: &Path,
+        parts: &[&[u8]],
+        op: &'static str,
+    ) -> Result<(), PeerError> {
         self.ensure_dir(parent_of(target), op)?;
         self.ensure_dir(&self.root.join(TMP), op)?;
-        durable::replace(target, bytes, Some(&self.root.join(TMP)))
+        durable::replace_parts(target, parts, Some(&self.root.join(TMP)))
             .map_err(|e| self.classify(op, true, e))
     }
 
@@ -480,7 +486,7 @@ impl FolderPeer {
                 if let Some(old) = held.as_deref().filter(|_| replaces) {
                     self.keep_in_trash(key, &path, old, OP)?;
                 }
-                self.write_atomic(&path, bytes, OP)?;
+                self.write_atomic(&path, &[bytes], OP)?;
                 Ok(if replaces {
                     MetaStored::Replaced
                 } else {
@@ -688,8 +694,12 @@ impl Peer for FolderPeer {
     }
 
     fn put_fragment(&self, id: &FragmentId, bytes: &[u8]) -> Result<(), PeerError> {
+        self.put_fragment_parts(id, &[bytes])
+    }
+
+    fn put_fragment_parts(&self, id: &FragmentId, parts: &[&[u8]]) -> Result<(), PeerError> {
         const OP: &str = "writing a fragment";
-        PeerError::check_fragment(&self.label, id, bytes)?;
+        PeerError::check_fragment_parts(&self.label, id, parts)?;
         self.ensure_present()?;
         let path = self.fragment_path(id);
         match fs::read(&path) {
@@ -704,7 +714,7 @@ impl Peer for FolderPeer {
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(self.classify(OP, false, e)),
         }
-        self.write_atomic(&path, bytes, OP)
+        self.write_atomic(&path, parts, OP)
     }
 
     fn get_fragment(&self, id: &FragmentId) -> Result<Vec<u8>, PeerError> {
@@ -913,7 +923,7 @@ impl Peer for FolderPeer {
             .join(crate::layout::handover_path(&cert.old_identity));
         let held = self.held_handover(&cert.old_identity);
         match admit::admit_handover(&self.label, cert, held.as_deref())? {
-            true => self.write_atomic(&path, &cert.encode(), OP),
+            true => self.write_atomic(&path, &[&cert.encode()], OP),
             false => Ok(()),
         }
     }

@@ -27,6 +27,13 @@ pub trait Peer: Send + Sync + fmt::Debug {
     /// to `id` with [`PeerError::HashMismatch`].
     fn put_fragment(&self, id: &FragmentId, bytes: &[u8]) -> Result<(), PeerError>;
 
+    /// [`Peer::put_fragment`] of the fragment made of `parts` end to end.
+    /// A backup stores data fragments this way, straight from the pack's
+    /// bytes; a peer that cannot write parts as they are joins them.
+    fn put_fragment_parts(&self, id: &FragmentId, parts: &[&[u8]]) -> Result<(), PeerError> {
+        self.put_fragment(id, &parts.concat())
+    }
+
     /// The stored bytes of a fragment, unverified: the caller checks them
     /// against `id` (a lying peer is the caller's concern). An absent
     /// fragment is [`PeerError::NotFound`].
@@ -278,7 +285,20 @@ impl PeerError {
     /// `Ok` when `bytes` hash to `id`, else [`PeerError::HashMismatch`]
     /// for `peer`: what every peer checks before it stores a fragment.
     pub fn check_fragment(peer: &str, id: &FragmentId, bytes: &[u8]) -> Result<(), PeerError> {
-        if FragmentId::of(bytes) == *id {
+        Self::check_fragment_parts(peer, id, &[bytes])
+    }
+
+    /// [`PeerError::check_fragment`] of the fragment made of `parts`.
+    pub fn check_fragment_parts(
+        peer: &str,
+        id: &FragmentId,
+        parts: &[&[u8]],
+    ) -> Result<(), PeerError> {
+        let mut h = blake3::Hasher::new();
+        for part in parts {
+            h.update(part);
+        }
+        if FragmentId(*h.finalize().as_bytes()) == *id {
             Ok(())
         } else {
             Err(PeerError::HashMismatch {

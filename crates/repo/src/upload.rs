@@ -156,40 +156,41 @@ impl<'a> Uploader<'a> {
     }
 
     /// Encode, place and upload one pack; returns its record once every
-    /// fragment is durably stored. The pack's bytes are dropped once
-    /// encoded, so a pack in flight costs its fragments only.
+    /// fragment is durably stored. Data fragments are stored from the
+    /// pack's own bytes (only the parity shards are new buffers), so a pack
+    /// in flight costs the pack and its parity.
     pub fn store(&self, pack: FinishedPack) -> Result<PackRecord> {
         let r = self.redundancy;
         let FinishedPack { id, bytes, entries } = pack;
         let pack_len = bytes.len() as u64;
         let frags = self
             .time(Stage::Encode, pack_len, || {
-                erasure::encode(&id, &bytes, r.k, r.m)
+                erasure::EncodedPack::new(&id, &bytes, r.k, r.m)
             })
             .map_err(|e| RepoError::Format(e.to_string()))?;
-        drop(bytes);
-        let mut assign = self.place(frags.len())?;
-        let mut done = vec![false; frags.len()];
-        let frag_len = frags.first().map_or(0, |f| f.bytes.len() as u64);
+        let count = frags.count();
+        let mut assign = self.place(count)?;
+        let mut done = vec![false; count];
+        let frag_len = frags.fragment_len() as u64;
         let at = |i: usize, slot: usize| FragmentLocation {
-            index: frags[i].index,
-            id: frags[i].id,
+            index: i as u8,
+            id: frags.ids[i],
             peer: self.peers[slot].0.id,
         };
-        let mut tried: Vec<FragmentLocation> = (0..frags.len()).map(|i| at(i, assign[i])).collect();
+        let mut tried: Vec<FragmentLocation> = (0..count).map(|i| at(i, assign[i])).collect();
         self.announce(&id, &tried, frag_len)?;
         loop {
             let results: Vec<(usize, Result<(), trove_peer::PeerError>)> =
                 std::thread::scope(|s| {
-                    let handles: Vec<_> = (0..frags.len())
+                    let handles: Vec<_> = (0..count)
                         .filter(|i| !done[*i])
                         .map(|i| {
                             let (rec, peer) = &self.peers[assign[i]];
-                            let f = &frags[i];
+                            let (id, parts) = (&frags.ids[i], frags.parts(i));
                             s.spawn(move || {
-                                let put = || peer.put_fragment(&f.id, &f.bytes);
+                                let put = || peer.put_fragment_parts(id, &parts);
                                 let put = match self.profiler {
-                                    Some(p) => p.time_put(&rec.name, f.bytes.len() as u64, put),
+                                    Some(p) => p.time_put(&rec.name, frag_len, put),
                                     None => put(),
                                 };
                                 (i, put)
@@ -242,7 +243,7 @@ impl<'a> Uploader<'a> {
             }
             self.announce(&id, &tried, frag_len)?;
         }
-        let stored: u64 = frags.iter().map(|f| f.bytes.len() as u64).sum();
+        let stored = frag_len * count as u64;
         self.fragment_bytes.fetch_add(stored, Ordering::Relaxed);
         self.progress.event(Event::PackStored { bytes: stored });
         Ok(PackRecord {
@@ -250,15 +251,7 @@ impl<'a> Uploader<'a> {
             k: r.k,
             m: r.m,
             pack_len,
-            fragments: frags
-                .iter()
-                .zip(&assign)
-                .map(|(f, slot)| FragmentLocation {
-                    index: f.index,
-                    id: f.id,
-                    peer: self.peers[*slot].0.id,
-                })
-                .collect(),
+            fragments: (0..count).map(|i| at(i, assign[i])).collect(),
             blobs: entries,
         })
     }
