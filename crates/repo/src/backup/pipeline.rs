@@ -77,8 +77,33 @@ pub(super) type FileResult = std::result::Result<ReadFile, String>;
 /// A file read and queued.
 #[derive(Debug, Clone)]
 pub(super) struct ReadFile {
-    pub chunks: Vec<ChunkId>,
+    pub chunks: FileChunks,
     pub len: u64,
+}
+
+/// A read file's chunk ids, held until the commit. Most files have one,
+/// held inline: a list per file cost 48 bytes more a file (10 MB of a
+/// 200,000-file backup's peak).
+#[derive(Debug, Clone)]
+pub(super) enum FileChunks {
+    One(ChunkId),
+    Many(Box<[ChunkId]>),
+}
+
+impl FileChunks {
+    fn new(chunks: Vec<ChunkId>) -> Self {
+        match chunks[..] {
+            [one] => Self::One(one),
+            _ => Self::Many(chunks.into_boxed_slice()),
+        }
+    }
+
+    pub fn as_slice(&self) -> &[ChunkId] {
+        match self {
+            Self::One(c) => std::slice::from_ref(c),
+            Self::Many(cs) => cs,
+        }
+    }
 }
 
 /// What the pipeline stored.
@@ -273,10 +298,10 @@ impl Shared<'_> {
             }
             buf.drain(..used);
         }
-        // Held until the commit, one list per file read: most small files
-        // have one chunk, for which `push` reserved four.
-        chunks.shrink_to_fit();
-        Ok(ReadFile { chunks, len: total })
+        Ok(ReadFile {
+            chunks: FileChunks::new(chunks),
+            len: total,
+        })
     }
 
     /// Build the tree of a scanned directory, queueing tree blobs.
@@ -339,7 +364,7 @@ fn file_node(f: &ScanFile, files: &Outcomes) -> Option<Node> {
         (scanned.stat.chunks.clone(), scanned.stat.size)
     } else {
         match files.read[f.slot].as_ref()? {
-            Ok(read) => (read.chunks.clone(), read.len),
+            Ok(read) => (read.chunks.as_slice().to_vec(), read.len),
             Err(_) => return None,
         }
     };
