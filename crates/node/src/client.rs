@@ -103,7 +103,9 @@ pub struct NodeHello {
 }
 
 /// What a call needs besides the request: bytes to send after it.
-type Body<'a> = Option<&'a [u8]>;
+/// A request's body, in parts sent one after the other (a fragment stored
+/// from its pack: its header, the pack's bytes, padding).
+type Body<'a> = Option<&'a [&'a [u8]]>;
 
 impl NodePeer {
     fn unavailable(&self, reason: impl Into<String>) -> PeerError {
@@ -165,7 +167,7 @@ impl NodePeer {
         proto::write_msg(&mut send, req)
             .await
             .map_err(|e| lost(&e))?;
-        if let Some(b) = body {
+        for b in body.unwrap_or_default() {
             if let Err(e) = send.write_all(b).await {
                 // The node may have refused before reading it all (an owner
                 // it does not know): its answer says why.
@@ -342,7 +344,7 @@ impl NodePeer {
     }
 
     fn expect_ok(&self, req: Request, body: Body<'_>) -> Result<(), PeerError> {
-        let n = body.map_or(0, |b| b.len() as u64);
+        let n = body.map_or(0, |parts| parts.iter().map(|b| b.len() as u64).sum());
         self.call(n, async {
             match self.exchange(&req, body).await? {
                 (Response::Ok, _) => Ok(()),
@@ -358,8 +360,12 @@ impl Peer for NodePeer {
     }
 
     fn put_fragment(&self, id: &FragmentId, bytes: &[u8]) -> Result<(), PeerError> {
-        PeerError::check_fragment(&self.label, id, bytes)?;
-        self.put_unchecked(id, bytes)
+        self.put_fragment_parts(id, &[bytes])
+    }
+
+    fn put_fragment_parts(&self, id: &FragmentId, parts: &[&[u8]]) -> Result<(), PeerError> {
+        PeerError::check_fragment_parts(&self.label, id, parts)?;
+        self.put_unchecked_parts(id, parts)
     }
 
     fn get_fragment(&self, id: &FragmentId) -> Result<Vec<u8>, PeerError> {
@@ -444,7 +450,7 @@ impl Peer for NodePeer {
             len: bytes.len() as u64,
         };
         self.call(bytes.len() as u64, async {
-            match self.exchange(&req, Some(bytes)).await? {
+            match self.exchange(&req, Some(&[bytes])).await? {
                 (Response::Ok, _) => Ok(()),
                 (Response::MetaRejected(reason), _) => Err(PeerError::MetaRejected {
                     peer: self.label.clone(),
@@ -550,12 +556,11 @@ impl NodePeer {
     /// refuses bytes that do not match their id.
     #[doc(hidden)]
     pub fn put_unchecked(&self, id: &FragmentId, bytes: &[u8]) -> Result<(), PeerError> {
-        self.expect_ok(
-            Request::Put {
-                id: *id,
-                len: bytes.len() as u64,
-            },
-            Some(bytes),
-        )
+        self.put_unchecked_parts(id, &[bytes])
+    }
+
+    fn put_unchecked_parts(&self, id: &FragmentId, parts: &[&[u8]]) -> Result<(), PeerError> {
+        let len = parts.iter().map(|b| b.len() as u64).sum();
+        self.expect_ok(Request::Put { id: *id, len }, Some(parts))
     }
 }
