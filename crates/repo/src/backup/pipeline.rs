@@ -19,6 +19,7 @@ use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use trove_core::chunk::Chunker;
+use trove_core::manifest::PackRecord;
 use trove_core::pack::PackBuilder;
 use trove_core::seal::{self, BlobKind, Compression};
 use trove_core::tree::{Node, NodeKind, Tree};
@@ -48,6 +49,15 @@ const PREFETCH_AHEAD: u64 = 32 << 20;
 
 /// Sealed blobs queued between the workers and the packer.
 const BLOBS_QUEUED: usize = 4;
+
+/// Packs stored are recorded in the index together, one transaction for
+/// those acknowledged within this long (or this many): the blob table's
+/// keys are random, so each transaction rewrites most of its leaf pages,
+/// and one per pack made recording grow with the square of the backup's
+/// size (docs/performance.md). A kill loses at most the records of one
+/// batch, whose packs are then garbage like any pack with an intent left.
+const RECORD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const RECORD_PACKS: usize = 16;
 
 /// Reads of a file that keeps changing before it is kept as last read.
 const READ_ATTEMPTS: u32 = 3;
@@ -471,27 +481,43 @@ pub(super) fn run(
         let upload = s.spawn(move || -> Result<Vec<PackId>> {
             let mut stored = Vec::new();
             let mut first_err = None;
+            let mut batch = Vec::new();
+            let mut since = std::time::Instant::now();
+            let record = |batch: &mut Vec<PackRecord>| {
+                if batch.is_empty() {
+                    return Ok(());
+                }
+                let r = profiler.time(Stage::Index, 0, || index.record_packs(&cid, batch));
+                batch.clear();
+                r
+            };
             for pack in pack_rx {
                 if first_err.is_some() {
                     continue;
                 }
-                let id = pack.id;
                 let recorded = uploader.store(pack).and_then(|rec| {
-                    profiler.time(Stage::Index, 0, || {
-                        index.record_packs(&cid, std::slice::from_ref(&rec))
-                    })
-                });
-                match recorded {
-                    Ok(()) => stored.push(id),
-                    Err(e) => {
-                        abort_ref.store(true, Ordering::Relaxed);
-                        first_err = Some(e);
+                    if batch.is_empty() {
+                        since = std::time::Instant::now();
                     }
+                    stored.push(rec.id);
+                    batch.push(rec);
+                    if batch.len() >= RECORD_PACKS || since.elapsed() >= RECORD_EVERY {
+                        record(&mut batch)
+                    } else {
+                        Ok(())
+                    }
+                });
+                if let Err(e) = recorded {
+                    abort_ref.store(true, Ordering::Relaxed);
+                    first_err = Some(e);
                 }
             }
+            // The packs stored so far are recorded even after an error:
+            // what is recorded need not be stored again.
+            let last = record(&mut batch);
             match first_err {
                 Some(e) => Err(e),
-                None => Ok(stored),
+                None => last.map(|()| stored),
             }
         });
         // Workers: read, chunk, seal.
