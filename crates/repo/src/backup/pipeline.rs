@@ -11,7 +11,7 @@ use crate::home::Home;
 use crate::index::Lookups;
 use crate::profile::{Profiler, Stage};
 use crate::progress::{Event, Progress};
-use crate::scan::{Scan, ScanFile, ScanNode, ScannedFile};
+use crate::scan::{Scan, ScanFile, ScanNode};
 use crate::upload::Uploader;
 use crossbeam_channel::{bounded, unbounded, Sender};
 use std::collections::HashSet;
@@ -363,15 +363,15 @@ fn fill(f: &mut std::fs::File, buf: &mut Vec<u8>, window: usize) -> std::io::Res
 
 /// Every file of the walk with what reading it gave.
 struct Outcomes<'a> {
-    scanned: &'a [ScannedFile],
+    scan: &'a Scan,
     read: &'a [Option<FileResult>],
 }
 
 /// The tree node of a file: from the cache, or as read; none if unreadable.
 fn file_node(f: &ScanFile, files: &Outcomes) -> Option<Node> {
-    let scanned = &files.scanned[f.slot];
+    let scanned = &files.scan.files[f.slot];
     let (chunks, size) = if scanned.cached {
-        (scanned.stat.chunks.clone(), scanned.stat.size)
+        (files.scan.cached_chunks(f.slot).to_vec(), scanned.stat.size)
     } else {
         match files.read[f.slot].as_ref()? {
             Ok(read) => (read.chunks.as_slice().to_vec(), read.len),
@@ -558,7 +558,7 @@ pub(super) fn run(
             TreeId([0; 32])
         } else {
             let outcomes = Outcomes {
-                scanned: &scanned.files,
+                scan: scanned,
                 read: &files,
             };
             shared.tree(&blob_tx, &scanned.roots, &outcomes)
