@@ -158,7 +158,7 @@ pub fn restore(
                 container: &container,
                 fetcher: &fetcher,
                 target,
-                files: &plan.files,
+                plan: &plan,
                 made: &made,
                 progress,
             },
@@ -178,14 +178,14 @@ pub fn restore(
     // A file that could not be completed is removed rather than left
     // silently wrong; it is named in the report.
     for (i, why) in &written.lost {
-        let f = &plan.files[*i];
         // A file the layout did not make is named by the layout already.
         let Some(id) = layout.files[*i] else {
             continue;
         };
-        let _ = target.remove_file(&f.rel, id);
+        let rel = plan.file_rel(*i);
+        let _ = target.remove_file(&rel, id);
         lost.push(LostPath {
-            path: target.shown(&f.rel),
+            path: target.shown(&rel),
             error: why.clone(),
         });
     }
@@ -197,7 +197,8 @@ pub fn restore(
     for (i, (f, id)) in plan.files.iter().zip(&layout.files).enumerate() {
         if let (Some(id), false) = (id, written.lost.contains_key(&i)) {
             if !written.finished[i] {
-                target.set_time_and_mode(&mut last, &f.rel, *id, f.mtime_ns, f.mode)?;
+                let rel = plan.file_rel(i);
+                target.set_time_and_mode(&mut last, &rel, *id, f.mtime_ns, f.mode)?;
             }
             files += 1;
         }
@@ -309,14 +310,15 @@ fn make_files(
             made.set(i, None, None);
             continue;
         }
-        match target.create_file(&mut last, &f.rel)? {
+        let rel = plan.file_rel(i);
+        match target.create_file(&mut last, &rel)? {
             (Placed::Made(id), file) => {
                 // An empty file gets no write; its handle is not needed.
                 made.set(i, Some(id), file.filter(|_| f.size > 0));
             }
             (Placed::Refused(why), _) => {
                 lost.push(LostPath {
-                    path: target.shown(&f.rel),
+                    path: target.shown(&rel),
                     error: why.to_string(),
                 });
                 made.set(i, None, None);

@@ -4,7 +4,7 @@
 //! files that need it; the rest goes on.
 
 use super::made::Made;
-use super::plan::FilePlan;
+use super::plan::{FilePlan, Plan};
 use super::target::{LastFolder, Target};
 use crate::error::Result;
 use crate::fetch::{Fetcher, PackBytes};
@@ -154,7 +154,7 @@ pub(super) struct Stage<'a> {
     pub container: &'a Container,
     pub fetcher: &'a Fetcher,
     pub target: &'a Target,
-    pub files: &'a [FilePlan],
+    pub plan: &'a Plan,
     /// Each file as the layout made it (`None`: not made, and reported
     /// by the layout), set while the writes run: a write waits for its file.
     pub made: &'a Made,
@@ -188,7 +188,7 @@ impl OpenFiles {
             Some(f) => f,
             None => match stage
                 .target
-                .open_file(&mut self.last, &stage.files[i].rel, id)
+                .open_file(&mut self.last, &stage.plan.file_rel(i), id)
             {
                 Ok(f) => f,
                 Err(e) => return Some(Err(e)),
@@ -339,14 +339,14 @@ impl Shared<'_, '_> {
         if self.lost.lock().expect("not poisoned").contains_key(&i) {
             return;
         }
-        let f = &self.stage.files[i];
+        let f = &self.stage.plan.files[i];
         let Some(Ok(file)) = open.get(self.stage, i) else {
             return;
         };
         if self
             .stage
             .target
-            .finish_file(&f.rel, file, f.mtime_ns, f.mode)
+            .finish_file(&self.stage.plan.file_rel(i), file, f.mtime_ns, f.mode)
             .is_ok()
         {
             self.finished[i].store(true, Ordering::Release);
