@@ -173,13 +173,7 @@ impl<'a> EncodedPack<'a> {
             ids: Vec::new(),
         };
         encoded.ids = (0..encoded.count())
-            .map(|i| {
-                let mut h = blake3::Hasher::new();
-                for part in encoded.parts(i) {
-                    h.update(part);
-                }
-                FragmentId(*h.finalize().as_bytes())
-            })
+            .map(|i| FragmentId::of_parts(&encoded.parts(i)))
             .collect();
         Ok(encoded)
     }

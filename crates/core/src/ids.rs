@@ -152,6 +152,15 @@ impl FragmentId {
     pub fn of(bytes: &[u8]) -> Self {
         Self(*blake3::hash(bytes).as_bytes())
     }
+
+    /// The id of the fragment made of `parts` end to end.
+    pub fn of_parts(parts: &[&[u8]]) -> Self {
+        let mut h = blake3::Hasher::new();
+        for part in parts {
+            h.update(part);
+        }
+        Self(*h.finalize().as_bytes())
+    }
 }
 
 impl PackId {

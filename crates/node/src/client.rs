@@ -107,6 +107,11 @@ pub struct NodeHello {
 /// from its pack: its header, the pack's bytes, padding).
 type Body<'a> = Option<&'a [&'a [u8]]>;
 
+/// The bytes in a body's parts.
+fn body_len(parts: &[&[u8]]) -> u64 {
+    parts.iter().map(|b| b.len() as u64).sum()
+}
+
 impl NodePeer {
     fn unavailable(&self, reason: impl Into<String>) -> PeerError {
         PeerError::Unavailable {
@@ -344,7 +349,7 @@ impl NodePeer {
     }
 
     fn expect_ok(&self, req: Request, body: Body<'_>) -> Result<(), PeerError> {
-        let n = body.map_or(0, |parts| parts.iter().map(|b| b.len() as u64).sum());
+        let n = body.map_or(0, body_len);
         self.call(n, async {
             match self.exchange(&req, body).await? {
                 (Response::Ok, _) => Ok(()),
@@ -560,7 +565,7 @@ impl NodePeer {
     }
 
     fn put_unchecked_parts(&self, id: &FragmentId, parts: &[&[u8]]) -> Result<(), PeerError> {
-        let len = parts.iter().map(|b| b.len() as u64).sum();
+        let len = body_len(parts);
         self.expect_ok(Request::Put { id: *id, len }, Some(parts))
     }
 }

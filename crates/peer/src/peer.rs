@@ -294,11 +294,7 @@ impl PeerError {
         id: &FragmentId,
         parts: &[&[u8]],
     ) -> Result<(), PeerError> {
-        let mut h = blake3::Hasher::new();
-        for part in parts {
-            h.update(part);
-        }
-        if FragmentId(*h.finalize().as_bytes()) == *id {
+        if FragmentId::of_parts(parts) == *id {
             Ok(())
         } else {
             Err(PeerError::HashMismatch {

@@ -290,8 +290,7 @@ impl Target {
     /// the entry under the name it was made with.
     fn name_held(&self, folder: impl AsFd, st: &rustix::fs::Stat, rel: &Path) -> String {
         let parent = rel.parent().unwrap_or(Path::new(""));
-        #[allow(clippy::unnecessary_cast)] // `ino_t` is not `u64` everywhere
-        let ino = st.st_ino as u64;
+        let ino = Identity::of(st).ino;
         let listed = openat(
             &folder,
             ".",
