@@ -184,10 +184,16 @@ const CACHE_PACKS: usize = 3;
 /// Bounds of the hedge delay (see [`Fetcher::hedge_delay`]).
 const HEDGE_MIN_MS: u64 = 750;
 const HEDGE_MAX_MS: u64 = 10_000;
-/// How long [`Fetcher::probe_peers`] waits: a live peer on a disk or the LAN
-/// answers in milliseconds; one that answers later (far away) is a suspect
-/// only until its answer comes.
+/// How long [`Fetcher::probe_peers`] waits at most: a live peer on a disk or
+/// the LAN answers in milliseconds; one that answers later (far away) is a
+/// suspect only until its answer comes.
 const PROBE_WAIT: Duration = Duration::from_millis(250);
+/// Once a peer has answered, the others get this many times as long as the
+/// slowest answer so far, and at least [`PROBE_MIN_WAIT`]: peers alike
+/// answer alike, and a restore with two nodes gone waited the whole
+/// [`PROBE_WAIT`] for them (docs/performance.md, seventh round).
+const PROBE_PATIENCE: u32 = 4;
+const PROBE_MIN_WAIT: Duration = Duration::from_millis(40);
 
 impl Fetcher {
     pub fn new(slots: &[PeerSlot]) -> Self {
@@ -215,8 +221,8 @@ impl Fetcher {
     }
 
     /// Ask every peer a trivial question at once (does it hold the zero
-    /// fragment id) and wait at most [`PROBE_WAIT`]: a peer that has
-    /// not answered by then (a node whose process is gone: its connection
+    /// fragment id) and wait at most [`PROBE_WAIT`], less once some have
+    /// answered ([`PROBE_PATIENCE`]): a peer that has not answered by then (a node whose process is gone: its connection
     /// attempt hangs until the connect timeout) or that failed starts as a
     /// suspect. Without this, the first pack waits one hedge delay for each
     /// dead peer in turn when its next location is on a dead peer too. Live
@@ -234,12 +240,18 @@ impl Fetcher {
                 let _ = tx.send((id, answered));
             });
         }
-        let deadline = Instant::now() + PROBE_WAIT;
+        let started = Instant::now();
+        let mut deadline = started + PROBE_WAIT;
         let mut failed = Vec::new();
         while !waiting.is_empty() {
             let Ok((id, answered)) = rx.recv_deadline(deadline) else {
                 break;
             };
+            tracing::debug!(peer = %id, answered, seconds = started.elapsed().as_secs_f64(), "probe answer");
+            if answered {
+                let patience = (started.elapsed() * PROBE_PATIENCE).max(PROBE_MIN_WAIT);
+                deadline = deadline.min(started + patience);
+            }
             match waiting.remove(&id) {
                 Some(name) if !answered => failed.push((id, name)),
                 _ => {}
@@ -720,6 +732,27 @@ mod tests {
         let (tx, rx) = crossbeam_channel::unbounded();
         tx.send((b, true)).unwrap();
         *f.late_probes.lock().unwrap() = Some(rx);
+        f.take_late_probes();
+        assert!(f.suspects.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn once_a_peer_answers_a_probe_the_others_get_a_few_times_as_long() {
+        use trove_peer::testing::{MemoryPeer, SlowPeer};
+        let live: Arc<dyn Peer> = Arc::new(MemoryPeer::new("live"));
+        // Within the most a probe waits, but many times slower than the
+        // live peer's answer: a suspect, until it answers.
+        let slow: Arc<dyn Peer> = Arc::new(SlowPeer::new(
+            Arc::new(MemoryPeer::new("slow")),
+            PROBE_WAIT * 4 / 5,
+        ));
+        let (a, b) = (PeerId([1; 32]), PeerId([2; 32]));
+        let f = Fetcher::of(HashMap::from([
+            (a, ("live".to_owned(), Some(live))),
+            (b, ("slow".to_owned(), Some(slow))),
+        ]));
+        assert_eq!(f.probe_peers(), ["slow"]);
+        std::thread::sleep(PROBE_WAIT);
         f.take_late_probes();
         assert!(f.suspects.lock().unwrap().is_empty());
     }
