@@ -454,15 +454,39 @@ fn blob_value(pack: &PackId, e: &PackEntry) -> Vec<u8> {
 type Table<'t> = redb::Table<'t, Bytes, Bytes>;
 
 /// Record a pack and point its blobs at it.
-fn put_pack(pt: &mut Table, bt: &mut Table, cid: &ContainerId, rec: &PackRecord) -> Result<()> {
-    pt.insert(key2(&cid.0, &rec.id.0).as_slice(), ser(rec).as_slice())?;
-    for e in &rec.blobs {
-        bt.insert(
-            key2(&cid.0, &e.id.0).as_slice(),
-            blob_value(&rec.id, e).as_slice(),
-        )?;
+/// Record packs and their blobs. The blobs go in in key order, up to
+/// [`SORTED_BLOBS`] at a time: their ids are random, and inserting them
+/// sorted walks the table's leaves in order instead of at random
+/// (docs/performance.md, seventh round).
+fn put_packs<'a>(
+    pt: &mut Table,
+    bt: &mut Table,
+    cid: &ContainerId,
+    recs: impl IntoIterator<Item = &'a PackRecord>,
+) -> Result<()> {
+    const SORTED_BLOBS: usize = 1 << 16;
+    let mut blobs: Vec<(&PackId, &PackEntry)> = Vec::new();
+    let mut insert = |blobs: &mut Vec<(&PackId, &PackEntry)>| -> Result<()> {
+        // Stable: a blob in two packs keeps the later one, as before.
+        blobs.sort_by_key(|(_, e)| e.id.0);
+        for (pack, e) in blobs.drain(..) {
+            bt.insert(
+                key2(&cid.0, &e.id.0).as_slice(),
+                blob_value(pack, e).as_slice(),
+            )?;
+        }
+        Ok(())
+    };
+    for rec in recs {
+        pt.insert(key2(&cid.0, &rec.id.0).as_slice(), ser(rec).as_slice())?;
+        for e in &rec.blobs {
+            blobs.push((&rec.id, e));
+            if blobs.len() == SORTED_BLOBS {
+                insert(&mut blobs)?;
+            }
+        }
     }
-    Ok(())
+    insert(&mut blobs)
 }
 
 /// Forget a pack and the blob entries that still point at it (a blob
@@ -509,6 +533,7 @@ fn apply_in(tx: &redb::WriteTransaction, seg: &IndexSegment, envelope: &[u8]) ->
     let mut pt = tx.open_table(PACKS)?;
     let mut bt = tx.open_table(BLOBS)?;
     let mut ut = tx.open_table(UNPUBLISHED)?;
+    let mut changed = Vec::new();
     for rec in &seg.packs {
         // A pack this machine stored is recorded already, exactly so:
         // writing its blobs again would only cost time. (A repaired pack's
@@ -517,10 +542,11 @@ fn apply_in(tx: &redb::WriteTransaction, seg: &IndexSegment, envelope: &[u8]) ->
             .get(key2(&cid.0, &rec.id.0).as_slice())?
             .is_some_and(|v| v.value() == ser(rec).as_slice());
         if !same {
-            put_pack(&mut pt, &mut bt, &cid, rec)?;
+            changed.push(rec);
         }
         ut.remove(key2(&cid.0, &rec.id.0).as_slice())?;
     }
+    put_packs(&mut pt, &mut bt, &cid, changed)?;
     if !seg.removed.is_empty() {
         bump_blob_epoch(tx, &cid)?;
     }
@@ -932,8 +958,8 @@ impl Index {
             let mut ut = tx.open_table(UNPUBLISHED)?;
             let mut it = tx.open_table(INTENTS)?;
             let mut dt = tx.open_table(DELETIONS)?;
+            put_packs(&mut pt, &mut bt, cid, packs)?;
             for rec in packs {
-                put_pack(&mut pt, &mut bt, cid, rec)?;
                 ut.insert(key2(&cid.0, &rec.id.0).as_slice(), [].as_slice())?;
                 let intent = it.remove(key2(&cid.0, &rec.id.0).as_slice())?;
                 let Some(intent) = intent.map(|v| de::<UploadIntent>(v.value())).transpose()?
@@ -1134,9 +1160,7 @@ impl Index {
             pt.retain_in::<&[u8], _>(p.bounds(), |_, _| false)?;
             bt.retain_in::<&[u8], _>(p.bounds(), |_, _| false)?;
             bump_blob_epoch(&tx, cid)?;
-            for rec in state.packs.values().chain(&unpublished) {
-                put_pack(&mut pt, &mut bt, cid, rec)?;
-            }
+            put_packs(&mut pt, &mut bt, cid, state.packs.values().chain(&unpublished))?;
             let mut mt = tx.open_table(META)?;
             let mut gt = tx.open_table(SEGMENTS)?;
             for (seg, env) in segments {
