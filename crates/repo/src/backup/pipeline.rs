@@ -437,8 +437,15 @@ fn file_node(f: &ScanFile, files: &Outcomes) -> Option<Node> {
 /// Ask the kernel to start reading the files `to_read` (in the workers'
 /// order), staying [`PREFETCH_AHEAD`] bytes ahead of what the workers have
 /// `taken`. A file that cannot be opened here is left to the worker, which
-/// reports it.
-fn prefetch(scan: &Scan, to_read: &[usize], taken: &AtomicU64, abort: &AtomicBool) {
+/// reports it. Its work counts as reading: the kernel allocates the page
+/// cache and starts the reads here that `read` would otherwise.
+fn prefetch(
+    scan: &Scan,
+    to_read: &[usize],
+    taken: &AtomicU64,
+    abort: &AtomicBool,
+    profiler: &Profiler,
+) {
     let mut advised = 0u64;
     for &slot in to_read {
         while advised > taken.load(Ordering::Relaxed) + PREFETCH_AHEAD {
@@ -447,9 +454,11 @@ fn prefetch(scan: &Scan, to_read: &[usize], taken: &AtomicU64, abort: &AtomicBoo
             }
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        if let Ok(f) = std::fs::File::open(scan.path(slot)) {
-            let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::WillNeed);
-        }
+        profiler.time(Stage::Read, 0, || {
+            if let Ok(f) = std::fs::File::open(scan.path(slot)) {
+                let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::WillNeed);
+            }
+        });
         advised += scan.files[slot].stat.size;
     }
 }
@@ -575,7 +584,7 @@ pub(super) fn run(
         }
         drop(job_tx);
         let (taken, to_read) = (&taken, &to_read);
-        s.spawn(move || prefetch(scanned, to_read, taken, abort_ref));
+        s.spawn(move || prefetch(scanned, to_read, taken, abort_ref, profiler));
         let workers: Vec<_> = (0..opts.workers.max(1))
             .map(|_| {
                 let job_rx = job_rx.clone();
