@@ -1160,7 +1160,12 @@ impl Index {
             pt.retain_in::<&[u8], _>(p.bounds(), |_, _| false)?;
             bt.retain_in::<&[u8], _>(p.bounds(), |_, _| false)?;
             bump_blob_epoch(&tx, cid)?;
-            put_packs(&mut pt, &mut bt, cid, state.packs.values().chain(&unpublished))?;
+            put_packs(
+                &mut pt,
+                &mut bt,
+                cid,
+                state.packs.values().chain(&unpublished),
+            )?;
             let mut mt = tx.open_table(META)?;
             let mut gt = tx.open_table(SEGMENTS)?;
             for (seg, env) in segments {

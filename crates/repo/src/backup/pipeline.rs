@@ -254,7 +254,7 @@ impl Shared<'_> {
             )
         });
         self.blobs_new.fetch_add(1, Ordering::Relaxed);
-                let raw_len = data.len() as u32;
+        let raw_len = data.len() as u32;
         out.push(SealedBlob {
             kind,
             id,
@@ -618,7 +618,11 @@ pub(super) fn run(
                 scan: scanned,
                 read: &files,
             };
-            shared.tree(&mut BlobOut::new(blob_tx.clone()), &scanned.roots, &outcomes)
+            shared.tree(
+                &mut BlobOut::new(blob_tx.clone()),
+                &scanned.roots,
+                &outcomes,
+            )
         };
         let blobs_new = shared.blobs_new.load(Ordering::Relaxed);
         drop(blob_tx); // closes the blob channel: the packer flushes its last pack
