@@ -27,6 +27,10 @@
 # phase where the kernel allows) are reported beside it, and the node/folder
 # time ratio (the aim: node peers within 1.30x of folder peers).
 # Prints a table and writes bench-results.json into the current directory.
+# Runs one after the other: on ext4 without a journal the inodes the previous
+# run's cleanup freed are not reused for 60-300 s, and a restore made in that
+# time spends much of its CPU looking past them (docs/performance.md, seventh
+# round). Wait five minutes, or keep the work folder (BENCH_KEEP=1).
 #
 # Environment: CARGO_TARGET_DIR (where trove is built), TROVE_BIN (use this
 # binary instead of building), BENCH_TMP (parent of the work dir, default /tmp),
