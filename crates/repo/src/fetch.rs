@@ -222,11 +222,12 @@ impl Fetcher {
 
     /// Ask every peer a trivial question at once (does it hold the zero
     /// fragment id) and wait at most [`PROBE_WAIT`], less once some have
-    /// answered ([`PROBE_PATIENCE`]): a peer that has not answered by then (a node whose process is gone: its connection
-    /// attempt hangs until the connect timeout) or that failed starts as a
-    /// suspect. Without this, the first pack waits one hedge delay for each
-    /// dead peer in turn when its next location is on a dead peer too. Live
-    /// nodes are connected by the same question. Returns the suspects.
+    /// answered ([`PROBE_PATIENCE`]): a peer that has not answered by then
+    /// (a node whose process is gone: its connection attempt hangs until
+    /// the connect timeout) or that failed starts as a suspect. Without
+    /// this, the first pack waits one hedge delay for each dead peer in
+    /// turn when its next location is on a dead peer too. Live nodes are
+    /// connected by the same question. Returns the suspects.
     pub fn probe_peers(&self) -> Vec<String> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let mut waiting: HashMap<PeerId, String> = HashMap::new();
@@ -247,7 +248,8 @@ impl Fetcher {
             let Ok((id, answered)) = rx.recv_deadline(deadline) else {
                 break;
             };
-            tracing::debug!(peer = %id, answered, seconds = started.elapsed().as_secs_f64(), "probe answer");
+            let seconds = started.elapsed().as_secs_f64();
+            tracing::debug!(peer = %id, answered, seconds, "probe answer");
             if answered {
                 let patience = (started.elapsed() * PROBE_PATIENCE).max(PROBE_MIN_WAIT);
                 deadline = deadline.min(started + patience);

@@ -151,6 +151,24 @@ fn io_err(e: Errno) -> std::io::Error {
     std::io::Error::from(e)
 }
 
+/// Set the mtime, then the mode, through `fd`; on failure, the step that
+/// failed and why.
+fn stamp(
+    fd: BorrowedFd,
+    mtime_ns: i64,
+    mode: u32,
+) -> std::result::Result<(), (&'static str, Errno)> {
+    let times = Timestamps {
+        last_access: Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_OMIT,
+        },
+        last_modification: timespec(mtime_ns),
+    };
+    rustix::fs::futimens(fd, &times).map_err(|e| ("set time", e))?;
+    rustix::fs::fchmod(fd, Mode::from_raw_mode(mode & 0o7777)).map_err(|e| ("chmod", e))
+}
+
 impl Target {
     /// Open the target folder, creating it (and its parents) if missing.
     pub(crate) fn open(path: &Path) -> Result<Self> {
@@ -467,28 +485,15 @@ impl Target {
     }
 
     /// [`Target::set_time_and_mode`] of a file still open from
-    /// [`Target::open_file`] (so already checked to be the one made).
-    pub(crate) fn finish_file(
-        &self,
-        rel: &Path,
-        file: &std::fs::File,
-        mtime_ns: i64,
-        mode: u32,
-    ) -> Result<()> {
-        self.stamp(rel, file.as_fd(), mtime_ns, mode)
+    /// [`Target::open_file`] (so already checked to be the one made). A
+    /// failure is not named here: the caller leaves the file to the final
+    /// pass, which tries again through its path and reports it.
+    pub(crate) fn finish_file(file: &std::fs::File, mtime_ns: i64, mode: u32) -> bool {
+        stamp(file.as_fd(), mtime_ns, mode).is_ok()
     }
 
     fn stamp(&self, rel: &Path, fd: BorrowedFd, mtime_ns: i64, mode: u32) -> Result<()> {
-        let times = Timestamps {
-            last_access: Timespec {
-                tv_sec: 0,
-                tv_nsec: rustix::fs::UTIME_OMIT,
-            },
-            last_modification: timespec(mtime_ns),
-        };
-        rustix::fs::futimens(fd, &times).map_err(|e| self.err("set time", rel, io_err(e)))?;
-        rustix::fs::fchmod(fd, Mode::from_raw_mode(mode & 0o7777))
-            .map_err(|e| self.err("chmod", rel, io_err(e)))
+        stamp(fd, mtime_ns, mode).map_err(|(op, e)| self.err(op, rel, io_err(e)))
     }
 
     /// Remove a file this restore created (one it could not complete);

@@ -343,12 +343,7 @@ impl Shared<'_, '_> {
         let Some(Ok(file)) = open.get(self.stage, i) else {
             return;
         };
-        if self
-            .stage
-            .target
-            .finish_file(&self.stage.plan.file_rel(i), file, f.mtime_ns, f.mode)
-            .is_ok()
-        {
+        if Target::finish_file(file, f.mtime_ns, f.mode) {
             self.finished[i].store(true, Ordering::Release);
         }
         open.close(i);
