@@ -28,6 +28,7 @@ use crate::progress::Progress;
 use crate::snapshot::{resolve_snapshot, TreeReader};
 use made::Made;
 use plan::Plan;
+use std::fs::File;
 use std::path::PathBuf;
 use std::time::Instant;
 use target::{Identity, LastFolder, Placed, Target};
@@ -131,49 +132,49 @@ pub fn restore(
         })
         .collect();
 
-    let dirs = make_dirs(&mut target, &plan, &mut lost)?;
-    t("dirs made");
-    // The files are made while the writes are grouped by pack and the packs
-    // fetched and written: a write waits until the layout has made its file.
+    // The folders are made while the writes are grouped by pack (the
+    // filesystem's work beside ours); then the files are made while the
+    // packs are fetched and written: a write waits until the layout has
+    // made its file, or makes it itself if the layout has not taken it yet.
+    let (dirs, writes) = std::thread::scope(|s| {
+        let grouping = s.spawn(|| write::group(home, &container.manifest.id, &plan.files, chunks));
+        let dirs = make_dirs(&mut target, &plan, &mut lost);
+        t("dirs made");
+        let writes = grouping.join().expect("grouping does not panic");
+        t("grouped");
+        Ok::<_, crate::error::RepoError>((dirs?, writes?))
+    })?;
     let made = Made::new(plan.files.len());
-    let (files_made, written) = std::thread::scope(|s| {
-        let target = &target;
+    let maker = Maker {
+        target: &target,
+        plan: &plan,
+        dirs: &dirs,
+        made: &made,
+    };
+    let (written, files_made) = std::thread::scope(|s| {
         let making = s.spawn(|| {
-            let r = make_files(target, &plan, &dirs, &made);
+            let r = make_files(&maker);
             t("files made");
             r
         });
-        let writes = match write::group(home, &container.manifest.id, &plan.files, chunks) {
-            Ok(w) => w,
-            Err(e) => {
-                made.set_rest_unmade();
-                let _ = making.join();
-                return Err(e);
-            }
-        };
-        t("grouped");
         let written = write::fetch_and_write(
             &write::Stage {
                 home,
                 container: &container,
                 fetcher: &fetcher,
-                target,
-                plan: &plan,
-                made: &made,
+                maker: &maker,
                 progress,
             },
             writes,
             opts.workers,
         );
-        let files_made = making.join().expect("the layout does not panic");
-        Ok((files_made, written))
-    })?;
+        (written, making.join().expect("the layout does not panic"))
+    });
+    files_made?;
     t("written");
-    lost.extend(files_made?);
-    let layout = Layout {
-        dirs,
-        files: made.into_ids(),
-    };
+    let (files, refused) = made.into_parts();
+    lost.extend(refused);
+    let layout = Layout { dirs, files };
 
     // A file that could not be completed is removed rather than left
     // silently wrong; it is named in the report.
@@ -279,53 +280,82 @@ fn make_dirs(
     Ok(dirs)
 }
 
-/// Make every file, setting each in `made` (`None`: refused, or under a
-/// folder not made); returns the refused. Every file is set whatever
-/// happens, for the writes wait on them.
-fn make_files(
-    target: &Target,
-    plan: &Plan,
-    dirs: &[Option<Identity>],
-    made: &Made,
-) -> Result<Vec<LostPath>> {
-    // On an error, the files not reached are not made.
-    struct Unmade<'m>(&'m Made);
-    impl Drop for Unmade<'_> {
-        fn drop(&mut self) {
-            self.0.set_rest_unmade();
+/// What making a file takes. The layout thread makes the files in plan
+/// order; a write that reaches a file the layout has not taken yet makes
+/// it itself: a blob stored once for many equal files sits in an early
+/// pack but is written to files far ahead of the layout (on the 1 GB tree
+/// of docs/performance.md, the first pack reached file 44,429 of 88,163,
+/// and every write waited for it).
+struct Maker<'a> {
+    target: &'a Target,
+    plan: &'a Plan,
+    dirs: &'a [Option<Identity>],
+    made: &'a Made,
+}
+
+impl Maker<'_> {
+    /// Make file `i`, which the caller has taken ([`Made::take`]): its
+    /// identity and handle, not yet set in `made`. `None` (set in `made`)
+    /// when its folder was not made or the target refused it, the refusal
+    /// kept in `made` to be reported.
+    fn make(&self, last: &mut LastFolder, i: usize) -> Result<Option<(Identity, File)>> {
+        if !parent_made(self.plan.files[i].parent, self.dirs) {
+            self.made.set(i, None, None);
+            return Ok(None);
+        }
+        let rel = self.plan.file_rel(i);
+        match self.target.create_file(last, &rel)? {
+            (Placed::Made(id), Some(file)) => Ok(Some((id, file))),
+            (Placed::Made(_), None) => unreachable!("a file made comes with its handle"),
+            (Placed::Refused(why), _) => {
+                self.made.refuse(
+                    i,
+                    LostPath {
+                        path: self.target.shown(&rel),
+                        error: why.to_string(),
+                    },
+                );
+                Ok(None)
+            }
         }
     }
-    let _unmade = Unmade(made);
-    let mut lost = Vec::new();
+}
+
+/// Make every file no write has taken, setting each in `made` (`None`:
+/// refused, or under a folder not made). On an error, every file not yet
+/// set is set as not made, for the writes wait on them.
+fn make_files(maker: &Maker) -> Result<()> {
+    // On an error, the files not reached are not made.
+    struct Unmade<'m>(Option<&'m Made>);
+    impl Drop for Unmade<'_> {
+        fn drop(&mut self) {
+            if let Some(made) = self.0 {
+                made.set_rest_unmade();
+            }
+        }
+    }
+    let made = maker.made;
+    let mut unmade = Unmade(Some(made));
     // One thread: making a file is the filesystem's work, and two threads
     // making files in one filesystem were no faster here (ext4 contends on
     // its inode allocator; docs/performance.md). Entries come folder by
     // folder, so the folder of the last one is kept open.
     let mut last = LastFolder::default();
-    for (i, f) in plan.files.iter().enumerate() {
+    for (i, f) in maker.plan.files.iter().enumerate() {
         if made.stopped() {
-            break;
+            return Ok(());
         }
-        if !parent_made(f.parent, dirs) {
-            made.set(i, None, None);
+        if !made.take(i) {
             continue;
         }
-        let rel = plan.file_rel(i);
-        match target.create_file(&mut last, &rel)? {
-            (Placed::Made(id), file) => {
-                // An empty file gets no write; its handle is not needed.
-                made.set(i, Some(id), file.filter(|_| f.size > 0));
-            }
-            (Placed::Refused(why), _) => {
-                lost.push(LostPath {
-                    path: target.shown(&rel),
-                    error: why.to_string(),
-                });
-                made.set(i, None, None);
-            }
+        if let Some((id, file)) = maker.make(&mut last, i)? {
+            // An empty file gets no write; its handle is not needed.
+            made.set(i, Some(id), Some(file).filter(|_| f.size > 0));
         }
     }
-    Ok(lost)
+    // Every file is taken: those the writes took, they set themselves.
+    unmade.0 = None;
+    Ok(())
 }
 
 /// Whether the folder an entry goes into exists (the target itself does).

@@ -1,8 +1,11 @@
 //! The files the layout has made, as the writes wait for them: each file's
 //! identity once it exists, and for a few at a time the handle it was
-//! created with, so that the first write needs no second walk to it.
+//! created with, so that the first write needs no second walk to it. Each
+//! file is made by whoever takes it first: the layout, or a write that
+//! reached it before the layout did.
 
 use super::target::Identity;
+use super::LostPath;
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -15,6 +18,10 @@ const KEPT_OPEN: usize = 256;
 /// Per file of the plan: made (and as what), refused, or not yet reached.
 pub(super) struct Made {
     ids: Vec<OnceLock<Option<Identity>>>,
+    /// Whether the layout or a write has taken the file to make it.
+    taken: Vec<AtomicBool>,
+    /// The files the target refused, whoever tried to make them.
+    refused: Mutex<Vec<LostPath>>,
     handles: Vec<Mutex<Option<File>>>,
     kept: AtomicUsize,
     /// The restore stopped: the layout makes nothing more.
@@ -25,6 +32,8 @@ impl Made {
     pub fn new(files: usize) -> Self {
         Self {
             ids: (0..files).map(|_| OnceLock::new()).collect(),
+            taken: (0..files).map(|_| AtomicBool::new(false)).collect(),
+            refused: Mutex::new(Vec::new()),
             handles: (0..files).map(|_| Mutex::new(None)).collect(),
             kept: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
@@ -42,6 +51,18 @@ impl Made {
             }
         }
         let _ = self.ids[i].set(id);
+    }
+
+    /// Take file `i` to make it: false if the layout or a write took it
+    /// first (wait for it then), or the restore stopped.
+    pub fn take(&self, i: usize) -> bool {
+        !self.stopped() && !self.taken[i].swap(true, Ordering::AcqRel)
+    }
+
+    /// File `i` was refused by the target (it is not made), for `lost`.
+    pub fn refuse(&self, i: usize, lost: LostPath) {
+        self.refused.lock().expect("not poisoned").push(lost);
+        self.set(i, None, None);
     }
 
     /// Mark every file not reached as not made, and stop the layout (it
@@ -72,11 +93,60 @@ impl Made {
         h
     }
 
-    /// Every file's identity (`None`: not made), by plan index.
-    pub fn into_ids(self) -> Vec<Option<Identity>> {
-        self.ids
+    /// Every file's identity (`None`: not made), by plan index, and the
+    /// refused files.
+    pub fn into_parts(self) -> (Vec<Option<Identity>>, Vec<LostPath>) {
+        let ids = self
+            .ids
             .into_iter()
             .map(|m| m.into_inner().flatten())
-            .collect()
+            .collect();
+        (ids, self.refused.into_inner().expect("not poisoned"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lost(path: &str) -> LostPath {
+        LostPath {
+            path: path.into(),
+            error: "refused".into(),
+        }
+    }
+
+    #[test]
+    fn each_file_is_taken_once_however_many_threads_race_for_it() {
+        let made = Made::new(64);
+        let takes: Vec<AtomicUsize> = (0..64).map(|_| AtomicUsize::new(0)).collect();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for (i, n) in takes.iter().enumerate() {
+                        if made.take(i) {
+                            n.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        assert!(takes.iter().all(|n| n.load(Ordering::Relaxed) == 1));
+    }
+
+    #[test]
+    fn a_refused_file_is_not_made_and_is_kept_for_the_report() {
+        let made = Made::new(3);
+        assert!(made.take(1));
+        made.refuse(1, lost("b"));
+        assert_eq!(made.wait(1), None, "a write waiting for it goes on");
+        // Once the restore stops, nothing more is taken, and whatever was
+        // not set is not made.
+        made.set_rest_unmade();
+        assert!(!made.take(0) && !made.take(2));
+        let (ids, refused) = made.into_parts();
+        assert_eq!(ids, vec![None; 3]);
+        assert_eq!(refused.len(), 1);
+        assert_eq!(refused[0].path, "b");
     }
 }

@@ -3,9 +3,9 @@
 //! file that uses it. A pack or blob that cannot be read loses exactly the
 //! files that need it; the rest goes on.
 
-use super::made::Made;
-use super::plan::{FilePlan, Plan};
+use super::plan::FilePlan;
 use super::target::{LastFolder, Target};
+use super::{LostPath, Maker};
 use crate::error::Result;
 use crate::fetch::{Fetcher, PackBytes};
 use crate::home::{Container, Home};
@@ -153,11 +153,10 @@ pub(super) struct Stage<'a> {
     pub home: &'a Home,
     pub container: &'a Container,
     pub fetcher: &'a Fetcher,
-    pub target: &'a Target,
-    pub plan: &'a Plan,
-    /// Each file as the layout made it (`None`: not made, and reported
-    /// by the layout), set while the writes run: a write waits for its file.
-    pub made: &'a Made,
+    /// Makes the files, and holds each as made (`None`: not made, and
+    /// reported), set while the writes run: a write waits for its file, or
+    /// makes it if nobody has taken it yet.
+    pub maker: &'a Maker<'a>,
     pub progress: &'a dyn Progress,
 }
 
@@ -177,22 +176,41 @@ impl OpenFiles {
         self.files.retain(|(f, _)| *f != i);
     }
 
-    /// File `i`, open for writing; `None` when the layout did not make it
-    /// (it said why), after waiting for the layout to reach it.
+    /// File `i`, open for writing; `None` when it was not made (and the
+    /// reason is kept), after waiting for whoever is making it, or making
+    /// it here if nobody has taken it yet.
     fn get(&mut self, stage: &Stage, i: usize) -> Option<Result<&std::fs::File>> {
         if let Some(at) = self.files.iter().position(|(f, _)| *f == i) {
             return Some(Ok(&self.files[at].1));
         }
-        let id = stage.made.wait(i)?;
-        let file = match stage.made.take_handle(i) {
-            Some(f) => f,
-            None => match stage
-                .target
-                .open_file(&mut self.last, &stage.plan.file_rel(i), id)
-            {
-                Ok(f) => f,
-                Err(e) => return Some(Err(e)),
-            },
+        let Maker {
+            made, target, plan, ..
+        } = stage.maker;
+        let file = if made.take(i) {
+            match stage.maker.make(&mut self.last, i) {
+                Ok(Some((id, file))) => {
+                    made.set(i, Some(id), None);
+                    file
+                }
+                Ok(None) => return None,
+                // Where the layout would stop the restore, a write loses
+                // only this file.
+                Err(e) => {
+                    let path = target.shown(&plan.file_rel(i));
+                    let error = e.to_string();
+                    made.refuse(i, LostPath { path, error });
+                    return None;
+                }
+            }
+        } else {
+            let id = made.wait(i)?;
+            match made.take_handle(i) {
+                Some(f) => f,
+                None => match target.open_file(&mut self.last, &plan.file_rel(i), id) {
+                    Ok(f) => f,
+                    Err(e) => return Some(Err(e)),
+                },
+            }
         };
         if self.files.len() >= OPEN_FILES {
             self.files.remove(0);
@@ -339,7 +357,7 @@ impl Shared<'_, '_> {
         if self.lost.lock().expect("not poisoned").contains_key(&i) {
             return;
         }
-        let f = &self.stage.plan.files[i];
+        let f = &self.stage.maker.plan.files[i];
         let Some(Ok(file)) = open.get(self.stage, i) else {
             return;
         };
