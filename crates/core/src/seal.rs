@@ -119,13 +119,20 @@ fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
     })
 }
 
-fn decompress(data: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+/// Decompress `data` into `out` (emptied), which is given room for
+/// `capacity` bytes: zstd writes no more.
+fn decompress_into(data: &[u8], capacity: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
     DECOMPRESSOR.with(|d| {
         let mut d = d.borrow_mut();
         if d.is_none() {
             *d = Some(zstd::bulk::Decompressor::new()?);
         }
-        d.as_mut().expect("just set").decompress(data, capacity)
+        out.clear();
+        out.reserve(capacity);
+        d.as_mut()
+            .expect("just set")
+            .decompress_to_buffer(data, out)
+            .map(|_| ())
     })
 }
 
@@ -240,10 +247,23 @@ pub fn open_any<'k>(
     id: &[u8; 32],
     sealed: &[u8],
 ) -> Result<Vec<u8>, SealError> {
+    let mut out = Vec::new();
+    open_any_into(keys, kind, id, sealed, &mut out)?;
+    Ok(out)
+}
+
+/// [`open_any`] into `out`, as [`open_into`].
+pub fn open_any_into<'k>(
+    keys: impl IntoIterator<Item = &'k SealKey>,
+    kind: BlobKind,
+    id: &[u8; 32],
+    sealed: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), SealError> {
     let mut first = None;
     for key in keys {
-        match open(key, kind, id, sealed) {
-            Ok(plain) => return Ok(plain),
+        match open_into(key, kind, id, sealed, out) {
+            Ok(()) => return Ok(()),
             Err(e) => {
                 first.get_or_insert(e);
             }
@@ -259,6 +279,30 @@ pub fn open(
     id: &[u8; 32],
     sealed: &[u8],
 ) -> Result<Vec<u8>, SealError> {
+    let mut out = Vec::new();
+    open_into(key, kind, id, sealed, &mut out)?;
+    Ok(out)
+}
+
+/// A sealed body is decrypted here (one buffer per thread, kept up to this
+/// size) before it is copied or decompressed into the caller's buffer: a
+/// fresh buffer per blob cost a restore about 5% of its CPU in page faults
+/// and `munmap` (docs/performance.md, eighth round).
+const SCRATCH_KEPT: usize = 8 << 20;
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// [`open`] into `out` (its contents replaced; unspecified on an error),
+/// so that a caller opening many blobs can reuse one buffer.
+pub fn open_into(
+    key: &SealKey,
+    kind: BlobKind,
+    id: &[u8; 32],
+    sealed: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), SealError> {
     if sealed.len() < SEAL_OVERHEAD {
         return Err(SealError::Malformed("shorter than the seal overhead"));
     }
@@ -266,20 +310,37 @@ pub fn open(
         return Err(SealError::Malformed("unknown seal version"));
     }
     let (body, tag) = sealed[25..].split_at(sealed.len() - 25 - 16);
-    let mut buf = body.to_vec();
+    SCRATCH.with(|scratch| {
+        let mut buf = scratch.borrow_mut();
+        buf.clear();
+        buf.extend_from_slice(body);
+        let opened = decrypt_and_decode(key, kind, id, &sealed[1..25], tag, &mut buf, out);
+        if buf.capacity() > SCRATCH_KEPT {
+            *buf = Vec::new();
+        }
+        opened
+    })
+}
+
+/// Decrypt `buf` (a sealed body) in place, then decode it into `out`.
+fn decrypt_and_decode(
+    key: &SealKey,
+    kind: BlobKind,
+    id: &[u8; 32],
+    nonce: &[u8],
+    tag: &[u8],
+    buf: &mut [u8],
+    out: &mut Vec<u8>,
+) -> Result<(), SealError> {
     let cipher = XChaCha20Poly1305::new(&key.0.into());
     cipher
-        .decrypt_in_place_detached(
-            XNonce::from_slice(&sealed[1..25]),
-            &aad(kind, id),
-            &mut buf,
-            tag.into(),
-        )
+        .decrypt_in_place_detached(XNonce::from_slice(nonce), &aad(kind, id), buf, tag.into())
         .map_err(|_| SealError::Authentication)?;
+    out.clear();
     match buf[0] {
         CODEC_RAW => {
-            buf.remove(0);
-            Ok(buf)
+            out.extend_from_slice(&buf[1..]);
+            Ok(())
         }
         CODEC_ZSTD => {
             if buf.len() < 5 {
@@ -298,14 +359,14 @@ pub fn open(
                     frame.len()
                 )));
             }
-            let out =
-                decompress(frame, raw_len).map_err(|e| SealError::Decompress(e.to_string()))?;
+            decompress_into(frame, raw_len, out)
+                .map_err(|e| SealError::Decompress(e.to_string()))?;
             if out.len() != raw_len {
                 return Err(SealError::Decompress(
                     "length differs from the declared one".into(),
                 ));
             }
-            Ok(out)
+            Ok(())
         }
         _ => Err(SealError::Malformed("unknown codec")),
     }
@@ -317,6 +378,63 @@ mod tests {
 
     fn key(b: u8) -> SealKey {
         SealKey([b; 32])
+    }
+
+    #[test]
+    fn open_into_replaces_what_the_buffer_held_for_raw_and_compressed_blobs() {
+        let text = b"the same words again and again ".repeat(4000);
+        let noise: Vec<u8> = (0..100_000).map(|_| rand::random::<u8>()).collect();
+        let mut out = vec![0xAA; 300_000];
+        for (data, zstd) in [
+            (&text[..], true),
+            (&noise[..], false),
+            (&b"tiny"[..], false),
+        ] {
+            let s = seal(
+                &key(1),
+                BlobKind::Data,
+                &[2; 32],
+                data,
+                Compression::Zstd(1),
+            );
+            let codec = decrypt_codec(&s);
+            assert_eq!(
+                codec == CODEC_ZSTD,
+                zstd,
+                "codec of a {}-byte blob",
+                data.len()
+            );
+            open_into(&key(1), BlobKind::Data, &[2; 32], &s, &mut out).unwrap();
+            assert_eq!(out, data);
+            assert_eq!(open(&key(1), BlobKind::Data, &[2; 32], &s).unwrap(), data);
+        }
+        // A wrong id fails, whatever the buffer held.
+        let s = seal(
+            &key(1),
+            BlobKind::Data,
+            &[2; 32],
+            &text,
+            Compression::Zstd(1),
+        );
+        assert_eq!(
+            open_into(&key(1), BlobKind::Data, &[3; 32], &s, &mut out),
+            Err(SealError::Authentication)
+        );
+    }
+
+    /// The codec byte of a sealed blob (key 1, id [2; 32]).
+    fn decrypt_codec(sealed: &[u8]) -> u8 {
+        let (body, tag) = sealed[25..].split_at(sealed.len() - 25 - 16);
+        let mut buf = body.to_vec();
+        XChaCha20Poly1305::new(&key(1).0.into())
+            .decrypt_in_place_detached(
+                XNonce::from_slice(&sealed[1..25]),
+                &aad(BlobKind::Data, &[2; 32]),
+                &mut buf,
+                tag.into(),
+            )
+            .unwrap();
+        buf[0]
     }
 
     #[test]

@@ -478,7 +478,9 @@ impl Fetcher {
     ) -> Result<Vec<u8>> {
         let sealed = pack::blob_bytes(pack_bytes, &loc.entry)
             .map_err(|e| RepoError::Lost(format!("blob {}: {e}", loc.entry.id.short())))?;
-        Self::open_sealed(keys, sealed, &loc.entry)
+        let mut plain = Vec::new();
+        Self::open_sealed_into(keys, sealed, &loc.entry, &mut plain)?;
+        Ok(plain)
     }
 
     /// [`Fetcher::open_blob`] of a pack kept as [`PackBytes`].
@@ -487,6 +489,19 @@ impl Fetcher {
         pack: &PackBytes,
         entry: &PackEntry,
     ) -> Result<Vec<u8>> {
+        let mut plain = Vec::new();
+        Self::open_blob_into(keys, pack, entry, &mut plain)?;
+        Ok(plain)
+    }
+
+    /// [`Fetcher::open_blob_in`] into `plain` (its contents replaced), so
+    /// that a caller opening many blobs reuses one buffer.
+    pub fn open_blob_into(
+        keys: &ContainerKeys,
+        pack: &PackBytes,
+        entry: &PackEntry,
+        plain: &mut Vec<u8>,
+    ) -> Result<()> {
         let start = entry.offset as usize;
         let sealed = pack
             .range(start, start + entry.length as usize)
@@ -497,19 +512,24 @@ impl Fetcher {
                     pack::PackError::Malformed("entry outside the pack")
                 ))
             })?;
-        Self::open_sealed(keys, &sealed, entry)
+        Self::open_sealed_into(keys, &sealed, entry, plain)
     }
 
-    fn open_sealed(keys: &ContainerKeys, sealed: &[u8], entry: &PackEntry) -> Result<Vec<u8>> {
-        let plain = seal::open_any(keys.seals(), entry.kind, &entry.id.0, sealed)
+    fn open_sealed_into(
+        keys: &ContainerKeys,
+        sealed: &[u8],
+        entry: &PackEntry,
+        plain: &mut Vec<u8>,
+    ) -> Result<()> {
+        seal::open_any_into(keys.seals(), entry.kind, &entry.id.0, sealed, plain)
             .map_err(|e| RepoError::Lost(format!("blob {}: {e}", entry.id.short())))?;
-        if plain.len() != entry.raw_length as usize || BlobId(keys.chunk_id(&plain).0) != entry.id {
+        if plain.len() != entry.raw_length as usize || BlobId(keys.chunk_id(plain).0) != entry.id {
             return Err(RepoError::Lost(format!(
                 "blob {} does not match its id after opening",
                 entry.id.short()
             )));
         }
-        Ok(plain)
+        Ok(())
     }
 }
 

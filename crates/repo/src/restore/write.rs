@@ -300,22 +300,20 @@ impl Shared<'_, '_> {
         }
     }
 
-    /// Open, verify and write the blobs of one group.
-    fn write(&self, g: &Group, open: &mut OpenFiles) {
+    /// Open, verify and write the blobs of one group, each opened into
+    /// `plain` (the worker's one buffer).
+    fn write(&self, g: &Group, open: &mut OpenFiles, plain: &mut Vec<u8>) {
         let keys = &self.stage.container.keys;
         for b in &g.pack.blobs[g.range.clone()] {
-            let plain = match Fetcher::open_blob_in(keys, &g.pack.data, &b.entry) {
-                Ok(p) => p,
-                Err(e) => {
-                    self.lose(b, &e.to_string());
-                    continue;
-                }
-            };
+            if let Err(e) = Fetcher::open_blob_into(keys, &g.pack.data, &b.entry, plain) {
+                self.lose(b, &e.to_string());
+                continue;
+            }
             for w in b.writes() {
                 let r = match open.get(self.stage, w.file) {
                     None => Ok(false),
                     Some(Ok(f)) => f
-                        .write_all_at(&plain, w.offset)
+                        .write_all_at(plain, w.offset)
                         .map(|()| true)
                         .map_err(|e| e.to_string()),
                     Some(Err(e)) => Err(e.to_string()),
@@ -458,8 +456,9 @@ pub(super) fn fetch_and_write(stage: &Stage, writes: Writes, in_flight: usize) -
                     files: Vec::new(),
                     last: LastFolder::default(),
                 };
+                let mut plain = Vec::new();
                 for g in work_rx {
-                    shared.write(&g, &mut open);
+                    shared.write(&g, &mut open, &mut plain);
                 }
             });
         }
