@@ -296,12 +296,27 @@ pub fn rebuild_missing<B: AsRef<[u8]>>(
     fragments: &[B],
     lead: usize,
 ) -> Result<Vec<(u8, Vec<u8>)>, ErasureError> {
+    rebuild_missing_in(fragments, lead, Vec::new)
+}
+
+/// [`rebuild_missing`], each shard rebuilt in a buffer from `buffer` (its
+/// contents replaced), so that a caller can reuse buffers.
+pub fn rebuild_missing_in<B: AsRef<[u8]>>(
+    fragments: &[B],
+    lead: usize,
+    mut buffer: impl FnMut() -> Vec<u8>,
+) -> Result<Vec<(u8, Vec<u8>)>, ErasureError> {
     let (h, by_index) = shards(fragments)?;
     let (k, slen) = (h.k as usize, h.shard_len as usize);
     let missing = missing_data(&by_index, k);
     let mut out: Vec<(u8, Vec<u8>)> = missing
         .iter()
-        .map(|&i| (i as u8, vec![0u8; lead + slen]))
+        .map(|&i| {
+            let mut b = buffer();
+            b.clear();
+            b.resize(lead + slen, 0);
+            (i as u8, b)
+        })
         .collect();
     decode_missing(&by_index, &h, &missing, |i, r, stripe| {
         let (_, buf) = out

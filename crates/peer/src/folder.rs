@@ -718,13 +718,31 @@ impl Peer for FolderPeer {
     }
 
     fn get_fragment(&self, id: &FragmentId) -> Result<Vec<u8>, PeerError> {
-        match fs::read(self.fragment_path(id)) {
-            Ok(bytes) => Ok(bytes),
+        let mut buf = Vec::new();
+        self.get_fragment_into(id, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn get_fragment_into(&self, id: &FragmentId, buf: &mut Vec<u8>) -> Result<(), PeerError> {
+        const OP: &str = "reading a fragment";
+        let mut file = match File::open(self.fragment_path(id)) {
+            Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                Err(self.missing(format!("fragment {}", id.short())))
+                return Err(self.missing(format!("fragment {}", id.short())))
             }
-            Err(e) => Err(self.classify("reading a fragment", false, e)),
-        }
+            Err(e) => return Err(self.classify(OP, false, e)),
+        };
+        let size = file
+            .metadata()
+            .map_err(|e| self.classify(OP, false, e))?
+            .len();
+        buf.clear();
+        // Room for one byte more than the size: read_to_end then sees the
+        // end without growing the buffer (as fs::read does).
+        buf.reserve(usize::try_from(size).unwrap_or(0).saturating_add(1));
+        file.read_to_end(buf)
+            .map_err(|e| self.classify(OP, false, e))?;
+        Ok(())
     }
 
     fn get_fragment_range(

@@ -39,6 +39,14 @@ pub trait Peer: Send + Sync + fmt::Debug {
     /// fragment is [`PeerError::NotFound`].
     fn get_fragment(&self, id: &FragmentId) -> Result<Vec<u8>, PeerError>;
 
+    /// [`Peer::get_fragment`] into `buf` (its contents replaced), so that a
+    /// caller reading many fragments can reuse its buffers. Default: a new
+    /// buffer from `get_fragment`.
+    fn get_fragment_into(&self, id: &FragmentId, buf: &mut Vec<u8>) -> Result<(), PeerError> {
+        *buf = self.get_fragment(id)?;
+        Ok(())
+    }
+
     /// Up to `len` bytes of a fragment starting at `offset`, unverified. A
     /// range past the end of the stored bytes comes back short (possibly
     /// empty) rather than as an error, so the caller sees what the peer has.

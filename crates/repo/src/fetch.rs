@@ -147,12 +147,52 @@ pub(crate) fn read_verified(
     peer: &dyn Peer,
     id: &FragmentId,
 ) -> std::result::Result<Vec<u8>, FragmentFault> {
-    match peer.get_fragment(id) {
-        Ok(bytes) if FragmentId::of(&bytes) == *id => Ok(bytes),
-        Ok(bytes) => Err(FragmentFault::Corrupt {
-            len: bytes.len() as u64,
+    let mut buf = Vec::new();
+    read_verified_into(peer, id, &mut buf).map(|()| buf)
+}
+
+/// [`read_verified`] into `buf` (its contents replaced).
+fn read_verified_into(
+    peer: &dyn Peer,
+    id: &FragmentId,
+    buf: &mut Vec<u8>,
+) -> std::result::Result<(), FragmentFault> {
+    match peer.get_fragment_into(id, buf) {
+        Ok(()) if FragmentId::of(buf) == *id => Ok(()),
+        Ok(()) => Err(FragmentFault::Corrupt {
+            len: buf.len() as u64,
         }),
         Err(e) => Err(FragmentFault::of(&e)),
+    }
+}
+
+/// Fragment and shard buffers a [`Fetcher`] reuses: a pack gives its
+/// buffers back when it is dropped, and the next fetches read into them.
+/// Fresh buffers of about 2 MiB cost a page fault per 4 KiB each time
+/// (docs/performance.md, eighth round).
+#[derive(Debug, Default)]
+struct Buffers(Mutex<Vec<Vec<u8>>>);
+
+impl Buffers {
+    /// Buffers kept at most while unused: about two packs' fragments.
+    const KEPT: usize = 8;
+
+    fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .pop()
+            .unwrap_or_default()
+    }
+
+    fn give(&self, buf: Vec<u8>) {
+        if buf.capacity() == 0 {
+            return;
+        }
+        let mut kept = self.0.lock().expect("not poisoned");
+        if kept.len() < Self::KEPT {
+            kept.push(buf);
+        }
     }
 }
 
@@ -178,6 +218,7 @@ pub struct Fetcher {
     /// Held while a pack is decoded: decoding needs several times the
     /// pack's size in working memory, so one decode at a time bounds it.
     decoding: Mutex<()>,
+    buffers: Arc<Buffers>,
 }
 
 const CACHE_PACKS: usize = 3;
@@ -217,6 +258,7 @@ impl Fetcher {
             late_probes: Mutex::new(None),
             received: Arc::new(AtomicU64::new(0)),
             decoding: Mutex::new(()),
+            buffers: Arc::default(),
         }
     }
 
@@ -363,7 +405,7 @@ impl Fetcher {
     /// copying it into one buffer when its data fragments were all read.
     pub fn pack_bytes(&self, rec: &PackRecord) -> Result<PackBytes> {
         let got = self.fragments(rec)?;
-        PackBytes::rebuild(got, &self.decoding)
+        PackBytes::rebuild(got, &self.decoding, &self.buffers)
             .map_err(|e| RepoError::Lost(format!("pack {} does not decode: {e}", rec.id.short())))
     }
 
@@ -397,15 +439,18 @@ impl Fetcher {
                     let tx = tx.clone();
                     let id = loc.id;
                     let received = self.received.clone();
+                    let buffers = self.buffers.clone();
                     in_flight.insert(i, (name, Instant::now()));
                     std::thread::spawn(move || {
-                        let got = read_verified(peer.as_ref(), &id);
+                        let mut buf = buffers.take();
+                        let got = read_verified_into(peer.as_ref(), &id, &mut buf);
                         let len = match &got {
-                            Ok(b) => b.len() as u64,
+                            Ok(()) => buf.len() as u64,
                             Err(FragmentFault::Corrupt { len }) => *len,
                             Err(_) => 0,
                         };
                         received.fetch_add(len, Ordering::Relaxed);
+                        let got = got.map(|()| buf);
                         let _ = tx.send((i, got));
                     });
                 }
@@ -545,6 +590,16 @@ pub struct PackBytes {
     skip: usize,
     part_len: usize,
     len: usize,
+    /// Where the parts go back when the pack is dropped.
+    buffers: Option<Arc<Buffers>>,
+}
+
+impl Drop for PackBytes {
+    fn drop(&mut self) {
+        if let Some(b) = &self.buffers {
+            self.parts.drain(..).for_each(|p| b.give(p));
+        }
+    }
 }
 
 impl PackBytes {
@@ -555,6 +610,7 @@ impl PackBytes {
             part_len: bytes.len().max(1),
             skip: 0,
             parts: vec![bytes],
+            buffers: None,
         }
     }
 
@@ -567,6 +623,7 @@ impl PackBytes {
     fn rebuild(
         fragments: Vec<Vec<u8>>,
         decoding: &Mutex<()>,
+        buffers: &Arc<Buffers>,
     ) -> std::result::Result<Self, ErasureError> {
         let decode = |fragments: Vec<Vec<u8>>| {
             let _one = decoding.lock().expect("not poisoned");
@@ -596,7 +653,7 @@ impl PackBytes {
             Vec::new()
         } else {
             let _one = decoding.lock().expect("not poisoned");
-            erasure::rebuild_missing(&fragments, FRAGMENT_HEADER_LEN)?
+            erasure::rebuild_missing_in(&fragments, FRAGMENT_HEADER_LEN, || buffers.take())?
         };
         let mut fragments: Vec<Option<Vec<u8>>> = fragments.into_iter().map(Some).collect();
         let parts = data
@@ -613,11 +670,17 @@ impl PackBytes {
                 }
             })
             .collect();
+        // Parity fragments, and copies of a data fragment.
+        fragments
+            .into_iter()
+            .flatten()
+            .for_each(|f| buffers.give(f));
         let bytes = Self {
             parts,
             skip: FRAGMENT_HEADER_LEN,
             part_len: h.shard_len as usize,
             len: h.pack_len as usize,
+            buffers: Some(buffers.clone()),
         };
         let mut hasher = blake3::Hasher::new();
         for i in 0..bytes.parts.len() {
@@ -662,9 +725,9 @@ impl PackBytes {
     }
 
     /// The pack in one buffer.
-    pub fn into_vec(self) -> Vec<u8> {
+    pub fn into_vec(mut self) -> Vec<u8> {
         if self.skip == 0 && self.parts.len() == 1 {
-            let mut v = self.parts.into_iter().next().expect("one part");
+            let mut v = self.parts.pop().expect("one part");
             v.truncate(self.len);
             return v;
         }
@@ -687,6 +750,43 @@ mod tests {
     }
 
     #[test]
+    fn a_dropped_pack_gives_its_buffers_back_and_the_next_rebuild_reuses_them() {
+        let lock = Mutex::new(());
+        let buffers = Arc::new(Buffers::default());
+        let kept = |b: &Buffers| b.0.lock().unwrap().len();
+        let (bytes, frags) = fragments(100_003);
+        // Data shards 2 and 3 and both parity shards: 0 and 1 are rebuilt.
+        let first = PackBytes::rebuild(frags[2..6].to_vec(), &lock, &buffers).unwrap();
+        assert_eq!(
+            kept(&buffers),
+            2,
+            "the parity fragments are given back at once"
+        );
+        assert_eq!(first.into_vec(), bytes);
+        assert_eq!(
+            kept(&buffers),
+            6,
+            "and the pack's four parts when it is dropped"
+        );
+        // Rebuilt into buffers that held other bytes, the pack is the same.
+        buffers
+            .0
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .for_each(|b| b.fill(0xEE));
+        let again = PackBytes::rebuild(frags[2..6].to_vec(), &lock, &buffers).unwrap();
+        assert_eq!(
+            kept(&buffers),
+            6,
+            "two taken for the rebuilt shards, two parity back"
+        );
+        assert_eq!(again.range(0, bytes.len()).unwrap().as_ref(), &bytes[..]);
+        drop(again);
+        assert_eq!(kept(&buffers), Buffers::KEPT, "no more than KEPT are kept");
+    }
+
+    #[test]
     fn a_pack_from_its_data_fragments_or_decoded_reads_the_same() {
         let lock = Mutex::new(());
         let (bytes, frags) = fragments(100_003);
@@ -697,13 +797,13 @@ mod tests {
             frags[3].clone(),
             frags[1].clone(),
         ];
-        let kept = PackBytes::rebuild(shards, &lock).unwrap();
+        let kept = PackBytes::rebuild(shards, &lock, &Arc::default()).unwrap();
         assert_eq!(kept.parts.len(), 4);
         // One data fragment missing: decoded.
-        let decoded = PackBytes::rebuild(frags[1..5].to_vec(), &lock).unwrap();
+        let decoded = PackBytes::rebuild(frags[1..5].to_vec(), &lock, &Arc::default()).unwrap();
         // Two missing: both rebuilt, each in a buffer of its own, the two
         // data fragments there kept as they are (no copy of the pack).
-        let two = PackBytes::rebuild(frags[2..6].to_vec(), &lock).unwrap();
+        let two = PackBytes::rebuild(frags[2..6].to_vec(), &lock, &Arc::default()).unwrap();
         assert_eq!(two.parts.len(), 4);
         for p in [&kept, &decoded, &two] {
             for (a, b) in [
@@ -725,7 +825,7 @@ mod tests {
         let mut bad = frags[2..6].to_vec();
         bad[3][FRAGMENT_HEADER_LEN + 5] ^= 1;
         assert!(matches!(
-            PackBytes::rebuild(bad, &lock),
+            PackBytes::rebuild(bad, &lock, &Arc::default()),
             Err(ErasureError::PackHash)
         ));
     }
@@ -786,7 +886,7 @@ mod tests {
         let last = frags[3].len() - 1;
         frags[3][last] ^= 1;
         assert_eq!(
-            PackBytes::rebuild(frags[..4].to_vec(), &lock).unwrap_err(),
+            PackBytes::rebuild(frags[..4].to_vec(), &lock, &Arc::default()).unwrap_err(),
             ErasureError::PackHash
         );
     }
