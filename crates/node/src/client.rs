@@ -291,9 +291,22 @@ impl NodePeer {
     async fn read_data(
         &self,
         resp: Response,
-        mut recv: RecvStream,
+        recv: RecvStream,
         max: u64,
     ) -> Result<Vec<u8>, PeerError> {
+        let mut buf = Vec::new();
+        self.read_data_into(resp, recv, max, &mut buf).await?;
+        Ok(buf)
+    }
+
+    /// [`Self::read_data`] into `buf` (its contents replaced).
+    async fn read_data_into(
+        &self,
+        resp: Response,
+        mut recv: RecvStream,
+        max: u64,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), PeerError> {
         let Response::Data { len } = resp else {
             return Err(self.unexpected(&resp));
         };
@@ -303,10 +316,11 @@ impl NodePeer {
                 what: format!("the node announced {len} bytes, more than asked"),
             });
         }
-        let mut buf = Vec::with_capacity(len as usize);
+        buf.clear();
+        buf.reserve(len as usize);
         (&mut recv)
             .take(len)
-            .read_to_end(&mut buf)
+            .read_to_end(buf)
             .await
             .map_err(|e| self.unavailable(format!("connection lost mid-transfer: {e}")))?;
         if (buf.len() as u64) < len {
@@ -314,7 +328,7 @@ impl NodePeer {
                 self.unavailable(format!("transfer cut short ({} of {len} bytes)", buf.len()))
             );
         }
-        Ok(buf)
+        Ok(())
     }
 
     /// Say hello: checks the grant and returns (quota, used).
@@ -374,6 +388,12 @@ impl Peer for NodePeer {
     }
 
     fn get_fragment(&self, id: &FragmentId) -> Result<Vec<u8>, PeerError> {
+        let mut buf = Vec::new();
+        self.get_fragment_into(id, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn get_fragment_into(&self, id: &FragmentId, buf: &mut Vec<u8>) -> Result<(), PeerError> {
         self.call(16, async {
             let req = Request::Get {
                 id: *id,
@@ -381,7 +401,8 @@ impl Peer for NodePeer {
                 len: None,
             };
             let (resp, recv) = self.exchange(&req, None).await?;
-            self.read_data(resp, recv, proto::MAX_FRAGMENT_LEN).await
+            self.read_data_into(resp, recv, proto::MAX_FRAGMENT_LEN, buf)
+                .await
         })
     }
 
