@@ -345,6 +345,23 @@ impl FolderPeer {
         self.root.join(crate::layout::fragment_path(id))
     }
 
+    /// A stored fragment, open for reading, and its size; `op` names what
+    /// was being done in an error.
+    fn open_fragment(&self, id: &FragmentId, op: &'static str) -> Result<(File, u64), PeerError> {
+        let file = match File::open(self.fragment_path(id)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return Err(self.missing(format!("fragment {}", id.short())))
+            }
+            Err(e) => return Err(self.classify(op, false, e)),
+        };
+        let size = file
+            .metadata()
+            .map_err(|e| self.classify(op, false, e))?
+            .len();
+        Ok((file, size))
+    }
+
     fn meta_dir(&self, container: &ContainerId) -> PathBuf {
         self.root.join(crate::layout::meta_dir(container))
     }
@@ -725,17 +742,7 @@ impl Peer for FolderPeer {
 
     fn get_fragment_into(&self, id: &FragmentId, buf: &mut Vec<u8>) -> Result<(), PeerError> {
         const OP: &str = "reading a fragment";
-        let mut file = match File::open(self.fragment_path(id)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err(self.missing(format!("fragment {}", id.short())))
-            }
-            Err(e) => return Err(self.classify(OP, false, e)),
-        };
-        let size = file
-            .metadata()
-            .map_err(|e| self.classify(OP, false, e))?
-            .len();
+        let (mut file, size) = self.open_fragment(id, OP)?;
         buf.clear();
         // Room for one byte more than the size: read_to_end then sees the
         // end without growing the buffer (as fs::read does).
@@ -752,17 +759,7 @@ impl Peer for FolderPeer {
         len: u64,
     ) -> Result<Vec<u8>, PeerError> {
         const OP: &str = "reading a fragment range";
-        let mut file = match File::open(self.fragment_path(id)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err(self.missing(format!("fragment {}", id.short())))
-            }
-            Err(e) => return Err(self.classify(OP, false, e)),
-        };
-        let size = file
-            .metadata()
-            .map_err(|e| self.classify(OP, false, e))?
-            .len();
+        let (mut file, size) = self.open_fragment(id, OP)?;
         // Size the buffer from the file, not from `len`, which may be huge.
         let expect = size.saturating_sub(offset).min(len);
         let mut buf = Vec::with_capacity(usize::try_from(expect).unwrap_or(0));
@@ -782,13 +779,7 @@ impl Peer for FolderPeer {
         ranges: &[AuditRange],
     ) -> Result<Vec<Vec<u8>>, PeerError> {
         const OP: &str = "proving fragment ranges";
-        let file = match File::open(self.fragment_path(id)) {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => {
-                return Err(self.missing(format!("fragment {}", id.short())))
-            }
-            Err(e) => return Err(self.classify(OP, false, e)),
-        };
+        let (file, _) = self.open_fragment(id, OP)?;
         audit::prove(io::BufReader::with_capacity(1 << 16, file), ranges)
             .map_err(|e| self.classify(OP, false, e))
     }
