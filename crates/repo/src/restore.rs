@@ -135,7 +135,7 @@ pub fn restore(
     // The folders are made while the writes are grouped by pack (the
     // filesystem's work beside ours); then the files are made while the
     // packs are fetched and written: a write waits until the layout has
-    // made its file, or makes it itself if the layout has not taken it yet.
+    // made its file, or makes it itself if the layout is not about to.
     let (dirs, writes) = std::thread::scope(|s| {
         let grouping = s.spawn(|| write::group(home, &container.manifest.id, &plan.files, chunks));
         let dirs = make_dirs(&mut target, &plan, &mut lost);
@@ -281,8 +281,8 @@ fn make_dirs(
 }
 
 /// What making a file takes. The layout thread makes the files in plan
-/// order; a write that reaches a file the layout has not taken yet makes
-/// it itself: a blob stored once for many equal files sits in an early
+/// order; a write that reaches a file the layout has not taken, and is
+/// not about to, makes it itself: a blob stored once for many equal files sits in an early
 /// pack but is written to files far ahead of the layout (on the 1 GB tree
 /// of docs/performance.md, the first pack reached file 44,429 of 88,163,
 /// and every write waited for it).
@@ -345,6 +345,7 @@ fn make_files(maker: &Maker) -> Result<()> {
         if made.stopped() {
             return Ok(());
         }
+        made.reach(i);
         if !made.take(i) {
             continue;
         }

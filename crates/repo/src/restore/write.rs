@@ -155,7 +155,7 @@ pub(super) struct Stage<'a> {
     pub fetcher: &'a Fetcher,
     /// Makes the files, and holds each as made (`None`: not made, and
     /// reported), set while the writes run: a write waits for its file, or
-    /// makes it if nobody has taken it yet.
+    /// makes it if nobody has taken it and the layout is not about to.
     pub maker: &'a Maker<'a>,
     pub progress: &'a dyn Progress,
 }
@@ -186,7 +186,7 @@ impl OpenFiles {
         let Maker {
             made, target, plan, ..
         } = stage.maker;
-        let file = if made.take(i) {
+        let file = if made.take_ahead(i) {
             match stage.maker.make(&mut self.last, i) {
                 Ok(Some((id, file))) => {
                     made.set(i, Some(id), None);
