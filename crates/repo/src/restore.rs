@@ -308,16 +308,27 @@ impl Maker<'_> {
             (Placed::Made(id), Some(file)) => Ok(Some((id, file))),
             (Placed::Made(_), None) => unreachable!("a file made comes with its handle"),
             (Placed::Refused(why), _) => {
-                self.made.refuse(
-                    i,
-                    LostPath {
-                        path: self.target.shown(&rel),
-                        error: why.to_string(),
-                    },
-                );
+                self.refuse(i, &rel, why.to_string());
                 Ok(None)
             }
         }
+    }
+
+    /// [`Maker::make`] for a write: where the layout would stop the
+    /// restore on an error, a write loses only this file (kept in `made`
+    /// to be reported, as a refusal is).
+    fn make_here(&self, last: &mut LastFolder, i: usize) -> Option<(Identity, File)> {
+        self.make(last, i).unwrap_or_else(|e| {
+            self.refuse(i, &self.plan.file_rel(i), e.to_string());
+            None
+        })
+    }
+
+    /// File `i` (at `rel`) is not made, for `error`: kept in `made` to be
+    /// reported.
+    fn refuse(&self, i: usize, rel: &std::path::Path, error: String) {
+        let path = self.target.shown(rel);
+        self.made.refuse(i, LostPath { path, error });
     }
 }
 

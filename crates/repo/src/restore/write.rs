@@ -5,7 +5,7 @@
 
 use super::plan::FilePlan;
 use super::target::{LastFolder, Target};
-use super::{LostPath, Maker};
+use super::Maker;
 use crate::error::Result;
 use crate::fetch::{Fetcher, PackBytes};
 use crate::home::{Container, Home};
@@ -187,21 +187,9 @@ impl OpenFiles {
             made, target, plan, ..
         } = stage.maker;
         let file = if made.take_ahead(i) {
-            match stage.maker.make(&mut self.last, i) {
-                Ok(Some((id, file))) => {
-                    made.set(i, Some(id), None);
-                    file
-                }
-                Ok(None) => return None,
-                // Where the layout would stop the restore, a write loses
-                // only this file.
-                Err(e) => {
-                    let path = target.shown(&plan.file_rel(i));
-                    let error = e.to_string();
-                    made.refuse(i, LostPath { path, error });
-                    return None;
-                }
-            }
+            let (id, file) = stage.maker.make_here(&mut self.last, i)?;
+            made.set(i, Some(id), None);
+            file
         } else {
             let id = made.wait(i)?;
             match made.take_handle(i) {
