@@ -18,13 +18,19 @@ pub use run::{Daemon, Stopped};
 pub use state::DaemonState;
 
 use crossbeam_channel::Sender;
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// What reaches the daemon's loop from the watcher and from signals.
 #[derive(Debug)]
 pub enum Msg {
-    /// Something under a source of container (index) changed.
-    Changed { container: usize, at: Instant },
+    /// Something under a source of container (index) changed: the paths
+    /// the event named.
+    Changed {
+        container: usize,
+        at: Instant,
+        paths: Vec<PathBuf>,
+    },
     /// Walk the sources of one container (or all): events were lost.
     Rescan {
         container: Option<usize>,

@@ -24,9 +24,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 use trove_repo::{
-    audit_round, now_unix, redundancy, AuditOptions, BackupOptions, Config, ContainerSchedule,
-    DaemonSettings, Event, ForgetOptions, Home, Owner, PeerState, Progress, RepairOptions,
-    RepoError,
+    audit_round, now_unix, redundancy, AuditOptions, BackupOptions, Changes, Config,
+    ContainerSchedule, DaemonSettings, Event, ForgetOptions, Home, Owner, PeerState, Progress,
+    RepairOptions, RepoError,
 };
 
 /// How often a source that looks gone is looked at again.
@@ -54,6 +54,15 @@ struct Watched {
     schedule: ContainerSchedule,
     /// Changes not yet in a snapshot.
     dirty: Option<Dirty>,
+    /// What the watcher named since the last backup began, while it has
+    /// watched without a gap since before that backup's walk: the next
+    /// backup walks only what this touches. `None`: not known (at start,
+    /// after lost events or a gap in the watch); the next backup walks
+    /// everything.
+    journal: Option<Changes>,
+    /// No path whose events are ignored (the home, a folder peer) is in
+    /// or above a source, so the journal can say everything that changed.
+    guidable: bool,
     next_rescan: Instant,
     next_prune: Instant,
     /// After a failure: not before this.
@@ -88,7 +97,19 @@ fn next_prune(schedule: &ContainerSchedule, last_prune_unix: Option<i64>, now: I
 /// How often `config.toml` is looked at for new container schedules.
 const CONFIG_CHECK: Duration = Duration::from_secs(10);
 
+/// Changed paths a journal holds at most (about 100 bytes each).
+const JOURNAL_MAX_PATHS: usize = 100_000;
+
 impl Watched {
+    /// A backup that did not commit: what it was to cover is still to be
+    /// covered. After a whole walk that failed nothing is known.
+    fn give_back(&mut self, guide: Option<std::sync::Arc<Changes>>) {
+        match (guide, self.journal.as_mut()) {
+            (Some(g), Some(j)) => j.merge(std::sync::Arc::unwrap_or_clone(g)),
+            _ => self.journal = None,
+        }
+    }
+
     /// When its next backup is due: its rescan, or sooner for changes
     /// ([`Dirty::due`]), but not before a failure's retry time.
     fn backup_due(&self, d: &DaemonSettings) -> Instant {
@@ -218,6 +239,8 @@ impl Daemon {
                 sources: m.sources.iter().map(PathBuf::from).collect(),
                 schedule,
                 dirty: None,
+                journal: None,
+                guidable: true,
                 // The first backup is a rescan: whatever changed while no
                 // daemon ran (or a killed one left) is taken now.
                 next_rescan: now,
@@ -242,6 +265,16 @@ impl Daemon {
             }
         }
         drop(home);
+        // Events under the ignored paths are not seen: a container with a
+        // source in one, or one inside a source, is walked whole each time.
+        for c in &mut containers {
+            // The watcher names paths as the walk does only if the
+            // sources are written as the kernel resolves them.
+            c.guidable = c.sources.iter().all(|s| {
+                std::fs::canonicalize(s).is_ok_and(|real| real == *s)
+                    && !ignore.iter().any(|i| i.starts_with(s) || s.starts_with(i))
+            });
+        }
         // Every container's sources (one may be set to `watch` later); only
         // those with `watch` are watched now.
         let sources: Vec<(usize, PathBuf)> = containers
@@ -316,6 +349,8 @@ impl Daemon {
         let failed = w.watch(i);
         let c = &mut self.containers[i];
         c.watching = failed.is_empty();
+        // A new watch: what changed before it is not known.
+        c.journal = None;
         let problem = failed
             .iter()
             .map(|(p, why)| format!("{}: {why}", p.display()))
@@ -429,11 +464,25 @@ impl Daemon {
 
     fn handle(&mut self, msg: Msg) {
         match msg {
-            Msg::Changed { container, at } => {
+            Msg::Changed {
+                container,
+                at,
+                paths,
+            } => {
                 if let Some(c) = self.containers.get_mut(container) {
                     match &mut c.dirty {
                         Some(d) => d.touch(at),
                         None => c.dirty = Some(Dirty::new(at)),
+                    }
+                    if let Some(j) = c.journal.as_mut() {
+                        for p in &paths {
+                            j.add(p);
+                        }
+                        // Past this many, a whole walk costs less than
+                        // the journal's memory is worth.
+                        if j.len() > JOURNAL_MAX_PATHS {
+                            c.journal = None;
+                        }
                     }
                 }
             }
@@ -443,6 +492,7 @@ impl Daemon {
                     if container.is_none_or(|x| x == i) {
                         tracing::warn!("container {}: rescanning: {why}", c.name);
                         c.next_rescan = now;
+                        c.journal = None;
                     }
                 }
             }
@@ -456,6 +506,7 @@ impl Daemon {
                             trove_repo::format_duration(self.settings.rescan)
                         );
                         c.watching = false;
+                        c.journal = None;
                         c.watch_problem = Some(why.to_string());
                         c.next_rescan = now;
                     }
@@ -588,10 +639,20 @@ impl Daemon {
         if c.schedule.watch && !c.watching {
             self.watch(i);
         }
+        // A backup for changes walks only what the watcher named since the
+        // last one began; from now on, what it names is for the next.
+        let c = &mut self.containers[i];
+        let guide = match c.journal.take() {
+            Some(j) if trigger == "changes" && c.watching && c.guidable => Some(j),
+            _ => None,
+        };
+        c.journal = c.watching.then(|| Changes::watching(c.sources.clone()));
+        let guide = guide.map(std::sync::Arc::new);
         let waiting = Instant::now();
         let Some(home) = self.open_home(&format!("backup {name}")) else {
             let c = &mut self.containers[i];
             c.dirty = Some(pending.unwrap_or_else(|| Dirty::new(now)));
+            c.give_back(guide);
             if !self.shutdown {
                 c.failures += 1;
                 c.retry_at = Some(Instant::now() + backoff(c.failures, rescan));
@@ -600,13 +661,11 @@ impl Daemon {
         };
         let waited = waiting.elapsed().as_secs_f64();
         let progress = LogProgress { what: &name };
-        let result = trove_repo::backup(
-            &home,
-            &self.owner,
-            &name,
-            &BackupOptions::default(),
-            &progress,
-        );
+        let opts = BackupOptions {
+            changes: guide.clone(),
+            ..BackupOptions::default()
+        };
+        let result = trove_repo::backup(&home, &self.owner, &name, &opts, &progress);
         drop(home);
         let c = &mut self.containers[i];
         match result {
@@ -614,7 +673,7 @@ impl Daemon {
                 let s = &r.snapshot.summary;
                 let files = s.files_new + s.files_changed + s.files_unchanged;
                 tracing::info!(
-                    "snapshot {} of {name} ({trigger}{}{}): {} new, {} changed, {} unchanged files, {} bytes read, {} stored, {:.1}s{}",
+                    "snapshot {} of {name} ({trigger}{}{}): {} new, {} changed, {} unchanged files, {} bytes read, {} stored, {:.1}s{}{}",
                     r.snapshot.id.short(),
                     delay.map(|d| format!(", {d:.1}s after the first change")).unwrap_or_default(),
                     if waited >= 0.1 { format!(", then {waited:.1}s waiting for another command") } else { String::new() },
@@ -624,6 +683,16 @@ impl Daemon {
                     s.bytes_read,
                     s.bytes_stored,
                     r.seconds,
+                    match (&guide, r.walk) {
+                        (Some(g), Some(w)) => format!(
+                            "; {} changed path(s) seen: {} folder(s) walked, {} kept ({:.3}s)",
+                            g.len(),
+                            w.walked,
+                            w.kept,
+                            r.seconds
+                        ),
+                        _ => String::new(),
+                    },
                     if r.unreadable.is_empty() {
                         String::new()
                     } else {
@@ -649,6 +718,7 @@ impl Daemon {
                 );
                 c.last_error = Some(e.to_string());
                 c.retry_at = Some(Instant::now() + wait);
+                c.give_back(guide);
                 // The changes are still to be backed up.
                 c.dirty = Some(pending.unwrap_or_else(|| Dirty::new(now)));
             }

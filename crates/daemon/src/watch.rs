@@ -96,12 +96,17 @@ impl Watches {
             }
             Ok(ev) if is_change(&ev.kind) => {
                 let at = Instant::now();
-                for path in &ev.paths {
+                for path in ev.paths {
                     if ignore.iter().any(|i| path.starts_with(i)) {
                         continue;
                     }
-                    if let Some((c, _)) = owners.iter().find(|(_, src)| path.starts_with(src)) {
-                        let _ = tx.send(Msg::Changed { container: *c, at });
+                    // Every container with this path in a source.
+                    for (c, _) in owners.iter().filter(|(_, src)| path.starts_with(src)) {
+                        let _ = tx.send(Msg::Changed {
+                            container: *c,
+                            at,
+                            paths: vec![path.clone()],
+                        });
                     }
                 }
             }

@@ -46,6 +46,11 @@ pub struct BackupOptions {
     /// encode, write+fsync, index...) and report the pipeline limit.
     #[cfg_attr(feature = "clap", arg(long))]
     pub profile: bool,
+    /// What changed since the container's last backup began, as a file
+    /// watcher saw it (the daemon's): the walk enters only the folders
+    /// these touch. `None` walks everything.
+    #[cfg_attr(feature = "clap", arg(skip))]
+    pub changes: Option<std::sync::Arc<crate::Changes>>,
 }
 
 impl Default for BackupOptions {
@@ -54,6 +59,7 @@ impl Default for BackupOptions {
             compression: Compression::default(),
             workers: default_workers(),
             profile: false,
+            changes: None,
         }
     }
 }
@@ -90,6 +96,15 @@ pub struct BackupReport {
     pub seconds: f64,
     /// Where the time went, with `--profile`.
     pub profile: Option<StageProfile>,
+    /// What a guided walk ([`BackupOptions::changes`]) entered and kept.
+    pub walk: Option<GuidedWalk>,
+}
+
+/// The folders a guided walk entered, and those whose last tree it kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct GuidedWalk {
+    pub walked: u64,
+    pub kept: u64,
 }
 
 /// As a row: the snapshot id, the container, the summary's counts, the
@@ -98,7 +113,7 @@ impl serde::Serialize for BackupReport {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let sum = &self.snapshot.summary;
-        let mut row = s.serialize_struct("BackupReport", 16)?;
+        let mut row = s.serialize_struct("BackupReport", 17)?;
         row.serialize_field("snapshot", &self.snapshot.id)?;
         row.serialize_field("container", &self.container)?;
         row.serialize_field("files_new", &sum.files_new)?;
@@ -117,6 +132,11 @@ impl serde::Serialize for BackupReport {
             row.serialize_field("profile", p)?;
         } else {
             row.skip_field("profile")?;
+        }
+        if let Some(w) = &self.walk {
+            row.serialize_field("guided_walk", w)?;
+        } else {
+            row.skip_field("guided_walk")?;
         }
         row.end()
     }
@@ -153,7 +173,7 @@ pub fn backup_unlocking(
     let manifest = home.containers().manifest(name)?;
     let (owner, walked) = std::thread::scope(|s| {
         let unlocking = s.spawn(|| home.unlock(passphrase));
-        let walked = prepare::walk_sources(home, &manifest, &profiler);
+        let walked = prepare::walk_sources(home, &manifest, opts.changes.as_deref(), &profiler);
         let owner = unlocking.join().expect("unlocking does not panic");
         (owner, walked)
     });
@@ -191,8 +211,13 @@ fn run(
     // No prune or forget of this process runs until the snapshot is
     // committed (another process cannot: this one holds the index).
     let lease = home.lease().shared();
-    let prepared = prepare::prepare(home, owner, name, early, &profiler, progress)?;
+    let changes = opts.changes.as_deref();
+    let prepared = prepare::prepare(home, owner, name, early, changes, &profiler, progress)?;
     let container = prepared.container.clone();
+    let walk = prepared.scan.guided.then_some(GuidedWalk {
+        walked: prepared.scan.dirs,
+        kept: prepared.scan.kept.folders,
+    });
     let stored = pipeline::run(home, &prepared, opts, &profiler, progress)?;
     let committed = profiler.time_alone(Stage::Commit, || {
         commit::commit(home, owner, prepared, stored, progress)
@@ -215,5 +240,6 @@ fn run(
         skipped: committed.skipped,
         seconds: started.elapsed().as_secs_f64(),
         profile: profiler.report(),
+        walk,
     })
 }

@@ -18,7 +18,7 @@ use trove_core::manifest::{
 };
 use trove_core::pack::PackEntry;
 use trove_core::seal::BlobKind;
-use trove_core::{BlobId, ChunkId, ContainerId, FragmentId, PackId, PeerId, SnapshotId};
+use trove_core::{BlobId, ChunkId, ContainerId, FragmentId, PackId, PeerId, SnapshotId, TreeId};
 use trove_peer::MetaKey;
 
 type Bytes = &'static [u8];
@@ -45,6 +45,8 @@ const META: TableDefinition<Bytes, Bytes> = TableDefinition::new("meta");
 const FILES_V1: &str = "files";
 /// container id ‖ folder path bytes → FolderCache: the file cache, version 2
 const FILES: TableDefinition<Bytes, Bytes> = TableDefinition::new("folder_files");
+/// container id ‖ folder path bytes → FolderTree: each folder's tree as last backed up, version 1
+const FOLDER_TREES: TableDefinition<Bytes, Bytes> = TableDefinition::new("folder_trees");
 /// container id → u64 LE: raised whenever blobs of the container leave `blobs`
 const BLOB_EPOCHS: TableDefinition<Bytes, Bytes> = TableDefinition::new("blob_epochs");
 /// container id → u64 LE: how many `folder_files` records the container has
@@ -182,6 +184,23 @@ impl FolderCache {
     }
 }
 
+/// A folder's tree as the last backup that walked it stored it, with what
+/// the tree holds: a guided backup ([`crate::Changes`]) that finds nothing
+/// changed in the folder puts this tree in its snapshot without walking
+/// it. Written with the blob epoch then current: while the epoch has not
+/// moved, the tree and every blob under it are still stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderTree {
+    pub epoch: u64,
+    pub tree: TreeId,
+    /// Regular files in the tree, at every depth.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Folders in the tree, itself included.
+    pub dirs: u64,
+}
+
 /// What a backup changes in the file cache: the records of folders whose
 /// files changed, and folders it no longer has. Folders where nothing
 /// changed are left as they are.
@@ -192,6 +211,11 @@ pub(crate) struct FileCacheUpdate {
     /// chunk list allocated per file) held 160 at the commit's peak.
     upsert: Vec<(Vec<u8>, Vec<u8>)>,
     pub remove: Vec<Vec<u8>>,
+    /// Folder trees to write (or replace).
+    pub trees: Vec<(Vec<u8>, FolderTree)>,
+    /// Folders whose tree must not be taken again (gone, or with a part
+    /// that could not be read).
+    pub forget_trees: Vec<Vec<u8>>,
 }
 
 impl FileCacheUpdate {
@@ -211,6 +235,7 @@ pub(crate) struct Lookups {
     /// Folder records the container has in the file cache.
     pub folders: u64,
     files: redb::ReadOnlyTable<Bytes, Bytes>,
+    trees: redb::ReadOnlyTable<Bytes, Bytes>,
     blobs: redb::ReadOnlyTable<Bytes, Bytes>,
 }
 
@@ -220,6 +245,35 @@ impl Lookups {
     pub fn folder(&self, path: &[u8]) -> Option<FolderCache> {
         let v = self.files.get(key2(&self.cid.0, path).as_slice()).ok()??;
         de(v.value()).ok()
+    }
+
+    /// The tree of the folder at `path` as last backed up, if it was
+    /// written at the current blob epoch (so all it refers to is stored).
+    pub fn current_tree(&self, path: &[u8]) -> Option<FolderTree> {
+        let v = self.trees.get(key2(&self.cid.0, path).as_slice()).ok()??;
+        de::<FolderTree>(v.value())
+            .ok()
+            .filter(|t| t.epoch == self.epoch)
+    }
+
+    /// The folder-tree record of `path` as stored, whatever its epoch.
+    pub fn stored_tree(&self, path: &[u8]) -> Option<FolderTree> {
+        let v = self.trees.get(key2(&self.cid.0, path).as_slice()).ok()??;
+        de(v.value()).ok()
+    }
+
+    /// Folders with a tree record that are not in `seen`.
+    pub fn trees_not_in(&self, seen: &HashSet<&[u8]>) -> Result<Vec<Vec<u8>>> {
+        let p = Prefix::new(&self.cid);
+        let mut out = Vec::new();
+        for r in self.trees.range::<&[u8]>(p.bounds())? {
+            let (k, _) = r?;
+            let path = &k.value()[32..];
+            if !seen.contains(path) {
+                out.push(path.to_vec());
+            }
+        }
+        Ok(out)
     }
 
     /// Whether the container holds blob `id`.
@@ -630,6 +684,7 @@ impl Index {
                 SNAPSHOTS,
                 META,
                 FILES,
+                FOLDER_TREES,
                 BLOB_EPOCHS,
                 FOLDER_COUNTS,
                 SEGMENTS,
@@ -1267,6 +1322,13 @@ impl Index {
                 }
             }
             ct.insert(cid.0.as_slice(), count.to_le_bytes().as_slice())?;
+            let mut tt = tx.open_table(FOLDER_TREES)?;
+            for path in &files.forget_trees {
+                tt.remove(key2(&cid.0, path).as_slice())?;
+            }
+            for (path, tree) in &files.trees {
+                tt.insert(key2(&cid.0, path).as_slice(), ser(tree).as_slice())?;
+            }
         }
         tx.commit()?;
         Ok(())
@@ -1446,6 +1508,7 @@ impl Index {
             epoch,
             folders,
             files: tx.open_table(FILES)?,
+            trees: tx.open_table(FOLDER_TREES)?,
             blobs: tx.open_table(BLOBS)?,
         })
     }

@@ -10,6 +10,7 @@
 
 mod audit;
 mod backup;
+mod changes;
 mod check;
 mod config;
 mod containers;
@@ -50,9 +51,10 @@ mod upload;
 
 pub use audit::{audit_round, AuditFailure, AuditOptions, AuditRound, PeerAudit};
 pub use backup::{
-    backup, backup_unlocking, parse_compression, BackupOptions, BackupReport, SkippedPath,
-    UnreadablePath,
+    backup, backup_unlocking, parse_compression, BackupOptions, BackupReport, GuidedWalk,
+    SkippedPath, UnreadablePath,
 };
+pub use changes::Changes;
 pub use check::{check, CheckOptions, CheckProblem, CheckReport, MetaIssue};
 pub use config::{
     Config, ContainerSchedule, DaemonSettings, Retention, CONFIG_FILE, CONFIG_VERSION,

@@ -1,7 +1,8 @@
 //! The metadata walk of a backup: builds the shape of the snapshot's trees
 //! and decides, from the file cache, which files must be read at all.
 
-use crate::index::{FolderCache, Lookups};
+use crate::changes::{Changes, FolderChange};
+use crate::index::{FolderCache, FolderTree, Lookups};
 use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
@@ -16,6 +17,17 @@ pub enum ScanNode {
     File(ScanFile),
     Dir(Box<ScanDir>),
     Symlink(Box<ScanSymlink>),
+    /// A folder a guided walk did not enter: its last tree stands.
+    Kept(Box<KeptDir>),
+}
+
+/// A folder where nothing changed, with the tree it had.
+#[derive(Debug)]
+pub struct KeptDir {
+    pub name: Vec<u8>,
+    pub mode: u32,
+    pub mtime_ns: i64,
+    pub tree: FolderTree,
 }
 
 // A walk of 200,000 files holds 200,000 of these for the whole backup.
@@ -36,6 +48,10 @@ pub struct ScanDir {
     pub mode: u32,
     pub mtime_ns: i64,
     pub children: Vec<ScanNode>,
+    /// Its path's index in [`Scan::places`] (its key in the file cache).
+    pub place: u32,
+    /// Nothing in or under it was unreadable: its tree may be kept.
+    pub whole: bool,
 }
 
 /// A regular file in the tree; its name is that of its [`ScannedFile`]
@@ -140,6 +156,30 @@ pub struct Scan {
     pub unreadable: Vec<UnreadablePath>,
     pub skipped: Vec<SkippedPath>,
     pub dirs: u64,
+    /// What the folders a guided walk kept hold.
+    pub kept: Kept,
+    /// The walk was guided ([`Changes`]): folders it did not walk are not
+    /// gone.
+    pub guided: bool,
+}
+
+/// The sum of the folders a guided walk kept as they were.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Kept {
+    pub folders: u64,
+    pub files: u64,
+    pub bytes: u64,
+    /// Folders in them, at every depth.
+    pub dirs: u64,
+}
+
+impl Kept {
+    fn add(&mut self, other: Kept) {
+        self.folders += other.folders;
+        self.files += other.files;
+        self.bytes += other.bytes;
+        self.dirs += other.dirs;
+    }
 }
 
 /// A folder being walked: its cache record and the slots of its files.
@@ -205,6 +245,8 @@ const WALK_THREADS: usize = 8;
 
 struct Walker<'a> {
     lookups: &'a Lookups,
+    /// What changed, for a guided walk.
+    changes: Option<&'a Changes>,
     /// Threads still free to take a sub-folder, shared by every walker.
     spare: &'a AtomicUsize,
     out: Scan,
@@ -263,7 +305,10 @@ impl Walker<'_> {
             };
         }
         if ft.is_dir() {
-            return Some(ScanNode::Dir(Box::new(self.dir(path, name, mode, mtime))));
+            return Some(
+                self.kept(path, &name, mode, mtime)
+                    .unwrap_or_else(|| ScanNode::Dir(Box::new(self.dir(path, name, mode, mtime)))),
+            );
         }
         if !ft.is_file() {
             self.out.skipped.push(SkippedPath {
@@ -324,10 +369,33 @@ impl Walker<'_> {
         }))
     }
 
+    /// The folder at `path` as the last backup stored it, if the walk is
+    /// guided, nothing in it changed, and its tree is still stored.
+    fn kept(&mut self, path: &Path, name: &[u8], mode: u32, mtime: i64) -> Option<ScanNode> {
+        let changes = self.changes?;
+        if changes.folder(path) != FolderChange::Untouched {
+            return None;
+        }
+        let tree = self.lookups.current_tree(path.as_os_str().as_bytes())?;
+        self.out.kept.add(Kept {
+            folders: 1,
+            files: tree.files,
+            bytes: tree.bytes,
+            dirs: tree.dirs,
+        });
+        Some(ScanNode::Kept(Box::new(KeptDir {
+            name: name.to_vec(),
+            mode,
+            mtime_ns: mtime,
+            tree,
+        })))
+    }
+
     /// A folder: its entries, each stat-ed through the open folder (no
     /// walk of the whole path per file), walked in name order.
     fn dir(&mut self, path: &Path, name: Vec<u8>, mode: u32, mtime: i64) -> ScanDir {
         self.out.dirs += 1;
+        let unreadable_before = self.out.unreadable.len();
         let mut entries: Vec<Entry> = match std::fs::read_dir(path) {
             Ok(rd) => rd
                 .filter_map(|e| match e {
@@ -358,6 +426,9 @@ impl Walker<'_> {
             mode,
             mtime_ns: mtime,
             children,
+            place,
+            // Counted with what its sub-folders could not read.
+            whole: self.out.unreadable.len() == unreadable_before,
         }
     }
 }
@@ -373,7 +444,7 @@ impl Walker<'_> {
     /// Walk a folder's entries in order, sub-folders on threads of their
     /// own while [`WALK_THREADS`] allows.
     fn children(&mut self, entries: Vec<Entry>, folder: &mut FolderWalk) -> Vec<ScanNode> {
-        let (lookups, spare) = (self.lookups, self.spare);
+        let (lookups, spare, changes) = (self.lookups, self.spare, self.changes);
         std::thread::scope(|s| {
             let parts: Vec<Child> = entries
                 .into_iter()
@@ -382,18 +453,24 @@ impl Walker<'_> {
                         Ok(m) if m.is_dir() => Some((m.mode() & 0o7777, mtime_ns(m))),
                         _ => None,
                     };
-                    let claimed = dir.filter(|_| {
-                        spare
-                            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-                            .is_ok()
-                    });
-                    let Some((mode, mtime)) = claimed else {
+                    let Some((mode, mtime)) = dir else {
                         return Child::Here(self.node(&path, name, meta, folder));
                     };
+                    if let Some(kept) = self.kept(&path, &name, mode, mtime) {
+                        return Child::Here(Some(kept));
+                    }
+                    let claimed = spare
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                        .is_ok();
+                    if !claimed {
+                        let d = self.dir(&path, name, mode, mtime);
+                        return Child::Here(Some(ScanNode::Dir(Box::new(d))));
+                    }
                     Child::Thread(s.spawn(move || {
                         let mut w = Walker {
                             lookups,
                             spare,
+                            changes,
                             out: Scan::default(),
                         };
                         let node = Some(ScanNode::Dir(Box::new(w.dir(&path, name, mode, mtime))));
@@ -424,10 +501,10 @@ impl Walker<'_> {
     /// Take in a sub-walk: its files get the next slots.
     fn merge(&mut self, mut node: Option<ScanNode>, scan: Scan) -> Option<ScanNode> {
         let offset = self.out.files.len();
-        if let Some(n) = node.as_mut() {
-            shift_slots(n, offset);
-        }
         let places = self.out.places.len() as u32;
+        if let Some(n) = node.as_mut() {
+            shift(n, offset, places);
+        }
         self.out.places.extend(scan.places);
         let chunks = self.out.chunks.len() as u32;
         self.out.chunks.extend(scan.chunks);
@@ -445,25 +522,38 @@ impl Walker<'_> {
         self.out.unreadable.extend(scan.unreadable);
         self.out.skipped.extend(scan.skipped);
         self.out.dirs += scan.dirs;
+        self.out.kept.add(scan.kept);
         node
     }
 }
 
-fn shift_slots(n: &mut ScanNode, offset: usize) {
+/// Renumber a sub-walk's node: its files' slots and its folders' places
+/// come after those already merged.
+fn shift(n: &mut ScanNode, slots: usize, places: u32) {
     match n {
-        ScanNode::File(f) => f.slot += offset,
-        ScanNode::Dir(d) => d.children.iter_mut().for_each(|c| shift_slots(c, offset)),
-        ScanNode::Symlink(_) => {}
+        ScanNode::File(f) => f.slot += slots,
+        ScanNode::Dir(d) => {
+            d.place += places;
+            d.children.iter_mut().for_each(|c| shift(c, slots, places));
+        }
+        ScanNode::Symlink(_) | ScanNode::Kept(_) => {}
     }
 }
 
 /// Walk `sources`; each becomes a root entry named by its last component.
-pub(crate) fn scan(sources: &[PathBuf], lookups: &Lookups) -> Scan {
+/// With `changes`, the walk is guided: only the folders they touch are
+/// walked, the others keep their last tree where it is still stored.
+pub(crate) fn scan(sources: &[PathBuf], lookups: &Lookups, changes: Option<&Changes>) -> Scan {
+    let changes = changes.filter(|c| c.covers(sources));
     let spare = AtomicUsize::new(WALK_THREADS - 1);
     let mut w = Walker {
         lookups,
         spare: &spare,
-        out: Scan::default(),
+        changes,
+        out: Scan {
+            guided: changes.is_some(),
+            ..Scan::default()
+        },
     };
     // Sources that are files are cached as one folder, by name (names of
     // sources are unique).
@@ -491,6 +581,11 @@ impl Scan {
     pub fn cached_chunks(&self, slot: usize) -> &[ChunkId] {
         let r = &self.files[slot].chunks;
         &self.chunks[r.start as usize..r.end as usize]
+    }
+
+    /// The file-cache key of the folder walked at `place` (its path).
+    pub fn place_key(&self, place: u32) -> &[u8] {
+        self.places[place as usize].as_os_str().as_bytes()
     }
 
     /// The path of the file in `slot`.

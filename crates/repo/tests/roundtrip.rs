@@ -474,3 +474,123 @@ fn sources_that_are_files_and_large_files_round_trip_and_are_cached() {
         .summary;
     assert_eq!((s.files_changed, s.files_unchanged), (1, 5), "{s:?}");
 }
+
+/// A backup guided by what a watcher saw walks only the folders it
+/// touched, keeps the others' trees, and commits exactly the snapshot a
+/// whole walk would; a guide that leaves a change out is trusted (so the
+/// daemon must not lose events), and one for other sources is ignored.
+#[test]
+fn a_guided_backup_keeps_untouched_folders_and_equals_a_whole_walk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mem = memory_peers(3);
+    let peers = mem.iter().map(|p| p.clone() as Arc<dyn Peer>).collect();
+    let (home, owner) = world(tmp.path(), peers, Redundancy { k: 2, m: 1 }, 40);
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("d0/deep/er")).unwrap();
+    std::fs::write(src.join("d0/deep/er/low"), b"far down").unwrap();
+    let whole = |home: &Home| backup(home, &owner, "c", &BackupOptions::default(), &Quiet).unwrap();
+    let guided = |home: &Home, changes: trove_repo::Changes| {
+        let opts = BackupOptions {
+            changes: Some(Arc::new(changes)),
+            ..BackupOptions::default()
+        };
+        backup(home, &owner, "c", &opts, &Quiet).unwrap()
+    };
+    let first = whole(&home);
+    assert_eq!(first.walk, None);
+
+    // Nothing changed: every source is kept as it was, nothing walked.
+    let same = guided(&home, trove_repo::Changes::watching(vec![src.clone()]));
+    assert_eq!(same.snapshot.root, first.snapshot.root);
+    assert_eq!(same.walk.map(|w| (w.walked, w.kept)), Some((0, 1)));
+    let (a, b) = (&first.snapshot.summary, &same.snapshot.summary);
+    assert_eq!(
+        (b.files_unchanged, b.bytes_total, b.dirs),
+        (a.files_new, a.bytes_total, a.dirs)
+    );
+
+    // A change in d1, a file removed from d2, one added deep in d0.
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(src.join("d1/f1"))
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"one more line").unwrap();
+    drop(f);
+    std::fs::remove_file(src.join("d2/f2")).unwrap();
+    std::fs::write(src.join("d0/deep/er/new"), b"a new file").unwrap();
+
+    // A guide that misses them is believed: the old trees stand.
+    let blind = guided(&home, trove_repo::Changes::watching(vec![src.clone()]));
+    assert_eq!(blind.snapshot.root, first.snapshot.root);
+    // A guide for other sources is not used.
+    let other = guided(
+        &home,
+        trove_repo::Changes::watching(vec![tmp.path().into()]),
+    );
+    assert_eq!(other.walk, None);
+    assert_ne!(other.snapshot.root, first.snapshot.root);
+
+    // The watcher's paths: the walk enters src, d0, d0/deep, d0/deep/er,
+    // d1 and d2, and keeps d3.
+    let mut seen = trove_repo::Changes::watching(vec![src.clone()]);
+    for p in ["d1/f1", "d2/f2", "d0/deep/er/new"] {
+        seen.add(&src.join(p));
+    }
+    let g = guided(&home, seen);
+    assert_eq!(g.walk.map(|w| (w.walked, w.kept)), Some((6, 1)));
+    // The same snapshot a whole walk makes: same trees, same summary.
+    let w = whole(&home);
+    assert_eq!(g.snapshot.root, w.snapshot.root);
+    assert_eq!(g.snapshot.root, other.snapshot.root);
+    let (gs, ws) = (&g.snapshot.summary, &w.snapshot.summary);
+    assert_eq!(
+        (
+            gs.files_unchanged + gs.files_changed + gs.files_new,
+            gs.bytes_total,
+            gs.dirs
+        ),
+        (ws.files_unchanged, ws.bytes_total, ws.dirs)
+    );
+    let r = restore_all(&home, &owner, tmp.path());
+    assert!(r.lost.is_empty() && r.problems.is_empty(), "{r:?}");
+    assert_same_tree(&src, &tmp.path().join("restored/src"));
+
+    // A folder created, with files: walked whole.
+    std::fs::create_dir_all(src.join("d3/made/sub")).unwrap();
+    std::fs::write(src.join("d3/made/sub/x"), b"in a new folder").unwrap();
+    let mut seen = trove_repo::Changes::watching(vec![src.clone()]);
+    seen.add(&src.join("d3/made"));
+    let g = guided(&home, seen);
+    assert_eq!(g.snapshot.summary.files_new, 1);
+    assert_eq!(g.snapshot.root, whole(&home).snapshot.root);
+
+    // Every older snapshot forgotten and their data pruned: the kept trees
+    // may name blobs that are gone, so none is taken until walked again.
+    let mut rows = home.containers().snapshot_rows(None).unwrap();
+    rows.sort_by_key(|r| r.time_unix_ns);
+    rows.pop();
+    let older: Vec<String> = rows.iter().map(|r| r.id.to_hex()).collect();
+    let f = trove_repo::forget(
+        &home,
+        &owner,
+        "c",
+        &trove_repo::ForgetOptions {
+            snapshots: older,
+            prune: true,
+            max_unused: trove_repo::MaxUnused::Percent(0.0),
+            ..Default::default()
+        },
+        &Quiet,
+    )
+    .unwrap();
+    assert!(f.prune.unwrap().packs_deleted > 0);
+    let after = guided(&home, trove_repo::Changes::watching(vec![src.clone()]));
+    assert_eq!(after.walk.map(|w| w.kept), Some(0));
+    assert_eq!(after.snapshot.root, g.snapshot.root);
+    // Walked again, they are kept again.
+    let again = guided(&home, trove_repo::Changes::watching(vec![src.clone()]));
+    assert_eq!(again.walk.map(|w| (w.walked, w.kept)), Some((0, 1)));
+    let r = restore_all(&home, &owner, tmp.path());
+    assert!(r.lost.is_empty() && r.problems.is_empty(), "{r:?}");
+    assert_same_tree(&src, &tmp.path().join("restored/src"));
+}

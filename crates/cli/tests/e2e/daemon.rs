@@ -356,6 +356,65 @@ fn a_lost_peer_is_repaired_with_no_command_and_a_brief_outage_is_not() {
     assert_same_tree(&t.src, &out);
 }
 
+/// The guided walks the daemon logged: (paths seen, folders walked,
+/// folders kept).
+fn guided_walks(log: &str) -> Vec<(u64, u64, u64)> {
+    log.lines()
+        .filter_map(|l| {
+            let (_, tail) = l.split_once("; ")?;
+            let (seen, tail) = tail.split_once(" changed path(s) seen: ")?;
+            let (walked, tail) = tail.split_once(" folder(s) walked, ")?;
+            let (kept, _) = tail.split_once(" kept")?;
+            Some((seen.parse().ok()?, walked.parse().ok()?, kept.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn the_daemon_walks_only_what_changed_and_its_snapshots_stay_exact() {
+    let t = Trove::setup(3, "2+1");
+    make_small_tree(&t.src, 37);
+    let d = started(&t, &["--debounce", "1s", "--max-delay", "2s"]);
+    // The start's backup walked everything.
+    assert!(guided_walks(&d.log()).is_empty(), "{}", d.log());
+
+    // One file changed deep down: the folders above it are walked, its
+    // neighbours kept.
+    write(&t.src.join("nested/a/b/c/deep.txt"), b"changed deep down");
+    wait_for("the change in a snapshot", || {
+        guided_walks(&d.log()).first().copied()
+    });
+    let (_, walked, kept) = guided_walks(&d.log())[0];
+    assert_eq!(walked, 5, "src, nested, a, b, c:\n{}", d.log());
+    // docs, bin, sub, dup, empty-dir and nested/empty-inner.
+    assert_eq!(kept, 6, "{}", d.log());
+
+    // A folder made with files inside, a folder moved, a folder deleted,
+    // a mode changed: each is in the next snapshots.
+    std::fs::create_dir_all(t.src.join("made/inner")).unwrap();
+    write(&t.src.join("made/inner/new.txt"), b"made while watched");
+    std::fs::rename(t.src.join("sub/path"), t.src.join("docs/path-moved")).unwrap();
+    std::fs::remove_dir_all(t.src.join("dup")).unwrap();
+    chmod(&t.src.join("docs/letter-03.txt"), 0o600);
+    wait_in_latest(&t, "made/inner/new.txt");
+    wait_for("every change in data:latest", || {
+        let paths = latest_paths(&t);
+        (paths
+            .iter()
+            .any(|p| p.ends_with("docs/path-moved/more/inner.bin"))
+            && !paths
+                .iter()
+                .any(|p| p.contains("/dup") || p.contains("sub/path")))
+        .then_some(())
+    });
+    // Quiet again: the source and the latest snapshot agree exactly.
+    std::thread::sleep(Duration::from_secs(3));
+    let walks = guided_walks(&d.log());
+    assert!(walks.iter().all(|w| w.2 > 0), "{walks:?}");
+    assert!(d.terminate().success());
+    assert_intact(&t);
+}
+
 #[test]
 fn kill_9_of_the_daemon_mid_backup_then_restart_loses_nothing() {
     let t = Trove::setup(7, "4+2");

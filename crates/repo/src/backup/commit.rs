@@ -3,12 +3,12 @@
 //! local transaction commits them (the commit point, invariant 4 of
 //! docs/design.md §Invariants); then they are replicated to the peers.
 
-use super::pipeline::{FileResult, Stored};
+use super::pipeline::{FileResult, FolderTrees, Stored};
 use super::prepare::Prepared;
 use crate::error::Result;
 use crate::home::{Home, Owner};
 use crate::index::{FileCacheUpdate, FileEntry};
-use crate::index::{FolderCache, Lookups};
+use crate::index::{FolderCache, FolderTree, Lookups};
 use crate::meta::sync_meta;
 use crate::pending::PendingCommit;
 use crate::progress::Progress;
@@ -42,8 +42,11 @@ pub(super) fn commit(
     } = prepared;
     let cid = container.manifest.id;
     let mut unreadable = std::mem::take(&mut scan.unreadable);
+    // Folders a guided walk kept count as they were.
     let mut summary = SnapshotSummary {
-        dirs: scan.dirs,
+        dirs: scan.dirs + scan.kept.dirs,
+        files_unchanged: scan.kept.files,
+        bytes_total: scan.kept.bytes,
         blobs_new: stored.blobs_new,
         packs_new: stored.packs.len() as u64,
         bytes_stored: stored.fragment_bytes,
@@ -72,7 +75,8 @@ pub(super) fn commit(
             None => {}
         }
     }
-    let files = file_cache_update(&scan, stored.files, &lookups)?;
+    let mut files = file_cache_update(&scan, stored.files, &lookups)?;
+    folder_trees_update(&scan, &stored.trees, &lookups, &mut files)?;
     drop(lookups);
     summary.unreadable = unreadable.len() as u64;
     // The walk is not needed past this point, and the commit's peak (the
@@ -180,11 +184,50 @@ fn file_cache_update(
         }
     }
     // Records of folders not walked (gone), looked for only when there are
-    // more records than walked folders had: reading every record costs.
+    // more records than walked folders had: reading every record costs. A
+    // guided walk leaves most folders alone: those are not gone, and what
+    // went is taken out at the next whole walk.
     let walked_with_record = scan.folders.iter().filter(|f| f.had_record).count() as u64;
-    if lookups.folders > walked_with_record {
+    if !scan.guided && lookups.folders > walked_with_record {
         let walked: HashSet<&[u8]> = scan.folders.iter().map(|f| f.key.as_slice()).collect();
         update.remove.extend(lookups.folders_not_in(&walked)?);
     }
     Ok(update)
+}
+
+/// The folder trees to record: each walked folder's new tree where it
+/// differs from the record (none is written on an unchanged re-run), and
+/// no record for a folder with a part left out or, after a whole walk, for
+/// a folder that is gone.
+fn folder_trees_update(
+    scan: &Scan,
+    trees: &FolderTrees,
+    lookups: &Lookups,
+    update: &mut FileCacheUpdate,
+) -> Result<()> {
+    for (place, tree) in trees {
+        let key = scan.place_key(*place);
+        let had = lookups.stored_tree(key);
+        match tree {
+            Some((tree, sum)) => {
+                let now = FolderTree {
+                    epoch: lookups.epoch,
+                    tree: *tree,
+                    files: sum.files,
+                    bytes: sum.bytes,
+                    dirs: sum.dirs,
+                };
+                if had != Some(now) {
+                    update.trees.push((key.to_vec(), now));
+                }
+            }
+            None if had.is_some() => update.forget_trees.push(key.to_vec()),
+            None => {}
+        }
+    }
+    if !scan.guided {
+        let walked: HashSet<&[u8]> = trees.iter().map(|(p, _)| scan.place_key(*p)).collect();
+        update.forget_trees.extend(lookups.trees_not_in(&walked)?);
+    }
+    Ok(())
 }

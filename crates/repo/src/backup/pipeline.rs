@@ -116,10 +116,46 @@ impl FileChunks {
     }
 }
 
+/// What a tree holds, at every depth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct TreeSum {
+    pub files: u64,
+    pub bytes: u64,
+    pub dirs: u64,
+    /// Nothing in it was left out (unreadable).
+    pub whole: bool,
+}
+
+impl Default for TreeSum {
+    fn default() -> Self {
+        Self {
+            files: 0,
+            bytes: 0,
+            dirs: 0,
+            whole: true,
+        }
+    }
+}
+
+impl TreeSum {
+    fn add(&mut self, other: TreeSum) {
+        self.files += other.files;
+        self.bytes += other.bytes;
+        self.dirs += other.dirs;
+        self.whole &= other.whole;
+    }
+}
+
+/// Each walked folder (by its place in the walk) with its new tree, or
+/// none where something in it was left out.
+pub(super) type FolderTrees = Vec<(u32, Option<(TreeId, TreeSum)>)>;
+
 /// What the pipeline stored.
 pub(super) struct Stored {
     /// The snapshot's root tree.
     pub root: TreeId,
+    /// The tree of every folder walked (none if the backup aborted).
+    pub trees: FolderTrees,
     /// Packs this backup stored (all recorded in the index).
     pub packs: Vec<PackId>,
     /// Per scanned file (slot order): read, unreadable, or not read (cached,
@@ -362,11 +398,19 @@ impl Shared<'_> {
         })
     }
 
-    /// Build the tree of a scanned directory, queueing tree blobs.
-    fn tree(&self, out: &mut BlobOut, children: &[ScanNode], files: &Outcomes) -> TreeId {
+    /// Build the tree of a scanned directory, queueing tree blobs; what it
+    /// holds is added to `sum`, and each folder's tree to `trees`.
+    fn tree(
+        &self,
+        out: &mut BlobOut,
+        children: &[ScanNode],
+        files: &Outcomes,
+        sum: &mut TreeSum,
+        trees: &mut FolderTrees,
+    ) -> TreeId {
         let mut nodes: Vec<Node> = children
             .iter()
-            .filter_map(|c| self.node(out, c, files))
+            .filter_map(|c| self.node(out, c, files, sum, trees))
             .collect();
         let (bytes, id) = self.profiler.time(Stage::Trees, 0, || {
             nodes.sort_by(|a, b| a.name.cmp(&b.name));
@@ -378,17 +422,60 @@ impl Shared<'_> {
         id
     }
 
-    fn node(&self, out: &mut BlobOut, n: &ScanNode, files: &Outcomes) -> Option<Node> {
+    fn node(
+        &self,
+        out: &mut BlobOut,
+        n: &ScanNode,
+        files: &Outcomes,
+        sum: &mut TreeSum,
+        trees: &mut FolderTrees,
+    ) -> Option<Node> {
         Some(match n {
-            ScanNode::File(f) => file_node(f, files)?,
-            ScanNode::Dir(d) => Node {
-                name: d.name.clone(),
-                mode: d.mode,
-                mtime_ns: d.mtime_ns,
-                kind: NodeKind::Dir {
-                    tree: self.tree(out, &d.children, files),
-                },
-            },
+            ScanNode::File(f) => {
+                let node = file_node(f, files);
+                match &node {
+                    Some(Node {
+                        kind: NodeKind::File { size, .. },
+                        ..
+                    }) => {
+                        sum.files += 1;
+                        sum.bytes += size;
+                    }
+                    // Left out: the tree cannot stand for the folder.
+                    _ => sum.whole = false,
+                }
+                node?
+            }
+            ScanNode::Dir(d) => {
+                let mut mine = TreeSum {
+                    dirs: 1,
+                    whole: d.whole,
+                    ..TreeSum::default()
+                };
+                let tree = self.tree(out, &d.children, files, &mut mine, trees);
+                trees.push((d.place, mine.whole.then_some((tree, mine))));
+                sum.add(mine);
+                Node {
+                    name: d.name.clone(),
+                    mode: d.mode,
+                    mtime_ns: d.mtime_ns,
+                    kind: NodeKind::Dir { tree },
+                }
+            }
+            ScanNode::Kept(k) => {
+                sum.add(TreeSum {
+                    files: k.tree.files,
+                    bytes: k.tree.bytes,
+                    dirs: k.tree.dirs,
+                    whole: true,
+                });
+                Node {
+                    name: k.name.clone(),
+                    mode: k.mode,
+                    mtime_ns: k.mtime_ns,
+                    kind: NodeKind::Dir { tree: k.tree.tree },
+                }
+            }
             ScanNode::Symlink(l) => Node {
                 name: l.name.clone(),
                 mode: l.mode,
@@ -506,7 +593,7 @@ pub(super) fn run(
     )
     .recording_intents(&home.index, cid)
     .profiled(profiler);
-    let (root, packs, files, blobs_new) = std::thread::scope(|s| -> Result<_> {
+    let (root, trees, packs, files, blobs_new) = std::thread::scope(|s| -> Result<_> {
         // Packer: sealed blobs in, finished packs out.
         let seal_key = &container.keys.seal;
         let packer = s.spawn(move || {
@@ -611,6 +698,7 @@ pub(super) fn run(
         }
         let files = std::mem::take(&mut *results.lock().expect("not poisoned"));
         // Trees, bottom-up; the root lists one entry per source.
+        let mut trees = FolderTrees::new();
         let root = if abort.load(Ordering::Relaxed) {
             TreeId([0; 32])
         } else {
@@ -622,16 +710,19 @@ pub(super) fn run(
                 &mut BlobOut::new(blob_tx.clone()),
                 &scanned.roots,
                 &outcomes,
+                &mut TreeSum::default(),
+                &mut trees,
             )
         };
         let blobs_new = shared.blobs_new.load(Ordering::Relaxed);
         drop(blob_tx); // closes the blob channel: the packer flushes its last pack
         packer.join().expect("packer does not panic");
         let packs = upload.join().expect("uploader does not panic")?;
-        Ok((root, packs, files, blobs_new))
+        Ok((root, trees, packs, files, blobs_new))
     })?;
     Ok(Stored {
         root,
+        trees,
         packs,
         files,
         blobs_new,

@@ -1,6 +1,7 @@
 //! Stage 1 of a backup: the container, its peers, an up-to-date roster and
 //! replicated metadata, and the walk of the sources.
 
+use crate::changes::Changes;
 use crate::error::{RepoError, Result};
 use crate::health::DEFAULT_PEER_LOST_AFTER;
 use crate::home::{Container, Home, Owner};
@@ -36,15 +37,17 @@ pub(super) struct Walked {
     scan: Scan,
 }
 
-/// Walk `manifest`'s sources against its file cache as of now.
+/// Walk `manifest`'s sources against its file cache as of now (guided by
+/// `changes` when a watcher said what changed).
 pub(super) fn walk_sources(
     home: &Home,
     manifest: &ContainerManifest,
+    changes: Option<&Changes>,
     profiler: &Profiler,
 ) -> Result<Walked> {
     let lookups = home.index.lookups(&manifest.id)?;
     let paths: Vec<PathBuf> = manifest.sources.iter().map(PathBuf::from).collect();
-    let scan = profiler.time_alone(Stage::Scan, || scan::scan(&paths, &lookups));
+    let scan = profiler.time_alone(Stage::Scan, || scan::scan(&paths, &lookups, changes));
     Ok(Walked {
         sources: manifest.sources.clone(),
         lookups,
@@ -57,6 +60,7 @@ pub(super) fn prepare(
     owner: &Owner,
     name: &str,
     early: Option<Walked>,
+    changes: Option<&Changes>,
     profiler: &Profiler,
     progress: &dyn Progress,
 ) -> Result<Prepared> {
@@ -72,7 +76,7 @@ pub(super) fn prepare(
         {
             w
         }
-        _ => walk_sources(home, &container.manifest, profiler)?,
+        _ => walk_sources(home, &container.manifest, changes, profiler)?,
     };
     finish(name, container, peers, walked, progress)
 }
@@ -147,8 +151,8 @@ fn finish(
     }
     let to_read = scan.files.iter().filter(|f| !f.cached);
     progress.event(Event::Scanned {
-        files: scan.files.len() as u64,
-        bytes: scan.files.iter().map(|f| f.stat.size).sum(),
+        files: scan.files.len() as u64 + scan.kept.files,
+        bytes: scan.files.iter().map(|f| f.stat.size).sum::<u64>() + scan.kept.bytes,
         to_read: to_read.clone().count() as u64,
         to_read_bytes: to_read.map(|f| f.stat.size).sum(),
     });
