@@ -9,6 +9,9 @@
 # folders instead.
 # Phases, each measured with GNU time (/usr/bin/time -v):
 #   (a) first backup  (b) unchanged re-run  (d) one file changed, backed up
+#   (e) `trove daemon` running on the folder peers' home: `trove backup`
+#       unchanged, one file changed, put back; each asks the daemon, whose
+#       watcher knows what changed (compared with restic's (b) and (d))
 #   (c) restore (of the last snapshot)
 # Then a profile run: a first backup into a fresh trove home with six new
 # folder peers, `trove backup --profile`, whose per-stage table and pipeline
@@ -101,8 +104,22 @@ stop_nodes() { # SIGTERM every node still running, SIGKILL after 10 s
     done
     NODE_PIDS=()
 }
+DAEMON_PID="" # the `trove daemon` of phase (e)
+stop_daemon() { # SIGTERM, SIGKILL after 30 s
+    [ -n "$DAEMON_PID" ] || return 0
+    local n
+    kill -TERM "$DAEMON_PID" 2>/dev/null || true
+    for ((n = 0; n < 300; n++)); do
+        kill -0 "$DAEMON_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$DAEMON_PID" 2>/dev/null || true
+    wait "$DAEMON_PID" 2>/dev/null || true
+    DAEMON_PID=""
+}
 CHANGED="" # the source file phase (d) changes; put back on exit
 cleanup() {
+    stop_daemon
     stop_nodes
     [ -z "$CHANGED" ] || cp -p "$WORK/changed.orig" "$CHANGED" 2>/dev/null || true
     if [ "${BENCH_KEEP:-0}" = 1 ]; then
@@ -388,13 +405,63 @@ printf 'one more line\n' >>"$CHANGED"
 backup_phase d
 say "  changed $CHANGED; trove read $(json_field "$WORK/trove-d.out" bytes_read) bytes"
 
+# (e) `trove daemon` on the folder peers' home, the way Trove is meant to
+# run: its start's backup walks everything. Then `trove backup` (measured as
+# the others, cold cache) asks the daemon, whose watcher knows what changed:
+# unchanged, after the file of (d) changed again, and after it is put back as
+# it was after (d) (so every restore below still matches the source). The
+# daemon's log says how each backup walked; its CPU is counted apart.
+say "(e) with trove daemon running: trove backup unchanged, one file changed, put back"
+cp -p "$CHANGED" "$WORK/changed.d"
+DLOG="$WORK/daemon.log"
+# wait_log PATTERN COUNT: until PATTERN is on COUNT lines of the log (300 s).
+wait_log() {
+    local n
+    for ((n = 0; n < 3000; n++)); do
+        [ "$(grep -c -- "$1" "$DLOG" 2>/dev/null)" -ge "$2" ] && return 0
+        kill -0 "$DAEMON_PID" 2>/dev/null || die "the daemon stopped; its log: $DLOG"
+        sleep 0.1
+    done
+    die "no '$1' in the daemon's log within 300 s: $DLOG"
+}
+daemon_ticks() { awk '{print $14 + $15}' "/proc/$DAEMON_PID/stat" 2>/dev/null || echo 0; }
+# Long quiet times: only the requests make it back up. Audits start a
+# minute after the daemon; this phase ends before.
+TROVE_LOG=info "$TROVE" daemon --debounce 10m --max-delay 20m >/dev/null 2>"$DLOG" &
+DAEMON_PID=$!
+wait_log "of bench (rescan" 1
+for ((n = 0; n < 100; n++)); do # it takes requests once daemon.json says so
+    grep -q '"takes_requests": true' "$TROVE_HOME/daemon.json" 2>/dev/null && break
+    sleep 0.1
+done
+D_RESCAN=$(sed -n 's/.*of bench (rescan.* stored, \([0-9.]*\)s.*/\1/p' "$DLOG" | head -n 1)
+daemon_request() { # PHASE: trove backup through the daemon, measured
+    local t0
+    prepare_phase backup
+    t0=$(daemon_ticks)
+    measure "trove-$1" "$TROVE" --json backup bench
+    record trove "$1"
+    R[trove.$1.dcpu]=$(awk -v t="$(($(daemon_ticks) - t0))" -v hz="$CLK_TCK" 'BEGIN {printf "%.2f", t / hz}')
+    grep -q '"by_daemon"' "$WORK/trove-$1.out" || say "  warning: trove-$1 was not made by the daemon"
+}
+daemon_request e1
+printf 'one more line, seen by the watcher\n' >>"$CHANGED"
+daemon_request e2
+cp -p "$WORK/changed.d" "$CHANGED"
+daemon_request e3
+D_HWM=$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$DAEMON_PID/status" 2>/dev/null || echo "?")
+stop_daemon
+# "N changed path(s) seen: W folder(s) walked, K kept (S s)" per backup.
+D_WALKS=$(sed -n 's/.*; \([0-9]*\) changed path(s) seen: \([0-9]*\) folder(s) walked, \([0-9]*\) kept (\([0-9.]*\)s).*/\2 walked, \3 kept in \4 s/p' "$DLOG" | paste -sd ';' | sed 's/;/; /g')
+say "  daemon: start's whole walk ${D_RESCAN:-?} s; its backups for the requests: ${D_WALKS:-none guided}"
+
 say "(c) restore (trove: after deleting peer folders p1 and p2; nodes: after killing n1 and n2)"
 rm -rf "$WORK/peers/p1" "$WORK/peers/p2"
 prepare_phase restore
 measure trove-c "$TROVE" --json restore bench:latest --target "$WORK/restore-trove"
 record trove c
 SNAP_C=$(json_field "$WORK/trove-c.out" snapshot)
-[ -z "$SNAP_d" ] || [ "$SNAP_C" = "$SNAP_d" ] || say "  warning: trove restored snapshot $SNAP_C, expected $SNAP_d"
+say "  trove restored snapshot $SNAP_C (the daemon's last)"
 node_sample # the killed nodes' peaks up to now
 for i in "${NODE_KILLED[@]}"; do
     kill -KILL "${NODE_PIDS[$i]}"
@@ -506,6 +573,16 @@ echo "node processes, peak RSS over the whole run: largest $(awk -v k="$NODE_RSS
 echo "stored after first backup: trove $(mb "$TROVE_STORED") over 6 folder peers, $(mb "$NODES_STORED") over 6 nodes (4+2), restic $(mb "$RESTIC_STORED")"
 echo "restore verified against source: trove folders $TROVE_VERIFY, trove nodes $NODES_VERIFY, restic $RESTIC_VERIFY"
 echo
+echo "with trove daemon running (trove folders' home; \`trove backup\` asks the daemon, whose watcher knows what changed; cold cache):"
+echo "  daemon's start: every folder walked in ${D_RESCAN:-?} s; peak RSS of the daemon over its life ${D_HWM} MiB"
+for p in e1:b:"unchanged" e2:d:"one file changed" e3:d:"put back"; do
+    IFS=: read -r e q what <<<"$p"
+    printf '  %-18s trove backup %5s s (command: %s MiB, %s CPU s; daemon %s CPU s) | restic %-18s %5s s | speed vs restic %sx\n' \
+        "$what:" "${R[trove.$e.sec]}" "${R[trove.$e.rss]}" "${R[trove.$e.cpu]}" "${R[trove.$e.dcpu]}" \
+        "$([ "$q" = b ] && echo "unchanged re-run" || echo "one file changed")" "${R[restic.$q.sec]}" "$(ratio "${R[restic.$q.sec]}" "${R[trove.$e.sec]}")"
+done
+echo "  the daemon's walks (its log): ${D_WALKS:-none guided}"
+echo
 echo "$PROFILE_TABLE"
 for t in trove nodes restic; do
     for p in "${PHASES[@]}"; do
@@ -526,6 +603,12 @@ done
     echo "  \"stored_bytes\": {\"trove\": $TROVE_STORED, \"restic\": $RESTIC_STORED},"
     echo "  \"snapshots\": {\"trove\": [\"$SNAP_a\", \"$SNAP_b\", \"$SNAP_d\"], \"restic\": [\"$RSNAP_a\", \"$RSNAP_b\", \"$RSNAP_d\"]},"
     echo "  \"verify\": {\"trove\": \"$TROVE_VERIFY\", \"restic\": \"$RESTIC_VERIFY\"},"
+    echo "  \"with_daemon\": {\"rescan_seconds\": ${D_RESCAN:-null}, \"daemon_peak_rss_mib\": \"$D_HWM\", \"walks\": \"$D_WALKS\","
+    for e in e1 e2 e3; do
+        printf '    "%s": {"seconds": %s, "peak_rss_mib": %s, "cpu_seconds": %s, "daemon_cpu_seconds": %s, "exit_code": %s},\n' \
+            "$e" "${R[trove.$e.sec]}" "${R[trove.$e.rss]}" "${R[trove.$e.cpu]}" "${R[trove.$e.dcpu]}" "${R[trove.$e.rc]}"
+    done
+    echo "    \"phases\": \"e1: unchanged, e2: one file changed, e3: put back\"},"
     echo "  \"phases\": ["
     sep=""
     for p in "${PHASES[@]}"; do

@@ -7,6 +7,7 @@
 
 mod error;
 pub mod instance;
+pub mod request;
 pub mod run;
 pub mod schedule;
 pub mod state;
@@ -41,6 +42,9 @@ pub enum Msg {
         container: Option<usize>,
         why: watch::WatchFailure,
     },
+    /// `trove backup` asks for a backup now (the request file, seen by the
+    /// watcher after every change made before it).
+    Request(PathBuf),
     /// SIGTERM or SIGINT: finish the step under way, then stop.
     Shutdown,
 }

@@ -152,6 +152,8 @@ pub struct Daemon {
     /// Peers' states at the last round, to log changes only.
     peer_states: std::collections::HashMap<String, PeerState>,
     shutdown: bool,
+    /// Requests of `trove backup` to answer, in order.
+    requests: std::collections::VecDeque<PathBuf>,
     /// Why it stopped, once `shutdown` is set.
     stopped: Stopped,
 }
@@ -282,7 +284,16 @@ impl Daemon {
             .enumerate()
             .flat_map(|(i, c)| c.sources.iter().map(move |s| (i, s.clone())))
             .collect();
-        let watches = match Watches::start(tx, sources, ignore) {
+        // Requests of `trove backup` left by commands that gave up.
+        let requests = crate::request::requests_dir(dir)
+            .inspect_err(|e| {
+                tracing::warn!("cannot make the requests folder ({e}): `trove backup` walks the sources itself")
+            })
+            .ok();
+        if let Some(r) = &requests {
+            crate::request::clear(r);
+        }
+        let watches = match Watches::start(tx, sources, ignore, requests) {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!(
@@ -309,6 +320,7 @@ impl Daemon {
             peer_states: Default::default(),
             config_mtime: config_mtime(dir),
             shutdown: false,
+            requests: Default::default(),
             stopped: Stopped::Asked,
         };
         for i in 0..daemon.containers.len() {
@@ -373,6 +385,13 @@ impl Daemon {
     pub fn run(mut self) -> Stopped {
         while !self.shutdown {
             self.reload_schedules();
+            if let Some(request) = self.requests.pop_front() {
+                self.serve(&request);
+                while let Ok(msg) = self.rx.try_recv() {
+                    self.handle(msg);
+                }
+                continue;
+            }
             let now = Instant::now();
             let (at, step) = self.next_step();
             if at > now {
@@ -512,6 +531,11 @@ impl Daemon {
                     }
                 }
             }
+            Msg::Request(path) => {
+                if !self.requests.contains(&path) {
+                    self.requests.push_back(path);
+                }
+            }
             Msg::Shutdown => {
                 if !self.shutdown {
                     tracing::info!("stopping: the step under way (if any) was finished; press Ctrl-C again to stop at once (safe: the next start picks up)");
@@ -581,12 +605,50 @@ impl Daemon {
         }
     }
 
+    /// Answer the request of `trove backup` at `path`: a backup of its
+    /// container now, for the changes the journal holds.
+    fn serve(&mut self, path: &Path) {
+        let Some(request) = crate::request::take(path) else {
+            return;
+        };
+        let result = request.and_then(|r| {
+            let Some(i) = self.containers.iter().position(|c| c.name == r.container) else {
+                return Err(format!(
+                    "this daemon looks after no container `{}` (it has {}); restart it to take in a new one",
+                    r.container,
+                    self.containers
+                        .iter()
+                        .map(|c| format!("`{}`", c.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            };
+            self.save_state(Some(format!("backup {} (asked)", r.container)));
+            self.backup_now(i, true)
+        });
+        crate::request::answer(path, result);
+    }
+
     fn backup(&mut self, i: usize) {
+        // Logged where it failed.
+        let _ = self.backup_now(i, false);
+    }
+
+    /// Back up container `i` (`asked`: for a `trove backup`): its report as
+    /// `trove backup --json` prints it, or why there is none.
+    fn backup_now(&mut self, i: usize, asked: bool) -> Result<serde_json::Value, String> {
+        // Events already queued name changes made before this backup: they
+        // go in the journal it is given, not the next one.
+        while let Ok(msg) = self.rx.try_recv() {
+            self.handle(msg);
+        }
         let now = Instant::now();
         let rescan = self.settings.rescan;
         let c = &mut self.containers[i];
         let trigger = if now >= c.next_rescan {
             "rescan"
+        } else if asked {
+            "asked"
         } else {
             "changes"
         };
@@ -615,13 +677,13 @@ impl Daemon {
                 if c.held.as_deref() != Some(held.as_str()) {
                     tracing::warn!("container {}: {held}", c.name);
                 }
-                c.held = Some(held);
+                c.held = Some(held.clone());
                 c.dirty = None;
                 // Look again soon (a disk mounted again is backed up at
                 // once, and watched anew), and confirm at the rescan.
                 c.next_rescan = (since + rescan).min(now + GONE_RECHECK);
                 c.watching = false;
-                return;
+                return Err(held);
             }
             tracing::warn!(
                 "container {}: source {} still empty or missing after {}: backing it up as it is",
@@ -643,7 +705,7 @@ impl Daemon {
         // last one began; from now on, what it names is for the next.
         let c = &mut self.containers[i];
         let guide = match c.journal.take() {
-            Some(j) if trigger == "changes" && c.watching && c.guidable => Some(j),
+            Some(j) if trigger != "rescan" && c.watching && c.guidable => Some(j),
             _ => None,
         };
         c.journal = c.watching.then(|| Changes::watching(c.sources.clone()));
@@ -657,7 +719,7 @@ impl Daemon {
                 c.failures += 1;
                 c.retry_at = Some(Instant::now() + backoff(c.failures, rescan));
             }
-            return;
+            return Err("the daemon could not open the index (its log says why)".into());
         };
         let waited = waiting.elapsed().as_secs_f64();
         let progress = LogProgress { what: &name };
@@ -707,7 +769,12 @@ impl Daemon {
                 c.retry_at = None;
                 c.last_error = None;
                 c.last_backup_unix = Some(now_unix());
-                c.next_rescan = now + rescan;
+                // Only a whole walk puts off the next one: the rescan is
+                // what finds the changes inotify cannot see.
+                if guide.is_none() {
+                    c.next_rescan = now + rescan;
+                }
+                serde_json::to_value(&r).map_err(|e| e.to_string())
             }
             Err(e) => {
                 c.failures += 1;
@@ -721,6 +788,7 @@ impl Daemon {
                 c.give_back(guide);
                 // The changes are still to be backed up.
                 c.dirty = Some(pending.unwrap_or_else(|| Dirty::new(now)));
+                Err(e.to_string())
             }
         }
     }
@@ -922,6 +990,7 @@ impl Daemon {
                     (c.name.clone(), row)
                 })
                 .collect(),
+            takes_requests: self.watches.as_ref().is_some_and(|w| w.takes_requests),
         };
         if self.saved.as_ref() == Some(&state) {
             return;

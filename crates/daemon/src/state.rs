@@ -27,6 +27,9 @@ pub struct DaemonState {
     /// The storm guard holds (why, for people).
     pub storm: Option<String>,
     pub containers: BTreeMap<String, ContainerState>,
+    /// It answers `trove backup` ([`crate::request`]).
+    #[serde(default)]
+    pub takes_requests: bool,
 }
 
 /// One container, as the daemon sees it.

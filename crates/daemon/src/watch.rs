@@ -22,6 +22,8 @@ pub struct Watches {
     watcher: RecommendedWatcher,
     /// (container, source): every source of every watched container.
     sources: Vec<(usize, PathBuf)>,
+    /// The requests folder is watched: `trove backup` may ask.
+    pub takes_requests: bool,
 }
 
 impl std::fmt::Debug for Watches {
@@ -80,12 +82,17 @@ impl Watches {
     /// Start the watcher; sources are added with [`Watches::watch`].
     /// Events go to `tx` as [`Msg::Changed`] (or [`Msg::Rescan`] when the
     /// kernel's queue overflowed and events were lost).
+    /// `requests` is the folder `trove backup` puts its requests in
+    /// ([`crate::request`]): watched by the same inotify instance, so a
+    /// request comes after the events of every change made before it.
     pub fn start(
         tx: Sender<Msg>,
         sources: Vec<(usize, PathBuf)>,
         ignore: Vec<PathBuf>,
+        requests: Option<PathBuf>,
     ) -> Result<Self, WatchFailure> {
         let owners = sources.clone();
+        let asked = requests.clone();
         let handler = move |res: notify::Result<Event>| match res {
             Ok(ev) if ev.flag() == Some(Flag::Rescan) => {
                 let _ = tx.send(Msg::Rescan {
@@ -97,6 +104,12 @@ impl Watches {
             Ok(ev) if is_change(&ev.kind) => {
                 let at = Instant::now();
                 for path in ev.paths {
+                    if asked.is_some() && path.parent() == asked.as_deref() {
+                        if crate::request::is_request(&path) {
+                            let _ = tx.send(Msg::Request(path));
+                        }
+                        continue;
+                    }
                     if ignore.iter().any(|i| path.starts_with(i)) {
                         continue;
                     }
@@ -123,8 +136,23 @@ impl Watches {
             }
         };
         let config = notify::Config::default().with_follow_symlinks(false);
-        let watcher = RecommendedWatcher::new(handler, config).map_err(|e| failure(&e))?;
-        Ok(Self { watcher, sources })
+        let mut watcher = RecommendedWatcher::new(handler, config).map_err(|e| failure(&e))?;
+        let takes_requests = requests.as_ref().is_some_and(|dir| {
+            watcher
+                .watch(dir, RecursiveMode::NonRecursive)
+                .inspect_err(|e| {
+                    tracing::warn!(
+                        "cannot watch {} ({e}): `trove backup` walks the sources itself",
+                        dir.display()
+                    )
+                })
+                .is_ok()
+        });
+        Ok(Self {
+            watcher,
+            sources,
+            takes_requests,
+        })
     }
 
     /// Watch (again) every source of `container`; each one that cannot be

@@ -1,8 +1,9 @@
 //! `trove backup`: an incremental snapshot of a container.
 
-use crate::context::{open_home, passphrase, Out};
+use crate::context::{home_dir, open_home, passphrase, Out};
 use crate::ui;
-use anyhow::Result;
+use anyhow::{Context, Result};
+use serde_json::Value;
 use std::process::ExitCode;
 use trove_repo::{BackupOptions, BackupReport, StageProfile};
 
@@ -12,16 +13,124 @@ pub struct Args {
     name: Option<String>,
     #[command(flatten)]
     opts: BackupOptions,
+    /// Walk the sources here even when `trove daemon` runs (by default the
+    /// daemon, whose watcher knows what changed, does the backup).
+    #[arg(long)]
+    no_daemon: bool,
 }
 
 pub fn run(args: Args, out: Out) -> Result<ExitCode> {
     let home = open_home()?;
     let name = home.containers().name_or_only(args.name.as_deref())?;
+    if let Some(pid) = trove_daemon::request::serving(&home_dir()?).filter(|_| asks_daemon(&args)) {
+        // The daemon needs the index for the backup.
+        drop(home);
+        match ask_daemon(pid, &name, out)? {
+            Some(code) => return Ok(code),
+            None => return run_here(&name, &args, open_home()?, out),
+        }
+    }
+    run_here(&name, &args, home, out)
+}
+
+/// Whether the backup asked for is one the daemon makes: default settings.
+fn asks_daemon(args: &Args) -> bool {
+    let default = BackupOptions::default();
+    !args.no_daemon
+        && !args.opts.profile
+        && args.opts.compression == default.compression
+        && args.opts.workers == default.workers
+}
+
+/// Let the daemon `pid` back `name` up; `None` if it stopped before it
+/// answered (the backup is then made here).
+fn ask_daemon(pid: u32, name: &str, out: Out) -> Result<Option<ExitCode>> {
+    if !out.json {
+        eprintln!(
+            "asking trove daemon (pid {pid}), which watches the sources, to back up `{name}`..."
+        );
+    }
+    let answer = match trove_daemon::request::ask(&home_dir()?, pid, name) {
+        Ok(a) => a,
+        Err(e @ trove_daemon::request::AskError::Stopped { .. }) => {
+            eprintln!("warning: {e}; backing up here");
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(e).context("asking the daemon for a backup (`--no-daemon` backs up here)")
+        }
+    };
+    let Some(mut report) = answer.report else {
+        anyhow::bail!(
+            "trove daemon (pid {pid}) could not back up `{name}`: {}",
+            answer.error.as_deref().unwrap_or("no reason given")
+        );
+    };
+    if let Some(row) = report.as_object_mut() {
+        // Its warnings are in the daemon's log.
+        row.insert("warnings".into(), Value::Array(Vec::new()));
+        row.insert("by_daemon".into(), Value::from(pid));
+    }
+    out.emit(&report, print_answer)?;
+    let unreadable = report["unreadable"].as_array().map_or(0, Vec::len);
+    if unreadable > 0 {
+        eprintln!(
+            "{unreadable} file(s) or folder(s) could not be read; the snapshot has everything else"
+        );
+        return Ok(Some(ExitCode::from(3)));
+    }
+    Ok(Some(ExitCode::SUCCESS))
+}
+
+/// The daemon's report (`trove backup --json`'s row), for people.
+fn print_answer(r: &Value) {
+    let n = |k: &str| r[k].as_u64().unwrap_or(0);
+    let snapshot = r["snapshot"].as_str().unwrap_or("?");
+    println!(
+        "snapshot {} of `{}` committed by trove daemon (pid {})",
+        snapshot.get(..8).unwrap_or(snapshot),
+        r["container"].as_str().unwrap_or("?"),
+        n("by_daemon")
+    );
+    println!(
+        "  files: {} new, {} changed, {} unchanged; {} folders",
+        n("files_new"),
+        n("files_changed"),
+        n("files_unchanged"),
+        n("dirs")
+    );
+    let walk = &r["guided_walk"];
+    let how = if walk.is_object() {
+        format!(
+            "; the watcher's changes: {} folder(s) walked, {} kept as they were",
+            walk["walked"], walk["kept"]
+        )
+    } else {
+        "; every folder walked".to_owned()
+    };
+    println!(
+        "  read {} of {}, stored {} in {} new packs, {:.2}s{how}",
+        ui::bytes(n("bytes_read")),
+        ui::bytes(n("bytes_total")),
+        ui::bytes(n("bytes_stored")),
+        n("packs_new"),
+        r["seconds"].as_f64().unwrap_or(0.0),
+    );
+    for p in r["skipped"].as_array().into_iter().flatten() {
+        eprintln!("  skipped {}: {}", p["path"], p["reason"]);
+    }
+    for p in r["unreadable"].as_array().into_iter().flatten() {
+        eprintln!("  UNREADABLE {}: {}", p["path"], p["error"]);
+    }
+}
+
+/// The backup made by this process: the sources walked here.
+fn run_here(name: &str, args: &Args, home: trove_repo::Home, out: Out) -> Result<ExitCode> {
     // The passphrase is stretched while the sources are walked.
     let pass = passphrase(false)?;
     let r = out.run_reported(
         |bar| {
-            trove_repo::backup_unlocking(&home, pass.as_bytes(), &name, &args.opts, bar)
+            trove_repo::backup_unlocking(&home, pass.as_bytes(), name, &args.opts, bar)
                 .map(|(_owner, report)| report)
         },
         print,

@@ -369,7 +369,7 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
     step(
         json,
         12,
-        "`trove daemon` (a separate process) looks after it: a new file is backed up by itself; disk-2 dies and is rebuilt on a spare disk, with no command",
+        "`trove daemon` (a separate process) looks after it: a new file is backed up by itself, walking only what changed; disk-2 dies and is rebuilt on a spare disk, with no command",
     );
     home.peers().add(
         "disk-7",
@@ -386,6 +386,9 @@ pub fn run(args: Args, out: Out) -> Result<ExitCode> {
     if !json {
         if let Some(s) = daemon.snapshot_after_write_seconds {
             println!("      a file written into the sample was in a snapshot {s:.1}s later");
+            if let Some(w) = &daemon.guided_walk {
+                println!("      its backup walked only what the watcher saw change: {w}");
+            }
         }
         println!(
             "      disk-2 deleted: declared lost and repaired {:.1}s later: {}",

@@ -416,6 +416,64 @@ fn the_daemon_walks_only_what_changed_and_its_snapshots_stay_exact() {
 }
 
 #[test]
+fn trove_backup_asks_the_running_daemon_which_covers_a_change_made_just_before() {
+    let t = Trove::setup(3, "2+1");
+    make_small_tree(&t.src, 38);
+    // Long quiet times: only the command makes the daemon back up.
+    let mut d = started(&t, &["--debounce", "10m", "--max-delay", "20m"]);
+    let pid = d.pid();
+    wait_for("the daemon to take requests", || {
+        status(&t)["daemon"]["running"].as_bool().filter(|r| *r)
+    });
+    // No passphrase needed: the daemon holds the keys.
+    let backup = |args: &[&str]| {
+        let mut cmd = t.command(args);
+        cmd.env_remove("TROVE_PASSPHRASE");
+        run_bounded(cmd, SOON)
+    };
+    for i in 0..5 {
+        // Written, then backed up at once: the request comes after the
+        // change's events, so the snapshot has it.
+        let name = format!("docs/made-{i}.txt");
+        write(&t.src.join(&name), format!("change {i}").as_bytes());
+        let out = backup(&["--json", "backup"]);
+        assert_code(&out, 0, &["backup"]);
+        let v = parse_json(&out);
+        assert_eq!(v["by_daemon"], pid, "{v}");
+        assert_eq!(v["files_new"], 1, "{v}");
+        assert!(v["guided_walk"]["kept"].as_u64().unwrap() > 0, "{v}");
+        assert!(latest_paths(&t).iter().any(|p| p.ends_with(&name)));
+    }
+    // For people: says who made it.
+    write(&t.src.join("top.txt"), b"changed for the text output");
+    let out = backup(&["backup", "data"]);
+    assert_code(&out, 0, &["backup"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("committed by trove daemon (pid {pid})"))
+            && text.contains("1 changed"),
+        "{text}"
+    );
+    // `--no-daemon` walks here (and needs the passphrase).
+    let v = t.ok_json(&["backup", "--no-daemon"]);
+    assert!(v.get("by_daemon").is_none(), "{v}");
+    // 28 files made, 5 added: all in the daemon's last snapshot.
+    assert_eq!(
+        (&v["files_unchanged"], &v["files_changed"], &v["files_new"]),
+        (&33.into(), &0.into(), &0.into()),
+        "{v}"
+    );
+    assert_intact(&t);
+    // With no daemon, `trove backup` is as before.
+    d.kill_9();
+    write(&t.src.join("after.txt"), b"no daemon now");
+    let v = t.ok_json(&["backup"]);
+    assert!(v.get("by_daemon").is_none(), "{v}");
+    assert_eq!(v["files_new"], 1, "{v}");
+    assert_intact(&t);
+}
+
+#[test]
 fn kill_9_of_the_daemon_mid_backup_then_restart_loses_nothing() {
     let t = Trove::setup(7, "4+2");
     make_small_tree(&t.src, 34);

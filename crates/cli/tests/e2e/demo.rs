@@ -44,6 +44,13 @@ fn demo_survives_losses_repairs_and_undoes_ransomware() {
     // The daemon, by itself: a new file in a snapshot, a dead disk repaired.
     let dm = &v["daemon"];
     assert!(dm["snapshot_after_write_seconds"].as_f64().is_some(), "{v}");
+    // That backup walked only what the watcher saw change.
+    assert!(
+        dm["guided_walk"]
+            .as_str()
+            .is_some_and(|w| w.contains("folder(s) walked") && w.contains("kept")),
+        "{v}"
+    );
     assert_eq!(dm["full_redundancy"], true, "{v}");
     assert!(
         dm["repair"].as_str().unwrap().contains("pack(s) repaired"),

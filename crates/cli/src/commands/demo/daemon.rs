@@ -17,6 +17,9 @@ pub struct DaemonSummary {
     /// From writing a file to the daemon's snapshot of it (none with
     /// `--source`: the demo does not write into your folder).
     pub snapshot_after_write_seconds: Option<f64>,
+    /// How that backup walked: only the folders the watcher saw change
+    /// (`N changed path(s) seen: W folder(s) walked, K kept (S s)`).
+    pub guided_walk: Option<String>,
     /// From a disk's deletion to the daemon's repair finishing.
     pub repaired_after_loss_seconds: f64,
     /// The repair's log line.
@@ -129,6 +132,7 @@ pub fn look_after_itself(
     let mut d = DemoDaemon::start(home, &base.join("daemon.log"))?;
     // Its first backup is the start's rescan.
     d.wait_for("(rescan", 0)?;
+    let mut guided_walk = None;
     let snapshot_after_write_seconds = match sample {
         Some(dir) => {
             let from = d.log().len();
@@ -137,7 +141,11 @@ pub fn look_after_itself(
                 dir.join("papers/written-while-the-daemon-runs.txt"),
                 "a new idea, backed up without asking\n",
             )?;
-            d.wait_for("(changes", from)?;
+            let line = d.wait_for("(changes", from)?;
+            guided_walk = line
+                .split_once("; ")
+                .and_then(|(_, tail)| tail.find("changed path(s) seen").map(|_| tail))
+                .map(str::to_owned);
             Some(t.elapsed().as_secs_f64())
         }
         None => None,
@@ -154,6 +162,7 @@ pub fn look_after_itself(
         .to_owned();
     Ok(DaemonSummary {
         snapshot_after_write_seconds,
+        guided_walk,
         repaired_after_loss_seconds,
         full_redundancy: repair.contains("every pack is at full redundancy"),
         repair,
