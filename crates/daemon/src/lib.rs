@@ -31,6 +31,9 @@ pub enum Msg {
         container: usize,
         at: Instant,
         paths: Vec<PathBuf>,
+        /// The paths may be folders that appeared (made, or moved in): the
+        /// watcher watches inside them only from a moment later.
+        appeared: bool,
     },
     /// Walk the sources of one container (or all): events were lost.
     Rescan {

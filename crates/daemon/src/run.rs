@@ -60,6 +60,10 @@ struct Watched {
     /// after lost events or a gap in the watch); the next backup walks
     /// everything.
     journal: Option<Changes>,
+    /// Paths in the journal that may be folders that appeared: they go in
+    /// the next journal too, so a folder walked the instant it appeared,
+    /// before the watcher watched inside it, is walked again.
+    appeared: Vec<PathBuf>,
     /// No path whose events are ignored (the home, a folder peer) is in
     /// or above a source, so the journal can say everything that changed.
     guidable: bool,
@@ -106,8 +110,14 @@ impl Watched {
     fn give_back(&mut self, guide: Option<std::sync::Arc<Changes>>) {
         match (guide, self.journal.as_mut()) {
             (Some(g), Some(j)) => j.merge(std::sync::Arc::unwrap_or_clone(g)),
-            _ => self.journal = None,
+            _ => self.forget_journal(),
         }
+    }
+
+    /// What changed is not known any more: the next backup walks it all.
+    fn forget_journal(&mut self) {
+        self.journal = None;
+        self.appeared.clear();
     }
 
     /// When its next backup is due: its rescan, or sooner for changes
@@ -242,6 +252,7 @@ impl Daemon {
                 schedule,
                 dirty: None,
                 journal: None,
+                appeared: Vec::new(),
                 guidable: true,
                 // The first backup is a rescan: whatever changed while no
                 // daemon ran (or a killed one left) is taken now.
@@ -362,7 +373,7 @@ impl Daemon {
         let c = &mut self.containers[i];
         c.watching = failed.is_empty();
         // A new watch: what changed before it is not known.
-        c.journal = None;
+        c.forget_journal();
         let problem = failed
             .iter()
             .map(|(p, why)| format!("{}: {why}", p.display()))
@@ -487,6 +498,7 @@ impl Daemon {
                 container,
                 at,
                 paths,
+                appeared,
             } => {
                 if let Some(c) = self.containers.get_mut(container) {
                     match &mut c.dirty {
@@ -497,10 +509,13 @@ impl Daemon {
                         for p in &paths {
                             j.add(p);
                         }
+                        if appeared {
+                            c.appeared.extend(paths);
+                        }
                         // Past this many, a whole walk costs less than
                         // the journal's memory is worth.
-                        if j.len() > JOURNAL_MAX_PATHS {
-                            c.journal = None;
+                        if j.len() + c.appeared.len() > JOURNAL_MAX_PATHS {
+                            c.forget_journal();
                         }
                     }
                 }
@@ -511,7 +526,7 @@ impl Daemon {
                     if container.is_none_or(|x| x == i) {
                         tracing::warn!("container {}: rescanning: {why}", c.name);
                         c.next_rescan = now;
-                        c.journal = None;
+                        c.forget_journal();
                     }
                 }
             }
@@ -525,7 +540,7 @@ impl Daemon {
                             trove_repo::format_duration(self.settings.rescan)
                         );
                         c.watching = false;
-                        c.journal = None;
+                        c.forget_journal();
                         c.watch_problem = Some(why.to_string());
                         c.next_rescan = now;
                     }
@@ -708,7 +723,14 @@ impl Daemon {
             Some(j) if trigger != "rescan" && c.watching && c.guidable => Some(j),
             _ => None,
         };
-        c.journal = c.watching.then(|| Changes::watching(c.sources.clone()));
+        let appeared = std::mem::take(&mut c.appeared);
+        c.journal = c.watching.then(|| {
+            let mut next = Changes::watching(c.sources.clone());
+            for p in &appeared {
+                next.add(p);
+            }
+            next
+        });
         let guide = guide.map(std::sync::Arc::new);
         let waiting = Instant::now();
         let Some(home) = self.open_home(&format!("backup {name}")) else {

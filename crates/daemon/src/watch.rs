@@ -78,6 +78,22 @@ fn is_change(kind: &EventKind) -> bool {
     }
 }
 
+/// Whether an event may name a folder that appeared: made, or renamed
+/// or moved in (a rename does not say whether it moved a folder). The
+/// watcher adds its watches on such a folder only after handling the
+/// event, so a change inside it just then is not seen.
+fn may_have_appeared(kind: &EventKind) -> bool {
+    use notify::event::{CreateKind, ModifyKind, RenameMode};
+    matches!(
+        kind,
+        EventKind::Create(CreateKind::Folder | CreateKind::Any | CreateKind::Other)
+            | EventKind::Modify(ModifyKind::Name(
+                RenameMode::To | RenameMode::Both | RenameMode::Any | RenameMode::Other
+            ))
+            | EventKind::Any
+    )
+}
+
 impl Watches {
     /// Start the watcher; sources are added with [`Watches::watch`].
     /// Events go to `tx` as [`Msg::Changed`] (or [`Msg::Rescan`] when the
@@ -103,6 +119,7 @@ impl Watches {
             }
             Ok(ev) if is_change(&ev.kind) => {
                 let at = Instant::now();
+                let appeared = may_have_appeared(&ev.kind);
                 for path in ev.paths {
                     if asked.is_some() && path.parent() == asked.as_deref() {
                         if crate::request::is_request(&path) {
@@ -119,6 +136,7 @@ impl Watches {
                             container: *c,
                             at,
                             paths: vec![path.clone()],
+                            appeared,
                         });
                     }
                 }
@@ -212,6 +230,26 @@ mod tests {
             failure(&notify::Error::path_not_found()),
             WatchFailure::Missing
         );
+    }
+
+    #[test]
+    fn folders_made_or_moved_in_may_have_appeared_and_writes_did_not() {
+        use notify::event::{CreateKind, DataChange, ModifyKind, RemoveKind, RenameMode};
+        assert!(may_have_appeared(&EventKind::Create(CreateKind::Folder)));
+        assert!(may_have_appeared(&EventKind::Modify(ModifyKind::Name(
+            RenameMode::To
+        ))));
+        assert!(may_have_appeared(&EventKind::Modify(ModifyKind::Name(
+            RenameMode::Both
+        ))));
+        assert!(!may_have_appeared(&EventKind::Create(CreateKind::File)));
+        assert!(!may_have_appeared(&EventKind::Modify(ModifyKind::Name(
+            RenameMode::From
+        ))));
+        assert!(!may_have_appeared(&EventKind::Modify(ModifyKind::Data(
+            DataChange::Any
+        ))));
+        assert!(!may_have_appeared(&EventKind::Remove(RemoveKind::Folder)));
     }
 
     #[test]
