@@ -88,33 +88,30 @@ case "$TROVE" in /*) ;; *) TROVE="$PWD/$TROVE" ;; esac
 # ------------------------------------------------------------- work dir ----
 WORK="$(mktemp -d "${BENCH_TMP:-/tmp}/trove-bench.XXXXXX")"
 NODE_PIDS=() # running node processes, indexed by node number (1..6)
+wait_or_kill() { # PID TENTHS: wait up to TENTHS/10 s for PID to exit, then SIGKILL it
+    local n
+    for ((n = 0; n < $2; n++)); do
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+}
 stop_nodes() { # SIGTERM every node still running, SIGKILL after 10 s
-    local pid n
+    local pid
     for pid in ${NODE_PIDS[@]+"${NODE_PIDS[@]}"}; do
         [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
     done
     for pid in ${NODE_PIDS[@]+"${NODE_PIDS[@]}"}; do
-        [ -n "$pid" ] || continue
-        for ((n = 0; n < 100; n++)); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
+        [ -z "$pid" ] || wait_or_kill "$pid" 100
     done
     NODE_PIDS=()
 }
 DAEMON_PID="" # the `trove daemon` of phase (e)
 stop_daemon() { # SIGTERM, SIGKILL after 30 s
     [ -n "$DAEMON_PID" ] || return 0
-    local n
     kill -TERM "$DAEMON_PID" 2>/dev/null || true
-    for ((n = 0; n < 300; n++)); do
-        kill -0 "$DAEMON_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL "$DAEMON_PID" 2>/dev/null || true
-    wait "$DAEMON_PID" 2>/dev/null || true
+    wait_or_kill "$DAEMON_PID" 300
     DAEMON_PID=""
 }
 CHANGED="" # the source file phase (d) changes; put back on exit

@@ -250,10 +250,7 @@ impl Lookups {
     /// The tree of the folder at `path` as last backed up, if it was
     /// written at the current blob epoch (so all it refers to is stored).
     pub fn current_tree(&self, path: &[u8]) -> Option<FolderTree> {
-        let v = self.trees.get(key2(&self.cid.0, path).as_slice()).ok()??;
-        de::<FolderTree>(v.value())
-            .ok()
-            .filter(|t| t.epoch == self.epoch)
+        self.stored_tree(path).filter(|t| t.epoch == self.epoch)
     }
 
     /// The folder-tree record of `path` as stored, whatever its epoch.
@@ -264,16 +261,7 @@ impl Lookups {
 
     /// Folders with a tree record that are not in `seen`.
     pub fn trees_not_in(&self, seen: &HashSet<&[u8]>) -> Result<Vec<Vec<u8>>> {
-        let p = Prefix::new(&self.cid);
-        let mut out = Vec::new();
-        for r in self.trees.range::<&[u8]>(p.bounds())? {
-            let (k, _) = r?;
-            let path = &k.value()[32..];
-            if !seen.contains(path) {
-                out.push(path.to_vec());
-            }
-        }
-        Ok(out)
+        paths_not_in(&self.cid, &self.trees, seen)
     }
 
     /// Whether the container holds blob `id`.
@@ -286,17 +274,27 @@ impl Lookups {
 
     /// Folders in the file cache that are not in `seen`.
     pub fn folders_not_in(&self, seen: &HashSet<&[u8]>) -> Result<Vec<Vec<u8>>> {
-        let p = Prefix::new(&self.cid);
-        let mut out = Vec::new();
-        for r in self.files.range::<&[u8]>(p.bounds())? {
-            let (k, _) = r?;
-            let path = &k.value()[32..];
-            if !seen.contains(path) {
-                out.push(path.to_vec());
-            }
-        }
-        Ok(out)
+        paths_not_in(&self.cid, &self.files, seen)
     }
+}
+
+/// The paths `table` holds a record of for container `cid` (keys `cid ‖
+/// path`) that are not in `seen`.
+fn paths_not_in(
+    cid: &ContainerId,
+    table: &redb::ReadOnlyTable<Bytes, Bytes>,
+    seen: &HashSet<&[u8]>,
+) -> Result<Vec<Vec<u8>>> {
+    let p = Prefix::new(cid);
+    let mut out = Vec::new();
+    for r in table.range::<&[u8]>(p.bounds())? {
+        let (k, _) = r?;
+        let path = &k.value()[32..];
+        if !seen.contains(path) {
+            out.push(path.to_vec());
+        }
+    }
+    Ok(out)
 }
 
 /// Raise the container's blob epoch: blobs are leaving the dedup set, so

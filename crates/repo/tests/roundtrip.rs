@@ -101,6 +101,12 @@ fn assert_same_tree(a: &Path, b: &Path) {
     }
 }
 
+/// Add `bytes` at the end of the file at `path`.
+fn append(path: &Path, bytes: &[u8]) {
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    std::io::Write::write_all(&mut f, bytes).unwrap();
+}
+
 fn restore_all(home: &Home, owner: &Owner, tmp: &Path) -> trove_repo::RestoreReport {
     let target = tmp.join("restored");
     let _ = std::fs::remove_dir_all(&target);
@@ -352,12 +358,7 @@ fn the_file_cache_sees_changes_in_any_folder_and_forgets_removed_files() {
     };
     assert_eq!(summary(&home).files_new, 40);
     let src = tmp.path().join("src");
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(src.join("d1/f1"))
-        .unwrap();
-    std::io::Write::write_all(&mut f, b"one more line").unwrap();
-    drop(f);
+    append(&src.join("d1/f1"), b"one more line");
     std::fs::remove_file(src.join("d2/f2")).unwrap();
     std::fs::write(src.join("d3/new"), b"a new file").unwrap();
     std::fs::create_dir(src.join("d4")).unwrap();
@@ -510,12 +511,7 @@ fn a_guided_backup_keeps_untouched_folders_and_equals_a_whole_walk() {
     );
 
     // A change in d1, a file removed from d2, one added deep in d0.
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(src.join("d1/f1"))
-        .unwrap();
-    std::io::Write::write_all(&mut f, b"one more line").unwrap();
-    drop(f);
+    append(&src.join("d1/f1"), b"one more line");
     std::fs::remove_file(src.join("d2/f2")).unwrap();
     std::fs::write(src.join("d0/deep/er/new"), b"a new file").unwrap();
 
