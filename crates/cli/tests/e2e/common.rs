@@ -413,7 +413,13 @@ impl Drop for ChildGuard {
 /// Run a command with its output captured; kill it after `timeout`.
 pub fn run_bounded(mut cmd: Command, timeout: Duration) -> Output {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut guard = ChildGuard(Some(cmd.spawn().expect("spawn trove")));
+    let guard = ChildGuard(Some(cmd.spawn().expect("spawn trove")));
+    finish_bounded(guard, timeout, &format!("{cmd:?}"))
+}
+
+/// Wait, at most `timeout`, for a child spawned with its stdout and stderr
+/// piped (`what` names it), and collect its output.
+pub fn finish_bounded(mut guard: ChildGuard, timeout: Duration, what: &str) -> Output {
     let child = guard.child();
     let mut so = child.stdout.take().expect("stdout piped");
     let mut se = child.stderr.take().expect("stderr piped");
@@ -435,7 +441,7 @@ pub fn run_bounded(mut cmd: Command, timeout: Duration) -> Output {
         if Instant::now() > deadline {
             // The guard kills and reaps it.
             drop(guard);
-            panic!("{cmd:?} did not finish within {timeout:?}");
+            panic!("{what} did not finish within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(5));
     };

@@ -474,6 +474,48 @@ fn trove_backup_asks_the_running_daemon_which_covers_a_change_made_just_before()
 }
 
 #[test]
+fn a_daemon_killed_while_it_answers_trove_backup_leaves_the_command_to_back_up_itself() {
+    let t = Trove::setup(3, "2+1");
+    make_small_tree(&t.src, 39);
+    let d = started(&t, &["--debounce", "10m", "--max-delay", "20m"]);
+    wait_for("the daemon to take requests", || {
+        std::fs::read_to_string(t.home.join("daemon.json"))
+            .ok()
+            .filter(|s| s.contains("\"takes_requests\": true"))
+    });
+    // Enough new data that the daemon's backup takes a while.
+    let fragments = || t.all_fragments(3).len();
+    let before = fragments();
+    let mut g = Gen::new(40);
+    for i in 0..4 {
+        write(&t.src.join(format!("big/{i}.bin")), &g.bytes(12 << 20));
+    }
+    let command = {
+        let mut cmd = t.command(&["--json", "backup"]);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let command = ChildGuard(Some(command));
+    // Killed once its backup has stored some, not all, of its packs.
+    wait_for("the daemon's backup under way", || {
+        (fragments() >= before + 6).then_some(())
+    });
+    d.kill_9();
+    let out = finish_bounded(command, SOON, "trove backup");
+    assert_code(&out, 0, &["backup"]);
+    assert!(
+        stderr(&out).contains("stopped before it answered; backing up here"),
+        "{}",
+        describe(&out)
+    );
+    let v = parse_json(&out);
+    assert!(v.get("by_daemon").is_none(), "{v}");
+    let paths = latest_paths(&t);
+    assert!((0..4).all(|i| paths.iter().any(|p| p.ends_with(&format!("big/{i}.bin")))));
+    assert_intact(&t);
+}
+
+#[test]
 fn kill_9_of_the_daemon_mid_backup_then_restart_loses_nothing() {
     let t = Trove::setup(7, "4+2");
     make_small_tree(&t.src, 34);
