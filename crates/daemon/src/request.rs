@@ -36,6 +36,19 @@ pub struct BackupAnswer {
     pub version: u32,
     pub report: Option<serde_json::Value>,
     pub error: Option<String>,
+    /// Why the daemon leaves this backup to the command (a container it
+    /// does not look after: made after it started).
+    #[serde(default)]
+    pub declined: Option<String>,
+}
+
+/// Why a request gave no report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unanswered {
+    /// The backup failed, or could not start.
+    Failed(String),
+    /// Not this daemon's to make: the command makes it.
+    Declined(String),
 }
 
 /// `TROVE_HOME/requests`, made private (`0700`) if it is not there.
@@ -88,16 +101,18 @@ pub(crate) fn take(path: &Path) -> Option<Result<BackupRequest, String>> {
 }
 
 /// Answer the request that was at `request`.
-pub(crate) fn answer(request: &Path, result: Result<serde_json::Value, String>) {
-    let (report, error) = match result {
-        Ok(r) => (Some(r), None),
-        Err(e) => (None, Some(e)),
-    };
-    let a = BackupAnswer {
+pub(crate) fn answer(request: &Path, result: Result<serde_json::Value, Unanswered>) {
+    let mut a = BackupAnswer {
         version: VERSION,
-        report,
-        error,
+        report: None,
+        error: None,
+        declined: None,
     };
+    match result {
+        Ok(r) => a.report = Some(r),
+        Err(Unanswered::Failed(e)) => a.error = Some(e),
+        Err(Unanswered::Declined(why)) => a.declined = Some(why),
+    }
     if let Err(e) = put(&request.with_extension(ANSWER_EXT), &a) {
         tracing::error!("cannot answer {}: {e}", request.display());
     }
@@ -210,10 +225,11 @@ mod tests {
         assert_eq!(take(&path).unwrap().unwrap().container, "docs");
         // Taken: a second event for it finds nothing.
         assert!(take(&path).is_none());
-        answer(&path, Err("no container `docs`".into()));
+        answer(&path, Err(Unanswered::Declined("not mine".into())));
         let a: BackupAnswer =
             serde_json::from_slice(&std::fs::read(reqs.join("1-2.answer")).unwrap()).unwrap();
-        assert_eq!(a.error.as_deref(), Some("no container `docs`"));
+        assert_eq!(a.declined.as_deref(), Some("not mine"));
+        assert_eq!((a.report, a.error), (None, None));
         assert!(!is_request(&reqs.join("1-2.answer")));
 
         // A request from another version is refused with the fix.

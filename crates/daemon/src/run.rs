@@ -16,6 +16,7 @@
 //! safe because every step is: the next start finishes or discards what
 //! was under way, and its first backup is a rescan.
 
+use crate::request::Unanswered;
 use crate::schedule::{backoff, Dirty};
 use crate::state::{ContainerState, DaemonState};
 use crate::watch::{looks_gone, WatchFailure, Watches};
@@ -626,20 +627,20 @@ impl Daemon {
         let Some(request) = crate::request::take(path) else {
             return;
         };
-        let result = request.and_then(|r| {
+        let result = request.map_err(Unanswered::Failed).and_then(|r| {
             let Some(i) = self.containers.iter().position(|c| c.name == r.container) else {
-                return Err(format!(
-                    "this daemon looks after no container `{}` (it has {}); restart it to take in a new one",
+                return Err(Unanswered::Declined(format!(
+                    "the daemon looks after no container `{}` (it has {}); restart it to take in a new one",
                     r.container,
                     self.containers
                         .iter()
                         .map(|c| format!("`{}`", c.name))
                         .collect::<Vec<_>>()
                         .join(", ")
-                ));
+                )));
             };
             self.save_state(Some(format!("backup {} (asked)", r.container)));
-            self.backup_now(i, true)
+            self.backup_now(i, true).map_err(Unanswered::Failed)
         });
         crate::request::answer(path, result);
     }

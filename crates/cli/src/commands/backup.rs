@@ -43,7 +43,7 @@ fn asks_daemon(args: &Args) -> bool {
 }
 
 /// Let the daemon `pid` back `name` up; `None` if it stopped before it
-/// answered (the backup is then made here).
+/// answered or does not look after `name` (the backup is then made here).
 fn ask_daemon(pid: u32, name: &str, out: Out) -> Result<Option<ExitCode>> {
     if !out.json {
         eprintln!(
@@ -60,6 +60,10 @@ fn ask_daemon(pid: u32, name: &str, out: Out) -> Result<Option<ExitCode>> {
             return Err(e).context("asking the daemon for a backup (`--no-daemon` backs up here)")
         }
     };
+    if let Some(why) = answer.declined {
+        eprintln!("warning: {why}; backing up here");
+        return Ok(None);
+    }
     let Some(mut report) = answer.report else {
         anyhow::bail!(
             "trove daemon (pid {pid}) could not back up `{name}`: {}",

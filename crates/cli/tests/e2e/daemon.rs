@@ -454,8 +454,22 @@ fn trove_backup_asks_the_running_daemon_which_covers_a_change_made_just_before()
             && text.contains("1 changed"),
         "{text}"
     );
+    // A container made after the daemon started is not its own: the
+    // command backs it up itself.
+    let other = t.tmp.path().join("other-src");
+    write(&other.join("note.txt"), b"a second container");
+    t.ok_json(&["container", "create", "other", other.to_str().unwrap()]);
+    let out = t.run(&["--json", "backup", "other"]);
+    assert_code(&out, 0, &["backup", "other"]);
+    assert!(
+        stderr(&out).contains("looks after no container `other`")
+            && stderr(&out).contains("backing up here"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(parse_json(&out)["files_new"], 1);
     // `--no-daemon` walks here (and needs the passphrase).
-    let v = t.ok_json(&["backup", "--no-daemon"]);
+    let v = t.ok_json(&["backup", "data", "--no-daemon"]);
     assert!(v.get("by_daemon").is_none(), "{v}");
     // 28 files made, 5 added: all in the daemon's last snapshot.
     assert_eq!(
@@ -467,7 +481,7 @@ fn trove_backup_asks_the_running_daemon_which_covers_a_change_made_just_before()
     // With no daemon, `trove backup` is as before.
     d.kill_9();
     write(&t.src.join("after.txt"), b"no daemon now");
-    let v = t.ok_json(&["backup"]);
+    let v = t.ok_json(&["backup", "data"]);
     assert!(v.get("by_daemon").is_none(), "{v}");
     assert_eq!(v["files_new"], 1, "{v}");
     assert_intact(&t);
