@@ -1002,6 +1002,7 @@ impl Daemon {
                         watching: c.watching,
                         watch_problem: c.watch_problem.clone(),
                         changes_since_unix: c.dirty.map(|x| clock.unix(x.first)),
+                        knows_changes: c.guidable && c.journal.is_some(),
                         next_backup_unix: Some(clock.unix(c.backup_due(&self.settings))),
                         last_backup_unix: c.last_backup_unix,
                         last_prune_unix: c.last_prune_unix,

@@ -41,6 +41,11 @@ pub struct ContainerState {
     pub watch_problem: Option<String>,
     /// Changes not yet in a snapshot, seen since.
     pub changes_since_unix: Option<i64>,
+    /// The daemon knows every path that changed since the last backup
+    /// began: its next backup for changes walks only those (else it walks
+    /// everything). Not a count: the file would be rewritten per event.
+    #[serde(default)]
+    pub knows_changes: bool,
     pub next_backup_unix: Option<i64>,
     pub last_backup_unix: Option<i64>,
     pub last_prune_unix: Option<i64>,

@@ -181,8 +181,13 @@ fn print_text(s: &Status) {
             if d.next_prune_unix.is_some() {
                 next.push(format!("retention {}", when(d.next_prune_unix)));
             }
+            let walk = match (d.watching, d.knows_changes) {
+                (true, true) => " (a backup for changes walks only the folders that changed)",
+                (true, false) => " (the next backup walks every folder)",
+                (false, _) => "",
+            };
             println!(
-                "    daemon: {}; next {}",
+                "    daemon: {}; next {}{walk}",
                 if d.watching {
                     "watching for changes"
                 } else {

@@ -388,6 +388,15 @@ fn the_daemon_walks_only_what_changed_and_its_snapshots_stay_exact() {
     assert_eq!(walked, 5, "src, nested, a, b, c:\n{}", d.log());
     // docs, bin, sub, dup, empty-dir and nested/empty-inner.
     assert_eq!(kept, 6, "{}", d.log());
+    // Status says the daemon knows what changed.
+    assert_eq!(status(&t)["containers"][0]["daemon"]["knows_changes"], true);
+    let text = t.run(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&text.stdout)
+            .contains("a backup for changes walks only the folders that changed"),
+        "{}",
+        describe(&text)
+    );
 
     // A folder made with files inside, a folder moved, a folder deleted,
     // a mode changed: each is in the next snapshots.
