@@ -102,6 +102,27 @@ fn next_prune(schedule: &ContainerSchedule, last_prune_unix: Option<i64>, now: I
 /// How often `config.toml` is looked at for new container schedules.
 const CONFIG_CHECK: Duration = Duration::from_secs(10);
 
+/// Why a backup runs (said in its log line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// Its rescan is due: every folder is walked.
+    Rescan,
+    /// `trove backup` asked for it.
+    Asked,
+    /// Changes the watcher saw.
+    Changes,
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Trigger::Rescan => "rescan",
+            Trigger::Asked => "asked",
+            Trigger::Changes => "changes",
+        })
+    }
+}
+
 /// Changed paths a journal holds at most (about 100 bytes each).
 const JOURNAL_MAX_PATHS: usize = 100_000;
 
@@ -662,11 +683,11 @@ impl Daemon {
         let rescan = self.settings.rescan;
         let c = &mut self.containers[i];
         let trigger = if now >= c.next_rescan {
-            "rescan"
+            Trigger::Rescan
         } else if asked {
-            "asked"
+            Trigger::Asked
         } else {
-            "changes"
+            Trigger::Changes
         };
         // A source that looks deleted or unmounted is not taken for a user
         // who deleted everything: only a rescan a full interval later that
@@ -721,7 +742,7 @@ impl Daemon {
         // last one began; from now on, what it names is for the next.
         let c = &mut self.containers[i];
         let guide = match c.journal.take() {
-            Some(j) if trigger != "rescan" && c.watching && c.guidable => Some(j),
+            Some(j) if trigger != Trigger::Rescan && c.watching && c.guidable => Some(j),
             _ => None,
         };
         let appeared = std::mem::take(&mut c.appeared);
