@@ -25,14 +25,14 @@ use std::time::Instant;
 /// What reaches the daemon's loop from the watcher and from signals.
 #[derive(Debug)]
 pub enum Msg {
-    /// Something under a source of container (index) changed: the paths
-    /// the event named.
+    /// Something under a source of container (index) changed: a path an
+    /// event named.
     Changed {
         container: usize,
         at: Instant,
-        paths: Vec<PathBuf>,
-        /// The paths may be folders that appeared (made, or moved in): the
-        /// watcher watches inside them only from a moment later.
+        path: PathBuf,
+        /// The path may be a folder that appeared (made, or moved in): the
+        /// watcher watches inside it only from a moment later.
         appeared: bool,
     },
     /// Walk the sources of one container (or all): events were lost.

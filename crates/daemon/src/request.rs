@@ -67,13 +67,11 @@ pub fn is_request(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == REQUEST_EXT)
 }
 
-/// Write `value` as JSON to `to`, whole or not at all (aside, then renamed).
+/// Write `value` as JSON to `to`, whole or not at all (aside, then renamed;
+/// `ID.req.tmp` is not a request).
 fn put<T: Serialize>(to: &Path, value: &T) -> std::io::Result<()> {
-    let tmp = to.with_extension("tmp");
     let text = serde_json::to_vec(value).map_err(std::io::Error::other)?;
-    let mut file = crate::state::private_file(&tmp, true)?;
-    std::io::Write::write_all(&mut file, &text)?;
-    std::fs::rename(tmp, to)
+    crate::state::replace_private(to, &text)
 }
 
 /// Read and remove the request at `path` (`None`: already taken).

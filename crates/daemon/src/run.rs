@@ -420,9 +420,7 @@ impl Daemon {
             self.reload_schedules();
             if let Some(request) = self.requests.pop_front() {
                 self.serve(&request);
-                while let Ok(msg) = self.rx.try_recv() {
-                    self.handle(msg);
-                }
+                self.handle_queued();
                 continue;
             }
             let now = Instant::now();
@@ -433,10 +431,7 @@ impl Daemon {
                 continue;
             }
             self.step(step);
-            // Messages that came during the step (changes, a signal).
-            while let Ok(msg) = self.rx.try_recv() {
-                self.handle(msg);
-            }
+            self.handle_queued();
         }
         self.save_state(None);
         tracing::info!("trove daemon stopped");
@@ -514,12 +509,20 @@ impl Daemon {
         }
     }
 
+    /// Take in the messages already queued (changes, requests, a signal),
+    /// without waiting.
+    fn handle_queued(&mut self) {
+        while let Ok(msg) = self.rx.try_recv() {
+            self.handle(msg);
+        }
+    }
+
     fn handle(&mut self, msg: Msg) {
         match msg {
             Msg::Changed {
                 container,
                 at,
-                paths,
+                path,
                 appeared,
             } => {
                 if let Some(c) = self.containers.get_mut(container) {
@@ -528,11 +531,9 @@ impl Daemon {
                         None => c.dirty = Some(Dirty::new(at)),
                     }
                     if let Some(j) = c.journal.as_mut() {
-                        for p in &paths {
-                            j.add(p);
-                        }
+                        j.add(&path);
                         if appeared {
-                            c.appeared.extend(paths);
+                            c.appeared.push(path);
                         }
                         // Past this many, a whole walk costs less than
                         // the journal's memory is worth.
@@ -676,9 +677,7 @@ impl Daemon {
     fn backup_now(&mut self, i: usize, asked: bool) -> Result<serde_json::Value, String> {
         // Events already queued name changes made before this backup: they
         // go in the journal it is given, not the next one.
-        while let Ok(msg) = self.rx.try_recv() {
-            self.handle(msg);
-        }
+        self.handle_queued();
         let now = Instant::now();
         let rescan = self.settings.rescan;
         let c = &mut self.containers[i];

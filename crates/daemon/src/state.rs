@@ -71,13 +71,20 @@ impl DaemonState {
     /// private to its user (`0600`) like the rest of `TROVE_HOME`. Not
     /// synced: it is advisory, and rewritten at the next step.
     pub fn save(&self, home: &Path) -> std::io::Result<()> {
-        let path = Self::path(home);
-        let tmp = home.join(format!("{STATE_FILE}.tmp"));
         let text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        let mut file = private_file(&tmp, true)?;
-        std::io::Write::write_all(&mut file, &text)?;
-        std::fs::rename(tmp, path)
+        replace_private(&Self::path(home), &text)
     }
+}
+
+/// Replace the file at `path` with `text`, private to its user (`0600`):
+/// written beside it as `NAME.tmp`, then renamed, so that a reader finds
+/// the old file or the new one, never half of one.
+pub(crate) fn replace_private(path: &Path, text: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let mut file = private_file(Path::new(&tmp), true)?;
+    std::io::Write::write_all(&mut file, text)?;
+    std::fs::rename(tmp, path)
 }
 
 /// Open `path` for writing, created `0600` whatever the umask (and made so

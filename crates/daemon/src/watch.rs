@@ -135,7 +135,7 @@ impl Watches {
                         let _ = tx.send(Msg::Changed {
                             container: *c,
                             at,
-                            paths: vec![path.clone()],
+                            path: path.clone(),
                             appeared,
                         });
                     }

@@ -4,6 +4,7 @@ use crate::context::{home_dir, open_home, passphrase, Out};
 use crate::ui;
 use anyhow::{Context, Result};
 use serde_json::Value;
+use std::path::Path;
 use std::process::ExitCode;
 use trove_repo::{BackupOptions, BackupReport, StageProfile};
 
@@ -22,10 +23,11 @@ pub struct Args {
 pub fn run(args: Args, out: Out) -> Result<ExitCode> {
     let home = open_home()?;
     let name = home.containers().name_or_only(args.name.as_deref())?;
-    if let Some(pid) = trove_daemon::request::serving(&home_dir()?).filter(|_| asks_daemon(&args)) {
+    let dir = home_dir()?;
+    if let Some(pid) = trove_daemon::request::serving(&dir).filter(|_| asks_daemon(&args)) {
         // The daemon needs the index for the backup.
         drop(home);
-        match ask_daemon(pid, &name, out)? {
+        match ask_daemon(&dir, pid, &name, out)? {
             Some(code) => return Ok(code),
             None => return run_here(&name, &args, open_home()?, out),
         }
@@ -44,13 +46,13 @@ fn asks_daemon(args: &Args) -> bool {
 
 /// Let the daemon `pid` back `name` up; `None` if it stopped before it
 /// answered or does not look after `name` (the backup is then made here).
-fn ask_daemon(pid: u32, name: &str, out: Out) -> Result<Option<ExitCode>> {
+fn ask_daemon(dir: &Path, pid: u32, name: &str, out: Out) -> Result<Option<ExitCode>> {
     if !out.json {
         eprintln!(
             "asking trove daemon (pid {pid}), which watches the sources, to back up `{name}`..."
         );
     }
-    let answer = match trove_daemon::request::ask(&home_dir()?, pid, name) {
+    let answer = match trove_daemon::request::ask(dir, pid, name) {
         Ok(a) => a,
         Err(e @ trove_daemon::request::AskError::Stopped { .. }) => {
             eprintln!("warning: {e}; backing up here");
