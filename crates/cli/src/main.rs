@@ -8,6 +8,7 @@
 
 mod commands;
 mod context;
+mod limits;
 mod memory;
 mod ui;
 
@@ -123,6 +124,7 @@ enum Cmd {
 
 fn main() -> ExitCode {
     memory::return_large_buffers();
+    limits::raise_open_files();
     context::quiet_when_stdout_reader_leaves();
     let cli = Cli::parse();
     context::init_logging(matches!(

@@ -10,10 +10,27 @@ use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-/// Handles kept open between the layout and the writes at most: the
-/// layout is seldom far ahead of the writes, and past this many it closes
-/// what it made (the write then reopens it).
-const KEPT_OPEN: usize = 256;
+/// Handles kept open between the layout and the writes at most. The
+/// layout makes files faster than the packs are fetched, and past this
+/// many it closes what it made: the first write then opens the file again
+/// (`openat`, `fstat` to check it is the one made, `close`). With 256 that
+/// was 65,000 of the 88,000 files of the 1 GB tree of docs/performance.md
+/// (tenth round). As many as the open-file limit allows, keeping
+/// [`FDS_SPARE`] for everything else, within these bounds.
+const KEPT_OPEN_MIN: usize = 256;
+const KEPT_OPEN_MAX: usize = 32_768;
+const FDS_SPARE: u64 = 1024;
+
+/// How many handles the layout may keep for the writes under the process's
+/// open-file limit (`None`: unlimited). `trove` raises its soft limit to
+/// the hard one at start, as Go programs (restic) do.
+fn handles_to_keep(open_files: Option<u64>) -> usize {
+    open_files.map_or(KEPT_OPEN_MAX, |n| {
+        usize::try_from(n.saturating_sub(FDS_SPARE))
+            .unwrap_or(KEPT_OPEN_MAX)
+            .clamp(KEPT_OPEN_MIN, KEPT_OPEN_MAX)
+    })
+}
 
 /// A write leaves a file this close ahead of the layout to the layout, and
 /// waits: two threads creating files in one folder take turns on its lock
@@ -32,6 +49,8 @@ pub(super) struct Made {
     refused: Mutex<Vec<LostPath>>,
     handles: Vec<Mutex<Option<File>>>,
     kept: AtomicUsize,
+    /// At most this many in `handles`.
+    keep: usize,
     /// The file the layout is at.
     reached: AtomicUsize,
     /// The restore stopped: the layout makes nothing more.
@@ -46,6 +65,9 @@ impl Made {
             refused: Mutex::new(Vec::new()),
             handles: (0..files).map(|_| Mutex::new(None)).collect(),
             kept: AtomicUsize::new(0),
+            keep: handles_to_keep(
+                rustix::process::getrlimit(rustix::process::Resource::Nofile).current,
+            ),
             reached: AtomicUsize::new(0),
             stopped: AtomicBool::new(false),
         }
@@ -55,7 +77,7 @@ impl Made {
     /// if the first write can use it. The first setting of a file stands.
     pub fn set(&self, i: usize, id: Option<Identity>, handle: Option<File>) {
         if let Some(h) = handle {
-            if self.kept.fetch_add(1, Ordering::AcqRel) < KEPT_OPEN {
+            if self.kept.fetch_add(1, Ordering::AcqRel) < self.keep {
                 *self.handles[i].lock().expect("not poisoned") = Some(h);
             } else {
                 self.kept.fetch_sub(1, Ordering::AcqRel);
@@ -187,5 +209,31 @@ mod tests {
         assert_eq!(ids, vec![None; 3]);
         assert_eq!(refused.len(), 1);
         assert_eq!(refused[0].path, "b");
+    }
+
+    #[test]
+    fn handles_kept_follow_the_open_file_limit_and_leave_room_for_the_rest() {
+        assert_eq!(handles_to_keep(Some(1024)), KEPT_OPEN_MIN);
+        assert_eq!(handles_to_keep(Some(0)), KEPT_OPEN_MIN);
+        assert_eq!(handles_to_keep(Some(20_000)), 20_000 - 1024);
+        assert_eq!(handles_to_keep(Some(1 << 40)), KEPT_OPEN_MAX);
+        assert_eq!(handles_to_keep(None), KEPT_OPEN_MAX);
+    }
+
+    #[test]
+    fn past_the_handles_it_may_keep_a_made_file_is_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut made = Made::new(3);
+        made.keep = 1;
+        let file = |n: &str| Some(File::create(dir.path().join(n)).unwrap());
+        made.set(0, None, file("a"));
+        made.set(1, None, file("b"));
+        assert!(made.take_handle(1).is_none(), "closed: one is kept at most");
+        assert!(made.take_handle(0).is_some());
+        made.set(2, None, file("c"));
+        assert!(
+            made.take_handle(2).is_some(),
+            "room again once one was taken"
+        );
     }
 }
