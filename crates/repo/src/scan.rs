@@ -112,6 +112,18 @@ pub struct FileStat {
     pub inode: u64,
 }
 
+impl FileStat {
+    /// What `m` says of a file.
+    pub(crate) fn of(m: &std::fs::Metadata) -> Self {
+        Self {
+            size: m.len(),
+            mtime_ns: mtime_ns(m),
+            ctime_ns: ctime_ns(m),
+            inode: m.ino(),
+        }
+    }
+}
+
 impl ScannedFile {
     /// Its name in its folder: the last component of its path.
     pub fn name(&self) -> &[u8] {
@@ -317,12 +329,7 @@ impl Walker<'_> {
             });
             return None;
         }
-        let stat = FileStat {
-            size: meta.len(),
-            mtime_ns: mtime,
-            ctime_ns: ctime_ns(&meta),
-            inode: meta.ino(),
-        };
+        let stat = FileStat::of(&meta);
         let entry = folder.record.as_ref().and_then(|r| r.file(&name));
         let in_cache = entry.is_some();
         let at = self.out.chunks.len();

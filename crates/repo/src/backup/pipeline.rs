@@ -11,7 +11,7 @@ use crate::home::Home;
 use crate::index::Lookups;
 use crate::profile::{Profiler, Stage};
 use crate::progress::{Event, Progress};
-use crate::scan::{Scan, ScanFile, ScanNode};
+use crate::scan::{FileStat, Scan, ScanFile, ScanNode};
 use crate::upload::Uploader;
 use crossbeam_channel::{bounded, unbounded, Sender};
 use std::collections::HashSet;
@@ -61,25 +61,6 @@ const RECORD_PACKS: usize = 16;
 
 /// Reads of a file that keeps changing before it is kept as last read.
 const READ_ATTEMPTS: u32 = 3;
-
-/// What tells that a file changed while it was read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Fingerprint {
-    len: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl Fingerprint {
-    fn of(m: &std::fs::Metadata) -> Self {
-        use std::os::unix::fs::MetadataExt;
-        Self {
-            len: m.len(),
-            mtime: (m.mtime(), m.mtime_nsec()),
-            ctime: (m.ctime(), m.ctime_nsec()),
-        }
-    }
-}
 
 /// A file as read: its chunk ids and length, or why it could not be read.
 pub(super) type FileResult = std::result::Result<ReadFile, String>;
@@ -309,35 +290,42 @@ impl Shared<'_> {
     }
 
     /// Read, chunk and queue one file. A file that changes while it is read
-    /// (its size, mtime or ctime differ before and after, on the same open
-    /// descriptor) is read again, up to [`READ_ATTEMPTS`] times; after that
-    /// it is kept as last read, with a warning. Either way the chunk list is
-    /// exactly the bytes read, and the node keeps the scan's mtime, so the
-    /// next backup sees a changed file and reads it again.
+    /// (its size, mtime, ctime or inode differ before and after, on the
+    /// same open descriptor) is read again, up to [`READ_ATTEMPTS`] times;
+    /// after that it is kept as last read, with a warning. Either way the
+    /// chunk list is exactly the bytes read, and the node keeps the scan's
+    /// mtime, so the next backup sees a changed file and reads it again.
+    /// The first read is measured against the scan's `stat` (one `statx`
+    /// fewer per file): a file changed since the walk differs from it after
+    /// the read and is read again.
     fn file(
         &self,
         out: &mut BlobOut,
         path: &std::path::Path,
+        stat: FileStat,
         buf: &mut Vec<u8>,
     ) -> std::io::Result<ReadFile> {
         let mut attempt = 1;
+        let mut before = stat;
         loop {
             let mut f = std::fs::File::open(path)?;
-            let before = Fingerprint::of(&f.metadata()?);
-            let read = if before.len > SMALL_FILE {
+            if attempt > 1 {
+                before = FileStat::of(&f.metadata()?);
+            }
+            let read = if before.size > SMALL_FILE {
                 let mut window = self.windows.take();
-                let read = self.read_open(out, &mut f, before.len, &mut window);
+                let read = self.read_open(out, &mut f, before.size, &mut window);
                 self.windows.give_back(window);
                 read?
             } else {
-                let read = self.read_open(out, &mut f, before.len, buf);
+                let read = self.read_open(out, &mut f, before.size, buf);
                 // A file that grew while it was read may have grown the
                 // buffer to a whole window: give that back.
                 buf.shrink_to(SMALL_FILE as usize);
                 read?
             };
-            let after = Fingerprint::of(&f.metadata()?);
-            if before == after && read.len == before.len {
+            let after = FileStat::of(&f.metadata()?);
+            if before == after && read.len == before.size {
                 return Ok(read);
             }
             if attempt == READ_ATTEMPTS || self.abort.load(Ordering::Relaxed) {
@@ -685,8 +673,9 @@ pub(super) fn run(
                         if shared.abort.load(Ordering::Relaxed) {
                             break;
                         }
+                        let stat = scanned.files[slot].stat;
                         let r = shared
-                            .file(&mut out, &scanned.path(slot), &mut buf)
+                            .file(&mut out, &scanned.path(slot), stat, &mut buf)
                             .map_err(|e| e.to_string());
                         results.lock().expect("not poisoned")[slot] = Some(r);
                     }
