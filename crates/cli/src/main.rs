@@ -122,6 +122,11 @@ enum Cmd {
     Demo(demo::Args),
 }
 
+/// The system allocator, with huge pages for large buffers (see `memory`).
+#[cfg(target_os = "linux")]
+#[global_allocator]
+static ALLOCATOR: memory::Allocator = memory::Allocator;
+
 fn main() -> ExitCode {
     memory::return_large_buffers();
     limits::raise_open_files();
