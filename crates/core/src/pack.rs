@@ -146,6 +146,10 @@ impl PackBuilder {
             Compression::Off,
         ));
         buf.push(PACK_VERSION);
+        // The builder reserved room for a large last blob: give back what
+        // is left of it (backed by huge pages, the last 2 MiB page written
+        // would be held whole while the pack waits to be stored).
+        buf.shrink_to_fit();
         FinishedPack {
             id: PackId::of(&buf),
             bytes: buf,
