@@ -98,9 +98,9 @@ fn advise_huge(p: *mut u8, len: usize) {
     if p.is_null() || len < HUGE {
         return;
     }
-    const PAGE: usize = 4096;
-    let start = p as usize & !(PAGE - 1);
-    let end = (p as usize + len + PAGE - 1) & !(PAGE - 1);
+    let page = rustix::param::page_size();
+    let start = p as usize & !(page - 1);
+    let end = (p as usize + len + page - 1) & !(page - 1);
     // SAFETY: the range covers only pages of the block just allocated (and
     // of its allocator's header on the first page); MADV_HUGEPAGE changes
     // no contents and no mapping, only how the kernel backs it.

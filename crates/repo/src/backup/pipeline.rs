@@ -295,18 +295,17 @@ impl Shared<'_> {
     /// after that it is kept as last read, with a warning. Either way the
     /// chunk list is exactly the bytes read, and the node keeps the scan's
     /// mtime, so the next backup sees a changed file and reads it again.
-    /// The first read is measured against the scan's `stat` (one `statx`
-    /// fewer per file): a file changed since the walk differs from it after
-    /// the read and is read again.
+    /// The first read is measured against the scan's stat, `before` (one
+    /// `statx` fewer per file): a file changed since the walk differs from
+    /// it after the read and is read again.
     fn file(
         &self,
         out: &mut BlobOut,
         path: &std::path::Path,
-        stat: FileStat,
+        mut before: FileStat,
         buf: &mut Vec<u8>,
     ) -> std::io::Result<ReadFile> {
         let mut attempt = 1;
-        let mut before = stat;
         loop {
             let mut f = std::fs::File::open(path)?;
             if attempt > 1 {
