@@ -110,12 +110,36 @@ thread_local! {
 }
 
 fn compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    compress_onto(data, level, &mut out).then_some(out)
+}
+
+/// Append `data` compressed at `level` to `out` as one zstd frame (its
+/// content size declared), written straight into `out`'s spare room: a
+/// large chunk is not compressed into a buffer of its own and copied.
+/// False, with `out` as it was, if zstd fails.
+fn compress_onto(data: &[u8], level: i32, out: &mut Vec<u8>) -> bool {
     COMPRESSOR.with(|c| {
         let mut c = c.borrow_mut();
         if c.as_ref().is_none_or(|(l, _)| *l != level) {
-            *c = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+            match zstd::bulk::Compressor::new(level) {
+                Ok(new) => *c = Some((level, new)),
+                Err(_) => return false,
+            }
         }
-        c.as_mut()?.1.compress(data).ok()
+        let Some((_, compressor)) = c.as_mut() else {
+            return false;
+        };
+        let start = out.len();
+        out.reserve_exact(zstd::zstd_safe::compress_bound(data.len()));
+        // zstd writes at the cursor, into the room just reserved.
+        let mut at = std::io::Cursor::new(&mut *out);
+        at.set_position(start as u64);
+        let done = compressor.compress_to_buffer(data, &mut at).is_ok();
+        if !done {
+            out.truncate(start);
+        }
+        done
     })
 }
 
@@ -182,18 +206,6 @@ fn worth_compressing(data: &[u8]) -> bool {
     }
 }
 
-/// The first step of [`seal`]: `plaintext` compressed by `compression`,
-/// or `None` where compressing does not pay (then the blob is stored raw).
-/// Split out so a caller can time compression and encryption apart.
-pub fn compress_for_seal(plaintext: &[u8], compression: Compression) -> Option<Vec<u8>> {
-    match compression {
-        Compression::Zstd(level) if worth_compressing(plaintext) => {
-            compress(plaintext, level).filter(|c| c.len() + 4 < plaintext.len() * 97 / 100)
-        }
-        _ => None,
-    }
-}
-
 /// Seal `plaintext` as a blob of `kind` named `id`.
 pub fn seal(
     key: &SealKey,
@@ -202,41 +214,51 @@ pub fn seal(
     plaintext: &[u8],
     compression: Compression,
 ) -> Vec<u8> {
-    let compressed = compress_for_seal(plaintext, compression);
-    encrypt(key, kind, id, plaintext, compressed.as_deref())
+    let mut out = Vec::new();
+    seal_begin(plaintext, compression, &mut out);
+    seal_finish(key, kind, id, &mut out);
+    out
 }
 
-/// The second step of [`seal`]: encrypt `plaintext`, or its `compressed`
-/// form from [`compress_for_seal`] when there is one.
-pub fn encrypt(
-    key: &SealKey,
-    kind: BlobKind,
-    id: &[u8; 32],
-    plaintext: &[u8],
-    compressed: Option<&[u8]>,
-) -> Vec<u8> {
+/// Where a sealed blob's payload starts: after its version byte and nonce.
+const PAYLOAD_AT: usize = 1 + 24;
+
+/// The first step of [`seal`], into `out` (its contents replaced): the
+/// version, a fresh nonce and the payload in the clear, `plaintext`
+/// compressed by `compression` where that pays, else as it is. Split out
+/// so a caller can time compression and encryption apart, and reuse `out`.
+pub fn seal_begin(plaintext: &[u8], compression: Compression, out: &mut Vec<u8>) {
     let nonce: [u8; 24] = rand::random();
-    let body_len = compressed.map_or(plaintext.len(), |c| c.len() + 4);
-    let mut out = Vec::with_capacity(1 + 24 + 1 + body_len + 16);
+    out.clear();
     out.push(SEAL_VERSION);
     out.extend_from_slice(&nonce);
-    match compressed {
-        Some(c) => {
+    if let Compression::Zstd(level) = compression {
+        if worth_compressing(plaintext) {
             out.push(CODEC_ZSTD);
             out.extend_from_slice(&(plaintext.len() as u32).to_le_bytes());
-            out.extend_from_slice(c);
-        }
-        None => {
-            out.push(CODEC_RAW);
-            out.extend_from_slice(plaintext);
+            let body_at = out.len();
+            if compress_onto(plaintext, level, out)
+                && out.len() - body_at + 4 < plaintext.len() * 97 / 100
+            {
+                return;
+            }
+            out.truncate(PAYLOAD_AT);
         }
     }
+    out.reserve_exact(1 + plaintext.len() + 16);
+    out.push(CODEC_RAW);
+    out.extend_from_slice(plaintext);
+}
+
+/// The second step of [`seal`]: encrypt the payload [`seal_begin`] left in
+/// `out` in place and append its tag.
+pub fn seal_finish(key: &SealKey, kind: BlobKind, id: &[u8; 32], out: &mut Vec<u8>) {
+    let nonce = *XNonce::from_slice(&out[1..PAYLOAD_AT]);
     let cipher = XChaCha20Poly1305::new(&key.0.into());
     let tag = cipher
-        .encrypt_in_place_detached(XNonce::from_slice(&nonce), &aad(kind, id), &mut out[25..])
+        .encrypt_in_place_detached(&nonce, &aad(kind, id), &mut out[PAYLOAD_AT..])
         .expect("XChaCha20-Poly1305 encrypts any length we produce");
     out.extend_from_slice(&tag);
-    out
 }
 
 /// [`open`] with the first of `keys` that authenticates the blob (a
@@ -438,8 +460,16 @@ mod tests {
             assert_eq!(open(&key(1), BlobKind::Data, &[2; 32], &s).unwrap(), data);
         }
         let mp4 = [&b"\0\0\0\x20ftypisom"[..], &text].concat();
-        assert!(compress_for_seal(&mp4, Compression::default()).is_none());
-        assert!(compress_for_seal(&text, Compression::default()).is_some());
+        let sealed = |p: &[u8]| seal(&key(1), BlobKind::Data, &[2; 32], p, Compression::default());
+        assert_eq!(
+            sealed(&mp4).len(),
+            mp4.len() + SEAL_OVERHEAD,
+            "mp4 is stored raw"
+        );
+        assert!(
+            sealed(&text).len() < text.len() / 2,
+            "the same text alone is compressed"
+        );
     }
 
     #[test]
@@ -516,6 +546,28 @@ mod tests {
             .encrypt_in_place_detached(XNonce::from_slice(&[7; 24]), &aad(kind, id), &mut body)
             .unwrap();
         [&[SEAL_VERSION][..], &[7; 24], &body, &tag].concat()
+    }
+
+    #[test]
+    fn a_reused_buffer_seals_as_a_fresh_one() {
+        let text = b"hello hello hello hello ".repeat(5000);
+        let noise: Vec<u8> = (0..300_000).map(|_| rand::random()).collect();
+        let mut out = Vec::new();
+        for (plain, compression) in [
+            (&noise, Compression::default()),
+            (&text, Compression::default()),
+            (&noise, Compression::default()),
+            (&text, Compression::Off),
+        ] {
+            seal_begin(plain, compression, &mut out);
+            seal_finish(&key(1), BlobKind::Data, &[2; 32], &mut out);
+            let fresh = seal(&key(1), BlobKind::Data, &[2; 32], plain, compression);
+            assert_eq!(out.len(), fresh.len());
+            assert_eq!(
+                &open(&key(1), BlobKind::Data, &[2; 32], &out).unwrap(),
+                plain
+            );
+        }
     }
 
     /// Fuzzing (seal_open, fuzz/regressions/seal_open/oom-zstd-declared-length):

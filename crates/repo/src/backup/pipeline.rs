@@ -258,17 +258,13 @@ impl Shared<'_> {
             return;
         }
         let len = data.len() as u64;
-        let compressed = p.time(Stage::Compress, len, || {
-            seal::compress_for_seal(data, self.compression)
+        // Compressed straight into the buffer it is sealed in.
+        let mut bytes = Vec::new();
+        p.time(Stage::Compress, len, || {
+            seal::seal_begin(data, self.compression, &mut bytes)
         });
-        let bytes = p.time(Stage::Encrypt, len, || {
-            seal::encrypt(
-                &self.container.keys.seal,
-                kind,
-                &id.0,
-                data,
-                compressed.as_deref(),
-            )
+        p.time(Stage::Encrypt, len, || {
+            seal::seal_finish(&self.container.keys.seal, kind, &id.0, &mut bytes)
         });
         self.blobs_new.fetch_add(1, Ordering::Relaxed);
         let raw_len = data.len() as u32;
