@@ -33,6 +33,8 @@ pub struct Uploader<'a> {
     profiler: Option<&'a Profiler>,
     /// Where to announce puts before they happen.
     intents: Option<(&'a Index, ContainerId)>,
+    /// The last stored pack's parity buffers, for the next one.
+    spare_parity: Mutex<Vec<Vec<u8>>>,
 }
 
 /// What placement learns during a backup, shared by the upload threads.
@@ -72,6 +74,7 @@ impl<'a> Uploader<'a> {
             progress,
             profiler: None,
             intents: None,
+            spare_parity: Mutex::new(Vec::new()),
         }
     }
 
@@ -157,15 +160,17 @@ impl<'a> Uploader<'a> {
 
     /// Encode, place and upload one pack; returns its record once every
     /// fragment is durably stored. Data fragments are stored from the
-    /// pack's own bytes (only the parity shards are new buffers), so a pack
-    /// in flight costs the pack and its parity.
+    /// pack's own bytes and the parity shards into the buffers of the pack
+    /// stored before, so a pack in flight costs the pack and its parity.
     pub fn store(&self, pack: FinishedPack) -> Result<PackRecord> {
         let r = self.redundancy;
         let FinishedPack { id, bytes, entries } = pack;
         let pack_len = bytes.len() as u64;
+        let spare =
+            std::mem::take(&mut *self.spare_parity.lock().unwrap_or_else(|p| p.into_inner()));
         let frags = self
             .time(Stage::Encode, pack_len, || {
-                erasure::EncodedPack::new(&id, &bytes, r.k, r.m)
+                erasure::EncodedPack::reusing(&id, &bytes, r.k, r.m, spare)
             })
             .map_err(|e| RepoError::Format(e.to_string()))?;
         let count = frags.count();
@@ -243,6 +248,8 @@ impl<'a> Uploader<'a> {
             }
             self.announce(&id, &tried, frag_len)?;
         }
+        let fragments = (0..count).map(|i| at(i, assign[i])).collect();
+        *self.spare_parity.lock().unwrap_or_else(|p| p.into_inner()) = frags.into_spare();
         let stored = frag_len * count as u64;
         self.fragment_bytes.fetch_add(stored, Ordering::Relaxed);
         self.progress.event(Event::PackStored { bytes: stored });
@@ -251,7 +258,7 @@ impl<'a> Uploader<'a> {
             k: r.k,
             m: r.m,
             pack_len,
-            fragments: (0..count).map(|i| at(i, assign[i])).collect(),
+            fragments,
             blobs: entries,
         })
     }
