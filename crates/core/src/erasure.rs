@@ -515,8 +515,6 @@ mod tests {
         );
     }
 
-    /// Parity coded stripe by stripe is byte for byte what one pass over
-    /// whole shards gives (fragments already stored must still decode), for
     /// Parity written into the buffers of packs encoded before (longer,
     /// shorter, or holding other bytes) is that of a fresh encoding.
     #[test]
@@ -535,6 +533,8 @@ mod tests {
         }
     }
 
+    /// Parity coded stripe by stripe is byte for byte what one pass over
+    /// whole shards gives (fragments already stored must still decode), for
     /// shards of one stripe, several, and a last block shorter than 64 bytes.
     #[test]
     fn striped_parity_equals_one_pass_and_decodes() {
