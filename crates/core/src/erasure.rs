@@ -230,13 +230,29 @@ fn data_shard(pack: &[u8], i: usize, slen: usize) -> &[u8] {
     &pack[start..(start + slen).min(pack.len())]
 }
 
+/// Parity is coded in stripes of this many bytes of each shard: the
+/// encoder's work space stays small and in cache.
 const STRIPE: usize = 64 * 1024;
 
-/// The stripes of a shard of `slen` bytes.
-fn stripes(slen: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+/// Missing shards are decoded in larger stripes: each decode first
+/// evaluates the erasure locator over the whole field (65,536 points)
+/// whatever the stripe's length, which at 64 KiB stripes was 4% of a
+/// restore's CPU (docs/performance.md, twelfth round). The work space is
+/// then about 2 MiB, kept per thread with its decoder.
+const DECODE_STRIPE: usize = 256 * 1024;
+
+/// The stripes of `stripe` bytes of a shard of `slen` bytes.
+fn stripes(slen: usize, stripe: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
     (0..slen)
-        .step_by(STRIPE)
-        .map(move |start| start..(start + STRIPE).min(slen))
+        .step_by(stripe)
+        .map(move |start| start..(start + stripe).min(slen))
+}
+
+thread_local! {
+    // A decoder keeps its work space across resets: each pack rebuilt on
+    // this thread reuses it, not fresh pages.
+    static DECODER: std::cell::RefCell<Option<reed_solomon_simd::ReedSolomonDecoder>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 fn codec(e: reed_solomon_simd::Error) -> ErasureError {
@@ -255,7 +271,7 @@ fn encode_parity(
     let mut coder: Option<reed_solomon_simd::ReedSolomonEncoder> = None;
     // A stripe that runs past the pack's end, padded.
     let mut padded = Vec::new();
-    for r in stripes(slen) {
+    for r in stripes(slen, STRIPE) {
         let m = parity.len();
         let coder = match &mut coder {
             Some(c) => {
@@ -407,34 +423,37 @@ fn decode_missing(
         return Ok(());
     }
     let (k, m, slen) = (h.k as usize, h.m as usize, h.shard_len as usize);
-    let mut coder: Option<reed_solomon_simd::ReedSolomonDecoder> = None;
-    for r in stripes(slen) {
-        let coder = match &mut coder {
-            Some(c) => {
-                c.reset(k, m, r.len()).map_err(codec)?;
-                c
+    DECODER.with(|d| {
+        let mut d = d.borrow_mut();
+        for r in stripes(slen, DECODE_STRIPE) {
+            let coder = match &mut *d {
+                Some(c) => {
+                    c.reset(k, m, r.len()).map_err(codec)?;
+                    c
+                }
+                None => d.insert(
+                    reed_solomon_simd::ReedSolomonDecoder::new(k, m, r.len()).map_err(codec)?,
+                ),
+            };
+            for (&i, s) in by_index {
+                let (i, part) = (i as usize, &s[r.clone()]);
+                if i < k {
+                    coder.add_original_shard(i, part)
+                } else {
+                    coder.add_recovery_shard(i - k, part)
+                }
+                .map_err(codec)?;
             }
-            None => coder
-                .insert(reed_solomon_simd::ReedSolomonDecoder::new(k, m, r.len()).map_err(codec)?),
-        };
-        for (&i, s) in by_index {
-            let (i, part) = (i as usize, &s[r.clone()]);
-            if i < k {
-                coder.add_original_shard(i, part)
-            } else {
-                coder.add_recovery_shard(i - k, part)
+            let restored = coder.decode().map_err(codec)?;
+            for &i in missing {
+                let stripe = restored
+                    .restored_original(i)
+                    .ok_or(ErasureError::Codec("shard not restored".into()))?;
+                put(i, r.clone(), stripe);
             }
-            .map_err(codec)?;
         }
-        let restored = coder.decode().map_err(codec)?;
-        for &i in missing {
-            let stripe = restored
-                .restored_original(i)
-                .ok_or(ErasureError::Codec("shard not restored".into()))?;
-            put(i, r.clone(), stripe);
-        }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -565,6 +584,36 @@ mod tests {
             }
             let without_two_data: Vec<&[u8]> = frags[2..].iter().map(|f| &f.bytes[..]).collect();
             assert_eq!(decode(&without_two_data).unwrap(), bytes, "len {len}");
+        }
+    }
+
+    /// One thread's decoder, kept from pack to pack, rebuilds packs of
+    /// other shapes in turn: shards of several decode stripes ending inside
+    /// one, a tiny pack, other `k`, `m` and missing shards, then the first
+    /// shape again.
+    #[test]
+    fn a_kept_decoder_rebuilds_packs_of_any_shape_in_turn() {
+        for (len, k, m, keep_from) in [
+            (4 * (2 * DECODE_STRIPE + 777), 4, 2, 2),
+            (130, 4, 2, 1),
+            (3 * DECODE_STRIPE + 5, 3, 3, 3),
+            (DECODE_STRIPE, 2, 1, 1),
+            (4 * (2 * DECODE_STRIPE + 777), 4, 2, 2),
+        ] {
+            let bytes: Vec<u8> = (0..len as u32).map(|i| (i * 13 % 249) as u8).collect();
+            let id = PackId::of(&bytes);
+            let frags = encode(&id, &bytes, k, m).unwrap();
+            let some: Vec<&[u8]> = frags[keep_from..].iter().map(|f| &f.bytes[..]).collect();
+            assert!(decode(&some).unwrap() == bytes, "{len} bytes, {k}+{m}");
+            let rebuilt = rebuild_missing(&some, FRAGMENT_HEADER_LEN).unwrap();
+            assert_eq!(rebuilt.len(), keep_from, "{len} bytes, {k}+{m}");
+            for (i, shard) in rebuilt {
+                let want = &frags[i as usize].bytes[FRAGMENT_HEADER_LEN..];
+                assert!(
+                    shard[FRAGMENT_HEADER_LEN..] == *want,
+                    "{len} bytes, shard {i}"
+                );
+            }
         }
     }
 
