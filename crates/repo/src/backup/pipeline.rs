@@ -16,7 +16,7 @@ use crate::upload::Uploader;
 use crossbeam_channel::{bounded, unbounded, Sender};
 use std::collections::HashSet;
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use trove_core::chunk::Chunker;
 use trove_core::manifest::PackRecord;
@@ -276,13 +276,53 @@ impl Shared<'_> {
         });
     }
 
-    fn chunk(&self, out: &mut BlobOut, data: &[u8], chunks: &mut Vec<ChunkId>) {
+    fn chunk(&self, out: &mut BlobOut, data: &[u8]) -> ChunkId {
         let id = self.profiler.time(Stage::Id, data.len() as u64, || {
             self.container.keys.chunk_id(data)
         });
-        chunks.push(id);
         self.emit(out, BlobKind::Data, id.into(), data);
         self.progress.event(Event::Read(data.len() as u64));
+        id
+    }
+
+    /// [`Self::chunk`] for each of `cuts` (offset, length) in `buf`, their
+    /// ids appended to `chunks` in order. Two or more are shared with a
+    /// helper thread, each taking the next chunk left: a large file is read
+    /// by one worker, which alone sealed a 300 MB file on one core of two
+    /// (docs/performance.md, twelfth round).
+    fn chunks(
+        &self,
+        out: &mut BlobOut,
+        buf: &[u8],
+        cuts: &[(usize, usize)],
+        chunks: &mut Vec<ChunkId>,
+    ) {
+        if cuts.len() < 2 {
+            for &(off, n) in cuts {
+                chunks.push(self.chunk(out, &buf[off..off + n]));
+            }
+            return;
+        }
+        let next = AtomicUsize::new(0);
+        let take = |out: &mut BlobOut| {
+            let mut ids = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(off, n)) = cuts.get(i) else {
+                    return ids;
+                };
+                ids.push((i, self.chunk(out, &buf[off..off + n])));
+            }
+        };
+        let mut ids = std::thread::scope(|s| {
+            let (take, tx) = (&take, out.tx.clone());
+            let helper = s.spawn(move || take(&mut BlobOut::new(tx)));
+            let mut ids = take(out);
+            ids.extend(helper.join().expect("helper does not panic"));
+            ids
+        });
+        ids.sort_unstable_by_key(|&(i, _)| i);
+        chunks.extend(ids.into_iter().map(|(_, id)| id));
     }
 
     /// Read, chunk and queue one file. A file that changes while it is read
@@ -352,24 +392,26 @@ impl Shared<'_> {
         // and each buffer is kept for the whole backup.
         buf.reserve_exact((len as usize).min(window));
         let mut chunks = Vec::new();
+        let mut cut = Vec::new();
         let mut total = 0u64;
         loop {
             let before = buf.len();
             let eof = p.time(Stage::Read, 0, || fill(f, buf, window))?;
             total += (buf.len() - before) as u64;
-            let mut used = 0;
+            cut.clear();
             {
                 let mut cuts = self.chunker.cuts(buf);
                 loop {
-                    let cut = p.time(Stage::Chunk, 0, || cuts.next());
-                    let Some((off, n)) = cut else { break };
+                    let next = p.time(Stage::Chunk, 0, || cuts.next());
+                    let Some((off, n)) = next else { break };
                     if !eof && off + max > buf.len() {
                         break;
                     }
-                    self.chunk(out, &buf[off..off + n], &mut chunks);
-                    used = off + n;
+                    cut.push((off, n));
                 }
             }
+            self.chunks(out, buf, &cut, &mut chunks);
+            let used = cut.last().map_or(0, |&(off, n)| off + n);
             if eof || self.abort.load(Ordering::Relaxed) {
                 break;
             }
@@ -533,6 +575,21 @@ fn prefetch(
     }
 }
 
+/// The slots of the files to read, in the order the workers take them:
+/// files larger than [`SMALL_FILE`] first, largest first, then the rest in
+/// scan order. A large file is read and sealed by one worker, so one taken
+/// last kept a core alone for its whole length at the end of the backup
+/// (a 76 MB file: 0.4 s at half the CPU); taken first, the small files
+/// fill in around it (docs/performance.md, twelfth round).
+fn read_order(scan: &Scan) -> Vec<usize> {
+    let (mut large, small): (Vec<usize>, Vec<usize>) = (0..scan.files.len())
+        .filter(|&i| !scan.files[i].cached)
+        .partition(|&i| scan.files[i].stat.size > SMALL_FILE);
+    large.sort_by_key(|&i| std::cmp::Reverse(scan.files[i].stat.size));
+    large.extend(small);
+    large
+}
+
 /// Run the pipeline over the files the scan says must be read.
 pub(super) fn run(
     home: &Home,
@@ -544,9 +601,7 @@ pub(super) fn run(
     let container = &prepared.container;
     let cid = container.manifest.id;
     let scanned = &prepared.scan;
-    let to_read: Vec<usize> = (0..scanned.files.len())
-        .filter(|i| !scanned.files[*i].cached)
-        .collect();
+    let to_read = read_order(scanned);
     let abort = AtomicBool::new(false);
     // File bytes the workers have taken up, for the prefetcher.
     let taken = AtomicU64::new(0);
