@@ -575,21 +575,6 @@ fn prefetch(
     }
 }
 
-/// The slots of the files to read, in the order the workers take them:
-/// files larger than [`SMALL_FILE`] first, largest first, then the rest in
-/// scan order. A large file is read and sealed by one worker, so one taken
-/// last kept a core alone for its whole length at the end of the backup
-/// (a 76 MB file: 0.4 s at half the CPU); taken first, the small files
-/// fill in around it (docs/performance.md, twelfth round).
-fn read_order(scan: &Scan) -> Vec<usize> {
-    let (mut large, small): (Vec<usize>, Vec<usize>) = (0..scan.files.len())
-        .filter(|&i| !scan.files[i].cached)
-        .partition(|&i| scan.files[i].stat.size > SMALL_FILE);
-    large.sort_by_key(|&i| std::cmp::Reverse(scan.files[i].stat.size));
-    large.extend(small);
-    large
-}
-
 /// Run the pipeline over the files the scan says must be read.
 pub(super) fn run(
     home: &Home,
@@ -601,7 +586,9 @@ pub(super) fn run(
     let container = &prepared.container;
     let cid = container.manifest.id;
     let scanned = &prepared.scan;
-    let to_read = read_order(scanned);
+    let to_read: Vec<usize> = (0..scanned.files.len())
+        .filter(|i| !scanned.files[*i].cached)
+        .collect();
     let abort = AtomicBool::new(false);
     // File bytes the workers have taken up, for the prefetcher.
     let taken = AtomicU64::new(0);
