@@ -16,7 +16,7 @@ use crate::upload::Uploader;
 use crossbeam_channel::{bounded, unbounded, Sender};
 use std::collections::HashSet;
 use std::io::Read;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use trove_core::chunk::Chunker;
 use trove_core::manifest::PackRecord;
@@ -285,44 +285,60 @@ impl Shared<'_> {
         id
     }
 
-    /// [`Self::chunk`] for each of `cuts` (offset, length) in `buf`, their
-    /// ids appended to `chunks` in order. Two or more are shared with a
-    /// helper thread, each taking the next chunk left: a large file is read
-    /// by one worker, which alone sealed a 300 MB file on one core of two
-    /// (docs/performance.md, twelfth round).
-    fn chunks(
+    /// Cut `buf` into chunks (the last only where at least the chunker's
+    /// maximum lies beyond it, unless `eof`), and [`Self::chunk`] each,
+    /// their ids appended to `chunks` in order; how many bytes of `buf`
+    /// they took. With `share`, a helper thread seals the chunks as they
+    /// are cut and both seal what is left once the cutting is done: a large
+    /// file is read by one worker, which alone sealed a 300 MB file on one
+    /// core of two (docs/performance.md, twelfth round).
+    fn cut_and_seal(
         &self,
         out: &mut BlobOut,
         buf: &[u8],
-        cuts: &[(usize, usize)],
+        eof: bool,
+        share: bool,
         chunks: &mut Vec<ChunkId>,
-    ) {
-        if cuts.len() < 2 {
-            for &(off, n) in cuts {
+    ) -> usize {
+        let max = self.chunker.params().max as usize;
+        let mut cuts = self.chunker.cuts(buf);
+        let mut next_cut = || {
+            let (off, n) = self.profiler.time(Stage::Chunk, 0, || cuts.next())?;
+            (eof || off + max <= buf.len()).then_some((off, n))
+        };
+        let mut used = 0;
+        if !share {
+            while let Some((off, n)) = next_cut() {
                 chunks.push(self.chunk(out, &buf[off..off + n]));
+                used = off + n;
             }
-            return;
+            return used;
         }
-        let next = AtomicUsize::new(0);
-        let take = |out: &mut BlobOut| {
-            let mut ids = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&(off, n)) = cuts.get(i) else {
-                    return ids;
-                };
-                ids.push((i, self.chunk(out, &buf[off..off + n])));
-            }
+        let (cut_tx, cut_rx) = unbounded::<(usize, usize, usize)>();
+        let seal = |out: &mut BlobOut, cut_rx: crossbeam_channel::Receiver<_>| {
+            cut_rx
+                .into_iter()
+                .map(|(i, off, n)| (i, self.chunk(out, &buf[off..off + n])))
+                .collect::<Vec<_>>()
         };
         let mut ids = std::thread::scope(|s| {
-            let (take, tx) = (&take, out.tx.clone());
-            let helper = s.spawn(move || take(&mut BlobOut::new(tx)));
-            let mut ids = take(out);
+            let (seal, blob_tx, rx) = (&seal, out.tx.clone(), cut_rx.clone());
+            let helper = s.spawn(move || seal(&mut BlobOut::new(blob_tx), rx));
+            let mut i = 0;
+            while let Some((off, n)) = next_cut() {
+                // The helper is alive until the sender is dropped below.
+                let _ = cut_tx.send((i, off, n));
+                i += 1;
+                used = off + n;
+            }
+            drop(cut_tx);
+            let mut ids = seal(out, cut_rx);
             ids.extend(helper.join().expect("helper does not panic"));
             ids
         });
         ids.sort_unstable_by_key(|&(i, _)| i);
         chunks.extend(ids.into_iter().map(|(_, id)| id));
+        used
     }
 
     /// Read, chunk and queue one file. A file that changes while it is read
@@ -392,26 +408,12 @@ impl Shared<'_> {
         // and each buffer is kept for the whole backup.
         buf.reserve_exact((len as usize).min(window));
         let mut chunks = Vec::new();
-        let mut cut = Vec::new();
         let mut total = 0u64;
         loop {
             let before = buf.len();
             let eof = p.time(Stage::Read, 0, || fill(f, buf, window))?;
             total += (buf.len() - before) as u64;
-            cut.clear();
-            {
-                let mut cuts = self.chunker.cuts(buf);
-                loop {
-                    let next = p.time(Stage::Chunk, 0, || cuts.next());
-                    let Some((off, n)) = next else { break };
-                    if !eof && off + max > buf.len() {
-                        break;
-                    }
-                    cut.push((off, n));
-                }
-            }
-            self.chunks(out, buf, &cut, &mut chunks);
-            let used = cut.last().map_or(0, |&(off, n)| off + n);
+            let used = self.cut_and_seal(out, buf, eof, len > SMALL_FILE, &mut chunks);
             if eof || self.abort.load(Ordering::Relaxed) {
                 break;
             }
