@@ -579,7 +579,14 @@ fn a_guided_backup_keeps_untouched_folders_and_equals_a_whole_walk() {
         &Quiet,
     )
     .unwrap();
-    assert!(f.prune.unwrap().packs_deleted > 0);
+    // Which blobs share a pack depends on the order the workers finish in,
+    // so a pack wholly unused is not certain; 0% unused repacks the rest.
+    let pruned = f.prune.unwrap();
+    assert!(
+        pruned.packs_deleted + pruned.packs_repacked > 0,
+        "{pruned:?}"
+    );
+    assert!(pruned.blobs_unused > 0, "{pruned:?}");
     let after = guided(&home, trove_repo::Changes::watching(vec![src.clone()]));
     assert_eq!(after.walk.map(|w| w.kept), Some(0));
     assert_eq!(after.snapshot.root, g.snapshot.root);

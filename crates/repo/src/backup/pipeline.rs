@@ -326,7 +326,7 @@ impl Shared<'_> {
             let helper = s.spawn(move || seal(&mut BlobOut::new(blob_tx), rx));
             let mut i = 0;
             while let Some((off, n)) = next_cut() {
-                // The helper is alive until the sender is dropped below.
+                // Cannot fail: this thread holds a receiver.
                 let _ = cut_tx.send((i, off, n));
                 i += 1;
                 used = off + n;
