@@ -30,15 +30,18 @@ use trove_core::{BlobId, ChunkId, PackId, TreeId};
 const READ_WINDOW: usize = 8 * 1024 * 1024;
 
 /// A file up to this size is read into its worker's own buffer; a larger
-/// one into one of [`LARGE_WINDOWS`] shared windows. Workers are twice the
+/// one into one of [`large_windows`] shared windows. Workers are twice the
 /// cores so that small files keep both cores busy while some wait for the
-/// disk; large files keep a core busy each, and a window for every worker
-/// held 32 MiB where 16 do as well (docs/performance.md, fifth round).
+/// disk; a window for every worker held 32 MiB where fewer do as well
+/// (docs/performance.md, fifth round).
 const SMALL_FILE: u64 = 1024 * 1024;
 
-/// Read windows for files larger than [`SMALL_FILE`]: one per core.
+/// Read windows for files larger than [`SMALL_FILE`]: one per two cores.
+/// A large file keeps two threads busy, its worker cutting and a helper
+/// sealing, so a second window on two cores only held 8 MiB more
+/// (docs/performance.md, thirteenth round).
 fn large_windows() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 /// How far ahead of the workers, in file bytes, the kernel is asked to
