@@ -34,7 +34,7 @@ const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
 /// the small blocks freed in it, so a backup's dozen threads (workers,
 /// helpers, packer, uploader, peer writers) held about 20 MiB of arenas.
 /// Two per core, as many as a backup's workers: on a 1 GB first backup,
-/// peak RSS 92-95 → 87-89 MiB, no slower (one per core held as little but
+/// peak RSS 90-93 → 85-87 MiB, no slower (one per core held as little but
 /// cost more CPU; docs/performance.md, thirteenth round).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
