@@ -26,8 +26,8 @@
 const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
 
 /// Serve large allocations from `mmap` at a fixed threshold, so freed
-/// buffers are returned to the kernel at once, and keep one arena per core.
-/// Call before any thread starts. An explicit `MALLOC_MMAP_THRESHOLD_` or
+/// buffers are returned to the kernel at once, and keep at most two arenas
+/// per core. Call before any thread starts. An explicit `MALLOC_MMAP_THRESHOLD_` or
 /// `MALLOC_ARENA_MAX` in the environment wins.
 ///
 /// glibc gives threads up to eight arenas per core; each keeps the pages of
