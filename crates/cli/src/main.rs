@@ -128,7 +128,7 @@ enum Cmd {
 static ALLOCATOR: memory::Allocator = memory::Allocator;
 
 fn main() -> ExitCode {
-    memory::return_large_buffers();
+    memory::set_policy();
     limits::raise_open_files();
     context::quiet_when_stdout_reader_leaves();
     let cli = Cli::parse();

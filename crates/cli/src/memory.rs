@@ -25,10 +25,10 @@
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
 
-/// Serve large allocations from `mmap` at a fixed threshold, so freed
-/// buffers are returned to the kernel at once, and keep at most two arenas
-/// per core. Call before any thread starts. An explicit `MALLOC_MMAP_THRESHOLD_` or
-/// `MALLOC_ARENA_MAX` in the environment wins.
+/// Set glibc's policy: serve large allocations from `mmap` at a fixed
+/// threshold, so freed buffers are returned to the kernel at once, and keep
+/// at most two arenas per core. Call before any thread starts. An explicit
+/// `MALLOC_MMAP_THRESHOLD_` or `MALLOC_ARENA_MAX` in the environment wins.
 ///
 /// glibc gives threads up to eight arenas per core; each keeps the pages of
 /// the small blocks freed in it, so a backup's dozen threads (workers,
@@ -38,7 +38,7 @@ const MMAP_THRESHOLD: libc::c_int = 128 * 1024;
 /// cost more CPU; docs/performance.md, thirteenth round).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
-pub fn return_large_buffers() {
+pub fn set_policy() {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let arenas = libc::c_int::try_from(2 * cores).unwrap_or(libc::c_int::MAX);
     for (variable, param, value) in [
@@ -63,7 +63,7 @@ pub fn return_large_buffers() {
 
 /// Other allocators and C libraries: their own policy.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn return_large_buffers() {}
+pub fn set_policy() {}
 
 /// Blocks this large or larger are backed by huge pages where they can be.
 #[cfg(target_os = "linux")]

@@ -580,7 +580,8 @@ fn a_guided_backup_keeps_untouched_folders_and_equals_a_whole_walk() {
     )
     .unwrap();
     // Which blobs share a pack depends on the order the workers finish in,
-    // so a pack wholly unused is not certain; 0% unused repacks the rest.
+    // so a pack wholly unused is not certain; with `max_unused` at 0% a pack
+    // partly unused is repacked instead.
     let pruned = f.prune.unwrap();
     assert!(
         pruned.packs_deleted + pruned.packs_repacked > 0,
