@@ -306,11 +306,11 @@ pub fn open(
     Ok(out)
 }
 
-/// A sealed body is decrypted here (one buffer per thread, kept up to this
-/// size) before it is copied or decompressed into the caller's buffer: a
-/// fresh buffer per blob cost a restore about 5% of its CPU in page faults
-/// and `munmap` (docs/performance.md, eighth round).
-const SCRATCH_KEPT: usize = 8 << 20;
+/// A compressed payload is copied here (one buffer per thread, kept up to
+/// this size) to be decompressed into the caller's buffer. A raw payload
+/// needs no second buffer: it is opened in the caller's (docs/performance.md,
+/// fourteenth round).
+const SCRATCH_KEPT: usize = 1 << 20;
 
 thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -332,66 +332,69 @@ pub fn open_into(
         return Err(SealError::Malformed("unknown seal version"));
     }
     let (body, tag) = sealed[25..].split_at(sealed.len() - 25 - 16);
-    SCRATCH.with(|scratch| {
-        let mut buf = scratch.borrow_mut();
-        buf.clear();
-        buf.extend_from_slice(body);
-        let opened = decrypt_and_decode(key, kind, id, &sealed[1..25], tag, &mut buf, out);
-        if buf.capacity() > SCRATCH_KEPT {
-            *buf = Vec::new();
-        }
-        opened
-    })
-}
-
-/// Decrypt `buf` (a sealed body) in place, then decode it into `out`.
-fn decrypt_and_decode(
-    key: &SealKey,
-    kind: BlobKind,
-    id: &[u8; 32],
-    nonce: &[u8],
-    tag: &[u8],
-    buf: &mut [u8],
-    out: &mut Vec<u8>,
-) -> Result<(), SealError> {
+    out.clear();
+    out.extend_from_slice(body);
     let cipher = XChaCha20Poly1305::new(&key.0.into());
     cipher
-        .decrypt_in_place_detached(XNonce::from_slice(nonce), &aad(kind, id), buf, tag.into())
+        .decrypt_in_place_detached(
+            XNonce::from_slice(&sealed[1..25]),
+            &aad(kind, id),
+            out,
+            tag.into(),
+        )
         .map_err(|_| SealError::Authentication)?;
-    out.clear();
-    match buf[0] {
+    decode_in_place(out)
+}
+
+/// Decode a decrypted payload (its codec byte first) into the plaintext,
+/// in the same buffer.
+fn decode_in_place(out: &mut Vec<u8>) -> Result<(), SealError> {
+    match out[0] {
         CODEC_RAW => {
-            out.extend_from_slice(&buf[1..]);
+            // One move of the plaintext, as a copy out of a scratch buffer
+            // cost before (and that buffer held up to a chunk's size).
+            out.drain(..1);
             Ok(())
         }
-        CODEC_ZSTD => {
-            if buf.len() < 5 {
-                return Err(SealError::Malformed("compressed blob without length"));
+        CODEC_ZSTD => SCRATCH.with(|scratch| {
+            let mut frame = scratch.borrow_mut();
+            frame.clear();
+            frame.extend_from_slice(out);
+            let decoded = decompress_payload(&frame, out);
+            if frame.capacity() > SCRATCH_KEPT {
+                *frame = Vec::new();
             }
-            let raw_len = u32::from_le_bytes(buf[1..5].try_into().expect("4 bytes")) as usize;
-            let frame = &buf[5..];
-            if raw_len > MAX_BLOB_LEN {
-                return Err(SealError::Decompress(format!(
-                    "declared length {raw_len} too large"
-                )));
-            }
-            if raw_len > frame.len().saturating_mul(ZSTD_MAX_EXPANSION) {
-                return Err(SealError::Decompress(format!(
-                    "declared length {raw_len} is more than {} compressed bytes can hold",
-                    frame.len()
-                )));
-            }
-            decompress_into(frame, raw_len, out)
-                .map_err(|e| SealError::Decompress(e.to_string()))?;
-            if out.len() != raw_len {
-                return Err(SealError::Decompress(
-                    "length differs from the declared one".into(),
-                ));
-            }
-            Ok(())
-        }
+            decoded
+        }),
         _ => Err(SealError::Malformed("unknown codec")),
     }
+}
+
+/// Decompress a zstd payload (codec byte, declared length, frame) into `out`.
+fn decompress_payload(payload: &[u8], out: &mut Vec<u8>) -> Result<(), SealError> {
+    if payload.len() < 5 {
+        return Err(SealError::Malformed("compressed blob without length"));
+    }
+    let raw_len = u32::from_le_bytes(payload[1..5].try_into().expect("4 bytes")) as usize;
+    let frame = &payload[5..];
+    if raw_len > MAX_BLOB_LEN {
+        return Err(SealError::Decompress(format!(
+            "declared length {raw_len} too large"
+        )));
+    }
+    if raw_len > frame.len().saturating_mul(ZSTD_MAX_EXPANSION) {
+        return Err(SealError::Decompress(format!(
+            "declared length {raw_len} is more than {} compressed bytes can hold",
+            frame.len()
+        )));
+    }
+    decompress_into(frame, raw_len, out).map_err(|e| SealError::Decompress(e.to_string()))?;
+    if out.len() != raw_len {
+        return Err(SealError::Decompress(
+            "length differs from the declared one".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
