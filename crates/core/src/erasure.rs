@@ -237,9 +237,10 @@ const STRIPE: usize = 64 * 1024;
 /// Missing shards are decoded in larger stripes: each decode first
 /// evaluates the erasure locator over the whole field (65,536 points)
 /// whatever the stripe's length, which at 64 KiB stripes was 4% of a
-/// restore's CPU (docs/performance.md, twelfth round). The work space is
-/// then about 2 MiB, kept per thread with its decoder.
-const DECODE_STRIPE: usize = 256 * 1024;
+/// restore's CPU (docs/performance.md, twelfth round). The decoder's work
+/// space is then about 3 MiB (6 MiB at 256 KiB stripes, for no measurable
+/// gain: fourteenth round).
+const DECODE_STRIPE: usize = 128 * 1024;
 
 /// The stripes of `stripe` bytes of a shard of `slen` bytes.
 fn stripes(slen: usize, stripe: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
@@ -248,12 +249,12 @@ fn stripes(slen: usize, stripe: usize) -> impl Iterator<Item = std::ops::Range<u
         .map(move |start| start..(start + stripe).min(slen))
 }
 
-thread_local! {
-    // A decoder keeps its work space across resets: each pack rebuilt on
-    // this thread reuses it, not fresh pages.
-    static DECODER: std::cell::RefCell<Option<reed_solomon_simd::ReedSolomonDecoder>> =
-        const { std::cell::RefCell::new(None) };
-}
+/// One decoder for the process, kept from pack to pack so that each pack
+/// rebuilt reuses its work space, not fresh pages. A thread that finds it
+/// busy decodes with a decoder of its own, dropped after: the work space
+/// kept stays one, however many threads rebuild packs.
+static DECODER: std::sync::Mutex<Option<reed_solomon_simd::ReedSolomonDecoder>> =
+    std::sync::Mutex::new(None);
 
 fn codec(e: reed_solomon_simd::Error) -> ErasureError {
     ErasureError::Codec(e.to_string())
@@ -312,14 +313,23 @@ pub fn decode<B: AsRef<[u8]>>(fragments: &[B]) -> Result<Vec<u8>, ErasureError> 
     // it stripe by stripe.
     let slen = h.shard_len as usize;
     let mut pack = vec![0u8; k * slen];
-    for (&i, s) in by_index.range(..h.k) {
+    for (&i, &at) in by_index.range(..h.k) {
         let i = i as usize;
-        pack[i * slen..(i + 1) * slen].copy_from_slice(s);
+        pack[i * slen..(i + 1) * slen].copy_from_slice(shard(fragments[at].as_ref(), 0..slen));
     }
     let missing = missing_data(&by_index, k);
-    decode_missing(&by_index, &h, &missing, |i, r, stripe| {
-        pack[i * slen + r.start..i * slen + r.end].copy_from_slice(stripe)
-    })?;
+    let mut both = (fragments, pack);
+    decode_missing(
+        &mut both,
+        &by_index,
+        &h,
+        &missing,
+        |(fragments, _), at, r| shard(fragments[at].as_ref(), r),
+        |(_, pack), i, r, stripe| {
+            pack[i * slen + r.start..i * slen + r.end].copy_from_slice(stripe)
+        },
+    )?;
+    let mut pack = both.1;
     pack.truncate(h.pack_len as usize);
     if PackId::of(&pack) != h.pack {
         return Err(ErasureError::PackHash);
@@ -327,66 +337,65 @@ pub fn decode<B: AsRef<[u8]>>(fragments: &[B]) -> Result<Vec<u8>, ErasureError> 
     Ok(pack)
 }
 
-/// The data shards missing from `fragments`, rebuilt stripe by stripe: each
-/// as `lead` zero bytes then the shard (`lead` = [`FRAGMENT_HEADER_LEN`]
-/// gives buffers laid out like fragments). With the data fragments that
-/// are there they make the pack, which a caller can then use in place
-/// instead of [`decode`]'s copy. The pack is not checked here: the caller
-/// hashes it. Any `k` distinct indices suffice.
-pub fn rebuild_missing<B: AsRef<[u8]>>(
-    fragments: &[B],
-    lead: usize,
-) -> Result<Vec<(u8, Vec<u8>)>, ErasureError> {
-    rebuild_missing_in(fragments, lead, Vec::new)
+/// The data shards missing from `fragments`, rebuilt in place: each over a
+/// parity fragment that is there, stripe by stripe (each stripe of it read
+/// before it is overwritten), so that no buffer is needed beyond those the
+/// fragments came in. Returns each rebuilt shard's index and the position
+/// in `fragments` of the buffer that now holds it after
+/// [`FRAGMENT_HEADER_LEN`] bytes (the parity fragment's header, no longer
+/// its own). With the data fragments that are there they make the pack,
+/// which a caller can use in place instead of [`decode`]'s copy; the pack
+/// is not checked here: the caller hashes it. Any `k` distinct indices
+/// suffice.
+pub fn rebuild_missing_in_place(
+    fragments: &mut [Vec<u8>],
+) -> Result<Vec<(u8, usize)>, ErasureError> {
+    let (h, by_index) = shards(fragments)?;
+    let missing = missing_data(&by_index, h.k as usize);
+    // At least `k` distinct indices are there, so at least as many parity
+    // fragments as missing data shards.
+    let over: Vec<usize> = by_index
+        .range(h.k..)
+        .map(|(_, &at)| at)
+        .take(missing.len())
+        .collect();
+    decode_missing(
+        fragments,
+        &by_index,
+        &h,
+        &missing,
+        |fragments, at, r| shard(&fragments[at], r),
+        |fragments, i, r, stripe| {
+            let j = missing.iter().position(|&m| m == i).expect("i is missing");
+            fragments[over[j]][FRAGMENT_HEADER_LEN + r.start..FRAGMENT_HEADER_LEN + r.end]
+                .copy_from_slice(stripe);
+        },
+    )?;
+    Ok(missing.iter().map(|&i| i as u8).zip(over).collect())
 }
 
-/// [`rebuild_missing`], each shard rebuilt in a buffer from `buffer` (its
-/// contents replaced), so that a caller can reuse buffers.
-pub fn rebuild_missing_in<B: AsRef<[u8]>>(
-    fragments: &[B],
-    lead: usize,
-    mut buffer: impl FnMut() -> Vec<u8>,
-) -> Result<Vec<(u8, Vec<u8>)>, ErasureError> {
-    let (h, by_index) = shards(fragments)?;
-    let (k, slen) = (h.k as usize, h.shard_len as usize);
-    let missing = missing_data(&by_index, k);
-    let mut out: Vec<(u8, Vec<u8>)> = missing
-        .iter()
-        .map(|&i| {
-            let mut b = buffer();
-            b.clear();
-            b.resize(lead + slen, 0);
-            (i as u8, b)
-        })
-        .collect();
-    decode_missing(&by_index, &h, &missing, |i, r, stripe| {
-        let (_, buf) = out
-            .iter_mut()
-            .find(|(at, _)| *at as usize == i)
-            .expect("a buffer per missing shard");
-        buf[lead + r.start..lead + r.end].copy_from_slice(stripe);
-    })?;
-    Ok(out)
+/// Bytes `r` of the shard of `fragment`.
+fn shard(fragment: &[u8], r: std::ops::Range<usize>) -> &[u8] {
+    &fragment[FRAGMENT_HEADER_LEN + r.start..FRAGMENT_HEADER_LEN + r.end]
 }
 
 /// The data indices below `k` that `by_index` lacks.
-fn missing_data(by_index: &std::collections::BTreeMap<u8, &[u8]>, k: usize) -> Vec<usize> {
+fn missing_data(by_index: &std::collections::BTreeMap<u8, usize>, k: usize) -> Vec<usize> {
     (0..k)
         .filter(|i| !by_index.contains_key(&(*i as u8)))
         .collect()
 }
 
-/// The fragments' common header and their shards by index (the first of
-/// each index); at least `k` distinct indices, or an error.
-#[allow(clippy::type_complexity)]
+/// The fragments' common header and, by fragment index, the position of
+/// the first fragment with that index; at least `k` distinct indices, or
+/// an error.
 fn shards<B: AsRef<[u8]>>(
     fragments: &[B],
-) -> Result<(FragmentHeader, std::collections::BTreeMap<u8, &[u8]>), ErasureError> {
+) -> Result<(FragmentHeader, std::collections::BTreeMap<u8, usize>), ErasureError> {
     let mut first: Option<FragmentHeader> = None;
-    let mut by_index: std::collections::BTreeMap<u8, &[u8]> = Default::default();
-    for f in fragments {
-        let f = f.as_ref();
-        let h = FragmentHeader::parse(f)?;
+    let mut by_index: std::collections::BTreeMap<u8, usize> = Default::default();
+    for (at, f) in fragments.iter().enumerate() {
+        let h = FragmentHeader::parse(f.as_ref())?;
         match &first {
             None => first = Some(h),
             Some(p) => {
@@ -397,7 +406,7 @@ fn shards<B: AsRef<[u8]>>(
                 }
             }
         }
-        by_index.entry(h.index).or_insert(&f[FRAGMENT_HEADER_LEN..]);
+        by_index.entry(h.index).or_insert(at);
     }
     let h = first.ok_or(ErasureError::TooFew { have: 0, need: 1 })?;
     if by_index.len() < h.k as usize {
@@ -409,51 +418,57 @@ fn shards<B: AsRef<[u8]>>(
     Ok((h, by_index))
 }
 
-/// Decode the data shards `missing` (none: nothing to do) from the shards
-/// `by_index` (fragment index to shard) of fragments with header `h`,
-/// handing each decoded stripe to `put` (shard index, range in the shard,
-/// bytes).
-fn decode_missing(
-    by_index: &std::collections::BTreeMap<u8, &[u8]>,
+/// Decode the data shards `missing` (none: nothing to do) of fragments
+/// with header `h`, stripe by stripe: `shard` reads bytes of the shard at
+/// a position of `by_index` (fragment index to position) out of `src`, and
+/// `put` hands each decoded stripe (shard index, range in the shard,
+/// bytes) to `src`, once every shard's bytes of that stripe are read.
+fn decode_missing<S: ?Sized>(
+    src: &mut S,
+    by_index: &std::collections::BTreeMap<u8, usize>,
     h: &FragmentHeader,
     missing: &[usize],
-    mut put: impl FnMut(usize, std::ops::Range<usize>, &[u8]),
+    shard: impl for<'a> Fn(&'a S, usize, std::ops::Range<usize>) -> &'a [u8],
+    mut put: impl FnMut(&mut S, usize, std::ops::Range<usize>, &[u8]),
 ) -> Result<(), ErasureError> {
     if missing.is_empty() {
         return Ok(());
     }
     let (k, m, slen) = (h.k as usize, h.m as usize, h.shard_len as usize);
-    DECODER.with(|d| {
-        let mut d = d.borrow_mut();
-        for r in stripes(slen, DECODE_STRIPE) {
-            let coder = match &mut *d {
-                Some(c) => {
-                    c.reset(k, m, r.len()).map_err(codec)?;
-                    c
-                }
-                None => d.insert(
-                    reed_solomon_simd::ReedSolomonDecoder::new(k, m, r.len()).map_err(codec)?,
-                ),
-            };
-            for (&i, s) in by_index {
-                let (i, part) = (i as usize, &s[r.clone()]);
-                if i < k {
-                    coder.add_original_shard(i, part)
-                } else {
-                    coder.add_recovery_shard(i - k, part)
-                }
-                .map_err(codec)?;
+    let mut kept = DECODER.try_lock().ok();
+    let mut own = None;
+    let d = match &mut kept {
+        Some(kept) => &mut **kept,
+        None => &mut own,
+    };
+    for r in stripes(slen, DECODE_STRIPE) {
+        let coder = match d {
+            Some(c) => {
+                c.reset(k, m, r.len()).map_err(codec)?;
+                c
             }
-            let restored = coder.decode().map_err(codec)?;
-            for &i in missing {
-                let stripe = restored
-                    .restored_original(i)
-                    .ok_or(ErasureError::Codec("shard not restored".into()))?;
-                put(i, r.clone(), stripe);
+            None => {
+                d.insert(reed_solomon_simd::ReedSolomonDecoder::new(k, m, r.len()).map_err(codec)?)
             }
+        };
+        for (&i, &at) in by_index {
+            let (i, part) = (i as usize, shard(src, at, r.clone()));
+            if i < k {
+                coder.add_original_shard(i, part)
+            } else {
+                coder.add_recovery_shard(i - k, part)
+            }
+            .map_err(codec)?;
         }
-        Ok(())
-    })
+        let restored = coder.decode().map_err(codec)?;
+        for &i in missing {
+            let stripe = restored
+                .restored_original(i)
+                .ok_or(ErasureError::Codec("shard not restored".into()))?;
+            put(src, i, r.clone(), stripe);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -490,21 +505,31 @@ mod tests {
     }
 
     #[test]
-    fn rebuilt_missing_shards_are_those_of_the_pack() {
+    fn missing_shards_rebuilt_in_place_are_those_of_the_pack() {
         let bytes: Vec<u8> = (0..300_001u32).map(|i| (i * 13 % 241) as u8).collect();
         let frags = encode(&PackId::of(&bytes), &bytes, 4, 2).unwrap();
-        let slen = frags[0].bytes.len() - FRAGMENT_HEADER_LEN;
-        let rest: Vec<&[u8]> = [1, 3, 4, 5].iter().map(|&i| &frags[i].bytes[..]).collect();
-        let rebuilt = rebuild_missing(&rest, 7).unwrap();
-        assert_eq!(rebuilt.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 2]);
-        for (i, buf) in &rebuilt {
-            assert_eq!(buf.len(), 7 + slen);
-            assert_eq!(&buf[..7], &[0; 7]);
-            assert_eq!(&buf[7..], &frags[*i as usize].bytes[FRAGMENT_HEADER_LEN..]);
+        // Parity first, a data fragment given twice: 0 and 2 are rebuilt
+        // over the two parity fragments, and nothing else is touched.
+        let mut rest: Vec<Vec<u8>> = [5, 1, 4, 3, 1]
+            .iter()
+            .map(|&i| frags[i].bytes.clone())
+            .collect();
+        let before = rest.clone();
+        let rebuilt = rebuild_missing_in_place(&mut rest).unwrap();
+        assert_eq!(rebuilt, [(0, 2), (2, 0)]);
+        for &(i, at) in &rebuilt {
+            assert_eq!(rest[at].len(), frags[i as usize].bytes.len());
+            assert_eq!(
+                &rest[at][FRAGMENT_HEADER_LEN..],
+                &frags[i as usize].bytes[FRAGMENT_HEADER_LEN..]
+            );
         }
-        assert!(rebuild_missing(&rest[..3], 0).is_err());
-        let all: Vec<&[u8]> = frags.iter().map(|f| &f.bytes[..]).collect();
-        assert!(rebuild_missing(&all, 0).unwrap().is_empty());
+        assert_eq!(rest[1..2], before[1..2]);
+        assert_eq!(rest[3..], before[3..]);
+        assert!(rebuild_missing_in_place(&mut rest[..2].to_vec()).is_err());
+        let mut all: Vec<Vec<u8>> = frags.iter().map(|f| f.bytes.clone()).collect();
+        assert!(rebuild_missing_in_place(&mut all).unwrap().is_empty());
+        assert!(all.iter().zip(&frags).all(|(a, f)| *a == f.bytes));
     }
 
     #[test]
@@ -587,7 +612,7 @@ mod tests {
         }
     }
 
-    /// One thread's decoder, kept from pack to pack, rebuilds packs of
+    /// The kept decoder rebuilds packs of
     /// other shapes in turn: shards of several decode stripes ending inside
     /// one, a tiny pack, other `k`, `m` and missing shards, then the first
     /// shape again.
@@ -605,12 +630,13 @@ mod tests {
             let frags = encode(&id, &bytes, k, m).unwrap();
             let some: Vec<&[u8]> = frags[keep_from..].iter().map(|f| &f.bytes[..]).collect();
             assert!(decode(&some).unwrap() == bytes, "{len} bytes, {k}+{m}");
-            let rebuilt = rebuild_missing(&some, FRAGMENT_HEADER_LEN).unwrap();
+            let mut some: Vec<Vec<u8>> = some.iter().map(|f| f.to_vec()).collect();
+            let rebuilt = rebuild_missing_in_place(&mut some).unwrap();
             assert_eq!(rebuilt.len(), keep_from, "{len} bytes, {k}+{m}");
-            for (i, shard) in rebuilt {
+            for (i, at) in rebuilt {
                 let want = &frags[i as usize].bytes[FRAGMENT_HEADER_LEN..];
                 assert!(
-                    shard[FRAGMENT_HEADER_LEN..] == *want,
+                    some[at][FRAGMENT_HEADER_LEN..] == *want,
                     "{len} bytes, shard {i}"
                 );
             }

@@ -617,11 +617,12 @@ impl PackBytes {
     /// Rebuild a pack from fragments whose ids were checked, as
     /// [`erasure::decode`] does, but without a copy of the pack: the data
     /// fragments that are there are its parts as they are, and only the
-    /// missing data shards are rebuilt, each into a buffer of its own (with
-    /// two of six peers lost, a copy of every decoded pack held 15-18 MiB
-    /// more at a restore's peak).
+    /// missing data shards are rebuilt, each over a parity fragment's buffer
+    /// (with two of six peers lost, a copy of every decoded pack held 15-18
+    /// MiB more at a restore's peak, and a buffer per rebuilt shard 4-6 MiB:
+    /// docs/performance.md, fourteenth round).
     fn rebuild(
-        fragments: Vec<Vec<u8>>,
+        mut fragments: Vec<Vec<u8>>,
         decoding: &Mutex<()>,
         buffers: &Arc<Buffers>,
     ) -> std::result::Result<Self, ErasureError> {
@@ -649,28 +650,21 @@ impl PackBytes {
         if !headers.iter().all(same) {
             return Err(ErasureError::Mismatch("k, m, pack id or length"));
         }
-        let mut rebuilt = if data.iter().all(Option::is_some) {
-            Vec::new()
-        } else {
+        if data.iter().any(Option::is_none) {
             let _one = decoding.lock().expect("not poisoned");
-            erasure::rebuild_missing_in(&fragments, FRAGMENT_HEADER_LEN, || buffers.take())?
-        };
+            for (i, at) in erasure::rebuild_missing_in_place(&mut fragments)? {
+                data[i as usize] = Some(at);
+            }
+        }
         let mut fragments: Vec<Option<Vec<u8>>> = fragments.into_iter().map(Some).collect();
         let parts = data
             .into_iter()
-            .enumerate()
-            .map(|(i, at)| match at {
-                Some(at) => fragments[at].take().expect("each fragment taken once"),
-                None => {
-                    let j = rebuilt
-                        .iter()
-                        .position(|(r, _)| *r as usize == i)
-                        .expect("every missing data shard is rebuilt");
-                    rebuilt.swap_remove(j).1
-                }
+            .map(|at| {
+                let at = at.expect("every missing data shard is rebuilt");
+                fragments[at].take().expect("each fragment taken once")
             })
             .collect();
-        // Parity fragments, and copies of a data fragment.
+        // Parity fragments not rebuilt over, and copies of a data fragment.
         fragments
             .into_iter()
             .flatten()
@@ -750,37 +744,24 @@ mod tests {
     }
 
     #[test]
-    fn a_dropped_pack_gives_its_buffers_back_and_the_next_rebuild_reuses_them() {
+    fn a_rebuild_needs_no_buffer_of_its_own_and_a_dropped_pack_gives_its_buffers_back() {
         let lock = Mutex::new(());
         let buffers = Arc::new(Buffers::default());
         let kept = |b: &Buffers| b.0.lock().unwrap().len();
         let (bytes, frags) = fragments(100_003);
-        // Data shards 2 and 3 and both parity shards: 0 and 1 are rebuilt.
+        // Data shards 2 and 3 and both parity shards: 0 and 1 are rebuilt
+        // over the parity fragments.
         let first = PackBytes::rebuild(frags[2..6].to_vec(), &lock, &buffers).unwrap();
-        assert_eq!(
-            kept(&buffers),
-            2,
-            "the parity fragments are given back at once"
-        );
+        assert_eq!(kept(&buffers), 0, "no buffer taken, none left over");
         assert_eq!(first.into_vec(), bytes);
         assert_eq!(
             kept(&buffers),
-            6,
-            "and the pack's four parts when it is dropped"
+            4,
+            "the pack's four parts are given back when it is dropped"
         );
-        // Rebuilt into buffers that held other bytes, the pack is the same.
-        buffers
-            .0
-            .lock()
-            .unwrap()
-            .iter_mut()
-            .for_each(|b| b.fill(0xEE));
-        let again = PackBytes::rebuild(frags[2..6].to_vec(), &lock, &buffers).unwrap();
-        assert_eq!(
-            kept(&buffers),
-            6,
-            "two taken for the rebuilt shards, two parity back"
-        );
+        // One parity fragment more than needed: it is given back at once.
+        let again = PackBytes::rebuild(frags[1..6].to_vec(), &lock, &buffers).unwrap();
+        assert_eq!(kept(&buffers), 5, "the parity fragment not rebuilt over");
         assert_eq!(again.range(0, bytes.len()).unwrap().as_ref(), &bytes[..]);
         drop(again);
         assert_eq!(kept(&buffers), Buffers::KEPT, "no more than KEPT are kept");
