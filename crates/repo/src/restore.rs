@@ -299,7 +299,7 @@ impl Maker<'_> {
     /// when its folder was not made or the target refused it, the refusal
     /// kept in `made` to be reported.
     fn make(&self, last: &mut LastFolder, i: usize) -> Result<Option<(Identity, File)>> {
-        if !parent_made(self.plan.files[i].parent, self.dirs) {
+        if !parent_made(self.plan.files[i].parent(), self.dirs) {
             self.made.set(i, None, None);
             return Ok(None);
         }

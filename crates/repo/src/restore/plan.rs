@@ -24,17 +24,39 @@ pub(super) struct DirPlan {
 
 /// A file to restore. Its path is its folder's and its name
 /// ([`Plan::file_rel`]): a path per file was 11 MB of a 200,000-file
-/// restore's peak.
+/// restore's peak. Held for every file through the whole restore, in 48
+/// bytes (72 with ranges and an optional folder of `usize`s).
 #[derive(Debug)]
 pub(super) struct FilePlan {
-    /// Its name, in [`Plan::names`].
-    name: Range<usize>,
-    pub parent: Option<usize>,
+    /// Its name, in [`Plan::names`]: from here, `name_len` bytes.
+    name_at: usize,
+    name_len: u32,
+    /// Its folder in [`Plan::dirs`], or [`NO_FOLDER`] directly under the
+    /// target.
+    folder: u32,
     pub mode: u32,
     pub mtime_ns: i64,
     pub size: u64,
-    /// Its chunks in [`Plan::chunks`].
-    pub chunks: Range<usize>,
+    /// Its chunks in [`Plan::chunks`]: from here, `chunks_len` of them.
+    chunks_at: usize,
+    chunks_len: u32,
+}
+
+const _: () = assert!(std::mem::size_of::<FilePlan>() <= 48);
+
+/// [`FilePlan::folder`] of a file directly under the target.
+const NO_FOLDER: u32 = u32::MAX;
+
+impl FilePlan {
+    /// Its folder in [`Plan::dirs`]; `None` directly under the target.
+    pub fn parent(&self) -> Option<usize> {
+        (self.folder != NO_FOLDER).then_some(self.folder as usize)
+    }
+
+    /// Its chunks' place in [`Plan::chunks`].
+    pub fn chunks(&self) -> Range<usize> {
+        self.chunks_at..self.chunks_at + self.chunks_len as usize
+    }
 }
 
 /// A symlink to restore (its times and mode are not).
@@ -158,20 +180,31 @@ impl Walk<'_, '_> {
                     self.tree(&tree, Some(me));
                 }
                 NodeKind::File { size, chunks } if take => {
-                    let at = self.plan.chunks.len();
-                    self.plan.chunks.extend(chunks);
-                    let name = self.plan.names.len();
-                    self.plan
-                        .names
-                        .extend_from_slice(self.rel.last().expect("pushed above"));
+                    let name = self.rel.last().expect("pushed above");
+                    let (Ok(name_len), Ok(chunks_len), Ok(folder)) = (
+                        u32::try_from(name.len()),
+                        u32::try_from(chunks.len()),
+                        parent.map_or(Ok(NO_FOLDER), u32::try_from),
+                    ) else {
+                        self.plan.unreadable.push(UnreadableDir {
+                            rel: rel_path(&self.rel),
+                            why: "more names, chunks or folders than a restore can hold".into(),
+                        });
+                        self.rel.pop();
+                        continue;
+                    };
                     self.plan.files.push(FilePlan {
-                        name: name..self.plan.names.len(),
-                        parent,
+                        name_at: self.plan.names.len(),
+                        name_len,
+                        folder,
                         mode: n.mode,
                         mtime_ns: n.mtime_ns,
                         size,
-                        chunks: at..self.plan.chunks.len(),
-                    })
+                        chunks_at: self.plan.chunks.len(),
+                        chunks_len,
+                    });
+                    self.plan.names.extend_from_slice(name);
+                    self.plan.chunks.extend(chunks);
                 }
                 NodeKind::Symlink { target } if take => self.plan.symlinks.push(SymlinkPlan {
                     rel: rel_path(&self.rel),
@@ -189,8 +222,8 @@ impl Plan {
     /// The path of file `i` below the target.
     pub fn file_rel(&self, i: usize) -> PathBuf {
         let f = &self.files[i];
-        let name = OsStr::from_bytes(&self.names[f.name.clone()]);
-        match f.parent {
+        let name = OsStr::from_bytes(&self.names[f.name_at..f.name_at + f.name_len as usize]);
+        match f.parent() {
             Some(dir) => self.dirs[dir].rel.join(name),
             None => PathBuf::from(name),
         }

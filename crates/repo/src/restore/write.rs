@@ -88,7 +88,7 @@ pub(super) fn group(
     let mut all: Vec<Write> = Vec::with_capacity(chunks.len());
     for (i, f) in files.iter().enumerate() {
         let mut offset = 0u64;
-        for c in &chunks[f.chunks.clone()] {
+        for c in &chunks[f.chunks()] {
             let Some((id, place)) = locations.get(&BlobId(c.0)) else {
                 lost.insert(i, format!("chunk {} is not in the index", c.short()));
                 break;
@@ -207,6 +207,12 @@ impl OpenFiles {
         Some(Ok(&self.files.last().expect("just pushed").1))
     }
 }
+
+/// A blob worker keeps its buffer for opened blobs up to this size between
+/// groups: a buffer kept at the largest chunk's size (4 MiB) held that much
+/// per worker through all the smaller ones (docs/performance.md, fourteenth
+/// round).
+const PLAIN_KEPT: usize = 2 << 20;
 
 /// Sealed bytes of one unit of work for the blob workers: small enough
 /// that the workers share a pack evenly, large enough to cost little to
@@ -447,6 +453,9 @@ pub(super) fn fetch_and_write(stage: &Stage, writes: Writes, in_flight: usize) -
                 let mut plain = Vec::new();
                 for g in work_rx {
                     shared.write(&g, &mut open, &mut plain);
+                    if plain.capacity() > PLAIN_KEPT {
+                        plain = Vec::new();
+                    }
                 }
             });
         }
