@@ -157,6 +157,9 @@ struct SealedBlob {
     bytes: Vec<u8>,
 }
 
+/// Unused room a sealed blob may keep on its way to the packer.
+const SPARE_KEPT: usize = 4096;
+
 /// A batch is sent once it holds this many bytes or blobs.
 const BATCH_BYTES: usize = 128 * 1024;
 const BATCH_BLOBS: usize = 64;
@@ -219,34 +222,34 @@ struct Shared<'a> {
     progress: &'a dyn Progress,
     profiler: &'a Profiler,
     blobs_new: AtomicU64,
-    /// The shared windows for large files, each taken by one worker at a time.
+    /// The read windows for large files.
     windows: Windows,
 }
 
-/// Buffers lent out one worker at a time: a worker blocks until one is free.
+/// Read windows, each taken by one worker at a time: a worker blocks until
+/// one is free. A window is allocated for each large file and freed after
+/// it: one kept between large files held 8 MiB through all the small ones
+/// (docs/performance.md, fourteenth round).
 struct Windows {
-    tx: Sender<Vec<u8>>,
-    rx: crossbeam_channel::Receiver<Vec<u8>>,
+    tx: Sender<()>,
+    rx: crossbeam_channel::Receiver<()>,
 }
 
 impl Windows {
-    /// `n` windows, each allocated when first used.
     fn new(n: usize) -> Self {
         let (tx, rx) = bounded(n);
         for _ in 0..n {
-            tx.send(Vec::new()).expect("room for every window");
+            tx.send(()).expect("room for every window");
         }
         Self { tx, rx }
     }
 
-    fn take(&self) -> Vec<u8> {
-        self.rx.recv().expect("the pool holds its own sender")
-    }
-
-    fn give_back(&self, buf: Vec<u8>) {
-        self.tx
-            .send(buf)
-            .expect("a window taken has its place free");
+    /// Wait for a free window, then run `f` with one.
+    fn with<T>(&self, f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+        self.rx.recv().expect("the pool holds its own sender");
+        let done = f(&mut Vec::new());
+        self.tx.send(()).expect("a window taken has its place free");
+        done
     }
 }
 
@@ -269,6 +272,12 @@ impl Shared<'_> {
         p.time(Stage::Encrypt, len, || {
             seal::seal_finish(&self.container.keys.seal, kind, &id.0, &mut bytes)
         });
+        // The room zstd's worst case needed, given back (in place): the blob
+        // waits in the queue and the packer, and a chunk of up to 4 MiB held
+        // its whole size however well it compressed.
+        if bytes.capacity() - bytes.len() > SPARE_KEPT {
+            bytes.shrink_to_fit();
+        }
         self.blobs_new.fetch_add(1, Ordering::Relaxed);
         let raw_len = data.len() as u32;
         out.push(SealedBlob {
@@ -367,10 +376,8 @@ impl Shared<'_> {
                 before = FileStat::of(&f.metadata()?);
             }
             let read = if before.size > SMALL_FILE {
-                let mut window = self.windows.take();
-                let read = self.read_open(out, &mut f, before.size, &mut window);
-                self.windows.give_back(window);
-                read?
+                self.windows
+                    .with(|window| self.read_open(out, &mut f, before.size, window))?
             } else {
                 let read = self.read_open(out, &mut f, before.size, buf);
                 // A file that grew while it was read may have grown the
