@@ -24,10 +24,11 @@ use trove_peer::MetaKey;
 type Bytes = &'static [u8];
 /// redb's page cache. Its default (1 GiB) would make the index, not the
 /// data, the largest user of memory. Backups and restores look files and
-/// blobs up one by one, which a small cache serves as well as a large: a
-/// restore of 88,000 files peaked 11 MiB lower with 4 MiB than with 16 and
-/// took as long (docs/performance.md, fifth round).
-const INDEX_CACHE: usize = 4 * 1024 * 1024;
+/// blobs up one by one (a restore in key order), which a small cache serves
+/// as well as a large: a restore of 88,000 files peaked 11 MiB lower with
+/// 4 MiB than with 16 and took as long (docs/performance.md, fifth round),
+/// and 4-6 MiB lower again with 1 MiB (fourteenth round).
+const INDEX_CACHE: usize = 1024 * 1024;
 
 const PEERS: TableDefinition<&str, Bytes> = TableDefinition::new("peers");
 const CONTAINERS: TableDefinition<&str, Bytes> = TableDefinition::new("containers");
