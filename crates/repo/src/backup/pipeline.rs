@@ -19,8 +19,9 @@ use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use trove_core::chunk::Chunker;
+use trove_core::keys::SealKey;
 use trove_core::manifest::PackRecord;
-use trove_core::pack::PackBuilder;
+use trove_core::pack::{FinishedPack, PackBuilder};
 use trove_core::seal::{self, BlobKind, Compression};
 use trove_core::tree::{Node, NodeKind, Tree};
 use trove_core::{BlobId, ChunkId, PackId, TreeId};
@@ -35,6 +36,9 @@ const READ_WINDOW: usize = 8 * 1024 * 1024;
 /// disk; a window for every worker held 32 MiB where fewer do as well
 /// (docs/performance.md, fifth round).
 const SMALL_FILE: u64 = 1024 * 1024;
+
+/// A worker keeps its buffer for small files up to this size between files.
+const SMALL_BUFFER_KEPT: usize = 256 * 1024;
 
 /// Read windows for files larger than [`SMALL_FILE`]: one per two cores.
 /// A large file keeps two threads busy, its worker cutting and a helper
@@ -209,6 +213,60 @@ impl Drop for BlobOut {
     }
 }
 
+/// Sealed blobs into packs of about a target size.
+struct Packer<'k> {
+    builder: PackBuilder,
+    target: usize,
+    key: &'k SealKey,
+}
+
+impl<'k> Packer<'k> {
+    fn new(target: usize, key: &'k SealKey) -> Self {
+        Self {
+            // The first pack grows as blobs arrive, so a re-run that stores
+            // nothing takes no room for one; later packs start with room
+            // for a full pack.
+            builder: PackBuilder::default(),
+            target,
+            key,
+        }
+    }
+
+    /// A pack is at most an eighth over its target, unless one blob alone
+    /// is larger.
+    fn most(&self) -> usize {
+        self.target + self.target / 8
+    }
+
+    /// Finish the pack being built and start the next.
+    fn take(&mut self) -> FinishedPack {
+        let next = PackBuilder::with_capacity(self.most());
+        std::mem::replace(&mut self.builder, next).finish(self.key)
+    }
+
+    /// Add a blob; the packs it finished, in order. A pack is finished
+    /// before a blob that would take it past [`Packer::most`] (a pack that
+    /// a last 4 MiB chunk took to 12 MiB was held at that size twice over,
+    /// while the packer waited with it and while it was stored:
+    /// docs/performance.md, fourteenth round), and once it reaches the
+    /// target.
+    fn add(&mut self, blob: SealedBlob) -> [Option<FinishedPack>; 2] {
+        let before = (!self.builder.is_empty()
+            && self.builder.len() + blob.bytes.len() > self.most())
+        .then(|| self.take());
+        self.builder
+            .add(blob.kind, blob.id, &blob.bytes, blob.raw_len);
+        drop(blob);
+        let after = (self.builder.len() >= self.target).then(|| self.take());
+        [before, after]
+    }
+
+    /// The last pack, if it holds anything.
+    fn finish(self) -> Option<FinishedPack> {
+        (!self.builder.is_empty()).then(|| self.builder.finish(self.key))
+    }
+}
+
 /// What worker threads share.
 struct Shared<'a> {
     container: &'a Container,
@@ -380,9 +438,11 @@ impl Shared<'_> {
                     .with(|window| self.read_open(out, &mut f, before.size, window))?
             } else {
                 let read = self.read_open(out, &mut f, before.size, buf);
-                // A file that grew while it was read may have grown the
-                // buffer to a whole window: give that back.
-                buf.shrink_to(SMALL_FILE as usize);
+                // Kept small between files: four workers each keeping room
+                // for the largest small file held 4 MiB through the tens of
+                // thousands of files of a few KiB (a file that grew while it
+                // was read may even have grown it to a whole window).
+                buf.shrink_to(SMALL_BUFFER_KEPT);
                 read?
             };
             let after = FileStat::of(&f.metadata()?);
@@ -634,25 +694,17 @@ pub(super) fn run(
         // Packer: sealed blobs in, finished packs out.
         let seal_key = &container.keys.seal;
         let packer = s.spawn(move || {
-            // The first pack grows as blobs arrive, so a re-run that stores
-            // nothing takes no room for one; later packs start with room
-            // for a full pack.
-            let new_builder = || PackBuilder::with_capacity(pack_target + 4 * 1024 * 1024);
-            let mut b = PackBuilder::default();
+            let mut packer = Packer::new(pack_target, seal_key);
             for blob in blob_rx.into_iter().flatten() {
-                let full = profiler.time(Stage::Pack, blob.bytes.len() as u64, || {
-                    b.add(blob.kind, blob.id, &blob.bytes, blob.raw_len);
-                    (b.len() >= pack_target)
-                        .then(|| std::mem::replace(&mut b, new_builder()).finish(seal_key))
-                });
-                if let Some(pack) = full {
+                let len = blob.bytes.len() as u64;
+                let full = profiler.time(Stage::Pack, len, || packer.add(blob));
+                for pack in full.into_iter().flatten() {
                     if pack_tx.send(pack).is_err() {
                         return;
                     }
                 }
             }
-            if !b.is_empty() {
-                let last = profiler.time(Stage::Pack, 0, || b.finish(seal_key));
+            if let Some(last) = profiler.time(Stage::Pack, 0, || packer.finish()) {
                 let _ = pack_tx.send(last);
             }
         });
@@ -766,4 +818,54 @@ pub(super) fn run(
         blobs_new,
         fragment_bytes: uploader.fragment_bytes(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(n: u8, len: usize) -> SealedBlob {
+        SealedBlob {
+            kind: BlobKind::Data,
+            id: BlobId([n; 32]),
+            raw_len: len as u32,
+            bytes: vec![n; len],
+        }
+    }
+
+    /// Packs end at their target or before a blob that would take them more
+    /// than an eighth past it; a blob larger than that alone makes a pack of
+    /// its own; every blob is packed once, in order.
+    #[test]
+    fn packs_stay_within_an_eighth_of_their_target() {
+        let key = SealKey::from_bytes([7; 32]);
+        let mut packer = Packer::new(800, &key);
+        let sizes = [300, 300, 150, 500, 80, 1000, 40, 790, 10, 895, 60];
+        let mut packs = Vec::new();
+        for (i, len) in sizes.iter().enumerate() {
+            packs.extend(packer.add(blob(i as u8, *len)).into_iter().flatten());
+        }
+        packs.extend(packer.finish());
+        let lens: Vec<Vec<u32>> = packs
+            .iter()
+            .map(|p| p.entries.iter().map(|e| e.raw_length).collect())
+            .collect();
+        assert_eq!(
+            lens,
+            [
+                vec![300, 300, 150],
+                vec![500, 80],
+                vec![1000],
+                vec![40, 790],
+                vec![10],
+                vec![895],
+                vec![60],
+            ]
+        );
+        let ids: Vec<u8> = packs
+            .iter()
+            .flat_map(|p| p.entries.iter().map(|e| e.id.0[0]))
+            .collect();
+        assert_eq!(ids, (0..sizes.len() as u8).collect::<Vec<_>>());
+    }
 }
