@@ -48,6 +48,17 @@ impl Chunker {
             .map(|c| (c.offset, c.length))
     }
 
+    /// Whether the cut `(off, n)` that [`Chunker::cuts`] gave for a buffer of
+    /// `len` bytes, the part of a file read so far, is where a pass over the
+    /// whole file cuts too. FastCDC cuts at the first place from `min` where
+    /// a rolling hash of the bytes before it matches, or at `max`, so a cut
+    /// found inside the buffer depends on nothing after it; only a chunk
+    /// that runs to the buffer's end short of `max` may end elsewhere once
+    /// more is read. The end of the file is always a cut.
+    pub fn cut_is_final(&self, (off, n): (usize, usize), len: usize) -> bool {
+        off + n < len || n == self.params.max as usize
+    }
+
     /// Chunks of a reader, read in windows of at most `max` bytes, so memory
     /// stays bounded for any file size.
     pub fn stream<R: Read>(&self, reader: R) -> impl Iterator<Item = std::io::Result<Vec<u8>>> {
@@ -83,6 +94,45 @@ mod tests {
                 x as u8
             })
             .collect()
+    }
+
+    /// Reading a file in windows a little larger than `max`, keeping what
+    /// follows the last final cut for the next window, cuts it where one
+    /// pass over all of it does.
+    #[test]
+    fn final_cuts_of_windows_are_those_of_one_pass() {
+        let params = ChunkerParams {
+            min: 2 * 1024,
+            avg: 8 * 1024,
+            max: 32 * 1024,
+        };
+        for seed in [1, 2, 3] {
+            let c = Chunker::new(params, seed);
+            // Noise with runs of zeros, so that some chunks end at `max`.
+            let mut data = pseudo_random(1024 * 1024, seed);
+            data[300_000..400_000].fill(0);
+            let whole: Vec<(usize, usize)> = c.cuts(&data).collect();
+            assert!(whole.iter().any(|&(_, n)| n == params.max as usize));
+            for window in [33 * 1024, 40 * 1024, 64 * 1024 + 7] {
+                let (mut got, mut start) = (Vec::new(), 0);
+                while start < data.len() {
+                    let end = (start + window).min(data.len());
+                    let eof = end == data.len();
+                    let buf = &data[start..end];
+                    let mut used = 0;
+                    for cut in c.cuts(buf) {
+                        if !(eof || c.cut_is_final(cut, buf.len())) {
+                            break;
+                        }
+                        got.push((start + cut.0, cut.1));
+                        used = cut.0 + cut.1;
+                    }
+                    assert!(used > 0, "a window larger than max makes progress");
+                    start += used;
+                }
+                assert_eq!(got, whole, "seed {seed}, window {window}");
+            }
+        }
     }
 
     #[test]

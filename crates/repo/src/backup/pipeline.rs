@@ -27,8 +27,12 @@ use trove_core::tree::{Node, NodeKind, Tree};
 use trove_core::{BlobId, ChunkId, PackId, TreeId};
 
 /// Files are read in windows of this size: a smaller file in one read, a
-/// larger one streamed, so a worker holds at most one window.
-const READ_WINDOW: usize = 8 * 1024 * 1024;
+/// larger one streamed, so a worker holds at most one window. The chunker's
+/// maximum (4 MiB) and a little more: what follows the window's last final
+/// cut (less than one chunk) is kept for the next (8 MiB when a chunk was
+/// kept wherever less than the maximum followed it: docs/performance.md,
+/// fourteenth round).
+const READ_WINDOW: usize = 5 * 1024 * 1024;
 
 /// A file up to this size is read into its worker's own buffer; a larger
 /// one into one of [`large_windows`] shared windows. Workers are twice the
@@ -355,8 +359,8 @@ impl Shared<'_> {
         id
     }
 
-    /// Cut `buf` into chunks (the last only where at least the chunker's
-    /// maximum lies beyond it, unless `eof`), and [`Self::chunk`] each,
+    /// Cut `buf` into chunks (those whose cut is final, all of them at
+    /// `eof`: [`Chunker::cut_is_final`]), and [`Self::chunk`] each,
     /// their ids appended to `chunks` in order; how many bytes of `buf`
     /// they took. With `share`, a helper thread seals the chunks as they
     /// are cut and both seal what is left once the cutting is done: a large
@@ -370,11 +374,10 @@ impl Shared<'_> {
         share: bool,
         chunks: &mut Vec<ChunkId>,
     ) -> usize {
-        let max = self.chunker.params().max as usize;
         let mut cuts = self.chunker.cuts(buf);
         let mut next_cut = || {
             let (off, n) = self.profiler.time(Stage::Chunk, 0, || cuts.next())?;
-            (eof || off + max <= buf.len()).then_some((off, n))
+            (eof || self.chunker.cut_is_final((off, n), buf.len())).then_some((off, n))
         };
         let mut used = 0;
         if !share {
@@ -460,9 +463,10 @@ impl Shared<'_> {
         }
     }
 
-    /// Read `f` in windows of [`READ_WINDOW`] and chunk each: a chunk is
-    /// cut only where at least the chunker's maximum lies ahead of it (or
-    /// the file ends), so the cuts are those of one pass over the whole file.
+    /// Read `f` in windows of [`READ_WINDOW`] (at least a quarter more than
+    /// the chunker's maximum) and chunk each: only final cuts are taken
+    /// before the file ends, so the cuts are those of one pass over the
+    /// whole file.
     fn read_open(
         &self,
         out: &mut BlobOut,
@@ -472,7 +476,7 @@ impl Shared<'_> {
     ) -> std::io::Result<ReadFile> {
         let p = self.profiler;
         let max = self.chunker.params().max as usize;
-        let window = READ_WINDOW.max(2 * max);
+        let window = READ_WINDOW.max(max + max / 4);
         buf.clear();
         // Exact: `reserve` would double a buffer grown by smaller files,
         // and each buffer is kept for the whole backup.
