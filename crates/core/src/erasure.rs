@@ -337,6 +337,16 @@ pub fn decode<B: AsRef<[u8]>>(fragments: &[B]) -> Result<Vec<u8>, ErasureError> 
     Ok(pack)
 }
 
+/// The fragments' common header and, for each data shard, the position in
+/// `fragments` of the first fragment that holds it (none where it is
+/// missing); at least `k` distinct indices, or an error.
+pub fn data_positions<B: AsRef<[u8]>>(
+    fragments: &[B],
+) -> Result<(FragmentHeader, Vec<Option<usize>>), ErasureError> {
+    let (h, by_index) = shards(fragments)?;
+    Ok((h, (0..h.k).map(|i| by_index.get(&i).copied()).collect()))
+}
+
 /// The data shards missing from `fragments`, rebuilt in place: each over a
 /// parity fragment that is there, stripe by stripe (each stripe of it read
 /// before it is overwritten), so that no buffer is needed beyond those the

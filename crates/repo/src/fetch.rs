@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use trove_core::erasure::{self, ErasureError, FragmentHeader, FRAGMENT_HEADER_LEN};
+use trove_core::erasure::{self, ErasureError, FRAGMENT_HEADER_LEN};
 use trove_core::keys::ContainerKeys;
 use trove_core::manifest::{FragmentLocation, PackRecord};
 use trove_core::pack::{self, PackEntry};
@@ -626,30 +626,7 @@ impl PackBytes {
         decoding: &Mutex<()>,
         buffers: &Arc<Buffers>,
     ) -> std::result::Result<Self, ErasureError> {
-        let decode = |fragments: Vec<Vec<u8>>| {
-            let _one = decoding.lock().expect("not poisoned");
-            erasure::decode(&fragments).map(Self::whole)
-        };
-        let headers = fragments
-            .iter()
-            .map(|f| FragmentHeader::parse(f))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let Some(h) = headers.first().copied() else {
-            return decode(fragments);
-        };
-        let same = |o: &FragmentHeader| {
-            (o.k, o.m, o.pack, o.pack_len, o.shard_len)
-                == (h.k, h.m, h.pack, h.pack_len, h.shard_len)
-        };
-        let mut data: Vec<Option<usize>> = vec![None; h.k as usize];
-        for (at, fh) in headers.iter().enumerate() {
-            if let Some(slot @ None) = data.get_mut(fh.index as usize) {
-                *slot = Some(at);
-            }
-        }
-        if !headers.iter().all(same) {
-            return Err(ErasureError::Mismatch("k, m, pack id or length"));
-        }
+        let (h, mut data) = erasure::data_positions(&fragments)?;
         if data.iter().any(Option::is_none) {
             let _one = decoding.lock().expect("not poisoned");
             for (i, at) in erasure::rebuild_missing_in_place(&mut fragments)? {
@@ -782,7 +759,7 @@ mod tests {
         assert_eq!(kept.parts.len(), 4);
         // One data fragment missing: decoded.
         let decoded = PackBytes::rebuild(frags[1..5].to_vec(), &lock, &Arc::default()).unwrap();
-        // Two missing: both rebuilt, each in a buffer of its own, the two
+        // Two missing: both rebuilt, each over a parity fragment, the two
         // data fragments there kept as they are (no copy of the pack).
         let two = PackBytes::rebuild(frags[2..6].to_vec(), &lock, &Arc::default()).unwrap();
         assert_eq!(two.parts.len(), 4);
@@ -808,6 +785,26 @@ mod tests {
         assert!(matches!(
             PackBytes::rebuild(bad, &lock, &Arc::default()),
             Err(ErasureError::PackHash)
+        ));
+        // Fragments of another pack among them, or too few: refused.
+        let (_, other) = fragments(100_001);
+        let mixed = vec![
+            frags[0].clone(),
+            frags[1].clone(),
+            frags[2].clone(),
+            other[3].clone(),
+        ];
+        assert!(matches!(
+            PackBytes::rebuild(mixed, &lock, &Arc::default()),
+            Err(ErasureError::Mismatch(_))
+        ));
+        assert!(matches!(
+            PackBytes::rebuild(frags[..3].to_vec(), &lock, &Arc::default()),
+            Err(ErasureError::TooFew { have: 3, need: 4 })
+        ));
+        assert!(matches!(
+            PackBytes::rebuild(Vec::new(), &lock, &Arc::default()),
+            Err(ErasureError::TooFew { have: 0, need: 1 })
         ));
     }
 
