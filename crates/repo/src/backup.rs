@@ -18,6 +18,7 @@
 mod commit;
 mod pipeline;
 mod prepare;
+mod seen;
 
 use crate::error::Result;
 use crate::home::{Home, Owner};

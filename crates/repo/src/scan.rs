@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use trove_core::{BlobId, ChunkId};
 
 /// One entry of the walked tree. Folders and symlinks are boxed so that
-/// the node of a file, by far the most common, takes 32 bytes, not 72.
+/// the node of a file, by far the most common, takes 16 bytes, not 72.
 #[derive(Debug)]
 pub enum ScanNode {
     File(ScanFile),
@@ -31,7 +31,7 @@ pub struct KeptDir {
 }
 
 // A walk of 200,000 files holds 200,000 of these for the whole backup.
-const _: () = assert!(std::mem::size_of::<ScanNode>() <= 32);
+const _: () = assert!(std::mem::size_of::<ScanNode>() <= 16);
 
 /// A symlink in the tree, with its target as stored.
 #[derive(Debug)]
@@ -54,15 +54,14 @@ pub struct ScanDir {
     pub whole: bool,
 }
 
-/// A regular file in the tree; its name is that of its [`ScannedFile`]
-/// (not held twice).
+/// A regular file in the tree; its name and mtime are those of its
+/// [`ScannedFile`] (not held twice).
 #[derive(Debug)]
 pub struct ScanFile {
     pub mode: u32,
-    pub mtime_ns: i64,
     /// Index into [`Scan::files`] (its stat and cache state) and the
     /// backup's file results.
-    pub slot: usize,
+    pub slot: u32,
 }
 
 /// A file or folder the backup could not read (it went on without it).
@@ -87,8 +86,11 @@ pub struct ScannedFile {
     /// Index into [`Scan::places`]: its folder, or for a source that is a
     /// file ([`ScannedFile::source`]) its own path.
     place: u32,
-    /// Its name in its folder (the walk names a source the same way).
-    name: Box<[u8]>,
+    /// Its name in its folder (the walk names a source the same way):
+    /// `name_len` bytes at `name_at` in [`Scan::names`]. A name of its own
+    /// took about 40 bytes more a file (a pointer, a length, an allocation).
+    name_at: u32,
+    name_len: u16,
     /// A source itself: `place` is its whole path.
     source: bool,
     /// The cache says it is unchanged: it is not read.
@@ -101,7 +103,7 @@ pub struct ScannedFile {
 }
 
 // 200,000 of these are held for the whole backup of as many files.
-const _: () = assert!(std::mem::size_of::<ScannedFile>() <= 64);
+const _: () = assert!(std::mem::size_of::<ScannedFile>() <= 56);
 
 /// A file's metadata as the walk saw it: what the file cache compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,13 +126,6 @@ impl FileStat {
     }
 }
 
-impl ScannedFile {
-    /// Its name in its folder: the last component of its path.
-    pub fn name(&self) -> &[u8] {
-        &self.name
-    }
-}
-
 /// The name of a walked path in its folder's tree.
 fn source_name(path: &Path) -> &[u8] {
     path.file_name().map_or(b"root", |n| n.as_bytes())
@@ -143,7 +138,7 @@ pub struct ScannedFolder {
     /// The folder's path bytes (`b""`: the sources that are files).
     pub key: Vec<u8>,
     /// Slots of its regular files, in name order.
-    pub slots: Vec<usize>,
+    pub slots: Vec<u32>,
     /// Its record holds exactly these files, all unchanged, at the current
     /// blob epoch: there is nothing to write.
     pub clean: bool,
@@ -159,6 +154,8 @@ pub struct Scan {
     pub files: Vec<ScannedFile>,
     /// The folders files were found in, and the sources that are files.
     places: Vec<PathBuf>,
+    /// The names of the files, one after another ([`ScannedFile::name_at`]).
+    names: Vec<u8>,
     /// The chunks of every cached file, file after file: one list, where a
     /// list per file cost 40 bytes more a file (on a re-run of 200,000
     /// files, 8 MB of its peak).
@@ -203,7 +200,7 @@ struct FolderWalk {
     /// The record was written at the current blob epoch: its chunks are
     /// all still in the dedup set.
     current: bool,
-    slots: Vec<usize>,
+    slots: Vec<u32>,
     /// No file so far was new, changed or checked against a stale epoch.
     unchanged: bool,
 }
@@ -351,7 +348,7 @@ impl Walker<'_> {
         };
         let chunks = at as u32..self.out.chunks.len() as u32;
         folder.unchanged &= cached;
-        let slot = self.out.files.len();
+        let slot = u32::try_from(self.out.files.len()).expect("fewer than 4 billion files");
         folder.slots.push(slot);
         // The sources that are files share no folder: each is its own place.
         let source = folder.key.is_empty();
@@ -360,20 +357,20 @@ impl Walker<'_> {
         } else {
             folder.place
         };
+        let name_at = u32::try_from(self.out.names.len()).expect("less than 4 GiB of names");
+        self.out.names.extend_from_slice(&name);
         self.out.files.push(ScannedFile {
             place,
-            name: name.into_boxed_slice(),
+            name_at,
+            // A name is at most 255 bytes on the systems Trove runs on.
+            name_len: u16::try_from(name.len()).expect("a file name under 64 KiB"),
             source,
             cached,
             in_cache,
             stat,
             chunks,
         });
-        Some(ScanNode::File(ScanFile {
-            mode,
-            mtime_ns: mtime,
-            slot,
-        }))
+        Some(ScanNode::File(ScanFile { mode, slot }))
     }
 
     /// The folder at `path` as the last backup stored it, if the walk is
@@ -507,16 +504,19 @@ impl Walker<'_> {
 
     /// Take in a sub-walk: its files get the next slots.
     fn merge(&mut self, mut node: Option<ScanNode>, scan: Scan) -> Option<ScanNode> {
-        let offset = self.out.files.len();
+        let offset = u32::try_from(self.out.files.len()).expect("fewer than 4 billion files");
         let places = self.out.places.len() as u32;
+        let names = u32::try_from(self.out.names.len()).expect("less than 4 GiB of names");
         if let Some(n) = node.as_mut() {
             shift(n, offset, places);
         }
         self.out.places.extend(scan.places);
+        self.out.names.extend(scan.names);
         let chunks = self.out.chunks.len() as u32;
         self.out.chunks.extend(scan.chunks);
         self.out.files.extend(scan.files.into_iter().map(|mut f| {
             f.place += places;
+            f.name_at += names;
             f.chunks = f.chunks.start + chunks..f.chunks.end + chunks;
             f
         }));
@@ -536,7 +536,7 @@ impl Walker<'_> {
 
 /// Renumber a sub-walk's node: its files' slots and its folders' places
 /// come after those already merged.
-fn shift(n: &mut ScanNode, slots: usize, places: u32) {
+fn shift(n: &mut ScanNode, slots: u32, places: u32) {
     match n {
         ScanNode::File(f) => f.slot += slots,
         ScanNode::Dir(d) => {
@@ -579,6 +579,7 @@ pub(crate) fn scan(sources: &[PathBuf], lookups: &Lookups, changes: Option<&Chan
     w.out.files.shrink_to_fit();
     w.out.folders.shrink_to_fit();
     w.out.places.shrink_to_fit();
+    w.out.names.shrink_to_fit();
     w.out.chunks.shrink_to_fit();
     w.out
 }
@@ -595,6 +596,14 @@ impl Scan {
         self.places[place as usize].as_os_str().as_bytes()
     }
 
+    /// The name of the file in `slot` in its folder: the last component
+    /// of its path.
+    pub fn name(&self, slot: usize) -> &[u8] {
+        let f = &self.files[slot];
+        let at = f.name_at as usize;
+        &self.names[at..at + usize::from(f.name_len)]
+    }
+
     /// The path of the file in `slot`.
     pub fn path(&self, slot: usize) -> PathBuf {
         let f = &self.files[slot];
@@ -602,7 +611,7 @@ impl Scan {
         if f.source {
             place.clone()
         } else {
-            place.join(std::ffi::OsStr::from_bytes(&f.name))
+            place.join(std::ffi::OsStr::from_bytes(self.name(slot)))
         }
     }
 }

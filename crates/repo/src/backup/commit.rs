@@ -5,6 +5,7 @@
 
 use super::pipeline::{FileResult, FolderTrees, Stored};
 use super::prepare::Prepared;
+use super::seen::Seen;
 use crate::error::Result;
 use crate::home::{Home, Owner};
 use crate::index::{FileCacheUpdate, FileEntry};
@@ -75,7 +76,7 @@ pub(super) fn commit(
             None => {}
         }
     }
-    let mut files = file_cache_update(&scan, stored.files, &lookups)?;
+    let mut files = file_cache_update(&scan, stored.files, &stored.seen, &lookups)?;
     folder_trees_update(&scan, &stored.trees, &lookups, &mut files)?;
     drop(lookups);
     summary.unreadable = unreadable.len() as u64;
@@ -138,6 +139,7 @@ pub(super) fn commit(
 fn file_cache_update(
     scan: &Scan,
     mut read: Vec<Option<FileResult>>,
+    seen: &Seen,
     lookups: &Lookups,
 ) -> Result<FileCacheUpdate> {
     let scanned = &scan.files;
@@ -148,9 +150,9 @@ fn file_cache_update(
         let chunks = if file.cached {
             scan.cached_chunks(slot).to_vec()
         } else {
-            read[slot].take()?.ok()?.chunks.as_slice().to_vec()
+            seen.chunks(read[slot].take()?.ok()?.chunks.as_slice())
         };
-        let name = file.name().to_vec();
+        let name = scan.name(slot).to_vec();
         let stat = &file.stat;
         Some((
             name,
@@ -168,7 +170,7 @@ fn file_cache_update(
         let mut files: Vec<(Vec<u8>, FileEntry)> = folder
             .slots
             .iter()
-            .filter_map(|&slot| entry(slot))
+            .filter_map(|&slot| entry(slot as usize))
             .collect();
         // Looked up by binary search; the sources that are files come in
         // the container's order.

@@ -4,6 +4,7 @@
 //! workers and go through the same packer.
 
 use super::prepare::Prepared;
+use super::seen::{Seen, SeenId};
 use super::BackupOptions;
 use crate::error::Result;
 use crate::home::Container;
@@ -14,7 +15,6 @@ use crate::progress::{Event, Progress};
 use crate::scan::{FileStat, Scan, ScanFile, ScanNode};
 use crate::upload::Uploader;
 use crossbeam_channel::{bounded, unbounded, Sender};
-use std::collections::HashSet;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -24,7 +24,7 @@ use trove_core::manifest::PackRecord;
 use trove_core::pack::{FinishedPack, PackBuilder};
 use trove_core::seal::{self, BlobKind, Compression};
 use trove_core::tree::{Node, NodeKind, Tree};
-use trove_core::{BlobId, ChunkId, PackId, TreeId};
+use trove_core::{BlobId, PackId, TreeId};
 
 /// Files are read in windows of this size: a smaller file in one read, a
 /// larger one streamed, so a worker holds at most one window. The chunker's
@@ -83,24 +83,24 @@ pub(super) struct ReadFile {
     pub len: u64,
 }
 
-/// A read file's chunk ids, held until the commit. Most files have one,
-/// held inline: a list per file cost 48 bytes more a file (10 MB of a
-/// 200,000-file backup's peak).
+/// A read file's chunks, by their numbers in the backup's [`Seen`], held
+/// until the commit. Most files have one, held inline: a list per file cost
+/// 48 bytes more a file (10 MB of a 200,000-file backup's peak).
 #[derive(Debug, Clone)]
 pub(super) enum FileChunks {
-    One(ChunkId),
-    Many(Box<[ChunkId]>),
+    One(SeenId),
+    Many(Box<[SeenId]>),
 }
 
 impl FileChunks {
-    fn new(chunks: Vec<ChunkId>) -> Self {
+    fn new(chunks: Vec<SeenId>) -> Self {
         match chunks[..] {
             [one] => Self::One(one),
             _ => Self::Many(chunks.into_boxed_slice()),
         }
     }
 
-    pub fn as_slice(&self) -> &[ChunkId] {
+    pub fn as_slice(&self) -> &[SeenId] {
         match self {
             Self::One(c) => std::slice::from_ref(c),
             Self::Many(cs) => cs,
@@ -153,6 +153,8 @@ pub(super) struct Stored {
     /// Per scanned file (slot order): read, unreadable, or not read (cached,
     /// or the backup was aborted).
     pub files: Vec<Option<FileResult>>,
+    /// The ids the files' chunk lists are numbers of.
+    pub seen: Seen,
     pub blobs_new: u64,
     /// Fragment bytes of the new packs, parity included.
     pub fragment_bytes: u64,
@@ -278,8 +280,8 @@ struct Shared<'a> {
     compression: Compression,
     /// Blobs stored before this backup.
     lookups: &'a Lookups,
-    /// Blobs this backup has queued.
-    queued: Mutex<HashSet<BlobId>>,
+    /// Blobs this backup has met (queued, or stored before), numbered.
+    seen: Mutex<Seen>,
     abort: &'a AtomicBool,
     progress: &'a dyn Progress,
     profiler: &'a Profiler,
@@ -316,14 +318,16 @@ impl Windows {
 }
 
 impl Shared<'_> {
-    /// Dedup and, if new, seal and queue one blob.
-    fn emit(&self, out: &mut BlobOut, kind: BlobKind, id: BlobId, data: &[u8]) {
+    /// Dedup and, if new, seal and queue one blob; its number.
+    fn emit(&self, out: &mut BlobOut, kind: BlobKind, id: BlobId, data: &[u8]) -> SeenId {
         let p = self.profiler;
-        let new = p.time(Stage::Dedup, 0, || {
-            !self.lookups.has_blob(&id) && self.queued.lock().expect("not poisoned").insert(id)
+        let (n, new) = p.time(Stage::Dedup, 0, || {
+            let stored = self.lookups.has_blob(&id);
+            let (n, first) = self.seen.lock().expect("not poisoned").intern(id);
+            (n, first && !stored)
         });
         if !new {
-            return;
+            return n;
         }
         let len = data.len() as u64;
         // Compressed straight into the buffer it is sealed in.
@@ -348,15 +352,16 @@ impl Shared<'_> {
             raw_len,
             bytes,
         });
+        n
     }
 
-    fn chunk(&self, out: &mut BlobOut, data: &[u8]) -> ChunkId {
+    fn chunk(&self, out: &mut BlobOut, data: &[u8]) -> SeenId {
         let id = self.profiler.time(Stage::Id, data.len() as u64, || {
             self.container.keys.chunk_id(data)
         });
-        self.emit(out, BlobKind::Data, id.into(), data);
+        let n = self.emit(out, BlobKind::Data, id.into(), data);
         self.progress.event(Event::Read(data.len() as u64));
-        id
+        n
     }
 
     /// Cut `buf` into chunks (those whose cut is final, all of them at
@@ -372,7 +377,7 @@ impl Shared<'_> {
         buf: &[u8],
         eof: bool,
         share: bool,
-        chunks: &mut Vec<ChunkId>,
+        chunks: &mut Vec<SeenId>,
     ) -> usize {
         let mut cuts = self.chunker.cuts(buf);
         let mut next_cut = || {
@@ -601,23 +606,29 @@ fn fill(f: &mut std::fs::File, buf: &mut Vec<u8>, window: usize) -> std::io::Res
 struct Outcomes<'a> {
     scan: &'a Scan,
     read: &'a [Option<FileResult>],
+    /// What the read files' chunk numbers stand for.
+    seen: &'a Mutex<Seen>,
 }
 
 /// The tree node of a file: from the cache, or as read; none if unreadable.
 fn file_node(f: &ScanFile, files: &Outcomes) -> Option<Node> {
-    let scanned = &files.scan.files[f.slot];
+    let slot = f.slot as usize;
+    let scanned = &files.scan.files[slot];
     let (chunks, size) = if scanned.cached {
-        (files.scan.cached_chunks(f.slot).to_vec(), scanned.stat.size)
+        (files.scan.cached_chunks(slot).to_vec(), scanned.stat.size)
     } else {
-        match files.read[f.slot].as_ref()? {
-            Ok(read) => (read.chunks.as_slice().to_vec(), read.len),
+        match files.read[slot].as_ref()? {
+            Ok(read) => {
+                let seen = files.seen.lock().expect("not poisoned");
+                (seen.chunks(read.chunks.as_slice()), read.len)
+            }
             Err(_) => return None,
         }
     };
     Some(Node {
-        name: scanned.name().to_vec(),
+        name: files.scan.name(slot).to_vec(),
         mode: f.mode,
-        mtime_ns: f.mtime_ns,
+        mtime_ns: scanned.stat.mtime_ns,
         kind: NodeKind::File { size, chunks },
     })
 }
@@ -678,7 +689,7 @@ pub(super) fn run(
         chunker: Chunker::new(container.manifest.chunker, container.keys.chunker_seed),
         compression: opts.compression,
         lookups: &prepared.lookups,
-        queued: Mutex::new(HashSet::new()),
+        seen: Mutex::new(Seen::default()),
         abort: &abort,
         progress,
         profiler,
@@ -799,6 +810,7 @@ pub(super) fn run(
             let outcomes = Outcomes {
                 scan: scanned,
                 read: &files,
+                seen: &shared.seen,
             };
             shared.tree(
                 &mut BlobOut::new(blob_tx.clone()),
@@ -819,6 +831,7 @@ pub(super) fn run(
         trees,
         packs,
         files,
+        seen: shared.seen.into_inner().expect("not poisoned"),
         blobs_new,
         fragment_bytes: uploader.fragment_bytes(),
     })
