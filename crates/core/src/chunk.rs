@@ -113,8 +113,12 @@ mod tests {
             data[300_000..400_000].fill(0);
             let whole: Vec<(usize, usize)> = c.cuts(&data).collect();
             assert!(whole.iter().any(|&(_, n)| n == params.max as usize));
-            for window in [33 * 1024, 40 * 1024, 64 * 1024 + 7] {
-                let (mut got, mut start) = (Vec::new(), 0);
+            // Windows larger than `max`, and smaller ones that double (up
+            // to a quarter over `max`) when no cut in them is final, as the
+            // backup reads large files.
+            let largest = (params.max + params.max / 4) as usize;
+            for first in [33 * 1024, 40 * 1024, 64 * 1024 + 7, 16 * 1024, 5 * 1024 + 3] {
+                let (mut got, mut start, mut window, mut grown) = (Vec::new(), 0, first, 0);
                 while start < data.len() {
                     let end = (start + window).min(data.len());
                     let eof = end == data.len();
@@ -127,10 +131,17 @@ mod tests {
                         got.push((start + cut.0, cut.1));
                         used = cut.0 + cut.1;
                     }
-                    assert!(used > 0, "a window larger than max makes progress");
+                    if used == 0 {
+                        assert!(window < largest, "a window larger than max makes progress");
+                        window = (window * 2).min(largest);
+                        grown += 1;
+                    }
                     start += used;
                 }
-                assert_eq!(got, whole, "seed {seed}, window {window}");
+                assert_eq!(got, whole, "seed {seed}, first window {first}");
+                if first < params.max as usize {
+                    assert!(grown > 0, "some chunk was longer than {first}");
+                }
             }
         }
     }

@@ -27,12 +27,14 @@ use trove_core::tree::{Node, NodeKind, Tree};
 use trove_core::{BlobId, PackId, TreeId};
 
 /// Files are read in windows of this size: a smaller file in one read, a
-/// larger one streamed, so a worker holds at most one window. The chunker's
-/// maximum (4 MiB) and a little more: what follows the window's last final
-/// cut (less than one chunk) is kept for the next (8 MiB when a chunk was
-/// kept wherever less than the maximum followed it: docs/performance.md,
-/// fourteenth round).
-const READ_WINDOW: usize = 5 * 1024 * 1024;
+/// larger one streamed, so a worker holds at most one window. Twice the
+/// chunker's average (1 MiB), so most windows end past a final cut; what
+/// follows the last one (less than a chunk) is kept for the next. A window
+/// with no final cut in it (a chunk longer than the window) grows, up to
+/// the chunker's maximum and a quarter ([`Shared::read_open`]): windows of
+/// that size throughout held 5 MiB for every large file read
+/// (docs/performance.md, fifteenth round).
+const READ_WINDOW: usize = 2 * 1024 * 1024;
 
 /// A file up to this size is read into its worker's own buffer; a larger
 /// one into one of [`large_windows`] shared windows. Workers are twice the
@@ -468,10 +470,11 @@ impl Shared<'_> {
         }
     }
 
-    /// Read `f` in windows of [`READ_WINDOW`] (at least a quarter more than
-    /// the chunker's maximum) and chunk each: only final cuts are taken
-    /// before the file ends, so the cuts are those of one pass over the
-    /// whole file.
+    /// Read `f` in windows of [`READ_WINDOW`] and chunk each: only final
+    /// cuts are taken before the file ends, so the cuts are those of one
+    /// pass over the whole file. A window without a final cut doubles, up
+    /// to a quarter more than the chunker's maximum, where a final cut is
+    /// sure (a chunk ends inside it or is the maximum).
     fn read_open(
         &self,
         out: &mut BlobOut,
@@ -481,7 +484,8 @@ impl Shared<'_> {
     ) -> std::io::Result<ReadFile> {
         let p = self.profiler;
         let max = self.chunker.params().max as usize;
-        let window = READ_WINDOW.max(max + max / 4);
+        let largest = READ_WINDOW.max(max + max / 4);
+        let mut window = READ_WINDOW;
         buf.clear();
         // Exact: `reserve` would double a buffer grown by smaller files,
         // and each buffer is kept for the whole backup.
@@ -497,6 +501,9 @@ impl Shared<'_> {
                 break;
             }
             buf.drain(..used);
+            if used == 0 {
+                window = (window * 2).min(largest);
+            }
         }
         Ok(ReadFile {
             chunks: FileChunks::new(chunks),
