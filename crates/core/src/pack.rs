@@ -31,11 +31,13 @@ const SEALED_LEN_LEN: usize = SEAL_OVERHEAD + 4;
 const HEADER_LEN_OBJECT: [u8; 32] = [1; 32];
 /// Version of the pack header inside its seal (unchanged by pack v2).
 const PACK_HEADER_VERSION: u8 = 1;
-/// Default target size of a pack: 8 MiB, so the few packs a backup has in
+/// Default target size of a pack: 6 MiB, so the few packs a backup has in
 /// flight (being filled, encoded, written) stay a small part of its memory,
-/// while fragments (2 MiB at 4+2) stay large enough that a peer's per-file
-/// cost does not dominate.
-pub const DEFAULT_PACK_TARGET: usize = 8 * 1024 * 1024;
+/// while fragments (1.5 MiB at 4+2) stay large enough that a peer's per-file
+/// cost does not dominate (8 MiB until the fifteenth round of
+/// docs/performance.md: two packs and parity were a quarter of a backup's
+/// peak; 4 MiB packs slowed node peers' restores).
+pub const DEFAULT_PACK_TARGET: usize = 6 * 1024 * 1024;
 
 /// Where one blob lives inside a pack.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

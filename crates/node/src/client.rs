@@ -317,7 +317,8 @@ impl NodePeer {
             });
         }
         buf.clear();
-        buf.reserve(len as usize);
+        // Exactly: see the folder peer's `get_fragment_into`.
+        buf.reserve_exact(len as usize);
         (&mut recv)
             .take(len)
             .read_to_end(buf)

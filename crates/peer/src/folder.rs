@@ -745,8 +745,10 @@ impl Peer for FolderPeer {
         let (mut file, size) = self.open_fragment(id, OP)?;
         buf.clear();
         // Room for one byte more than the size: read_to_end then sees the
-        // end without growing the buffer (as fs::read does).
-        buf.reserve(usize::try_from(size).unwrap_or(0).saturating_add(1));
+        // end without growing the buffer (as fs::read does). Exactly: a
+        // reused buffer that `reserve` doubled took huge pages (blocks of
+        // 2 MiB or more ask for them) for twice the fragment's size.
+        buf.reserve_exact(usize::try_from(size).unwrap_or(0).saturating_add(1));
         file.read_to_end(buf)
             .map_err(|e| self.classify(OP, false, e))?;
         Ok(())

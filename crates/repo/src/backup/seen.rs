@@ -33,6 +33,11 @@ impl Seen {
         // Past 4 billion ids (128 GiB of them) the process is long out of
         // memory.
         let n = u32::try_from(self.ids.len()).expect("fewer than 4 billion blobs");
+        if self.ids.len() == self.ids.capacity() {
+            // A quarter more, not twice: the list is held to the commit, and
+            // past 2 MiB the pages it has touched are huge ones.
+            self.ids.reserve_exact(self.ids.len() / 4 + 1024);
+        }
         self.ids.push(id);
         let ids = &self.ids;
         self.set
