@@ -4,7 +4,7 @@
 //! An object store has no rename and no fsync: a PUT that succeeded is
 //! durable and whole (S3 never shows a half-written object), so a fragment
 //! or manifest is written in one request, straight to its name. Fragments
-//! are bounded (a pack's shard and a 52-byte header, 2 MiB for an 8 MiB
+//! are bounded (a pack's shard and a 52-byte header, 1.5 MiB for a 6 MiB
 //! pack split 4+2), so one request holds one fragment in memory at most.
 //! Delayed deletion copies to `trash/` and then deletes. Requests that fail
 //! for a passing reason (5xx, timeouts, refused connections) are retried

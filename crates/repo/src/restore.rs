@@ -45,7 +45,7 @@ pub struct RestoreOptions {
     #[cfg_attr(feature = "clap", arg(long))]
     pub include: Vec<PathBuf>,
     /// Packs held in memory at once: fetched ahead while the blobs of
-    /// others are written (a pack is about 8 MiB by default).
+    /// others are written (a pack is about 6 MiB by default).
     #[cfg_attr(feature = "clap", arg(long, default_value_t = RestoreOptions::DEFAULT_WORKERS))]
     pub workers: usize,
 }
