@@ -93,6 +93,17 @@ impl PackBuilder {
         }
     }
 
+    /// A builder with room for `bytes` in `buf`, whatever it held dropped:
+    /// a stored pack's buffer, whose pages are already in memory.
+    pub fn reusing(mut buf: Vec<u8>, bytes: usize) -> Self {
+        buf.clear();
+        buf.reserve_exact(bytes);
+        Self {
+            buf,
+            entries: Vec::new(),
+        }
+    }
+
     /// Append a sealed blob.
     pub fn add(&mut self, kind: BlobKind, id: BlobId, sealed: &[u8], raw_length: u32) {
         self.entries.push(PackEntry {
@@ -241,6 +252,29 @@ mod tests {
         bad[n - 1] = 9;
         assert!(read_header(&key, &bad).is_err());
         assert!(read_header(&key, &p.bytes[..3]).is_err());
+    }
+
+    /// A pack built in the buffer of one stored before holds only its own
+    /// blobs: the same bytes, but for the random padding, as one built in
+    /// fresh memory.
+    #[test]
+    fn a_reused_buffer_keeps_nothing_of_its_last_pack() {
+        let key = SealKey::from_bytes([4; 32]);
+        let old = pack_of(30);
+        let id = BlobId([200; 32]);
+        let sealed = seal::seal(&key, BlobKind::Data, &id.0, b"new blob", Compression::Off);
+        let build = |mut b: PackBuilder| {
+            b.add(BlobKind::Data, id, &sealed, 8);
+            b.finish(&key)
+        };
+        let reused = build(PackBuilder::reusing(old.bytes, 4096));
+        let fresh = build(PackBuilder::default());
+        assert_eq!(reused.bytes.len(), fresh.bytes.len());
+        let entries = read_header(&key, &reused.bytes).unwrap();
+        assert_eq!(entries, fresh.entries);
+        assert_eq!(blob_bytes(&reused.bytes, &entries[0]).unwrap(), &sealed[..]);
+        let got = seal::open(&key, BlobKind::Data, &id.0, &sealed).unwrap();
+        assert_eq!(got, b"new blob");
     }
 
     fn pack_of(blobs: usize) -> FinishedPack {

@@ -35,6 +35,9 @@ pub struct Uploader<'a> {
     intents: Option<(&'a Index, ContainerId)>,
     /// The last stored pack's parity buffers, for the next one.
     spare_parity: Mutex<Vec<Vec<u8>>>,
+    /// With [`Uploader::recycling_packs`], the last stored pack's buffer,
+    /// until [`Uploader::spare_pack`] takes it.
+    spare_pack: Option<Mutex<Option<Vec<u8>>>>,
 }
 
 /// What placement learns during a backup, shared by the upload threads.
@@ -75,6 +78,7 @@ impl<'a> Uploader<'a> {
             profiler: None,
             intents: None,
             spare_parity: Mutex::new(Vec::new()),
+            spare_pack: None,
         }
     }
 
@@ -83,6 +87,21 @@ impl<'a> Uploader<'a> {
     pub(crate) fn recording_intents(mut self, index: &'a Index, cid: ContainerId) -> Self {
         self.intents = Some((index, cid));
         self
+    }
+
+    /// Keep each stored pack's buffer for [`Uploader::spare_pack`]: a pack
+    /// built in fresh memory faults in and zeroes every page of it, 4% of
+    /// a first backup's CPU (docs/performance.md, sixteenth round).
+    pub(crate) fn recycling_packs(mut self) -> Self {
+        self.spare_pack = Some(Mutex::new(None));
+        self
+    }
+
+    /// The buffer of the last pack stored, if not taken yet, to build the
+    /// next pack in.
+    pub(crate) fn spare_pack(&self) -> Option<Vec<u8>> {
+        let spare = self.spare_pack.as_ref()?;
+        spare.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// Time encoding, writes and index updates as stages of `profiler`.
@@ -250,6 +269,9 @@ impl<'a> Uploader<'a> {
         }
         let fragments = (0..count).map(|i| at(i, assign[i])).collect();
         *self.spare_parity.lock().unwrap_or_else(|p| p.into_inner()) = frags.into_spare();
+        if let Some(spare) = &self.spare_pack {
+            *spare.lock().unwrap_or_else(|p| p.into_inner()) = Some(bytes);
+        }
         let stored = frag_len * count as u64;
         self.fragment_bytes.fetch_add(stored, Ordering::Relaxed);
         self.progress.event(Event::PackStored { bytes: stored });

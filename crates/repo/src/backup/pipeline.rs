@@ -60,6 +60,11 @@ fn large_windows() -> usize {
 /// cache, not this process's memory.
 const PREFETCH_AHEAD: u64 = 32 << 20;
 
+/// Files opened ahead of the workers, at most: each holds a descriptor
+/// (the soft limit is often 1,024), and on a cold cache this many reads
+/// in flight keep the disk busy with files of a few KiB.
+const OPENED_AHEAD: usize = 256;
+
 /// Batches of sealed blobs queued between the workers and the packer.
 const BLOBS_QUEUED: usize = 2;
 
@@ -226,10 +231,18 @@ struct Packer<'k> {
     builder: PackBuilder,
     target: usize,
     key: &'k SealKey,
+    /// A pack was finished: the next starts with room for a full one.
+    finished_one: bool,
+    /// A stored pack's buffer to build the next in, if one is free.
+    spare: &'k (dyn Fn() -> Option<Vec<u8>> + Sync),
 }
 
 impl<'k> Packer<'k> {
-    fn new(target: usize, key: &'k SealKey) -> Self {
+    fn new(
+        target: usize,
+        key: &'k SealKey,
+        spare: &'k (dyn Fn() -> Option<Vec<u8>> + Sync),
+    ) -> Self {
         Self {
             // The first pack grows as blobs arrive, so a re-run that stores
             // nothing takes no room for one; later packs start with room
@@ -237,6 +250,8 @@ impl<'k> Packer<'k> {
             builder: PackBuilder::default(),
             target,
             key,
+            finished_one: false,
+            spare,
         }
     }
 
@@ -246,10 +261,13 @@ impl<'k> Packer<'k> {
         self.target + self.target / 8
     }
 
-    /// Finish the pack being built and start the next.
+    /// Finish the pack being built. The next one is started by the next
+    /// blob, in the buffer of a pack stored by then: one started here,
+    /// while this one waits to be handed over and the one before it is
+    /// stored, would be a third pack in memory.
     fn take(&mut self) -> FinishedPack {
-        let next = PackBuilder::with_capacity(self.most());
-        std::mem::replace(&mut self.builder, next).finish(self.key)
+        self.finished_one = true;
+        std::mem::take(&mut self.builder).finish(self.key)
     }
 
     /// Add a blob; the packs it finished, in order. A pack is finished
@@ -262,6 +280,10 @@ impl<'k> Packer<'k> {
         let before = (!self.builder.is_empty()
             && self.builder.len() + blob.bytes.len() > self.most())
         .then(|| self.take());
+        if self.builder.is_empty() && self.finished_one {
+            let buf = (self.spare)().unwrap_or_default();
+            self.builder = PackBuilder::reusing(buf, self.most());
+        }
         self.builder
             .add(blob.kind, blob.id, &blob.bytes, blob.raw_len);
         drop(blob);
@@ -429,17 +451,23 @@ impl Shared<'_> {
     /// mtime, so the next backup sees a changed file and reads it again.
     /// The first read is measured against the scan's stat, `before` (one
     /// `statx` fewer per file): a file changed since the walk differs from
-    /// it after the read and is read again.
+    /// it after the read and is read again. The first read is of `opened`,
+    /// the file as [`open_ahead`] opened it; a read again opens `path`.
     fn file(
         &self,
         out: &mut BlobOut,
         path: &std::path::Path,
+        opened: std::io::Result<std::fs::File>,
         mut before: FileStat,
         buf: &mut Vec<u8>,
     ) -> std::io::Result<ReadFile> {
         let mut attempt = 1;
+        let mut opened = Some(opened);
         loop {
-            let mut f = std::fs::File::open(path)?;
+            let mut f = match opened.take() {
+                Some(first) => first?,
+                None => std::fs::File::open(path)?,
+            };
             if attempt > 1 {
                 before = FileStat::of(&f.metadata()?);
             }
@@ -643,17 +671,23 @@ fn file_node(f: &ScanFile, files: &Outcomes) -> Option<Node> {
     })
 }
 
-/// Ask the kernel to start reading the files `to_read` (in the workers'
-/// order), staying [`PREFETCH_AHEAD`] bytes ahead of what the workers have
-/// `taken`. A file that cannot be opened here is left to the worker, which
-/// reports it. Its work counts as reading: the kernel allocates the page
-/// cache and starts the reads here that `read` would otherwise.
-fn prefetch(
+/// Open the files `to_read` for the workers, in their order, and ask the
+/// kernel to start reading each (`posix_fadvise(WILLNEED)`), staying
+/// [`PREFETCH_AHEAD`] bytes ahead of what the workers have `taken` and at
+/// most [`OPENED_AHEAD`] files ahead (the channel's bound). Each file goes
+/// to the workers open, or with the error opening it gave, which the
+/// worker reports. Opened once: a prefetcher that opened each file to
+/// advise, and a worker that opened it again to read, spent 8% of a first
+/// backup's CPU in `openat` and `close` (docs/performance.md, sixteenth
+/// round). Its work counts as reading: the kernel allocates the page cache
+/// and starts the reads here that `read` would otherwise.
+fn open_ahead(
     scan: &Scan,
     to_read: &[usize],
     taken: &AtomicU64,
     abort: &AtomicBool,
     profiler: &Profiler,
+    opened: Sender<(usize, std::io::Result<std::fs::File>)>,
 ) {
     let mut advised = 0u64;
     for &slot in to_read {
@@ -663,12 +697,16 @@ fn prefetch(
             }
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        profiler.time(Stage::Read, 0, || {
-            if let Ok(f) = std::fs::File::open(scan.path(slot)) {
-                let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::WillNeed);
-            }
+        let f = profiler.time(Stage::Read, 0, || {
+            let f = std::fs::File::open(scan.path(slot))?;
+            let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::WillNeed);
+            Ok(f)
         });
         advised += scan.files[slot].stat.size;
+        // Closed: the workers stopped (the backup is aborting).
+        if opened.send((slot, f)).is_err() {
+            return;
+        }
     }
 }
 
@@ -714,12 +752,14 @@ pub(super) fn run(
         progress,
     )
     .recording_intents(&home.index, cid)
+    .recycling_packs()
     .profiled(profiler);
+    let spare_pack = &|| uploader.spare_pack();
     let (root, trees, packs, files, blobs_new) = std::thread::scope(|s| -> Result<_> {
         // Packer: sealed blobs in, finished packs out.
         let seal_key = &container.keys.seal;
         let packer = s.spawn(move || {
-            let mut packer = Packer::new(pack_target, seal_key);
+            let mut packer = Packer::new(pack_target, seal_key, spare_pack);
             for blob in blob_rx.into_iter().flatten() {
                 let len = blob.bytes.len() as u64;
                 let full = profiler.time(Stage::Pack, len, || packer.add(blob));
@@ -778,36 +818,36 @@ pub(super) fn run(
                 None => last.map(|()| stored),
             }
         });
-        // Workers: read, chunk, seal.
-        let (job_tx, job_rx) = unbounded::<usize>();
-        for i in &to_read {
-            job_tx.send(*i).expect("receiver alive");
-        }
-        drop(job_tx);
+        // Workers: read, chunk, seal, the files opened ahead of them.
+        let (opened_tx, opened_rx) = bounded(OPENED_AHEAD);
         let (taken, to_read) = (&taken, &to_read);
-        s.spawn(move || prefetch(scanned, to_read, taken, abort_ref, profiler));
+        s.spawn(move || open_ahead(scanned, to_read, taken, abort_ref, profiler, opened_tx));
         let workers: Vec<_> = (0..opts.workers.max(1))
             .map(|_| {
-                let job_rx = job_rx.clone();
+                let opened_rx = opened_rx.clone();
                 let mut out = BlobOut::new(blob_tx.clone());
                 let (shared, results) = (&shared, &results);
                 s.spawn(move || {
                     // This worker's buffer for small files, reused for each.
                     let mut buf = Vec::new();
-                    for slot in job_rx {
+                    for (slot, opened) in opened_rx {
                         taken.fetch_add(scanned.files[slot].stat.size, Ordering::Relaxed);
                         if shared.abort.load(Ordering::Relaxed) {
                             break;
                         }
                         let stat = scanned.files[slot].stat;
                         let r = shared
-                            .file(&mut out, &scanned.path(slot), stat, &mut buf)
+                            .file(&mut out, &scanned.path(slot), opened, stat, &mut buf)
                             .map_err(|e| e.to_string());
                         results.lock().expect("not poisoned")[slot] = Some(r);
                     }
                 })
             })
             .collect();
+        // Only the workers hold the receiver: once they stop (at the end,
+        // or aborting), a file opened ahead has nowhere to go and
+        // `open_ahead` returns instead of waiting for room.
+        drop(opened_rx);
         for w in workers {
             w.join().expect("worker does not panic");
         }
@@ -866,7 +906,7 @@ mod tests {
     #[test]
     fn packs_stay_within_an_eighth_of_their_target() {
         let key = SealKey::from_bytes([7; 32]);
-        let mut packer = Packer::new(800, &key);
+        let mut packer = Packer::new(800, &key, &|| None);
         let sizes = [300, 300, 150, 500, 80, 1000, 40, 790, 10, 895, 60];
         let mut packs = Vec::new();
         for (i, len) in sizes.iter().enumerate() {
