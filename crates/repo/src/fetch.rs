@@ -205,6 +205,9 @@ pub struct Fetcher {
     /// Pack records already read from the index: a tree walk asks for the
     /// same few packs once per folder.
     pub(crate) records: Mutex<HashMap<PackId, Arc<PackRecord>>>,
+    /// Where each tree of the packs a tree walk has read is
+    /// ([`Fetcher::learn_trees`]).
+    trees: Mutex<HashMap<BlobId, BlobLocation>>,
     /// Moving average of how long a fragment fetch takes, in ms.
     usual_fetch_ms: AtomicU64,
     /// Peers that were slow or unreachable: asked last until they answer
@@ -252,6 +255,7 @@ impl Fetcher {
             problems: Mutex::new(Vec::new()),
             cache: Mutex::new(Vec::new()),
             records: Mutex::new(HashMap::new()),
+            trees: Mutex::new(HashMap::new()),
             // Start low: the first dead peer then costs the minimum hedge delay.
             usual_fetch_ms: AtomicU64::new(150),
             suspects: Mutex::new(Default::default()),
@@ -394,6 +398,30 @@ impl Fetcher {
     /// packs would only hold memory.
     pub fn forget_cached(&self) {
         self.cache.lock().expect("not poisoned").clear();
+        self.trees.lock().expect("not poisoned").clear();
+    }
+
+    /// Remember where the trees of `rec` are, a pack that was just fetched
+    /// and verified. A backup stores its new trees together, after its
+    /// files, so a walk that has read one of them finds most of the others
+    /// here, and asks the index about one tree per pack, not one per
+    /// folder: on a cold cache those lookups, page by page across the
+    /// index, were two thirds of a restore's planning (docs/performance.md,
+    /// sixteenth round).
+    pub(crate) fn learn_trees(&self, rec: &PackRecord) {
+        let mut trees = self.trees.lock().expect("not poisoned");
+        for entry in rec.blobs.iter().filter(|e| e.kind == seal::BlobKind::Tree) {
+            trees.entry(entry.id).or_insert(BlobLocation {
+                pack: rec.id,
+                entry: *entry,
+            });
+        }
+    }
+
+    /// Where tree `id` is, if it is in a pack [`Fetcher::learn_trees`] was
+    /// given.
+    pub(crate) fn tree_in_read_pack(&self, id: &BlobId) -> Option<BlobLocation> {
+        self.trees.lock().expect("not poisoned").get(id).copied()
     }
 
     /// Fetch, verify and decode a pack that will be read once.
@@ -855,6 +883,39 @@ mod tests {
         std::thread::sleep(PROBE_WAIT);
         f.take_late_probes();
         assert!(f.suspects.lock().unwrap().is_empty());
+    }
+
+    /// The trees of a pack read are found without the index; its data
+    /// blobs are not, and nothing is once the walk is over.
+    #[test]
+    fn trees_of_packs_read_are_found_until_the_cache_is_forgotten() {
+        let f = Fetcher::of(HashMap::new());
+        let entry = |n: u8, kind| PackEntry {
+            kind,
+            id: BlobId([n; 32]),
+            offset: u32::from(n) * 100,
+            length: 100,
+            raw_length: 90,
+        };
+        let rec = PackRecord {
+            id: PackId([9; 32]),
+            k: 4,
+            m: 2,
+            pack_len: 1000,
+            fragments: Vec::new(),
+            blobs: vec![
+                entry(1, seal::BlobKind::Data),
+                entry(2, seal::BlobKind::Tree),
+                entry(3, seal::BlobKind::Tree),
+            ],
+        };
+        assert_eq!(f.tree_in_read_pack(&BlobId([2; 32])), None);
+        f.learn_trees(&rec);
+        let at = f.tree_in_read_pack(&BlobId([3; 32])).unwrap();
+        assert_eq!((at.pack, at.entry), (rec.id, rec.blobs[2]));
+        assert_eq!(f.tree_in_read_pack(&BlobId([1; 32])), None);
+        f.forget_cached();
+        assert_eq!(f.tree_in_read_pack(&BlobId([3; 32])), None);
     }
 
     #[test]

@@ -98,6 +98,11 @@ pub fn restore(
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
     let started = Instant::now();
+    // Where the time goes, for `TROVE_LOG=debug` (docs/performance.md).
+    let t = |stage: &str| {
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::debug!(stage, seconds, "restore");
+    };
     crate::pending::finish_all(home, owner, progress)?;
     let (container, snap) = resolve_snapshot(home, owner, spec)?;
     let peers = home.peers().open_for(&container)?;
@@ -107,15 +112,11 @@ pub fn restore(
     if !slow.is_empty() {
         tracing::debug!(peers = ?slow, "restore: asked last (no answer to a probe)");
     }
+    t("peers probed");
     let reader = TreeReader {
         home,
         container: &container,
         fetcher: &fetcher,
-    };
-    // Where the time goes, for `TROVE_LOG=debug` (docs/performance.md).
-    let t = |stage: &str| {
-        let seconds = started.elapsed().as_secs_f64();
-        tracing::debug!(stage, seconds, "restore");
     };
     let mut plan = plan::plan(&reader, &snap.root, &opts.include)?;
     t("planned");

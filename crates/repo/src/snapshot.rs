@@ -70,10 +70,12 @@ impl TreeReader<'_> {
     /// against its id (`what` names it in errors: "tree", "chunk").
     pub fn blob(&self, id: &BlobId, what: &str) -> Result<Vec<u8>> {
         let cid = self.container.manifest.id;
-        let loc =
-            self.home.index.blob(&cid, id)?.ok_or_else(|| {
+        let loc = match self.fetcher.tree_in_read_pack(id) {
+            Some(loc) => loc,
+            None => self.home.index.blob(&cid, id)?.ok_or_else(|| {
                 RepoError::Lost(format!("{what} {} is not in the index", id.short()))
-            })?;
+            })?,
+        };
         let cached = self
             .fetcher
             .records
@@ -81,8 +83,8 @@ impl TreeReader<'_> {
             .expect("not poisoned")
             .get(&loc.pack)
             .cloned();
-        let rec = match cached {
-            Some(r) => r,
+        let (rec, first_read) = match cached {
+            Some(r) => (r, false),
             None => {
                 let r = std::sync::Arc::new(self.home.index.pack(&cid, &loc.pack)?.ok_or_else(
                     || RepoError::Lost(format!("pack {} is not in the index", loc.pack.short())),
@@ -92,10 +94,13 @@ impl TreeReader<'_> {
                     .lock()
                     .expect("not poisoned")
                     .insert(loc.pack, r.clone());
-                r
+                (r, true)
             }
         };
         let pack = self.fetcher.pack(&rec)?;
+        if first_read {
+            self.fetcher.learn_trees(&rec);
+        }
         Fetcher::open_blob_in(&self.container.keys, &pack, &loc.entry)
     }
 

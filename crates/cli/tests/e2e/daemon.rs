@@ -809,6 +809,49 @@ fn a_file_rewritten_during_its_backup_is_never_stored_torn() {
     assert_same_tree(&t.src, &out);
 }
 
+/// A file that grows while it is backed up (a log being written) is read
+/// to the size the walk saw, found changed, and read again; whatever is
+/// stored is one whole read of it, and the next backup takes the rest.
+#[test]
+fn a_file_growing_during_its_backup_is_stored_as_one_read() {
+    let t = Trove::setup(3, "2+1");
+    let log = t.src.join("growing.log");
+    let mut g = Gen::new(43);
+    write(&log, &g.bytes(16 << 20));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (log, stop) = (log.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut g = Gen::new(44);
+            let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+            let mut rounds = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::io::Write::write_all(&mut f, &g.bytes(16 << 10)).unwrap();
+                rounds += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            rounds
+        })
+    };
+    let during = t.backup();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(writer.join().unwrap() > 0);
+    for w in during["warnings"].as_array().unwrap() {
+        assert!(
+            w.as_str()
+                .unwrap()
+                .contains("kept changing while it was read"),
+            "{during}"
+        );
+    }
+    // Restored whole and verified: its chunks add up to the size stored.
+    t.restore("data:latest");
+    let after = t.backup();
+    assert_eq!(after["files_changed"], 1, "{after}");
+    let (_, out) = t.restore("data:latest");
+    assert_same_tree(&t.src, &out);
+}
+
 /// A daemon holds the master secret it unlocked at its start. After
 /// `trove recovery rotate` the peers refuse that secret, so the daemon's
 /// next step stops it with a message, and a new daemon (new secret) backs

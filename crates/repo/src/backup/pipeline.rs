@@ -522,7 +522,14 @@ impl Shared<'_> {
         let mut total = 0u64;
         loop {
             let before = buf.len();
-            let eof = p.time(Stage::Read, 0, || fill(f, buf, window))?;
+            // A file the walk saw empty may not be (a file in /proc): it
+            // is read to its end.
+            let left = if len == 0 {
+                u64::MAX
+            } else {
+                len.saturating_sub(total)
+            };
+            let eof = p.time(Stage::Read, 0, || fill(f, buf, window, left))?;
             total += (buf.len() - before) as u64;
             let used = self.cut_and_seal(out, buf, eof, len > SMALL_FILE, &mut chunks);
             if eof || self.abort.load(Ordering::Relaxed) {
@@ -632,12 +639,21 @@ impl Shared<'_> {
     }
 }
 
-/// Read from `f` until `buf` holds `window` bytes or the file ends; true
-/// at the end of the file.
-fn fill(f: &mut std::fs::File, buf: &mut Vec<u8>, window: usize) -> std::io::Result<bool> {
-    let want = window.saturating_sub(buf.len());
-    let got = f.by_ref().take(want as u64).read_to_end(buf)?;
-    Ok(got < want)
+/// Read from `f` until `buf` holds `window` bytes, `left` more bytes are
+/// read, or the file ends; true at the end of the file, which is where
+/// `left` says it is. The size the walk saw is trusted for that: a `read`
+/// to find the end after the last byte was a second one for every small
+/// file (docs/performance.md, sixteenth round). A file that grew since is
+/// read to the old size, and read again because its size differs after.
+fn fill(
+    f: &mut std::fs::File,
+    buf: &mut Vec<u8>,
+    window: usize,
+    left: u64,
+) -> std::io::Result<bool> {
+    let want = (window.saturating_sub(buf.len()) as u64).min(left);
+    let got = f.by_ref().take(want).read_to_end(buf)? as u64;
+    Ok(got < want || got == left)
 }
 
 /// Every file of the walk with what reading it gave.
