@@ -90,8 +90,9 @@ impl<'a> Uploader<'a> {
     }
 
     /// Keep each stored pack's buffer for [`Uploader::spare_pack`]: a pack
-    /// built in fresh memory faults in and zeroes every page of it, 4% of
-    /// a first backup's CPU (docs/performance.md, sixteenth round).
+    /// built in fresh memory faults in every page of it, and zeroing them
+    /// alone was 3% of a first backup's CPU (docs/performance.md, sixteenth
+    /// round).
     pub(crate) fn recycling_packs(mut self) -> Self {
         self.spare_pack = Some(Mutex::new(None));
         self
