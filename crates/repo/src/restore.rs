@@ -3,13 +3,15 @@
 //! 1. [`plan`]: walk the snapshot's trees into the folders, files and
 //!    symlinks to make;
 //! 2. layout: make the folders, then each file (empty: its writes give it
-//!    its length), in the target ([`target`], the only code that touches
-//!    it: it never follows a symlink below the target);
-//! 3. [`write`]: fetch each needed pack once (in parallel), verify every
-//!    blob and write it at its offsets;
+//!    its length), then, once every file exists, the symlinks, in the target
+//!    ([`target`], the only code that touches it: it never follows a
+//!    symlink below the target);
+//! 3. [`write`], beside the layout: fetch each needed pack once (in
+//!    parallel), verify every blob and write it at its offsets, and set
+//!    the times and mode of each file its last write completes;
 //! 4. finish: remove and name the files that could not be completed, set
-//!    file times and modes, create the symlinks, and set folder times and
-//!    modes deepest first.
+//!    the times and modes of the other files, and those of the folders,
+//!    deepest first (the folders of one depth on every core).
 //!
 //! A pack that cannot be rebuilt loses only the files that need it, and an
 //! entry the target cannot take (a user's folder in a file's place, a name
@@ -152,11 +154,13 @@ pub fn restore(
         dirs: &dirs,
         made: &made,
     };
-    let (written, files_made) = std::thread::scope(|s| {
+    let (written, made_by_layout) = std::thread::scope(|s| {
         let making = s.spawn(|| {
-            let r = make_files(&maker);
+            make_files(&maker)?;
             t("files made");
-            r
+            let links = make_symlinks(&maker);
+            t("symlinks made");
+            links
         });
         let written = write::fetch_and_write(
             &write::Stage {
@@ -171,10 +175,11 @@ pub fn restore(
         );
         (written, making.join().expect("the layout does not panic"))
     });
-    files_made?;
+    let (symlinks, refused_links) = made_by_layout?;
     t("written");
     let (files, refused) = made.into_parts();
     lost.extend(refused);
+    lost.extend(refused_links);
     let layout = Layout { dirs, files };
 
     // A file that could not be completed is removed rather than left
@@ -195,40 +200,30 @@ pub fn restore(
     // mostly): times before the mode (the file is still ours to open;
     // futimens needs ownership, not write access).
     let mut files = 0;
-    let mut last = LastFolder::default();
-    for (i, (f, id)) in plan.files.iter().zip(&layout.files).enumerate() {
+    let mut unfinished = Vec::new();
+    for (i, id) in layout.files.iter().enumerate() {
         if let (Some(id), false) = (id, written.lost.contains_key(&i)) {
             if !written.finished[i] {
-                let rel = plan.file_rel(i);
-                target.set_time_and_mode(&mut last, &rel, *id, f.mtime_ns, f.mode)?;
+                unfinished.push((i, *id));
             }
             files += 1;
         }
     }
-    // Symlinks after all data and file metadata, so that no step of this
-    // restore can meet a link it made on the way to a file. Folder metadata
-    // still comes after them, because making an entry changes the folder's
-    // mtime and needs write access to it; that step opens each folder with
-    // O_NOFOLLOW and checks it is the one the layout made.
-    let mut symlinks = 0;
-    for l in &plan.symlinks {
-        if !parent_made(l.parent, &layout.dirs) {
-            continue;
-        }
-        match target.make_symlink(&l.rel, &l.to)? {
-            Placed::Made(_) => symlinks += 1,
-            Placed::Refused(why) => lost.push(LostPath {
-                path: target.shown(&l.rel),
-                error: why.to_string(),
-            }),
-        }
-    }
-    // Folders deepest first: writing into a folder changes its mtime, and
-    // its mode may forbid the writing.
-    for (d, id) in plan.dirs.iter().zip(&layout.dirs).rev() {
-        if let Some(id) = id {
-            target.set_time_and_mode(&mut last, &d.rel, *id, d.mtime_ns, d.mode)?;
-        }
+    on_every_core(&unfinished, |last, &(i, id)| {
+        let f = &plan.files[i];
+        target.set_time_and_mode(last, &plan.file_rel(i), id, f.mtime_ns, f.mode)
+    })?;
+    t("files finished");
+    // Folders deepest first: making an entry in a folder changes its mtime
+    // (the symlinks were made before, by the layout), and a folder's mode
+    // may forbid reaching what is in it, so each depth waits for the one
+    // below. Each folder is opened with O_NOFOLLOW and checked to be the
+    // one the layout made.
+    for level in dirs_by_depth(&plan, &layout.dirs).iter().rev() {
+        on_every_core(level, |last, &(i, id)| {
+            let d = &plan.dirs[i];
+            target.set_time_and_mode(last, &d.rel, id, d.mtime_ns, d.mode)
+        })?;
     }
     t("finished");
     lost.sort();
@@ -371,6 +366,80 @@ fn make_files(maker: &Maker) -> Result<()> {
     Ok(())
 }
 
+/// Make the symlinks once every file is made (by the layout or a write).
+/// A link never takes the place of a folder the restore made (it is
+/// refused), so no walk to a file meets one; and a link and a file that
+/// are one entry on this filesystem are met in turn, as a collision. The
+/// folders' times and modes are set after the links, which change them.
+fn make_symlinks(maker: &Maker) -> Result<(u64, Vec<LostPath>)> {
+    maker.made.wait_all();
+    let (mut made, mut refused) = (0, Vec::new());
+    let mut last = LastFolder::default();
+    for l in &maker.plan.symlinks {
+        if !parent_made(l.parent, maker.dirs) {
+            continue;
+        }
+        match maker.target.make_symlink(&mut last, &l.rel, &l.to)? {
+            Placed::Made(_) => made += 1,
+            Placed::Refused(why) => refused.push(LostPath {
+                path: maker.target.shown(&l.rel),
+                error: why.to_string(),
+            }),
+        }
+    }
+    Ok((made, refused))
+}
+
+/// Fewer entries than this are finished on one thread: threads would cost
+/// more than they save.
+const ONE_THREAD_BELOW: usize = 256;
+
+/// Run `f` on every item, cut into one run per core in order (neighbours,
+/// mostly of one folder, share a thread and its open folder). The first
+/// error, if any; the other runs go to their end.
+fn on_every_core<T: Sync>(
+    items: &[T],
+    f: impl Fn(&mut LastFolder, &T) -> Result<()> + Sync,
+) -> Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if items.len() < ONE_THREAD_BELOW || cores == 1 {
+        let mut last = LastFolder::default();
+        return items.iter().try_for_each(|x| f(&mut last, x));
+    }
+    let f = &f;
+    std::thread::scope(|s| {
+        let runs: Vec<_> = items
+            .chunks(items.len().div_ceil(cores))
+            .map(|run| {
+                s.spawn(move || {
+                    let mut last = LastFolder::default();
+                    run.iter().try_for_each(|x| f(&mut last, x))
+                })
+            })
+            .collect();
+        runs.into_iter()
+            .try_for_each(|r| r.join().expect("finishing entries does not panic"))
+    })
+}
+
+/// The folders made (plan index and identity), by depth below the target.
+fn dirs_by_depth<T: Copy>(plan: &Plan, dirs: &[Option<T>]) -> Vec<Vec<(usize, T)>> {
+    let mut depths = Vec::with_capacity(plan.dirs.len());
+    let mut levels: Vec<Vec<(usize, T)>> = Vec::new();
+    for (i, d) in plan.dirs.iter().enumerate() {
+        // A folder comes after its parent in the plan.
+        let depth = d.parent.map_or(0, |p| depths[p] + 1);
+        depths.push(depth);
+        if let Some(id) = dirs[i] {
+            if levels.len() <= depth {
+                levels.resize_with(depth + 1, Vec::new);
+            }
+            levels[depth].push((i, id));
+        }
+    }
+    levels
+}
+
 /// Whether the folder an entry goes into exists (the target itself does).
 fn parent_made(parent: Option<usize>, dirs: &[Option<Identity>]) -> bool {
     parent.is_none_or(|p| dirs[p].is_some())
@@ -378,4 +447,56 @@ fn parent_made(parent: Option<usize>, dirs: &[Option<Identity>]) -> bool {
 
 fn whole_folder(target: &Target, rel: &std::path::Path) -> String {
     format!("{}/ (whole folder)", target.shown(rel))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plan::DirPlan;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn every_item_is_finished_once_on_every_core_and_the_error_comes_back() {
+        let items: Vec<usize> = (0..3 * ONE_THREAD_BELOW).collect();
+        let seen: Vec<AtomicUsize> = items.iter().map(|_| AtomicUsize::new(0)).collect();
+        on_every_core(&items, |_, &i| {
+            seen[i].fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })
+        .unwrap();
+        assert!(seen.iter().all(|n| n.load(Ordering::Relaxed) == 1));
+        let failed = on_every_core(&items, |_, &i| match i {
+            500 => Err(crate::error::RepoError::Lost("item 500".into())),
+            _ => Ok(()),
+        });
+        assert!(matches!(failed, Err(crate::error::RepoError::Lost(w)) if w == "item 500"));
+    }
+
+    #[test]
+    fn folders_are_listed_by_depth_and_those_not_made_are_left_out() {
+        let dir = |rel: &str, parent| DirPlan {
+            rel: rel.into(),
+            parent,
+            mode: 0o755,
+            mtime_ns: 0,
+        };
+        let mut plan = Plan::default();
+        plan.dirs = vec![
+            dir("a", None),
+            dir("a/b", Some(0)),
+            dir("a/b/c", Some(1)),
+            dir("d", None),
+            dir("d/e", Some(3)),
+            dir("a/f", Some(0)),
+        ];
+        let made = [Some('a'), Some('b'), Some('c'), Some('d'), None, Some('f')];
+        assert_eq!(
+            dirs_by_depth(&plan, &made),
+            vec![
+                vec![(0, 'a'), (3, 'd')],
+                vec![(1, 'b'), (5, 'f')],
+                vec![(2, 'c')],
+            ]
+        );
+    }
 }

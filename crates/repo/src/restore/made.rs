@@ -129,6 +129,14 @@ impl Made {
         *self.ids[i].wait()
     }
 
+    /// Wait until every file is made, or known not to be. (A write that
+    /// takes a file makes it at once.)
+    pub fn wait_all(&self) {
+        for id in &self.ids {
+            id.wait();
+        }
+    }
+
     /// The handle file `i` was created with, if the layout kept it.
     pub fn take_handle(&self, i: usize) -> Option<File> {
         let h = self.handles[i].lock().expect("not poisoned").take();

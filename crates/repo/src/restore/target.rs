@@ -411,22 +411,27 @@ impl Target {
     }
 
     /// Create the symlink `rel` pointing at `to` (raw bytes, not looked
-    /// at), replacing a file or symlink that is in the way.
-    pub(crate) fn make_symlink(&mut self, rel: &Path, to: &[u8]) -> Result<Placed> {
-        let (folder, name) = self.parent_of(rel)?;
-        match self.occupant(&folder, name, rel)? {
+    /// at), replacing a file or symlink that is in the way. Symlinks may be
+    /// made from several threads under the rule of [`Target::create_file`].
+    pub(crate) fn make_symlink(
+        &self,
+        last: &mut LastFolder,
+        rel: &Path,
+        to: &[u8],
+    ) -> Result<Placed> {
+        let (folder, name) = self.parent_in(last, rel)?;
+        match self.occupant(folder, name, rel)? {
             Occupant::Ours(with) => return Ok(self.collision(with)),
             Occupant::Folder => {
                 return Ok(Placed::Refused(Refusal::FolderInTheWay { kind: "symlink" }))
             }
             Occupant::Nothing => {}
-            Occupant::Other => self.unlink(&folder, name, rel)?,
+            Occupant::Other => self.unlink(folder, name, rel)?,
         }
-        rustix::fs::symlinkat(OsStr::from_bytes(to), &folder, name)
+        rustix::fs::symlinkat(OsStr::from_bytes(to), folder, name)
             .map_err(|e| self.err("symlink", rel, io_err(e)))?;
-        let st = rustix::fs::statat(&folder, name, AtFlags::SYMLINK_NOFOLLOW)
+        let st = rustix::fs::statat(folder, name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| self.err("symlink", rel, io_err(e)))?;
-        drop(folder);
         Ok(Placed::Made(self.claim(&st)))
     }
 
@@ -666,7 +671,7 @@ mod tests {
         symlink(w.outside.join("victim"), w.target.join("a.txt")).unwrap();
         symlink(w.outside.join("victim"), w.target.join("l")).unwrap();
         std::fs::write(w.target.join("old.txt"), b"old").unwrap();
-        let mut t = Target::open(&w.target).unwrap();
+        let t = Target::open(&w.target).unwrap();
         let f = made(
             t.create_file(&mut LastFolder::default(), Path::new("a.txt"))
                 .unwrap()
@@ -677,7 +682,10 @@ mod tests {
                 .unwrap()
                 .0,
         );
-        made(t.make_symlink(Path::new("l"), b"elsewhere").unwrap());
+        made(
+            t.make_symlink(&mut LastFolder::default(), Path::new("l"), b"elsewhere")
+                .unwrap(),
+        );
         t.open_file(&mut LastFolder::default(), Path::new("a.txt"), f)
             .unwrap()
             .write_all_at(b"mine", 0)
@@ -700,7 +708,7 @@ mod tests {
         std::fs::create_dir_all(w.target.join("x")).unwrap();
         std::fs::write(w.target.join("x/mine.txt"), b"user data").unwrap();
         let before = record(&w.target);
-        let mut t = Target::open(&w.target).unwrap();
+        let t = Target::open(&w.target).unwrap();
         assert_eq!(
             t.create_file(&mut LastFolder::default(), Path::new("x"))
                 .unwrap()
@@ -708,7 +716,8 @@ mod tests {
             Placed::Refused(Refusal::FolderInTheWay { kind: "file" })
         );
         assert_eq!(
-            t.make_symlink(Path::new("x"), b"y").unwrap(),
+            t.make_symlink(&mut LastFolder::default(), Path::new("x"), b"y")
+                .unwrap(),
             Placed::Refused(Refusal::FolderInTheWay { kind: "symlink" })
         );
         assert_eq!(record(&w.target), before);
@@ -727,8 +736,12 @@ mod tests {
         let before = record(&w.outside);
         let mut t = Target::open(&w.target).unwrap();
         made(
-            t.make_symlink(Path::new("L"), w.outside.as_os_str().as_bytes())
-                .unwrap(),
+            t.make_symlink(
+                &mut LastFolder::default(),
+                Path::new("L"),
+                w.outside.as_os_str().as_bytes(),
+            )
+            .unwrap(),
         );
         let shown_l = t.shown(Path::new("L"));
         for placed in [
@@ -736,7 +749,8 @@ mod tests {
             t.create_file(&mut LastFolder::default(), Path::new("L"))
                 .unwrap()
                 .0,
-            t.make_symlink(Path::new("L"), b"other").unwrap(),
+            t.make_symlink(&mut LastFolder::default(), Path::new("L"), b"other")
+                .unwrap(),
         ] {
             assert_eq!(
                 placed,
@@ -761,7 +775,11 @@ mod tests {
             ),
             ("d", t.make_dir(Path::new("d")).unwrap()),
             ("f", t.make_dir(Path::new("f")).unwrap()),
-            ("f", t.make_symlink(Path::new("f"), b"x").unwrap()),
+            (
+                "f",
+                t.make_symlink(&mut LastFolder::default(), Path::new("f"), b"x")
+                    .unwrap(),
+            ),
         ] {
             assert!(
                 matches!(&placed, Placed::Refused(Refusal::Collision { with }) if *with == t.shown(Path::new(rel))),
@@ -812,7 +830,9 @@ mod tests {
         assert!(t
             .create_file(&mut LastFolder::default(), Path::new("d/g"))
             .is_err());
-        assert!(t.make_symlink(Path::new("d/g"), b"x").is_err());
+        assert!(t
+            .make_symlink(&mut LastFolder::default(), Path::new("d/g"), b"x")
+            .is_err());
         t.remove_file(Path::new("d/f"), f).unwrap_err();
         assert_eq!(record(&w.outside), before);
     }
@@ -853,7 +873,10 @@ mod tests {
                 .unwrap()
                 .0,
         );
-        let l = made(t.make_symlink(Path::new("d/l"), b"f").unwrap());
+        let l = made(
+            t.make_symlink(&mut LastFolder::default(), Path::new("d/l"), b"f")
+                .unwrap(),
+        );
         t.set_time_and_mode(
             &mut LastFolder::default(),
             Path::new("d/f"),
