@@ -1,7 +1,9 @@
 //! A backup, in three stages:
 //!
 //! 1. [`prepare`]: open the container and its peers, bring the roster and
-//!    the replicated metadata up to date, and walk the sources;
+//!    the replicated metadata up to date, and walk the sources (a walk
+//!    begun while the passphrase was stretched goes on while the pipeline
+//!    reads the files it has found);
 //! 2. [`pipeline`]: read, chunk, dedup and seal on worker threads, pack,
 //!    erasure-code and upload, recording each pack once every fragment of
 //!    it is acknowledged;
@@ -10,7 +12,7 @@
 //!    (invariant 4, docs/design.md §Invariants), then replicated.
 //!
 //! ```text
-//! main: scan ─▶ jobs ─▶ workers (read, chunk, id, dedup, seal) ─▶ packer ─▶ uploader ─▶ peers
+//! scan ─▶ opener ─▶ workers (read, chunk, id, dedup, seal) ─▶ packer ─▶ uploader ─▶ peers
 //!       trees (after the workers) ─────────────────────────────────┘
 //! ```
 //! Channels are bounded, so memory stays at a few packs whatever the input.
@@ -24,6 +26,7 @@ use crate::error::Result;
 use crate::home::{Home, Owner};
 use crate::profile::{Profiler, Stage, StageProfile};
 use crate::progress::Progress;
+use std::sync::Arc;
 use std::time::Instant;
 use trove_core::manifest::SnapshotManifest;
 use trove_core::seal::Compression;
@@ -153,15 +156,16 @@ pub fn backup(
 ) -> Result<BackupReport> {
     let begun = Begun {
         started: Instant::now(),
-        profiler: Profiler::new(opts.profile),
-        early: None,
+        profiler: &Profiler::new(opts.profile),
+        walking: None,
     };
     run(home, owner, name, begun, opts, progress)
 }
 
 /// [`backup`] for a process that has yet to unlock the owner's keys: the
-/// passphrase is stretched (Argon2, a quarter of a second on one core)
-/// while the sources are walked, which needs no key.
+/// sources are walked while the passphrase is stretched (Argon2, a quarter
+/// of a second on one core), which needs no key, and the walk goes on
+/// while the pipeline starts on the files it has found.
 pub fn backup_unlocking(
     home: &Home,
     passphrase: &[u8],
@@ -172,28 +176,26 @@ pub fn backup_unlocking(
     let started = Instant::now();
     let profiler = Profiler::new(opts.profile);
     let manifest = home.containers().manifest(name)?;
-    let (owner, walked) = std::thread::scope(|s| {
-        let unlocking = s.spawn(|| home.unlock(passphrase));
-        let walked = prepare::walk_sources(home, &manifest, opts.changes.as_deref(), &profiler);
-        let owner = unlocking.join().expect("unlocking does not panic");
-        (owner, walked)
-    });
-    let owner = owner?;
-    let begun = Begun {
-        started,
-        profiler,
-        early: Some(walked?),
-    };
-    let report = run(home, &owner, name, begun, opts, progress)?;
-    Ok((owner, report))
+    let changes = opts.changes.as_deref();
+    std::thread::scope(|s| {
+        let walking = prepare::Walking::start(s, home, &manifest, changes, &profiler)?;
+        let owner = home.unlock(passphrase)?;
+        let begun = Begun {
+            started,
+            profiler: &profiler,
+            walking: Some(walking),
+        };
+        let report = run(home, &owner, name, begun, opts, progress)?;
+        Ok((owner, report))
+    })
 }
 
-/// A backup under way: its clock, its profiler, and the walk if it was
-/// done before the container was opened.
-struct Begun {
+/// A backup under way: its clock, its profiler, and the walk if it began
+/// before the container was opened.
+struct Begun<'a, 's> {
     started: Instant,
-    profiler: Profiler,
-    early: Option<prepare::Walked>,
+    profiler: &'a Profiler,
+    walking: Option<prepare::Walking<'s>>,
 }
 
 fn run(
@@ -207,19 +209,47 @@ fn run(
     let Begun {
         started,
         profiler,
-        early,
+        walking,
     } = begun;
     // No prune or forget of this process runs until the snapshot is
     // committed (another process cannot: this one holds the index).
     let lease = home.lease().shared();
     let changes = opts.changes.as_deref();
-    let prepared = prepare::prepare(home, owner, name, early, changes, &profiler, progress)?;
-    let container = prepared.container.clone();
-    let walk = prepared.scan.guided.then_some(GuidedWalk {
-        walked: prepared.scan.dirs,
-        kept: prepared.scan.kept.folders,
+    let opened = prepare::open_container(home, owner, name, profiler, progress)?;
+    let (lookups, walk) = match walking {
+        Some(w) if w.stands(home, &opened.container)? => (
+            w.lookups,
+            pipeline::Walk::Under {
+                early: w.early,
+                walking: w.handle,
+            },
+        ),
+        // A walk that does not stand is left to end on its own: nothing
+        // takes its files any more.
+        _ => {
+            let walked =
+                prepare::walk_sources(home, &opened.container.manifest, changes, profiler)?;
+            prepare::check_found(name, &walked.scan)?;
+            prepare::announce(&walked.scan, progress);
+            (
+                Arc::new(walked.lookups),
+                pipeline::Walk::Done(Box::new(walked.scan)),
+            )
+        }
+    };
+    let (stored, scan) = pipeline::run(home, &opened, &lookups, walk, opts, profiler, progress)?;
+    prepare::check_found(name, &scan)?;
+    let walk = scan.guided.then_some(GuidedWalk {
+        walked: scan.dirs,
+        kept: scan.kept.folders,
     });
-    let stored = pipeline::run(home, &prepared, opts, &profiler, progress)?;
+    let container = opened.container.clone();
+    let prepared = prepare::Prepared {
+        container: opened.container,
+        peers: opened.peers,
+        lookups,
+        scan,
+    };
     let committed = profiler.time_alone(Stage::Commit, || {
         commit::commit(home, owner, prepared, stored, progress)
     })?;

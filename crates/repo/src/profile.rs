@@ -107,6 +107,8 @@ pub struct Profiler {
     cpu_at_start: Duration,
     /// Fragment puts per peer name: (fragments, bytes, wall ns summed).
     peer_writes: Mutex<BTreeMap<String, (u64, u64, u64)>>,
+    /// Files the pipeline took from the walk before it ended.
+    early_files: AtomicU64,
 }
 
 fn thread_cpu() -> Duration {
@@ -127,7 +129,13 @@ impl Profiler {
             started: Instant::now(),
             cpu_at_start: if on { process_cpu() } else { Duration::ZERO },
             peer_writes: Mutex::default(),
+            early_files: AtomicU64::new(0),
         }
+    }
+
+    /// Count `n` files the pipeline took from the walk before it ended.
+    pub fn early_files(&self, n: u64) {
+        self.early_files.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Run `f`, a put of a `bytes`-long fragment to `peer`, as part of the
@@ -216,6 +224,7 @@ impl Profiler {
             cpu_seconds: (process_cpu() - self.cpu_at_start).as_secs_f64(),
             cores,
             limit_seconds,
+            early_files: self.early_files.load(Ordering::Relaxed),
             limit_fraction: if wall_seconds > 0.0 {
                 limit_seconds / wall_seconds
             } else {
@@ -257,6 +266,9 @@ pub struct StageProfile {
     /// The process's CPU over the backup, all threads.
     pub cpu_seconds: f64,
     pub cores: usize,
+    /// Files read while the walk was still going on (`trove backup`: the
+    /// walk hands them over as it finds them).
+    pub early_files: u64,
     /// The stages' CPU seconds over the cores.
     pub limit_seconds: f64,
     /// `limit_seconds / wall_seconds`: 1.0 is every core busy with useful

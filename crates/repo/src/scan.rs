@@ -3,11 +3,13 @@
 
 use crate::changes::{Changes, FolderChange};
 use crate::index::{FolderCache, FolderTree, Lookups};
+use crate::profile::{Profiler, Stage};
+use crossbeam_channel::Sender;
 use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use trove_core::{BlobId, ChunkId};
 
 /// One entry of the walked tree. Folders and symlinks are boxed so that
@@ -170,6 +172,53 @@ pub struct Scan {
     /// The walk was guided ([`Changes`]): folders it did not walk are not
     /// gone.
     pub guided: bool,
+    /// The files handed to the backup's readers while the walk went on
+    /// ([`Early`]): (slot, early id).
+    pub early: Vec<(u32, u32)>,
+}
+
+/// Where a walk hands the files it finds to read while it goes on, so the
+/// backup's readers need not wait for its end: listing a large folder on a
+/// cold cache reads its blocks one by one, and left a core idle for a
+/// fifth of a 1 GB first backup's walk (docs/performance.md, nineteenth
+/// round). A file is handed over only while the queue has room; the rest
+/// are read after the walk, in slot order.
+pub(crate) struct Early {
+    next: AtomicU32,
+    tx: Sender<EarlyFile>,
+}
+
+impl Early {
+    pub fn new(tx: Sender<EarlyFile>) -> Self {
+        Self {
+            next: AtomicU32::new(0),
+            tx,
+        }
+    }
+
+    /// Hand `path` over; its early id if the queue took it.
+    fn offer(&self, path: &Path, stat: FileStat) -> Option<u32> {
+        if self.tx.is_full() {
+            return None;
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let file = EarlyFile {
+            id,
+            path: path.to_owned(),
+            stat,
+        };
+        self.tx.try_send(file).ok().map(|()| id)
+    }
+}
+
+/// A file to read, found by a walk still under way.
+#[derive(Debug)]
+pub(crate) struct EarlyFile {
+    /// Its number among the files handed over (not its slot, which is
+    /// known only at the walk's end: [`Scan::early`] maps one to the other).
+    pub id: u32,
+    pub path: PathBuf,
+    pub stat: FileStat,
 }
 
 /// The sum of the folders a guided walk kept as they were.
@@ -258,6 +307,9 @@ struct Walker<'a> {
     changes: Option<&'a Changes>,
     /// Threads still free to take a sub-folder, shared by every walker.
     spare: &'a AtomicUsize,
+    /// Where files to read go while the walk goes on.
+    early: Option<&'a Early>,
+    profiler: &'a Profiler,
     out: Scan,
 }
 
@@ -350,6 +402,13 @@ impl Walker<'_> {
         folder.unchanged &= cached;
         let slot = u32::try_from(self.out.files.len()).expect("fewer than 4 billion files");
         folder.slots.push(slot);
+        if let Some(id) = self
+            .early
+            .filter(|_| !cached)
+            .and_then(|e| e.offer(path, stat))
+        {
+            self.out.early.push((slot, id));
+        }
         // The sources that are files share no folder: each is its own place.
         let source = folder.key.is_empty();
         let place = if source {
@@ -449,6 +508,7 @@ impl Walker<'_> {
     /// own while [`WALK_THREADS`] allows.
     fn children(&mut self, entries: Vec<Entry>, folder: &mut FolderWalk) -> Vec<ScanNode> {
         let (lookups, spare, changes) = (self.lookups, self.spare, self.changes);
+        let (early, profiler) = (self.early, self.profiler);
         std::thread::scope(|s| {
             let parts: Vec<Child> = entries
                 .into_iter()
@@ -475,11 +535,13 @@ impl Walker<'_> {
                             lookups,
                             spare,
                             changes,
+                            early,
+                            profiler,
                             out: Scan::default(),
                         };
-                        let node = Some(ScanNode::Dir(Box::new(w.dir(&path, name, mode, mtime))));
+                        let dir = profiler.time(Stage::Scan, 0, || w.dir(&path, name, mode, mtime));
                         spare.fetch_add(1, Ordering::AcqRel);
-                        (node, w.out)
+                        (Some(ScanNode::Dir(Box::new(dir))), w.out)
                     }))
                 })
                 .collect();
@@ -526,6 +588,9 @@ impl Walker<'_> {
                 f.slots.iter_mut().for_each(|s| *s += offset);
                 f
             }));
+        self.out
+            .early
+            .extend(scan.early.into_iter().map(|(slot, id)| (slot + offset, id)));
         self.out.unreadable.extend(scan.unreadable);
         self.out.skipped.extend(scan.skipped);
         self.out.dirs += scan.dirs;
@@ -550,13 +615,35 @@ fn shift(n: &mut ScanNode, slots: u32, places: u32) {
 /// Walk `sources`; each becomes a root entry named by its last component.
 /// With `changes`, the walk is guided: only the folders they touch are
 /// walked, the others keep their last tree where it is still stored.
-pub(crate) fn scan(sources: &[PathBuf], lookups: &Lookups, changes: Option<&Changes>) -> Scan {
+/// With `early`, files to read are handed over as they are found. Each
+/// walking thread's time counts as [`Stage::Scan`].
+pub(crate) fn scan(
+    sources: &[PathBuf],
+    lookups: &Lookups,
+    changes: Option<&Changes>,
+    early: Option<&Early>,
+    profiler: &Profiler,
+) -> Scan {
+    profiler.time(Stage::Scan, 0, || {
+        walk(sources, lookups, changes, early, profiler)
+    })
+}
+
+fn walk(
+    sources: &[PathBuf],
+    lookups: &Lookups,
+    changes: Option<&Changes>,
+    early: Option<&Early>,
+    profiler: &Profiler,
+) -> Scan {
     let changes = changes.filter(|c| c.covers(sources));
     let spare = AtomicUsize::new(WALK_THREADS - 1);
     let mut w = Walker {
         lookups,
         spare: &spare,
         changes,
+        early,
+        profiler,
         out: Scan {
             guided: changes.is_some(),
             ..Scan::default()
@@ -581,6 +668,7 @@ pub(crate) fn scan(sources: &[PathBuf], lookups: &Lookups, changes: Option<&Chan
     w.out.places.shrink_to_fit();
     w.out.names.shrink_to_fit();
     w.out.chunks.shrink_to_fit();
+    w.out.early.shrink_to_fit();
     w.out
 }
 

@@ -206,6 +206,9 @@ fn print_profile(p: &StageProfile, bytes_read: u64) {
         bytes_read as f64 / 1e6 / p.limit_seconds.max(1e-9),
         p.limit_fraction * 100.0
     );
+    if p.early_files > 0 {
+        println!("  {} files read while the walk went on", p.early_files);
+    }
     if !p.peers.is_empty() {
         println!("  peer         fragments        MB   put s   MB/s (one stream)");
         for w in &p.peers {

@@ -3,7 +3,7 @@
 //! its fragments are acknowledged. Trees are built bottom-up after the
 //! workers and go through the same packer.
 
-use super::prepare::Prepared;
+use super::prepare::Opened;
 use super::seen::{Seen, SeenId};
 use super::BackupOptions;
 use crate::error::Result;
@@ -12,12 +12,15 @@ use crate::home::Home;
 use crate::index::Lookups;
 use crate::profile::{Profiler, Stage};
 use crate::progress::{Event, Progress};
-use crate::scan::{FileStat, Scan, ScanFile, ScanNode};
+use crate::scan::{EarlyFile, FileStat, Scan, ScanFile, ScanNode};
 use crate::upload::Uploader;
-use crossbeam_channel::{bounded, unbounded, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use std::collections::HashMap;
 use std::io::Read;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::thread::ScopedJoinHandle;
 use trove_core::chunk::Chunker;
 use trove_core::keys::SealKey;
 use trove_core::manifest::PackRecord;
@@ -687,7 +690,45 @@ fn file_node(f: &ScanFile, files: &Outcomes) -> Option<Node> {
     })
 }
 
-/// Open the files `to_read` for the workers, in their order, and ask the
+/// Where the pipeline's files come from.
+pub(super) enum Walk<'s> {
+    /// A walk that is done.
+    Done(Box<Scan>),
+    /// A walk under way on another thread: the files it finds to read
+    /// arrive on `early` until it ends; its scan is `walking`'s result.
+    Under {
+        early: Receiver<EarlyFile>,
+        walking: ScopedJoinHandle<'s, Scan>,
+    },
+}
+
+/// Which file a worker's result is for.
+#[derive(Clone, Copy)]
+enum ResultKey {
+    /// A file of the scan, by its slot.
+    Slot(u32),
+    /// A file a walk under way handed over ([`EarlyFile::id`]).
+    Early(u32),
+}
+
+/// A file opened for a worker: what it is, its path, its metadata as the
+/// walk saw it, and the open file or the error opening it gave.
+struct ToRead {
+    key: ResultKey,
+    path: PathBuf,
+    stat: FileStat,
+    file: std::io::Result<std::fs::File>,
+}
+
+/// The workers' results, by slot, and for the files a walk under way
+/// handed over, by early id until the walk's end gives their slots.
+#[derive(Default)]
+struct Results {
+    slots: Vec<Option<FileResult>>,
+    early: HashMap<u32, FileResult>,
+}
+
+/// Opens the files to read for the workers, in their order, and asks the
 /// kernel to start reading each (`posix_fadvise(WILLNEED)`), staying
 /// [`PREFETCH_AHEAD`] bytes ahead of what the workers have `taken` and at
 /// most [`OPENED_AHEAD`] files ahead (the channel's bound). Each file goes
@@ -697,49 +738,100 @@ fn file_node(f: &ScanFile, files: &Outcomes) -> Option<Node> {
 /// backup's CPU in `openat` and `close` (docs/performance.md, sixteenth
 /// round). Its work counts as reading: the kernel allocates the page cache
 /// and starts the reads here that `read` would otherwise.
-fn open_ahead(
-    scan: &Scan,
-    to_read: &[usize],
-    taken: &AtomicU64,
-    abort: &AtomicBool,
-    profiler: &Profiler,
-    opened: Sender<(usize, std::io::Result<std::fs::File>)>,
-) {
-    let mut advised = 0u64;
-    for &slot in to_read {
-        while advised > taken.load(Ordering::Relaxed) + PREFETCH_AHEAD {
-            if abort.load(Ordering::Relaxed) {
-                return;
+struct OpenAhead<'a> {
+    taken: &'a AtomicU64,
+    abort: &'a AtomicBool,
+    profiler: &'a Profiler,
+    opened: Sender<ToRead>,
+    advised: u64,
+}
+
+impl OpenAhead<'_> {
+    /// Open `path` and hand it over; false once the workers stopped (the
+    /// backup is aborting).
+    fn offer(&mut self, key: ResultKey, path: PathBuf, stat: FileStat) -> bool {
+        while self.advised > self.taken.load(Ordering::Relaxed) + PREFETCH_AHEAD {
+            if self.abort.load(Ordering::Relaxed) {
+                return false;
             }
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        let f = profiler.time(Stage::Read, 0, || {
-            let f = std::fs::File::open(scan.path(slot))?;
+        let file = self.profiler.time(Stage::Read, 0, || {
+            let f = std::fs::File::open(&path)?;
             let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::WillNeed);
             Ok(f)
         });
-        advised += scan.files[slot].stat.size;
-        // Closed: the workers stopped (the backup is aborting).
-        if opened.send((slot, f)).is_err() {
-            return;
+        self.advised += stat.size;
+        // Closed: the workers stopped.
+        self.opened
+            .send(ToRead {
+                key,
+                path,
+                stat,
+                file,
+            })
+            .is_ok()
+    }
+
+    /// Hand over the files of `walk` to read: first those a walk under way
+    /// finds, as it finds them; then, the walk done, the others in slot
+    /// order. The scan, once the walk is done, and whether every file was
+    /// handed over (not if the backup is aborting).
+    fn all(
+        mut self,
+        walk: Walk,
+        results: &Mutex<Results>,
+        progress: &dyn Progress,
+    ) -> (Scan, bool) {
+        let scan = match walk {
+            Walk::Done(scan) => *scan,
+            Walk::Under { early, walking } => {
+                let mut going = true;
+                for f in early {
+                    if going {
+                        going = self.offer(ResultKey::Early(f.id), f.path, f.stat);
+                    }
+                }
+                let scan = walking.join().expect("the walk does not panic");
+                super::prepare::announce(&scan, progress);
+                self.profiler.early_files(scan.early.len() as u64);
+                if !going {
+                    return (scan, false);
+                }
+                scan
+            }
+        };
+        results.lock().expect("not poisoned").slots = vec![None; scan.files.len()];
+        let mut early = vec![false; scan.files.len()];
+        for &(slot, _) in &scan.early {
+            early[slot as usize] = true;
         }
+        for (slot, file) in scan.files.iter().enumerate() {
+            if file.cached || early[slot] {
+                continue;
+            }
+            let key = ResultKey::Slot(slot as u32);
+            if !self.offer(key, scan.path(slot), file.stat) {
+                return (scan, false);
+            }
+        }
+        (scan, true)
     }
 }
 
-/// Run the pipeline over the files the scan says must be read.
+/// Run the pipeline over the files the walk says must be read; what it
+/// stored, and the walk's scan.
 pub(super) fn run(
     home: &Home,
-    prepared: &Prepared,
+    opened: &Opened,
+    lookups: &Lookups,
+    walk: Walk,
     opts: &BackupOptions,
     profiler: &Profiler,
     progress: &dyn Progress,
-) -> Result<Stored> {
-    let container = &prepared.container;
+) -> Result<(Stored, Scan)> {
+    let container = &opened.container;
     let cid = container.manifest.id;
-    let scanned = &prepared.scan;
-    let to_read: Vec<usize> = (0..scanned.files.len())
-        .filter(|i| !scanned.files[*i].cached)
-        .collect();
     let abort = AtomicBool::new(false);
     // File bytes the workers have taken up, for the prefetcher.
     let taken = AtomicU64::new(0);
@@ -752,7 +844,7 @@ pub(super) fn run(
         container,
         chunker: Chunker::new(container.manifest.chunker, container.keys.chunker_seed),
         compression: opts.compression,
-        lookups: &prepared.lookups,
+        lookups,
         seen: Mutex::new(Seen::default()),
         abort: &abort,
         progress,
@@ -760,10 +852,10 @@ pub(super) fn run(
         blobs_new: AtomicU64::new(0),
         windows: Windows::new(large_windows()),
     };
-    let results: Mutex<Vec<Option<FileResult>>> = Mutex::new(vec![None; scanned.files.len()]);
+    let results = Mutex::new(Results::default());
     let pack_target = container.manifest.pack_target as usize;
     let uploader = Uploader::new(
-        prepared.peers.clone(),
+        opened.peers.clone(),
         container.manifest.redundancy,
         progress,
     )
@@ -771,7 +863,7 @@ pub(super) fn run(
     .recycling_packs()
     .profiled(profiler);
     let spare_pack = &|| uploader.spare_pack();
-    let (root, trees, packs, files, blobs_new) = std::thread::scope(|s| -> Result<_> {
+    let (root, trees, packs, files, blobs_new, scan) = std::thread::scope(|s| -> Result<_> {
         // Packer: sealed blobs in, finished packs out.
         let seal_key = &container.keys.seal;
         let packer = s.spawn(move || {
@@ -836,8 +928,16 @@ pub(super) fn run(
         });
         // Workers: read, chunk, seal, the files opened ahead of them.
         let (opened_tx, opened_rx) = bounded(OPENED_AHEAD);
-        let (taken, to_read) = (&taken, &to_read);
-        s.spawn(move || open_ahead(scanned, to_read, taken, abort_ref, profiler, opened_tx));
+        let opener = OpenAhead {
+            taken: &taken,
+            abort: abort_ref,
+            profiler,
+            opened: opened_tx,
+            advised: 0,
+        };
+        let results_ref = &results;
+        let opening = s.spawn(move || opener.all(walk, results_ref, progress));
+        let taken = &taken;
         let workers: Vec<_> = (0..opts.workers.max(1))
             .map(|_| {
                 let opened_rx = opened_rx.clone();
@@ -846,16 +946,21 @@ pub(super) fn run(
                 s.spawn(move || {
                     // This worker's buffer for small files, reused for each.
                     let mut buf = Vec::new();
-                    for (slot, opened) in opened_rx {
-                        taken.fetch_add(scanned.files[slot].stat.size, Ordering::Relaxed);
+                    for f in opened_rx {
+                        taken.fetch_add(f.stat.size, Ordering::Relaxed);
                         if shared.abort.load(Ordering::Relaxed) {
                             break;
                         }
-                        let stat = scanned.files[slot].stat;
                         let r = shared
-                            .file(&mut out, &scanned.path(slot), opened, stat, &mut buf)
+                            .file(&mut out, &f.path, f.file, f.stat, &mut buf)
                             .map_err(|e| e.to_string());
-                        results.lock().expect("not poisoned")[slot] = Some(r);
+                        let mut results = results.lock().expect("not poisoned");
+                        match f.key {
+                            ResultKey::Slot(slot) => results.slots[slot as usize] = Some(r),
+                            ResultKey::Early(id) => {
+                                results.early.insert(id, r);
+                            }
+                        }
                     }
                 })
             })
@@ -867,10 +972,19 @@ pub(super) fn run(
         for w in workers {
             w.join().expect("worker does not panic");
         }
-        let files = std::mem::take(&mut *results.lock().expect("not poisoned"));
-        // Trees, bottom-up; the root lists one entry per source.
+        let (scan, handed_over) = opening.join().expect("the opener does not panic");
+        let Results {
+            slots: mut files,
+            mut early,
+        } = std::mem::take(&mut *results.lock().expect("not poisoned"));
+        for &(slot, id) in &scan.early {
+            files[slot as usize] = early.remove(&id);
+        }
+        let scanned = &scan;
+        // Trees, bottom-up; the root lists one entry per source. None for a
+        // walk that found nothing: the backup fails without storing one.
         let mut trees = FolderTrees::new();
-        let root = if abort.load(Ordering::Relaxed) {
+        let root = if !handed_over || abort.load(Ordering::Relaxed) || scanned.roots.is_empty() {
             TreeId([0; 32])
         } else {
             let outcomes = Outcomes {
@@ -890,9 +1004,9 @@ pub(super) fn run(
         drop(blob_tx); // closes the blob channel: the packer flushes its last pack
         packer.join().expect("packer does not panic");
         let packs = upload.join().expect("uploader does not panic")?;
-        Ok((root, trees, packs, files, blobs_new))
+        Ok((root, trees, packs, files, blobs_new, scan))
     })?;
-    Ok(Stored {
+    let stored = Stored {
         root,
         trees,
         packs,
@@ -900,7 +1014,8 @@ pub(super) fn run(
         seen: shared.seen.into_inner().expect("not poisoned"),
         blobs_new,
         fragment_bytes: uploader.fragment_bytes(),
-    })
+    };
+    Ok((stored, scan))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Stage 1 of a backup: the container, its peers, an up-to-date roster and
-//! replicated metadata, and the walk of the sources.
+//! replicated metadata, and the walk of the sources (which may go on while
+//! the pipeline starts reading: [`Walking`]).
 
 use crate::changes::Changes;
 use crate::error::{RepoError, Result};
@@ -9,9 +10,11 @@ use crate::index::Lookups;
 use crate::meta::sync_meta;
 use crate::profile::{Profiler, Stage};
 use crate::progress::{Event, Progress};
-use crate::scan::{self, Scan};
+use crate::scan::{self, Early, EarlyFile, Scan};
+use crossbeam_channel::{bounded, Receiver};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::thread::{Scope, ScopedJoinHandle};
 use trove_core::manifest::{ContainerManifest, PeerRecord};
 use trove_core::PeerId;
 use trove_peer::Peer;
@@ -19,22 +22,26 @@ use trove_peer::Peer;
 /// The peers of a container that could be opened.
 type OpenPeers = Vec<(PeerRecord, Arc<dyn Peer>)>;
 
-/// What the pipeline and the commit start from.
+/// The container and the peers of it that could be opened.
+pub(super) struct Opened {
+    pub container: Container,
+    pub peers: OpenPeers,
+}
+
+/// What the commit starts from.
 pub(super) struct Prepared {
     pub container: Container,
     /// The peers that could be opened.
     pub peers: OpenPeers,
     /// The file cache and the dedup set as they were before this backup.
-    pub lookups: Lookups,
+    pub lookups: Arc<Lookups>,
     pub scan: Scan,
 }
 
-/// A walk of a container's sources against the file cache, possibly done
-/// before the container was opened (while the passphrase was stretched).
+/// A walk of a container's sources against its file cache.
 pub(super) struct Walked {
-    sources: Vec<String>,
-    lookups: Lookups,
-    scan: Scan,
+    pub lookups: Lookups,
+    pub scan: Scan,
 }
 
 /// Walk `manifest`'s sources against its file cache as of now (guided by
@@ -47,38 +54,71 @@ pub(super) fn walk_sources(
 ) -> Result<Walked> {
     let lookups = home.index.lookups(&manifest.id)?;
     let paths: Vec<PathBuf> = manifest.sources.iter().map(PathBuf::from).collect();
-    let scan = profiler.time_alone(Stage::Scan, || scan::scan(&paths, &lookups, changes));
-    Ok(Walked {
-        sources: manifest.sources.clone(),
-        lookups,
-        scan,
-    })
+    let scan = scan::scan(&paths, &lookups, changes, None, profiler);
+    Ok(Walked { lookups, scan })
 }
 
-pub(super) fn prepare(
+/// Files to read queued by a walk under way, at most: each holds its path.
+/// Enough for the readers to start on while the walk goes on, and a few
+/// hundred kilobytes.
+const EARLY_QUEUED: usize = 4096;
+
+/// A walk of a container's sources under way on a thread of `s`, begun
+/// before the container was opened (while the passphrase was stretched).
+pub(super) struct Walking<'s> {
+    sources: Vec<String>,
+    pub lookups: Arc<Lookups>,
+    /// The files to read it finds, as it finds them.
+    pub early: Receiver<EarlyFile>,
+    pub handle: ScopedJoinHandle<'s, Scan>,
+}
+
+impl<'s> Walking<'s> {
+    /// Start walking `manifest`'s sources on a thread of `s`.
+    pub fn start<'e: 's>(
+        s: &'s Scope<'s, 'e>,
+        home: &Home,
+        manifest: &ContainerManifest,
+        changes: Option<&'e Changes>,
+        profiler: &'e Profiler,
+    ) -> Result<Self> {
+        let lookups = Arc::new(home.index.lookups(&manifest.id)?);
+        let paths: Vec<PathBuf> = manifest.sources.iter().map(PathBuf::from).collect();
+        let (tx, early) = bounded(EARLY_QUEUED);
+        let walk_lookups = lookups.clone();
+        let handle = s.spawn(move || {
+            // The queue closes when `tx` goes, at the walk's end.
+            let early = Early::new(tx);
+            scan::scan(&paths, &walk_lookups, changes, Some(&early), profiler)
+        });
+        Ok(Self {
+            sources: manifest.sources.clone(),
+            lookups,
+            early,
+            handle,
+        })
+    }
+
+    /// The walk stands if opening the container changed neither its
+    /// sources nor the blobs the file cache may count on (a segment that
+    /// removed packs, brought in by the meta sync, raises the epoch).
+    pub fn stands(&self, home: &Home, container: &Container) -> Result<bool> {
+        Ok(self.sources == container.manifest.sources
+            && self.lookups.epoch == home.index.blob_epoch(&container.manifest.id)?)
+    }
+}
+
+/// Open the container and its peers.
+pub(super) fn open_container(
     home: &Home,
     owner: &Owner,
     name: &str,
-    early: Option<Walked>,
-    changes: Option<&Changes>,
     profiler: &Profiler,
     progress: &dyn Progress,
-) -> Result<Prepared> {
+) -> Result<Opened> {
     let (container, peers) =
         profiler.time_alone(Stage::Prepare, || open(home, owner, name, progress))?;
-    // An early walk stands if opening changed neither the sources nor the
-    // blobs the file cache may count on (a segment that removed packs,
-    // brought in by the meta sync, raises the epoch): else walk again.
-    let walked = match early {
-        Some(w)
-            if w.sources == container.manifest.sources
-                && w.lookups.epoch == home.index.blob_epoch(&container.manifest.id)? =>
-        {
-            w
-        }
-        _ => walk_sources(home, &container.manifest, changes, profiler)?,
-    };
-    finish(name, container, peers, walked, progress)
+    Ok(Opened { container, peers })
 }
 
 /// The container and its peers, brought up to date.
@@ -130,15 +170,8 @@ fn open(
     Ok((container, available))
 }
 
-/// Check the walk found something, and say what is to be read.
-fn finish(
-    name: &str,
-    container: Container,
-    peers: OpenPeers,
-    walked: Walked,
-    progress: &dyn Progress,
-) -> Result<Prepared> {
-    let Walked { lookups, scan, .. } = walked;
+/// The walk found something to back up, or the error that says why not.
+pub(super) fn check_found(name: &str, scan: &Scan) -> Result<()> {
     if scan.roots.is_empty() {
         return Err(RepoError::SourcesUnreadable {
             container: name.to_owned(),
@@ -149,6 +182,11 @@ fn finish(
                 .collect(),
         });
     }
+    Ok(())
+}
+
+/// Say what the walk found and what is to be read.
+pub(super) fn announce(scan: &Scan, progress: &dyn Progress) {
     let to_read = scan.files.iter().filter(|f| !f.cached);
     progress.event(Event::Scanned {
         files: scan.files.len() as u64 + scan.kept.files,
@@ -156,10 +194,4 @@ fn finish(
         to_read: to_read.clone().count() as u64,
         to_read_bytes: to_read.map(|f| f.stat.size).sum(),
     });
-    Ok(Prepared {
-        container,
-        peers,
-        lookups,
-        scan,
-    })
 }
