@@ -15,7 +15,6 @@ use crate::progress::{Event, Progress};
 use crate::scan::{EarlyFile, FileStat, Scan, ScanFile, ScanNode};
 use crate::upload::Uploader;
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -720,12 +719,57 @@ struct ToRead {
     file: std::io::Result<std::fs::File>,
 }
 
-/// The workers' results, by slot, and for the files a walk under way
-/// handed over, by early id until the walk's end gives their slots.
+/// The workers' results, by slot. A file a walk under way handed over is
+/// known by its early id until the walk's end says its slot: its result
+/// waits in `early` until then, and goes to its slot at once after.
 #[derive(Default)]
 struct Results {
     slots: Vec<Option<FileResult>>,
-    early: HashMap<u32, FileResult>,
+    /// By early id, while the walk goes on.
+    early: Vec<Option<FileResult>>,
+    /// Early id to slot, from the walk's end.
+    early_slots: Vec<u32>,
+}
+
+impl Results {
+    fn put(&mut self, key: ResultKey, r: FileResult) {
+        let slot = match key {
+            ResultKey::Slot(slot) => slot,
+            ResultKey::Early(id) => match self.early_slots.get(id as usize) {
+                Some(&slot) => slot,
+                None => {
+                    let id = id as usize;
+                    if self.early.len() <= id {
+                        self.early.resize_with(id + 1, || None);
+                    }
+                    self.early[id] = Some(r);
+                    return;
+                }
+            },
+        };
+        self.slots[slot as usize] = Some(r);
+    }
+
+    /// The walk is done: room for each of its `files`, and the results of
+    /// files handed over so far moved to their slots (`Scan::early`).
+    fn walk_done(&mut self, files: usize, early: &[(u32, u32)]) {
+        self.slots = vec![None; files];
+        // Ids taken for files the queue then refused have no slot: u32::MAX.
+        let ids = early
+            .iter()
+            .map(|&(_, id)| id as usize + 1)
+            .max()
+            .unwrap_or(0);
+        self.early_slots = vec![u32::MAX; ids];
+        for &(slot, id) in early {
+            self.early_slots[id as usize] = slot;
+        }
+        for (id, r) in std::mem::take(&mut self.early).into_iter().enumerate() {
+            if let Some(r) = r {
+                self.slots[self.early_slots[id] as usize] = Some(r);
+            }
+        }
+    }
 }
 
 /// Opens the files to read for the workers, in their order, and asks the
@@ -783,8 +827,8 @@ impl OpenAhead<'_> {
         results: &Mutex<Results>,
         progress: &dyn Progress,
     ) -> (Scan, bool) {
-        let scan = match walk {
-            Walk::Done(scan) => *scan,
+        let (scan, going) = match walk {
+            Walk::Done(scan) => (*scan, true),
             Walk::Under { early, walking } => {
                 let mut going = true;
                 for f in early {
@@ -795,13 +839,16 @@ impl OpenAhead<'_> {
                 let scan = walking.join().expect("the walk does not panic");
                 super::prepare::announce(&scan, progress);
                 self.profiler.early_files(scan.early.len() as u64);
-                if !going {
-                    return (scan, false);
-                }
-                scan
+                (scan, going)
             }
         };
-        results.lock().expect("not poisoned").slots = vec![None; scan.files.len()];
+        results
+            .lock()
+            .expect("not poisoned")
+            .walk_done(scan.files.len(), &scan.early);
+        if !going {
+            return (scan, false);
+        }
         let mut early = vec![false; scan.files.len()];
         for &(slot, _) in &scan.early {
             early[slot as usize] = true;
@@ -954,13 +1001,7 @@ pub(super) fn run(
                         let r = shared
                             .file(&mut out, &f.path, f.file, f.stat, &mut buf)
                             .map_err(|e| e.to_string());
-                        let mut results = results.lock().expect("not poisoned");
-                        match f.key {
-                            ResultKey::Slot(slot) => results.slots[slot as usize] = Some(r),
-                            ResultKey::Early(id) => {
-                                results.early.insert(id, r);
-                            }
-                        }
+                        results.lock().expect("not poisoned").put(f.key, r);
                     }
                 })
             })
@@ -973,13 +1014,7 @@ pub(super) fn run(
             w.join().expect("worker does not panic");
         }
         let (scan, handed_over) = opening.join().expect("the opener does not panic");
-        let Results {
-            slots: mut files,
-            mut early,
-        } = std::mem::take(&mut *results.lock().expect("not poisoned"));
-        for &(slot, id) in &scan.early {
-            files[slot as usize] = early.remove(&id);
-        }
+        let files = std::mem::take(&mut results.lock().expect("not poisoned").slots);
         let scanned = &scan;
         // Trees, bottom-up; the root lists one entry per source. None for a
         // walk that found nothing: the backup fails without storing one.
