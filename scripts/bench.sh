@@ -507,6 +507,8 @@ for s in p["stages"]:
     print(f"{s['stage']:<12} {s['cpu_seconds']:>7.2f} {s['wall_seconds']:>9.2f} {speed:>10}")
 print(f"pipeline limit: {p['limit_seconds']:.2f} s ({src / 1e6 / p['limit_seconds']:.0f} MB/s: the stages' CPU over {p['cores']} cores);"
       f" this run {p['wall_seconds']:.2f} s ({p['cpu_seconds']:.2f} CPU s) = {100 * p['limit_fraction']:.0f}% of the limit")
+if "early_files" in p:
+    print(f"files read while the walk went on: {p['early_files']} of {r['files_new'] + r['files_changed']}")
 PY
 ) || PROFILE_TABLE="(profile run failed: see $WORK/trove-profile.err)"
 

@@ -179,10 +179,10 @@ pub struct Scan {
 
 /// Where a walk hands the files it finds to read while it goes on, so the
 /// backup's readers need not wait for its end: listing a large folder on a
-/// cold cache reads its blocks one by one, and left a core idle for a
-/// fifth of a 1 GB first backup's walk (docs/performance.md, nineteenth
-/// round). A file is handed over only while the queue has room; the rest
-/// are read after the walk, in slot order.
+/// cold cache reads its blocks one by one, which left a core idle at the
+/// end of a 1 GB first backup's walk (docs/performance.md, eighteenth and
+/// nineteenth rounds). A file is handed over only while the queue has room;
+/// the rest are read after the walk, in slot order.
 pub(crate) struct Early {
     next: AtomicU32,
     tx: Sender<EarlyFile>,

@@ -207,7 +207,7 @@ fn print_profile(p: &StageProfile, bytes_read: u64) {
         p.limit_fraction * 100.0
     );
     if p.early_files > 0 {
-        println!("  {} files read while the walk went on", p.early_files);
+        println!("  files read while the walk went on: {}", p.early_files);
     }
     if !p.peers.is_empty() {
         println!("  peer         fragments        MB   put s   MB/s (one stream)");
