@@ -29,17 +29,7 @@ fn world(
     redundancy: Redundancy,
     files: usize,
 ) -> (Home, Owner) {
-    let (home, owner) = Home::init(
-        &tmp.join("home"),
-        MasterSecret::generate(),
-        b"pass",
-        FAST_KDF,
-    )
-    .unwrap();
-    for (i, p) in peers.into_iter().enumerate() {
-        let labels = BTreeMap::from([("site".to_owned(), format!("s{i}"))]);
-        home.peers().attach(&format!("m{i}"), p, labels).unwrap();
-    }
+    let (home, owner) = home_with(tmp, peers);
     let src = tmp.join("src");
     let mut rng = rand::rngs::StdRng::seed_from_u64(files as u64);
     for i in 0..files {
@@ -66,6 +56,31 @@ fn memory_peers(n: usize) -> Vec<Arc<MemoryPeer>> {
     (0..n)
         .map(|i| Arc::new(MemoryPeer::new(&format!("m{i}"))))
         .collect()
+}
+
+/// A new home in `tmp` whose peers are `peers` (attached as `m0`, `m1`,
+/// ...), each its own site.
+fn home_with(tmp: &Path, peers: Vec<Arc<dyn Peer>>) -> (Home, Owner) {
+    let (home, owner) = Home::init(
+        &tmp.join("home"),
+        MasterSecret::generate(),
+        b"pass",
+        FAST_KDF,
+    )
+    .unwrap();
+    for (i, p) in peers.into_iter().enumerate() {
+        let labels = BTreeMap::from([("site".to_owned(), format!("s{i}"))]);
+        home.peers().attach(&format!("m{i}"), p, labels).unwrap();
+    }
+    (home, owner)
+}
+
+/// [`home_with`] the peers `mem`.
+fn home_over(tmp: &Path, mem: &[Arc<MemoryPeer>]) -> (Home, Owner) {
+    home_with(
+        tmp,
+        mem.iter().map(|p| p.clone() as Arc<dyn Peer>).collect(),
+    )
 }
 
 /// Every file and link under `a` is under `b` with the same bytes, mode and target.
@@ -397,19 +412,7 @@ fn the_file_cache_sees_changes_in_any_folder_and_forgets_removed_files() {
 fn sources_that_are_files_and_large_files_round_trip_and_are_cached() {
     let tmp = tempfile::tempdir().unwrap();
     let mem = memory_peers(3);
-    let (home, owner) = Home::init(
-        &tmp.path().join("home"),
-        MasterSecret::generate(),
-        b"pass",
-        FAST_KDF,
-    )
-    .unwrap();
-    for (i, p) in mem.iter().enumerate() {
-        let labels = BTreeMap::from([("site".to_owned(), format!("s{i}"))]);
-        home.peers()
-            .attach(&format!("m{i}"), p.clone() as Arc<dyn Peer>, labels)
-            .unwrap();
-    }
+    let (home, owner) = home_over(tmp.path(), &mem);
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut random = |n: usize| {
         let mut b = vec![0; n];
@@ -608,19 +611,7 @@ fn a_guided_backup_keeps_untouched_folders_and_equals_a_whole_walk() {
 fn a_walk_under_way_hands_over_files_that_restore_to_their_own_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let mem = memory_peers(3);
-    let (home, owner) = Home::init(
-        &tmp.path().join("home"),
-        MasterSecret::generate(),
-        b"pass",
-        FAST_KDF,
-    )
-    .unwrap();
-    for (i, p) in mem.iter().enumerate() {
-        let labels = BTreeMap::from([("site".to_owned(), format!("s{i}"))]);
-        home.peers()
-            .attach(&format!("m{i}"), p.clone() as Arc<dyn Peer>, labels)
-            .unwrap();
-    }
+    let (home, owner) = home_over(tmp.path(), &mem);
     let src = tmp.path().join("src");
     let files = 6_000u64;
     for i in 0..files {
